@@ -1,0 +1,124 @@
+"""The domain catalog: agencies, event kinds, reporter roles, urgency levels, jurisdictions.
+
+Loaded once from the YAML files beside this module and validated; everything else (schemas,
+rule packs, topics) refers to these codes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CATALOG_DIR = Path(__file__).parent / "catalog"
+
+#: Receives every event that no rule covers, for manual triage (反拐联席会议办公室, hosted by the police).
+JOINT_OFFICE = "anti_trafficking_office"
+#: Leads the rapid child-missing search (儿童失踪快速查找机制).
+COMMAND_CENTER = "police.command_center"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Agency(_Frozen):
+    code: str
+    zh: str
+    en: str = ""
+    parent: str | None = None
+    successors: tuple[str, ...] = ()
+
+    @property
+    def abolished(self) -> bool:
+        return bool(self.successors)
+
+
+class EventKind(_Frozen):
+    kind: str
+    description: str
+
+
+class ReporterRole(_Frozen):
+    role: str
+    zh: str
+    supervisor: str | None = None
+
+
+class UrgencyLevel(_Frozen):
+    level: str
+    description: str
+
+
+class Period(_Frozen):
+    start: dt.date
+    end: dt.date
+
+
+class Jurisdiction(_Frozen):
+    code: str
+    zh: str
+    level: str
+    parent: str | None
+    period: Period
+    in_seed: bool
+    seed: str | None = None
+
+    def expired_on(self, day: dt.date) -> bool:
+        return day > self.period.end
+
+
+class Catalog(_Frozen):
+    agencies: dict[str, Agency]
+    event_kinds: dict[str, EventKind]
+    reporter_roles: dict[str, ReporterRole]
+    urgency_levels: tuple[str, ...] = Field(description="Most urgent first.")
+    jurisdictions: dict[str, Jurisdiction]
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Catalog:
+        for a in self.agencies.values():
+            for ref in (a.parent, *a.successors):
+                if ref is not None and ref not in self.agencies:
+                    raise ValueError(f"agency {a.code}: unknown agency {ref!r}")
+        for j in self.jurisdictions.values():
+            if j.parent is not None and j.parent not in self.jurisdictions:
+                raise ValueError(f"jurisdiction {j.code}: unknown parent {j.parent!r}")
+        return self
+
+    def chain(self, jurisdiction: str) -> tuple[str, ...]:
+        """The jurisdiction and its ancestors, nearest first."""
+        out: list[str] = []
+        code: str | None = jurisdiction
+        while code is not None:
+            out.append(code)
+            code = self.jurisdictions[code].parent
+        return tuple(out)
+
+    def urgency_rank(self, level: str) -> int:
+        """0 is the most urgent."""
+        return self.urgency_levels.index(level)
+
+
+def _load(name: str) -> object:
+    return yaml.safe_load((CATALOG_DIR / name).read_text(encoding="utf-8"))
+
+
+@cache
+def catalog() -> Catalog:
+    """The validated catalog (read once per process)."""
+    agencies = _load("agencies.yaml")["agencies"]  # type: ignore[index]
+    kinds = _load("event_kinds.yaml")["event_kinds"]  # type: ignore[index]
+    roles = _load("reporter_roles.yaml")["reporter_roles"]  # type: ignore[index]
+    urgency = _load("urgency.yaml")["urgency_levels"]  # type: ignore[index]
+    jurisdictions = _load("jurisdictions.yaml")["jurisdictions"]  # type: ignore[index]
+    return Catalog(
+        agencies={a["code"]: Agency(**a) for a in agencies},
+        event_kinds={k["kind"]: EventKind(**k) for k in kinds},
+        reporter_roles={r["role"]: ReporterRole(**r) for r in roles},
+        urgency_levels=tuple(u["level"] for u in urgency),
+        jurisdictions={j["code"]: Jurisdiction(**j) for j in jurisdictions},
+    )

@@ -1,0 +1,210 @@
+"""Events that reporting agencies publish on the bus.
+
+Every event shares one envelope (`Event`); a few kinds carry fields of their own and have their
+own model (`MissingChildReport`, `CaseResolution`, `BroadcastRelease`). `parse_event` picks the
+model from `kind`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    computed_field,
+    model_validator,
+)
+
+from referral_bus.rules.catalog import catalog
+
+_ISO_ALPHA2 = re.compile(r"^[A-Z]{2}$")
+
+
+def _known_kind(value: str) -> str:
+    if value not in catalog().event_kinds:
+        raise ValueError(f"unknown event kind {value!r}")
+    return value
+
+
+def _known_jurisdiction(value: str) -> str:
+    if value not in catalog().jurisdictions:
+        known = ", ".join(sorted(catalog().jurisdictions))
+        raise ValueError(f"unknown jurisdiction {value!r} (known: {known})")
+    return value
+
+
+def _known_agency(value: str) -> str:
+    if value not in catalog().agencies:
+        raise ValueError(f"unknown agency code {value!r}")
+    return value
+
+
+KindCode = Annotated[str, AfterValidator(_known_kind)]
+JurisdictionCode = Annotated[str, AfterValidator(_known_jurisdiction)]
+AgencyCode = Annotated[str, AfterValidator(_known_agency)]
+Sex = Literal["female", "male", "unknown"]
+Disability = Literal["none", "physical", "intellectual", "mental", "visual", "hearing", "speech",
+                     "multiple", "unknown"]
+Wish = Literal["stay_in_marriage", "return_home_country", "stay_in_china", "return_home",
+               "unknown"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Reporter(_Model):
+    """Who published the event: an agency code (null for the public) and the reporter's role."""
+
+    agency: AgencyCode | None = None
+    role: str = Field(min_length=1, max_length=64)
+
+
+class Person(_Model):
+    """The child or victim the event is about. Unknown values are allowed (null)."""
+
+    age: int | None = Field(default=None, ge=0, le=130)
+    sex: Sex | None = None
+    nationality: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    disability: Disability | None = None
+    ethnicity: str | None = Field(default=None, max_length=64)
+    wishes: tuple[Wish, ...] = ()
+    willing_to_return_home: bool | None = None
+    cannot_or_will_not_return_home: bool | None = None
+    willing_to_train: bool | None = None
+    poor: bool | None = None
+    coerced: bool | None = None
+    adopted: bool | None = None
+    origin_unknown: bool | None = None
+    parents_found: bool | None = None
+    schooling_needs: str | None = Field(default=None, max_length=500)
+    # Identifying fields: need-to-know only (see rules/catalog/projections.yaml), never logged.
+    name: str | None = Field(default=None, max_length=200)
+    id_number: str | None = Field(default=None, max_length=64)
+    distinguishing_features: str | None = Field(default=None, max_length=1000)
+    photo_url: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _nationality_is_iso(self) -> Person:
+        if self.nationality is not None and not _ISO_ALPHA2.match(self.nationality):
+            raise ValueError("nationality must be an ISO 3166-1 alpha-2 code such as 'CN'")
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def is_child(self) -> bool | None:
+        """Under 18, as the 2021 plans use 儿童 (null when the age is unknown)."""
+        return None if self.age is None else self.age < 18
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def is_foreign(self) -> bool | None:
+        return None if self.nationality is None else self.nationality != "CN"
+
+
+class Location(_Model):
+    """Where it happened. `place` is a coarse public name; `address` is need-to-know."""
+
+    place: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+class Event(_Model):
+    """The envelope every reporting agency publishes; `event_id` is the idempotency key."""
+
+    event_id: uuid.UUID
+    kind: KindCode
+    jurisdiction: JurisdictionCode
+    occurred_at: AwareDatetime
+    reported_at: AwareDatetime
+    reporter: Reporter
+    person: Person | None = None
+    location: Location | None = None
+    description: str = Field(default="", max_length=4000)
+    exercise: bool = Field(default=False, description="A drill: routed like a real event, marked everywhere.")
+    case_id: uuid.UUID | None = Field(default=None, description="The case this event belongs to, when known.")
+    suspicion: str | None = Field(default=None, max_length=64,
+                                  description="What the reporter suspects, e.g. trafficking_or_related_crime")
+    details: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="Kind-specific facts the plans' conditions may test.")
+
+    @model_validator(mode="after")
+    def _reported_after_occurred(self) -> Event:
+        if self.reported_at < self.occurred_at:
+            raise ValueError("reported_at is earlier than occurred_at")
+        return self
+
+
+class MissingChildReport(Event):
+    """A child reported missing: starts the rapid-search mechanism (儿童失踪快速查找机制)."""
+
+    kind: Literal["child_missing_reported"]
+    person: Person
+    last_seen_at: AwareDatetime
+    last_seen_location: Location
+
+    @model_validator(mode="after")
+    def _is_a_child(self) -> MissingChildReport:
+        if self.person.age is not None and self.person.age >= 18:
+            raise ValueError("person.age: a missing-child report is about someone under 18")
+        return self
+
+
+class CaseResolution(Event):
+    """The police close a case (一长三包: only a resolution closes it)."""
+
+    kind: Literal["case_resolved"]
+    case_id: uuid.UUID
+    outcome: Literal["found_alive", "found_deceased", "closed_other"]
+
+
+class BroadcastRelease(Event):
+    """Police ask for a missing child's public broadcast (团圆 platform; 西安 第五条)."""
+
+    kind: Literal["missing_child_info_release"]
+    case_id: uuid.UUID
+    guardian_consent: bool
+    public_contact: str = Field(min_length=3, max_length=64)
+
+
+_SPECIFIC: dict[str, type[Event]] = {
+    "child_missing_reported": MissingChildReport,
+    "case_resolved": CaseResolution,
+    "missing_child_info_release": BroadcastRelease,
+}
+
+
+def _event_tag(value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in _SPECIFIC else "event"
+
+
+AnyEvent = Annotated[
+    Annotated[MissingChildReport, Tag("child_missing_reported")]
+    | Annotated[CaseResolution, Tag("case_resolved")]
+    | Annotated[BroadcastRelease, Tag("missing_child_info_release")]
+    | Annotated[Event, Tag("event")],
+    Discriminator(_event_tag),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)  # type: ignore[arg-type]
+
+
+def parse_event(raw: bytes | str) -> Event:
+    """Validate one JSON event; raises `pydantic.ValidationError` naming each bad field."""
+    return EVENT_ADAPTER.validate_json(raw)
+
+
+def parse_event_obj(obj: Any) -> Event:
+    return EVENT_ADAPTER.validate_python(obj)
