@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -48,9 +49,21 @@ def _known_agency(value: str) -> str:
     return value
 
 
-KindCode = Annotated[str, AfterValidator(_known_kind)]
-JurisdictionCode = Annotated[str, AfterValidator(_known_jurisdiction)]
-AgencyCode = Annotated[str, AfterValidator(_known_agency)]
+def _enum_of(codes: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], None]:
+    """JSON Schema `enum` from the catalog, computed when a schema is generated (not at import)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["enum"] = sorted(codes())
+
+    return extra
+
+
+KindCode = Annotated[str, AfterValidator(_known_kind),
+                     Field(json_schema_extra=_enum_of(lambda: catalog().event_kinds))]
+JurisdictionCode = Annotated[str, AfterValidator(_known_jurisdiction),
+                             Field(json_schema_extra=_enum_of(lambda: catalog().jurisdictions))]
+AgencyCode = Annotated[str, AfterValidator(_known_agency),
+                       Field(json_schema_extra=_enum_of(lambda: catalog().agencies))]
 Sex = Literal["female", "male", "unknown"]
 Disability = Literal["none", "physical", "intellectual", "mental", "visual", "hearing", "speech",
                      "multiple", "unknown"]

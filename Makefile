@@ -1,0 +1,42 @@
+# Two commands a newcomer needs: `make run` (the bus and its demo) and `make test` (the suite).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint typecheck bench schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## Set up and run the bus: embedded broker (or KAFKA_BOOTSTRAP_SERVERS), router, scripted demo.
+run: $(STAMP)
+	$(BIN)/referral-bus demo
+
+## Set up and run every test, including integration tests on a real broker the suite starts.
+test: $(STAMP)
+	bash deploy/install-prometheus.sh
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not integration and not prometheus"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/referral-bus rules lint
+
+typecheck: $(STAMP)
+	$(BIN)/mypy bus schemas topics rules services
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/router.py
+	$(BIN)/python benchmarks/rules.py
+
+schemas: $(STAMP)
+	$(BIN)/referral-bus schemas export
+
+clean:
+	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache

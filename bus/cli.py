@@ -1,0 +1,161 @@
+"""`referral-bus`: the command line for users, rule maintainers and operators."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from referral_bus import logging as bus_logging
+from referral_bus.settings import KafkaSettings, StateSettings
+
+app = typer.Typer(help="Referral and alert bus for anti-trafficking work.", no_args_is_help=True,
+                  add_completion=False)
+topics_app = typer.Typer(help="The topic catalog.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+schemas_app = typer.Typer(help="The published JSON Schemas.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _mount_subcommands() -> None:
+    """Sub-apps that live with their service (one line each)."""
+    from referral_bus.rules.cli import app as rules_app
+
+    app.add_typer(rules_app, name="rules", help="Lint, show and compare rule packs.")
+
+
+def _read_events(source: str) -> list[tuple[int, str]]:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    stripped = text.strip()
+    if not stripped:
+        return []
+    if stripped.startswith("{") and "\n{" not in stripped:
+        return [(1, stripped)]
+    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+@app.command()
+def route(
+    source: Annotated[str, typer.Argument(help="A JSON event, or JSON lines; '-' reads stdin.")],
+    explain: Annotated[bool, typer.Option("--explain", help="Show the packs and rules considered.")] = False,
+) -> None:
+    """Dry run: validate events and print one JSON line per referral (deterministic order)."""
+    from referral_bus.rules.deadlines import Deadlines
+    from referral_bus.rules.engine import explain as explain_event
+    from referral_bus.rules.engine import load_rulebook
+    from referral_bus.rules.engine import route as route_event
+    from referral_bus.rules.explain import render_explanation
+    from referral_bus.schemas.errors import field_errors, summary
+    from referral_bus.schemas.events import parse_event
+
+    try:
+        lines = _read_events(source)
+    except OSError as exc:
+        err_console.print(f"error: cannot read {source}: {exc.strerror}")
+        raise typer.Exit(2) from exc
+    events = []
+    for number, line in lines:
+        try:
+            events.append(parse_event(line))
+        except ValidationError as exc:
+            where = f"line {number}: " if len(lines) > 1 else ""
+            err_console.print(f"error: {where}invalid event: {summary(field_errors(exc))}", soft_wrap=True)
+            raise typer.Exit(2) from exc
+    book, deadlines = load_rulebook(), Deadlines.load()
+    for event in events:
+        if explain:
+            sys.stdout.write(render_explanation(explain_event(event, book)) + "\n")
+        for referral in route_event(event, book, deadlines=deadlines):
+            sys.stdout.write(referral.model_dump_json() + "\n")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show every topic of the catalog."""
+    from referral_bus.topics.catalog import all_topics
+
+    table = Table("topic", "value", "key", "partitions", "retention (days)", "cleanup")
+    for t in all_topics():
+        table.add_row(t.name, t.value, t.key, str(t.partitions), str(t.retention_ms // 86_400_000), t.cleanup)
+    console.print(table)
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every catalog topic the broker lacks (idempotent). Uses KAFKA_BOOTSTRAP_SERVERS."""
+    from referral_bus.kafka.admin import create_topics
+
+    settings = _require_broker(KafkaSettings())
+    applied = asyncio.run(create_topics(settings))
+    console.print(f"created {len(applied.created)} topics, {len(applied.existing)} already existed")
+
+
+@schemas_app.command("export")
+def schemas_export() -> None:
+    """Write the JSON Schema of every message model under schemas/json/."""
+    from referral_bus.schemas.contract import export
+
+    for path in export():
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def router() -> None:
+    """Run the router worker (faust). Uses KAFKA_BOOTSTRAP_SERVERS."""
+    from referral_bus.services.router.app import run
+
+    _require_broker(KafkaSettings())
+    bus_logging.configure(json=True)
+    run()
+
+
+@app.command()
+def tail(
+    agency: Annotated[str, typer.Option(help="Agency code, e.g. police or police.command_center.")],
+    follow: Annotated[bool, typer.Option(help="Keep waiting for new referrals.")] = True,
+    idle_exit: Annotated[float, typer.Option(help="With --no-follow, stop after this many idle seconds.")] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per referral.")] = False,
+) -> None:
+    """Print referrals for one agency as they arrive (its own consumer group; copies dropped by id)."""
+    from referral_bus.services.delivery.tail import tail_agency
+
+    settings = _require_broker(KafkaSettings())
+    bus_logging.configure(json=False)
+    asyncio.run(tail_agency(settings, StateSettings(), agency, follow=follow, idle_exit=idle_exit,
+                            as_json=as_json, console=console))
+
+
+@app.command()
+def demo(
+    keep_broker: Annotated[bool, typer.Option(help="Leave the local broker and router running.")] = False,
+) -> None:
+    """Start a local broker (unless KAFKA_BOOTSTRAP_SERVERS is set), the router, and a scripted demo."""
+    from referral_bus.demo import run_demo
+
+    bus_logging.configure(json=False, level="WARNING")
+    raise typer.Exit(run_demo(console, keep_broker=keep_broker))
+
+
+def _require_broker(settings: KafkaSettings) -> KafkaSettings:
+    if not settings.bootstrap_servers:
+        err_console.print("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)")
+        raise typer.Exit(2)
+    return settings
+
+
+def main() -> None:
+    _mount_subcommands()
+    app()
+
+
+if __name__ == "__main__":
+    main()

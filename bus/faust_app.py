@@ -1,0 +1,47 @@
+"""One way to build a faust app for every bus service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from referral_bus.settings import KafkaSettings
+
+
+class BusApp(faust.App):
+    """A faust app that carries the consumer fetch wait for the `tuned://` transport."""
+
+    fetch_max_wait_ms: int = 10
+
+
+def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> BusApp:
+    """A faust worker app on the bus's broker.
+
+    The session timeout is short because the local broker's group coordinator otherwise keeps a
+    new worker waiting ~30 s before its first event; faust's web server is off (each service
+    exposes its own /metrics).
+    """
+    servers = ";".join(f"tuned://{s}" for s in kafka.bootstrap_servers.split(","))
+    app = BusApp(
+        name,
+        broker=servers,
+        store="rocksdb://" if conf.pop("rocksdb", False) else "memory://",
+        datadir=str(state_dir / name),
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        broker_session_timeout=kafka.session_timeout_ms / 1000,
+        broker_heartbeat_interval=min(3.0, kafka.session_timeout_ms / 3000),
+        broker_request_timeout=kafka.request_timeout_ms / 1000,
+        broker_commit_every=1000,
+        broker_commit_interval=0.5,
+        producer_acks=-1,
+        producer_linger=0.001,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        **conf,
+    )
+    app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
+    return app

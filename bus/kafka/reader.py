@@ -1,0 +1,64 @@
+"""Read topics from the beginning without a consumer group (reports, demo, tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from referral_bus.settings import KafkaSettings
+
+
+async def _assign_all(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    parts: list[TopicPartition] = []
+    for topic in topics:
+        for p in sorted(await consumer.partitions_for_topic(topic) or ()):
+            parts.append(TopicPartition(topic, p))
+    consumer.assign(parts)
+    if parts:
+        await consumer.seek_to_beginning(*parts)
+    return parts
+
+
+async def follow(settings: KafkaSettings, topics: Iterable[str]) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every message of `topics` from the beginning, then new ones as they arrive."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+                                fetch_max_wait_ms=settings.fetch_max_wait_ms, group_id=None)
+    await consumer.start()
+    try:
+        await _assign_all(consumer, topics)
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for records in batches.values():
+                for record in records:
+                    yield record
+    finally:
+        await consumer.stop()
+
+
+async def read_all(settings: KafkaSettings, topics: Iterable[str], idle: float = 1.0,
+                   limit: float = 60.0) -> list[ConsumerRecord[bytes, bytes]]:
+    """Everything on `topics` now: reads until the end offsets are reached (or `limit` seconds)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+                                fetch_max_wait_ms=settings.fetch_max_wait_ms, group_id=None)
+    await consumer.start()
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        parts = await _assign_all(consumer, topics)
+        if not parts:
+            return out
+        ends = await consumer.end_offsets(parts)
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if all(await consumer.position(p) >= ends[p] for p in parts):
+                break
+            batches = await consumer.getmany(timeout_ms=int(idle * 1000), max_records=5000)
+            for records in batches.values():
+                out.extend(records)
+            await asyncio.sleep(0)
+        return out
+    finally:
+        await consumer.stop()

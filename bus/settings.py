@@ -1,0 +1,32 @@
+"""Settings shared by every entry point, read once from the environment (prefix REFERRAL_BUS_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the broker and how to talk to it.
+
+    `fetch_max_wait_ms` sets every consumer hop's latency on the local Tansu broker, which holds
+    a fetch for the full wait; on Apache Kafka the default is harmless (it answers on arrival).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REFERRAL_BUS_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(default="", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    fetch_max_wait_ms: int = Field(default=10, ge=1, le=10_000)
+    # aiokafka's idempotent producer fails on the local broker (InitProducerId); on Apache Kafka
+    # turn it on. Consumers drop duplicates by id either way.
+    idempotent_producer: bool = False
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    request_timeout_ms: int = Field(default=40_000, ge=1000)
+
+
+class StateSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REFERRAL_BUS_", frozen=True, extra="ignore")
+
+    state_dir: Path = Field(default=Path(".state"), description="Local state: faust tables, dedup stores, outbox.")

@@ -1,0 +1,116 @@
+"""Need-to-know projection: which event fields an agency's referral carries (Referral.subject).
+
+The table is data (`rules/catalog/projections.yaml`), validated at load against the agency
+catalog and the event models; `project()` builds the subject from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from referral_bus.rules.catalog import CATALOG_DIR, catalog
+from referral_bus.rules.errors import ProjectionError
+from referral_bus.rules.fields import is_known_path
+from referral_bus.schemas.events import Event
+
+DEFAULT_PATH = CATALOG_DIR / "projections.yaml"
+_OBJECTS = frozenset({"person", "location", "reporter"})
+
+
+def valid_path(path: str) -> bool:
+    """A projection path: a whole object, one of its fields, or a top-level field."""
+    return path in _OBJECTS or path == "details" or is_known_path(path)
+
+
+class Projections(BaseModel):
+    """The projection table: a default, and per-agency field lists."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: tuple[str, ...]
+    agencies: dict[str, tuple[str, ...]]
+
+    @model_validator(mode="after")
+    def _check(self) -> Projections:
+        known = catalog().agencies
+        for code, paths in (("default", self.default), *self.agencies.items()):
+            if code != "default" and code not in known:
+                raise ValueError(f"projections: unknown agency {code!r}")
+            for p in paths:
+                if not valid_path(p):
+                    raise ValueError(f"projections: {code}: unknown event field {p!r}")
+        return self
+
+    def fields_for(self, agency: str) -> tuple[str, ...]:
+        """The agency's own list, else the nearest parent agency's, else the default."""
+        code: str | None = agency
+        agencies = catalog().agencies
+        while code is not None:
+            if code in self.agencies:
+                return self.agencies[code]
+            a = agencies.get(code)
+            code = a.parent if a is not None else None
+        return self.default
+
+
+@cache
+def load_projections(path: Path = DEFAULT_PATH) -> Projections:
+    """Read and validate the projection table (cached per path)."""
+    try:
+        return Projections.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ProjectionError(f"{path}: {exc}") from exc
+
+
+def _value(event: Event, path: str) -> Any:
+    parts = path.split(".")
+    obj: Any = event
+    for part in parts:
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json", exclude_none=True)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if isinstance(obj, tuple):
+        return list(obj) if obj else None
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return obj
+
+
+def paths_for(agency: str, add: Iterable[str] = (), drop: Iterable[str] = (),
+              table: Projections | None = None) -> tuple[str, ...]:
+    """The agency's paths after a rule's `fields` change (drop wins over add)."""
+    base = (table or load_projections()).fields_for(agency)
+    dropped = set(drop)
+    out = [p for p in (*base, *add) if p not in dropped]
+    return tuple(dict.fromkeys(out))
+
+
+def project(event: Event, agency: str, *, add: Iterable[str] = (), drop: Iterable[str] = (),
+            table: Projections | None = None) -> dict[str, Any]:
+    """The subject of `agency`'s referral: the declared fields of the event, nested as in the
+    event (`{"person": {"age": 7}}`), unknown values left out."""
+    subject: dict[str, Any] = {}
+    for path in paths_for(agency, add, drop, table):
+        value = _value(event, path)
+        if value is None:
+            continue
+        head, _, tail = path.partition(".")
+        if tail:
+            subject.setdefault(head, {})[tail] = value
+        else:
+            subject[head] = value
+    return subject
+
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})

@@ -1,0 +1,87 @@
+"""Receipts for reporters and the audit trail: ids, codes and times only, never report contents.
+
+A mandated reporter (a doctor, a teacher, a coach-station worker) needs proof that the report
+was made and where it went. The router writes one `Receipt` per event to the receipts topic;
+the intake serves it at `GET /v1/events/{id}`. The audit trail (`AuditRecord`) says who
+published, who received and who answered what, and when.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+#: Namespace of deterministic audit ids: the same step recorded twice has the same id.
+AUDIT_NAMESPACE = uuid.UUID("0c7f3a55-93b1-4f5e-8d1e-2a6b0f4c9e21")
+
+ReceiptStatus = Literal["routed", "refused"]
+AuditAction = Literal["published", "routed", "refused", "received", "answered", "replayed"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoutedTo(_Frozen):
+    """One agency the event was routed to, and the plan clause that put it there."""
+
+    agency: str
+    role: str
+    referral_id: uuid.UUID
+    rule_id: str
+    clause: str
+    file: str
+
+
+class RefusalField(_Frozen):
+    """A failing field and why (no value: values may be personal data)."""
+
+    field: str
+    reason: str
+
+
+class Receipt(_Frozen):
+    """The router's answer to a reporter: where the event went and why, or why it was refused."""
+
+    event_id: str = Field(description="The event id as published (a UUID for readable events).")
+    status: ReceiptStatus
+    reporter_agency: str | None = Field(
+        default=None, description="The agency named as reporter; who may read this receipt.")
+    kind: str | None = None
+    jurisdiction: str | None = None
+    exercise: bool = False
+    routed_to: tuple[RoutedTo, ...] = ()
+    refusal_reason: str | None = Field(default=None, description="Stable reason code when refused.")
+    refusal_errors: tuple[RefusalField, ...] = ()
+    issued_at: AwareDatetime
+
+
+class AuditRecord(_Frozen):
+    """One step in an event's life: who (an agency code or a service), did what, when. Ids only."""
+
+    audit_id: uuid.UUID
+    event_id: str
+    action: AuditAction
+    actor: str = Field(description="Agency code, or the service (router, intake) that acted.")
+    at: AwareDatetime
+    referral_id: uuid.UUID | None = None
+    agency: str | None = Field(default=None, description="The agency concerned (e.g. the receiver).")
+    detail: str | None = Field(default=None, max_length=64,
+                               description="A code (an answer, a reason), never free text.")
+
+    @property
+    def key(self) -> bytes:
+        return self.event_id.encode()
+
+
+def audit_record(event_id: str | uuid.UUID, action: AuditAction, actor: str, at: dt.datetime, *,
+                 referral_id: uuid.UUID | None = None, agency: str | None = None,
+                 detail: str | None = None) -> AuditRecord:
+    """An audit record with a deterministic id, so that a step recorded twice is one step."""
+    audit_id = uuid.uuid5(AUDIT_NAMESPACE,
+                          f"{event_id}|{action}|{actor}|{referral_id or ''}|{agency or ''}|{detail or ''}")
+    return AuditRecord(audit_id=audit_id, event_id=str(event_id), action=action, actor=actor, at=at,
+                       referral_id=referral_id, agency=agency, detail=detail)

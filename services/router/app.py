@@ -1,0 +1,41 @@
+"""The router service: a faust worker that routes every inbound event by its jurisdiction's plan."""
+
+from __future__ import annotations
+
+import faust
+import structlog
+from prometheus_client import CollectorRegistry, start_http_server
+
+from referral_bus.faust_app import make_app
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.rules.engine import load_rulebook
+from referral_bus.services.router.agents import wire
+from referral_bus.services.router.handling import Router
+from referral_bus.services.router.metrics import RouterMetrics
+from referral_bus.services.router.outputs import emitters
+from referral_bus.services.router.settings import RouterSettings
+from referral_bus.settings import KafkaSettings, StateSettings
+
+log = structlog.get_logger("router")
+
+
+def build(kafka: KafkaSettings, state: StateSettings, settings: RouterSettings,
+          registry: CollectorRegistry) -> faust.App:
+    """The configured app with its agent; nothing connects until the worker starts."""
+    book = load_rulebook()
+    deadlines = Deadlines.load()
+    app = make_app(settings.app_name, kafka, state.state_dir)
+    wire(app, Router(book, deadlines, emitters(deadlines)), RouterMetrics(registry))
+    return app
+
+
+def run() -> None:
+    """Entry point of `referral-bus router`: serve metrics and run the worker until stopped."""
+    kafka, state, settings = KafkaSettings(), StateSettings(), RouterSettings()
+    registry = CollectorRegistry()
+    app = build(kafka, state, settings, registry)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
+    log.info("router_starting", bootstrap=kafka.bootstrap_servers, metrics_port=settings.metrics_port)
+    worker = faust.Worker(app, loglevel="WARNING", override_logging=False)
+    worker.execute_from_commandline()

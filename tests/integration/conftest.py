@@ -1,0 +1,118 @@
+"""Integration fixtures: a real Tansu broker process and bus services run as subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from referral_bus.kafka.admin import create_topics
+from referral_bus.local_broker import LocalBroker
+from referral_bus.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+CLI = str(Path(sys.executable).with_name("referral-bus"))
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A fresh broker per test, every catalog topic created."""
+    b = LocalBroker(log_path=tmp_path / "tansu.log").start()
+    try:
+        asyncio.run(create_topics(KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=b.bootstrap)))
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+def kafka(broker: LocalBroker) -> KafkaSettings:
+    return KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+
+
+@dataclass
+class Service:
+    """A bus service (`referral-bus <command>`) running as a child process, killable for real."""
+
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = field(default=0)
+
+    def start(self) -> Service:
+        self.starts += 1
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self.process = subprocess.Popen([CLI, *self.command], env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no final commit."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def service_env(broker: LocalBroker, tmp_path: Path) -> dict[str, str]:
+    """Environment for service subprocesses: this test's broker, state dir, no metrics ports."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "REFERRAL_BUS_STATE_DIR": str(tmp_path / "state"),
+        "REFERRAL_BUS_ROUTER_METRICS_PORT": "0",
+        "REFERRAL_BUS_ALERTS_METRICS_PORT": "0",
+        "REFERRAL_BUS_BROADCAST_METRICS_PORT": "0",
+    }
+
+
+@pytest.fixture
+def spawn(service_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """Start `referral-bus <args>` as a subprocess; every one is stopped after the test."""
+    started: list[Service] = []
+
+    def _spawn(*args: str, env: dict[str, str] | None = None) -> Service:
+        name = args[0].replace("/", "_")
+        svc = Service(list(args), {**service_env, **(env or {})}, tmp_path / f"{name}-{len(started)}.log")
+        started.append(svc.start())
+        return svc
+
+    yield _spawn
+    for svc in started:
+        svc.stop()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll until `predicate()` holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+assert shutil.which(CLI) or Path(CLI).exists(), f"{CLI} not installed: run make test"

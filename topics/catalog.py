@@ -1,0 +1,92 @@
+"""The topic catalog: every topic the bus uses, declared once.
+
+No service writes a topic name as a literal: it asks this module. Per-agency referral topic
+names come from `referral_topic(agency)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from referral_bus.rules.catalog import catalog
+
+Key = Literal["event_id", "case_id", "referral_id", "alert_id", "agency"]
+Cleanup = Literal["delete", "compact"]
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its name, what its messages are, how they are keyed, and how long they stay."""
+
+    name: str
+    value: str  # the model in referral_bus.schemas carried as the value
+    key: Key
+    partitions: int
+    retention_ms: int
+    cleanup: Cleanup = "delete"
+    description: str = ""
+
+    @property
+    def config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup}
+
+
+# Inbound: one topic for every reporting agency's events. Keyed by case id when known, else event
+# id, so that everything about one case is routed in order by one worker.
+EVENTS = TopicSpec("events.inbound", "Event", "case_id", 4, 30 * DAY_MS,
+                   description="Events published by reporting agencies (validated by the router).")
+DEAD_LETTERS = TopicSpec("events.deadletter", "DeadLetter", "event_id", 1, 90 * DAY_MS,
+                         description="Inbound messages that could not be accepted, with the reason and original bytes.")
+POLICE_ALERTS = TopicSpec("alerts.police", "PoliceAlert", "case_id", 4, 90 * DAY_MS,
+                          description="Urgent alerts for police command centres (missing children).")
+RESPONSES = TopicSpec("referrals.responses", "ReferralResponse", "referral_id", 4, 365 * DAY_MS,
+                      description="Acknowledgements, acceptances, rejections and completions from agencies.")
+ESCALATIONS = TopicSpec("alerts.escalations", "Escalation", "referral_id", 4, 365 * DAY_MS,
+                        description="Re-sends and escalations of unacknowledged alerts.")
+RECEIPTS = TopicSpec("events.receipts", "Receipt", "event_id", 4, 365 * DAY_MS,
+                     description="Per-event receipts for reporters: where the event was routed and why.")
+AUDIT = TopicSpec("audit.trail", "AuditRecord", "event_id", 4, 5 * 365 * DAY_MS,
+                  description="Who published, received and answered what, when (ids only).")
+CASES = TopicSpec("cases.changes", "CaseChange", "case_id", 4, 365 * DAY_MS, cleanup="compact",
+                  description="Open/linked/closed changes of missing-child cases.")
+
+REFERRAL_PARTITIONS = 2
+REFERRAL_RETENTION_MS = 365 * DAY_MS
+BROADCAST_CHANNELS = ("media", "cyberspace", "outdoor_screens")
+
+
+def referral_topic_name(agency: str) -> str:
+    """`referrals.<agency_code>`: one topic per agency (dots in sub-unit codes are kept)."""
+    return f"referrals.{agency}"
+
+
+def referral_topic(agency: str) -> TopicSpec:
+    if agency not in catalog().agencies:
+        raise KeyError(f"unknown agency code {agency!r}")
+    return TopicSpec(referral_topic_name(agency), "Referral", "case_id", REFERRAL_PARTITIONS,
+                     REFERRAL_RETENTION_MS, description=f"Referrals for {agency}.")
+
+
+def broadcast_topic(channel: str) -> TopicSpec:
+    if channel not in BROADCAST_CHANNELS:
+        raise KeyError(f"unknown broadcast channel {channel!r}")
+    return TopicSpec(f"broadcast.{channel}", "CapMessage", "case_id", 1, 30 * DAY_MS,
+                     description=f"CAP 1.2 missing-child broadcasts for {channel} channels.")
+
+
+FIXED_TOPICS: tuple[TopicSpec, ...] = (
+    EVENTS, DEAD_LETTERS, POLICE_ALERTS, RESPONSES, ESCALATIONS, RECEIPTS, AUDIT, CASES,
+)
+
+
+def all_topics() -> tuple[TopicSpec, ...]:
+    """Every topic the bus needs: fixed ones, one per agency (current agencies), one per channel."""
+    agencies = sorted(code for code, a in catalog().agencies.items() if not a.abolished)
+    return (
+        *FIXED_TOPICS,
+        *(referral_topic(a) for a in agencies),
+        *(broadcast_topic(c) for c in BROADCAST_CHANNELS),
+    )
