@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
-
 from referral_bus import logging as bus_logging
 from referral_bus.settings import KafkaSettings, StateSettings
+from rich.console import Console
+from rich.table import Table
 
 app = typer.Typer(help="Referral and alert bus for anti-trafficking work.", no_args_is_help=True,
                   add_completion=False)
@@ -31,6 +29,15 @@ def _mount_subcommands() -> None:
     from referral_bus.rules.cli import app as rules_app
 
     app.add_typer(rules_app, name="rules", help="Lint, show and compare rule packs.")
+    from referral_bus.services.intake.cli import mount as mount_intake
+
+    mount_intake(app)
+    from referral_bus.services.broadcast.cli import broadcast
+
+    app.command("broadcast")(broadcast)
+    from referral_bus.services.alerts.cli import register as mount_alerts
+
+    mount_alerts(app)
 
 
 def _read_events(source: str) -> list[tuple[int, str]]:
@@ -142,7 +149,9 @@ def demo(
     from referral_bus.demo import run_demo
 
     bus_logging.configure(json=False, level="WARNING")
-    raise typer.Exit(run_demo(console, keep_broker=keep_broker))
+    # Off a terminal (CI, a pipe) rich would wrap the referral table at 80 columns.
+    wide = console if console.is_terminal else Console(width=170)
+    raise typer.Exit(run_demo(wide, keep_broker=keep_broker))
 
 
 def _require_broker(settings: KafkaSettings) -> KafkaSettings:

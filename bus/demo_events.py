@@ -58,7 +58,8 @@ def scripted_events(now: dt.datetime | None = None, run: uuid.UUID | None = None
             "person": {"age": 0, "sex": "female", "nationality": "CN", "disability": "none", "name": "刘招娣"},
             "location": {"place": "云阳县人民医院"},
             "suspicion": "trafficking_or_related_crime",
-            "description": "Newborn brought in by a couple who cannot show a birth certificate; they asked for one to be issued.",
+            "description": "Newborn brought in by a couple who cannot show a birth certificate; "
+                           "they asked for one to be issued.",
         },
         {   # 山东: a rescued 17-year-old who wants vocational training.
             "event_id": eid(4), "kind": "rescued_victim_job_training", "jurisdiction": "shandong",

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import faust
-
 from referral_bus.settings import KafkaSettings
 
 
@@ -23,6 +22,7 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
     new worker waiting ~30 s before its first event; faust's web server is off (each service
     exposes its own /metrics).
     """
+    state_dir.mkdir(parents=True, exist_ok=True)
     servers = ";".join(f"tuned://{s}" for s in kafka.bootstrap_servers.split(","))
     app = BusApp(
         name,

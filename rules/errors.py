@@ -21,3 +21,7 @@ class DeadlinesError(RulesError):
 
 class ProjectionError(RulesError):
     """The projections file names an unknown agency or field."""
+
+
+class SeedError(RulesError):
+    """A plan text (seed) or a clause in it cannot be found."""

@@ -7,7 +7,6 @@ import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-
 from referral_bus.schemas.referrals import Citation, Referral
 
 Outcome = Literal["fired", "no_match", "out_of_scope", "not_reached"]
@@ -88,8 +87,8 @@ def render_explanation(expl: Explanation) -> str:
     marks = {"fired": "✔", "no_match": "✘", "out_of_scope": "∅", "not_reached": "·"}
     for r in expl.rules:
         out.append(f"  {marks[r.outcome]} {r.rule_id} [{r.outcome}] {r.reason}")
-        for c in r.checks:
-            out.append(f"      {c.result:8} {c.condition}  (event: {c.value})")
+        for chk in r.checks:
+            out.append(f"      {chk.result:8} {chk.condition}  (event: {chk.value})")
         if r.outcome == "fired":
             lead = ", ".join(r.lead) or "(none named: " + ", ".join(r.candidate_lead) + ")"
             out.append(f"      lead: {lead}; cooperating: {', '.join(r.cooperating) or '-'};"
@@ -98,8 +97,8 @@ def render_explanation(expl: Explanation) -> str:
                 out.append(f"      inherited: {'; '.join(r.inherited)}")
             if r.remapped:
                 out.append(f"      abolished agencies mapped: {'; '.join(r.remapped)}")
-            for c in r.constraints:
-                out.append(f"      constraint: {c}")
+            for text in r.constraints:
+                out.append(f"      constraint: {text}")
         out.append(f"      cites {_cite(r.citation)}{'  [inferred]' if r.inferred else ''}")
     out.append("referrals:")
     if expl.unrouted:

@@ -8,7 +8,6 @@ from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
-
 from referral_bus.schemas.events import (
     BroadcastRelease,
     CaseResolution,
@@ -26,7 +25,12 @@ _EVENT_MODELS: tuple[type[Event], ...] = (Event, MissingChildReport, CaseResolut
 
 
 def _model_names(model: type[BaseModel]) -> set[str]:
-    return set(model.model_fields) | set(model.model_computed_fields)
+    """Fields, computed fields and public read-only properties (`Person.is_child`)."""
+    props = {name for klass in model.__mro__ if issubclass(klass, BaseModel)
+             for name, value in vars(klass).items()
+             if isinstance(value, property) and not name.startswith("_")
+             and not name.startswith("model_")}
+    return set(model.model_fields) | set(model.model_computed_fields) | props
 
 
 @cache

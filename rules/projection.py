@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
-
 from referral_bus.rules.catalog import CATALOG_DIR, catalog
 from referral_bus.rules.errors import ProjectionError
 from referral_bus.rules.fields import is_known_path
@@ -77,9 +75,12 @@ def _value(event: Event, path: str) -> Any:
         if obj is None:
             return None
     if isinstance(obj, BaseModel):
-        return obj.model_dump(mode="json", exclude_none=True)
+        dumped = obj.model_dump(mode="json", exclude_none=True)
+        return {k: v for k, v in dumped.items() if v not in ("", [], {})} or None
     if isinstance(obj, Mapping):
-        return dict(obj)
+        return dict(obj) or None
+    if obj == "":
+        return None
     if isinstance(obj, tuple):
         return list(obj) if obj else None
     if hasattr(obj, "isoformat"):
@@ -112,5 +113,3 @@ def project(event: Event, agency: str, *, add: Iterable[str] = (), drop: Iterabl
             subject[head] = value
     return subject
 
-
-EMPTY: Mapping[str, Any] = MappingProxyType({})

@@ -21,10 +21,8 @@ from pydantic import (
     Field,
     Tag,
     TypeAdapter,
-    computed_field,
     model_validator,
 )
-
 from referral_bus.rules.catalog import catalog
 
 _ISO_ALPHA2 = re.compile(r"^[A-Z]{2}$")
@@ -112,13 +110,11 @@ class Person(_Model):
             raise ValueError("nationality must be an ISO 3166-1 alpha-2 code such as 'CN'")
         return self
 
-    @computed_field  # type: ignore[prop-decorator]
     @property
     def is_child(self) -> bool | None:
         """Under 18, as the 2021 plans use 儿童 (null when the age is unknown)."""
         return None if self.age is None else self.age < 18
 
-    @computed_field  # type: ignore[prop-decorator]
     @property
     def is_foreign(self) -> bool | None:
         return None if self.nationality is None else self.nationality != "CN"
@@ -200,7 +196,8 @@ _SPECIFIC: dict[str, type[Event]] = {
 
 def _event_tag(value: Any) -> str:
     kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
-    return kind if kind in _SPECIFIC else "event"
+    # A non-string kind (a list, an object) is unhashable: let the plain model report the field.
+    return kind if isinstance(kind, str) and kind in _SPECIFIC else "event"
 
 
 AnyEvent = Annotated[

@@ -53,6 +53,26 @@ AUDIT = TopicSpec("audit.trail", "AuditRecord", "event_id", 4, 5 * 365 * DAY_MS,
 CASES = TopicSpec("cases.changes", "CaseChange", "case_id", 4, 365 * DAY_MS, cleanup="compact",
                   description="Open/linked/closed changes of missing-child cases.")
 
+BROADCAST_REFUSALS = TopicSpec("broadcast.refusals", "BroadcastRefusal", "case_id", 1, 365 * DAY_MS,
+                               description="Broadcast releases or cancels refused, with the reason for the officer.")
+BROADCAST_STATE = TopicSpec("broadcast.state", "CaseBroadcast", "case_id", 1, 365 * DAY_MS, cleanup="compact",
+                            description="The broadcast service's per-case state (latest record per case).")
+
+# The alerts service's state. Each is the changelog of one of its faust tables, declared here
+# because the bus does not let faust declare topics (make_app: topic_allow_declare=False), and
+# compacted so that the last message per key is the current value. CASES above is the changelog
+# of the case table. ALERT_STATES doubles as the queryable state of every alert and referral.
+ALERT_STATES = TopicSpec("alerts.states", "TrackedState", "referral_id", 4, 365 * DAY_MS, cleanup="compact",
+                         description="Latest state of every tracked alert and referral (changelog of the alerts service).")
+ALERT_DEADLINES = TopicSpec("alerts.deadlines", "PendingDeadline", "referral_id", 4, 365 * DAY_MS,
+                            cleanup="compact",
+                            description="Pending re-send/escalation deadlines (changelog of the alerts service).")
+ALERT_PARKED = TopicSpec("alerts.parked", "ReferralResponse", "referral_id", 4, 30 * DAY_MS, cleanup="compact",
+                         description="Answers that arrived before their referral (changelog of the alerts service).")
+# Not part of the bus: the raw produce->consume baseline of benchmarks/alert_latency.py.
+BENCHMARK_BASELINE = TopicSpec("bench.baseline", "bytes", "event_id", 4, DAY_MS,
+                               description="Benchmark baseline traffic (created by the benchmark only).")
+
 REFERRAL_PARTITIONS = 2
 REFERRAL_RETENTION_MS = 365 * DAY_MS
 BROADCAST_CHANNELS = ("media", "cyberspace", "outdoor_screens")
@@ -79,6 +99,7 @@ def broadcast_topic(channel: str) -> TopicSpec:
 
 FIXED_TOPICS: tuple[TopicSpec, ...] = (
     EVENTS, DEAD_LETTERS, POLICE_ALERTS, RESPONSES, ESCALATIONS, RECEIPTS, AUDIT, CASES,
+    BROADCAST_REFUSALS, BROADCAST_STATE,
 )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from referral_bus.settings import KafkaSettings
 
 

@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
-
 from referral_bus.settings import KafkaSettings
 
 
 async def _assign_all(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    await consumer.topics()  # refreshes the metadata partitions_for_topic reads
     parts: list[TopicPartition] = []
     for topic in topics:
-        for p in sorted(await consumer.partitions_for_topic(topic) or ()):
+        for p in sorted(consumer.partitions_for_topic(topic) or ()):
             parts.append(TopicPartition(topic, p))
     consumer.assign(parts)
     if parts:
@@ -53,7 +53,8 @@ async def read_all(settings: KafkaSettings, topics: Iterable[str], idle: float =
         ends = await consumer.end_offsets(parts)
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            if all(await consumer.position(p) >= ends[p] for p in parts):
+            positions = [await consumer.position(p) for p in parts]
+            if all(pos >= ends[p] for pos, p in zip(positions, parts, strict=True)):
                 break
             batches = await consumer.getmany(timeout_ms=int(idle * 1000), max_records=5000)
             for records in batches.values():

@@ -8,7 +8,6 @@ from typing import Any
 
 import faust
 import structlog
-
 from referral_bus.services.router.handling import Position, Refused, Router, describe_refusal
 from referral_bus.services.router.metrics import RouterMetrics
 from referral_bus.topics.catalog import EVENTS

@@ -11,9 +11,9 @@ import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from pydantic import ValidationError
-
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import RuleBook, route
 from referral_bus.schemas.errors import field_errors, summary
@@ -46,6 +46,13 @@ class Refused:
 
 #: Further outputs of a routed event (police alerts, receipts, ...), each a pure function.
 Emitter = Callable[[Event, Sequence[Referral]], Sequence[Outgoing]]
+
+
+@runtime_checkable
+class RefusalEmitter(Protocol):
+    """An emitter that also has outputs for a refused message (the reporter's 'refused' receipt)."""
+
+    def refused(self, letter: DeadLetter) -> Sequence[Outgoing]: ...
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,11 @@ class Router:
             event_id=_event_id_if_any(raw),
         )
         key = (letter.event_id or f"{position.topic}:{position.partition}:{position.offset}").encode()
-        return Refused(letter, (Outgoing(DEAD_LETTERS.name, key, letter.model_dump_json().encode()),))
+        messages = (Outgoing(DEAD_LETTERS.name, key, letter.model_dump_json().encode()),)
+        for emit in self.emitters:
+            if isinstance(emit, RefusalEmitter):
+                messages += tuple(emit.refused(letter))
+        return Refused(letter, messages)
 
 
 class _Invalid(Exception):

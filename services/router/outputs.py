@@ -2,10 +2,92 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
 from referral_bus.rules.deadlines import Deadlines
-from referral_bus.services.router.handling import Emitter
+from referral_bus.schemas.events import Event
+from referral_bus.schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record
+from referral_bus.schemas.referrals import DeadLetter, Referral
+from referral_bus.services.router.handling import Emitter, Outgoing
+from referral_bus.topics.catalog import AUDIT, RECEIPTS
+
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class ReceiptEmitter:
+    """The reporter's receipt: every agency the event went to and the clause, or why it was refused.
+
+    Pure but for the clock, which tests inject. Keyed by event id, like the event.
+    """
+
+    now: Clock = field(default=_utcnow)
+
+    def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
+        receipt = Receipt(
+            event_id=str(event.event_id), status="routed", reporter_agency=event.reporter.agency,
+            kind=event.kind, jurisdiction=event.jurisdiction, exercise=event.exercise,
+            routed_to=tuple(RoutedTo(agency=r.agency, role=r.role, referral_id=r.referral_id,
+                                     rule_id=r.rule_id, clause=r.citation.clause, file=r.citation.file)
+                            for r in referrals),
+            issued_at=self.now())
+        return (Outgoing(RECEIPTS.name, receipt.event_id.encode(), receipt.model_dump_json().encode()),)
+
+    def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
+        """A 'refused' receipt when the refused message's event id could be read."""
+        if letter.event_id is None:
+            return ()
+        receipt = Receipt(
+            event_id=letter.event_id, status="refused", reporter_agency=_reporter_agency(letter),
+            refusal_reason=letter.reason,
+            refusal_errors=tuple(RefusalField(field=e["field"], reason=e["reason"]) for e in letter.errors),
+            issued_at=self.now())
+        return (Outgoing(RECEIPTS.name, receipt.event_id.encode(), receipt.model_dump_json().encode()),)
+
+
+@dataclass(frozen=True)
+class AuditEmitter:
+    """Audit records of the router's decisions: one 'routed' per referral, or one 'refused'. Ids only."""
+
+    now: Clock = field(default=_utcnow)
+
+    def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
+        at = self.now()
+        records = [audit_record(event.event_id, "routed", "router", at, referral_id=r.referral_id,
+                                agency=r.agency, detail=r.role) for r in referrals]
+        return tuple(Outgoing(AUDIT.name, rec.key, rec.model_dump_json().encode()) for rec in records)
+
+    def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
+        if letter.event_id is None:
+            return ()
+        rec = audit_record(letter.event_id, "refused", "router", self.now(), detail=letter.reason)
+        return (Outgoing(AUDIT.name, rec.key, rec.model_dump_json().encode()),)
+
+
+def _reporter_agency(letter: DeadLetter) -> str | None:
+    """The reporter agency named in a refused message, so that its reporter may read the receipt."""
+    import base64
+
+    try:
+        obj = json.loads(base64.b64decode(letter.original_b64))
+        agency = obj["reporter"]["agency"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return agency if isinstance(agency, str) and len(agency) <= 64 else None
 
 
 def emitters(deadlines: Deadlines) -> tuple[Emitter, ...]:
     """Every emitter the router runs, in order."""
-    return ()
+    from referral_bus.services.alerts.emitter import PoliceAlertEmitter
+    from referral_bus.services.alerts.settings import AlertsSettings
+
+    # The alert leads: the command centre pages before anything else is produced for the event.
+    # Its deadlines come from the alerts settings (REFERRAL_BUS_ALERTS_DEADLINES_FILE) when set.
+    return (PoliceAlertEmitter(AlertsSettings().deadlines(deadlines)), ReceiptEmitter(), AuditEmitter())

@@ -11,3 +11,4 @@ class RouterSettings(BaseSettings):
 
     metrics_port: int = Field(default=9101, ge=0, le=65535, description="0 disables the metrics server.")
     app_name: str = "referral-router"
+    log_level: str = Field(default="WARNING", description="faust's own log level (the router logs JSON).")

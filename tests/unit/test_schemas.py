@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
 from referral_bus.schemas.contract import JSON_DIR, render, schemas
 from referral_bus.schemas.errors import field_errors
 from referral_bus.schemas.events import (
@@ -45,7 +44,8 @@ def test_the_issue_example_event_is_valid() -> None:
 
 
 def test_kind_picks_the_model() -> None:
-    missing = {**NURSE_REPORT, "kind": "child_missing_reported", "reporter": {"agency": None, "role": "parent_or_guardian"},
+    missing = {**NURSE_REPORT, "kind": "child_missing_reported",
+               "reporter": {"agency": None, "role": "parent_or_guardian"},
                "last_seen_at": "2026-11-20T07:30:00+08:00", "last_seen_location": {"place": "西安市"}}
     assert isinstance(parse_event_obj(missing), MissingChildReport)
     resolved = {**NURSE_REPORT, "kind": "case_resolved", "case_id": str(uuid.uuid4()), "outcome": "found_alive"}

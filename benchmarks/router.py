@@ -1,0 +1,152 @@
+"""Router throughput: the faust router service against raw aiokafka doing the same work.
+
+Both run in one go on a fresh local broker, over the same events:
+  (a) raw: aiokafka consume -> parse/validate -> route -> produce, in one process;
+  (b) router: the `referral-bus router` worker (a subprocess), timed from its first referral to
+      its last, so the consumer-group join is not counted.
+The last line printed is one JSON object: raw_msgs_per_s, router_msgs_per_s, ratio (router/raw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _events import events
+from referral_bus.kafka.admin import create_topics
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.rules.engine import load_rulebook
+from referral_bus.services.router.handling import Position, Routed, Router
+from referral_bus.services.router.outputs import emitters
+from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import EVENTS, TopicSpec, all_topics
+
+
+async def fill(kafka: KafkaSettings, topic: str, payloads: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, p, key=str(i).encode()) for i, p in enumerate(payloads)]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def wait_for_output(kafka: KafkaSettings, topics: list[str], expected: int) -> tuple[float, float]:
+    """Poll the end offsets of `topics` until they hold `expected` messages: (first seen, done) times."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        first = 0.0
+        deadline = time.monotonic() + 600
+        seen = 0
+        while time.monotonic() < deadline:
+            seen = sum((await consumer.end_offsets(parts)).values())
+            now = time.perf_counter()
+            if seen and not first:
+                first = now
+            if seen >= expected:
+                return first, now
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"router produced {seen}/{expected} referrals")
+    finally:
+        await consumer.stop()
+
+
+async def raw_pass(kafka: KafkaSettings, topic: str, n: int, router: Router) -> float:
+    """Consume -> route -> produce with plain aiokafka; returns messages per second."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers, group_id="bench-raw",
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=kafka.fetch_max_wait_ms, max_poll_records=2000)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5,
+                                max_batch_size=256 * 1024)
+    await consumer.start()
+    await producer.start()
+    done = 0
+    started = 0.0
+    try:
+        while done < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            if batches and not started:
+                started = time.perf_counter()
+            futures = []
+            for records in batches.values():
+                for rec in records:
+                    outcome = router.handle(rec.value, Position(rec.topic, rec.partition, rec.offset))
+                    for out in outcome.messages:
+                        futures.append(await producer.send("bench.raw.out", out.value, key=out.key))
+                    done += 1
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: list[str], logdir: Path) -> float:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+           "REFERRAL_BUS_STATE_DIR": str(logdir / "state"), "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
+    log = open(logdir / "router.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "referral_bus.cli", "router"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        first, last = asyncio.run(wait_for_output(kafka, out_topics, expected_out))
+        return n / (last - first) if last > first else float("inf")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--logdir", type=Path, default=Path(".state/bench-router"))
+    args = parser.parse_args()
+    args.logdir.mkdir(parents=True, exist_ok=True)
+    payloads = events(args.events)
+    book, deadlines = load_rulebook(), Deadlines.load()
+    # The same emitters the router service runs (alerts, receipts), so both do the same work.
+    router = Router(book, deadlines, emitters(deadlines))
+    expected_out = 0
+    for p in payloads:
+        outcome = router.handle(p, Position("x", 0, 0))
+        expected_out += len(outcome.referrals) if isinstance(outcome, Routed) else 0
+    with _broker(args) as broker:
+        kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+        raw_in = TopicSpec("bench.raw.in", "Event", "event_id", EVENTS.partitions, 3_600_000)
+        raw_out = TopicSpec("bench.raw.out", "Referral", "event_id", EVENTS.partitions, 3_600_000)
+        asyncio.run(create_topics(kafka, (*all_topics(), raw_in, raw_out)))
+        asyncio.run(fill(kafka, raw_in.name, payloads))
+        raw = asyncio.run(raw_pass(kafka, raw_in.name, args.events, router))
+        print(f"raw aiokafka consume->route->produce: {raw:,.0f} msg/s over {args.events:,} events")
+        asyncio.run(fill(kafka, EVENTS.name, payloads))
+        out_topics = [t.name for t in all_topics() if t.name.startswith("referrals.")]
+        routed = router_pass(kafka, args.events, expected_out, out_topics, args.logdir)
+        print(f"router service (faust):               {routed:,.0f} msg/s over {args.events:,} events")
+    print(json.dumps({"raw_msgs_per_s": round(raw), "router_msgs_per_s": round(routed),
+                      "ratio": round(routed / raw, 3), "events": args.events}))
+
+
+def _broker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from referral_bus.local_broker import local_broker
+
+    return local_broker(args.logdir / "tansu.log")
+
+
+if __name__ == "__main__":
+    main()

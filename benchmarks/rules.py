@@ -1,0 +1,129 @@
+"""Rule-engine benchmark: µs per routed event for each jurisdiction (full pack chain), and for
+a synthetic pack of 1,000 rules. Prints a table, then one JSON object on the last line.
+
+    .venv/bin/python benchmarks/rules.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+from referral_bus.rules.catalog import catalog
+from referral_bus.rules.engine import DEFAULT_PACKS_DIR, RuleBook, compile_packs, load_packs, route
+from referral_bus.schemas.events import Event, parse_event_obj
+
+NOW = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
+PERSONS: list[dict[str, Any]] = [
+    {"age": 6, "sex": "male"},
+    {"age": 16, "sex": "female", "cannot_or_will_not_return_home": True, "willing_to_train": True},
+    {"age": 35, "sex": "male", "disability": "intellectual"},
+    {"age": 24, "sex": "female", "nationality": "VN", "wishes": ["stay_in_marriage"]},
+]
+
+
+def _event(kind: str, jurisdiction: str, person: dict[str, Any], i: int) -> Event:
+    raw: dict[str, Any] = {
+        "event_id": str(uuid.UUID(int=i)), "kind": kind, "jurisdiction": jurisdiction,
+        "occurred_at": NOW.isoformat(), "reported_at": NOW.isoformat(),
+        "reporter": {"role": "public"}, "person": person, "location": {"place": "station"}}
+    if kind == "child_missing_reported":
+        raw["person"] = {**person, "age": 6}
+        raw.update(last_seen_at=NOW.isoformat(), last_seen_location={"place": "station"})
+    if kind in ("case_resolved", "missing_child_info_release"):
+        raw["case_id"] = str(uuid.UUID(int=7))
+    if kind == "case_resolved":
+        raw["outcome"] = "found_alive"
+    if kind == "missing_child_info_release":
+        raw.update(guardian_consent=True, public_contact="110")
+    return parse_event_obj(raw)
+
+
+def events_for(jurisdiction: str) -> list[Event]:
+    """Every event kind of the catalog, with a few different persons each."""
+    out = []
+    for i, kind in enumerate(sorted(catalog().event_kinds)):
+        for j, person in enumerate(PERSONS):
+            out.append(_event(kind, jurisdiction, person, i * 10 + j))
+    return out
+
+
+def per_event_us(book: RuleBook, events: list[Event], rounds: int) -> tuple[float, float]:
+    """(µs per event, referrals per event), best of `rounds` passes."""
+    best = float("inf")
+    count = 0
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        count = sum(len(route(e, book)) for e in events)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(events) * 1e6, count / len(events)
+
+
+def synthetic_book(n_rules: int = 1000) -> RuleBook:
+    """national_2021 and shaanxi as shipped, and a xian pack of `n_rules` generated rules spread
+    over every event kind, each with two conditions."""
+    tmp = Path(tempfile.mkdtemp(prefix="rulebench-"))
+    try:
+        for name in ("national_2021", "shaanxi"):
+            shutil.copy(DEFAULT_PACKS_DIR / f"{name}.yaml", tmp / f"{name}.yaml")
+        kinds = sorted(catalog().event_kinds)
+        agencies = sorted(a for a in catalog().agencies
+                          if a != "unspecified" and not catalog().agencies[a].abolished)
+        national_keys = {r.key for r in load_packs(DEFAULT_PACKS_DIR)["national_2021"].rules}
+        rules = []
+        for i in range(n_rules):
+            rules.append({
+                "key": f"synthetic_{i:04d}",
+                "when": {"kind": kinds[i % len(kinds)],
+                         "all": [{"field": "person.age", "op": "ge", "value": i % 40},
+                                 {"field": "person.sex", "op": "in",
+                                  "value": ["female", "male"][: 1 + i % 2]}]},
+                "lead": [agencies[i % len(agencies)]], "action": f"synthetic duty {i}",
+                "urgency": catalog().urgency_levels[i % 9],
+                "source": {"file": "001_56bdd0a940e471fd.txt", "clause": "第一条",
+                           "quote": "反拐"}})
+        assert not national_keys & {r["key"] for r in rules}
+        pack = {"jurisdiction": "xian", "parent": "shaanxi", "seed": "001_56bdd0a940e471fd.txt",
+                "rules": rules}
+        (tmp / "xian.yaml").write_text(yaml.safe_dump(pack, allow_unicode=True), encoding="utf-8")
+        return compile_packs(load_packs(tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    book = compile_packs(load_packs())
+    compile_ms = (time.perf_counter() - t0) * 1e3
+    results: dict[str, Any] = {"compile_ms": round(compile_ms, 1), "rules": book.rule_count,
+                               "us_per_event": {}}
+    print(f"compiled {book.rule_count} rules in {compile_ms:.0f} ms")
+    print(f"{'jurisdiction':16} {'chain':45} {'µs/event':>9} {'referrals/event':>16}")
+    for code in sorted(book.chains):
+        us, per = per_event_us(book, events_for(code), args.rounds)
+        results["us_per_event"][code] = round(us, 1)
+        print(f"{code:16} {' -> '.join(book.chains[code]):45} {us:9.1f} {per:16.2f}")
+    t0 = time.perf_counter()
+    synth = synthetic_book()
+    synth_ms = (time.perf_counter() - t0) * 1e3
+    us, per = per_event_us(synth, events_for("xian"), args.rounds)
+    print(f"{'synthetic':16} {'1000 rules + national_2021':45} {us:9.1f} {per:16.2f}"
+          f"   (load+compile {synth_ms:.0f} ms)")
+    results["synthetic_1000"] = {"us_per_event": round(us, 1), "referrals_per_event": round(per, 2),
+                                 "compile_ms": round(synth_ms, 1)}
+    print(json.dumps(results, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

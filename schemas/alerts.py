@@ -1,0 +1,252 @@
+"""Urgent police alerts, agencies' answers, escalations, tracked states and missing-child cases.
+
+Ids are deterministic wherever a copy may be produced again after a crash (at-least-once
+delivery on the local broker): an alert's id comes from its report's `event_id`, an escalation's
+from the alert and its step. Receivers drop copies by these ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from referral_bus.rules.catalog import catalog
+from referral_bus.schemas.events import Event
+from referral_bus.schemas.referrals import Citation, Referral
+
+#: Namespace of alert and escalation ids (a replayed report yields the same ids).
+ALERT_NAMESPACE = uuid.UUID("0c7b3d52-8a41-4f0e-b7d6-2e9a5c1f3b84")
+
+Answer = Literal["acknowledged", "accepted", "rejected", "done"]
+ANSWERS: tuple[Answer, ...] = ("acknowledged", "accepted", "rejected", "done")
+
+
+def _known_agency(value: str) -> str:
+    if value not in catalog().agencies:
+        raise ValueError(f"unknown agency code {value!r}")
+    return value
+
+
+AgencyCode = Annotated[str, AfterValidator(_known_agency)]
+
+
+def alert_id_for(event_id: uuid.UUID) -> uuid.UUID:
+    """The alert of one missing-child report: the same report routed twice gives the same id."""
+    return uuid.uuid5(ALERT_NAMESPACE, f"alert|{event_id}")
+
+
+def escalation_id_for(tracked_id: uuid.UUID, step: int | str) -> uuid.UUID:
+    """One id per step of one alert's ladder (or `reassign`), whoever decides it and how often."""
+    return uuid.uuid5(ALERT_NAMESPACE, f"escalation|{tracked_id}|{step}")
+
+
+def case_id_of(event: Event) -> uuid.UUID:
+    """A missing-child report opens the case named by its `case_id`, else its own `event_id`."""
+    return event.case_id or event.event_id
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChildDescriptors(_Frozen):
+    """What clue matching compares (age, sex, place, time); police need-to-know, never logged."""
+
+    age: int | None = None
+    sex: str | None = None
+    place: str | None = None
+    last_seen_at: AwareDatetime | None = None
+
+
+class PoliceAlert(_Frozen):
+    """An urgent alert for a jurisdiction's police command centre (儿童失踪快速查找机制).
+
+    `attempt` is 1 for the alert raised by the router and 2, 3 ... for re-sends: a re-sent alert
+    keeps its `alert_id`, so receivers drop copies by `delivery_id` and still see a re-send.
+    """
+
+    alert_id: uuid.UUID
+    case_id: uuid.UUID
+    event_id: uuid.UUID
+    jurisdiction: str
+    agency: AgencyCode
+    urgency: str
+    action: str
+    raised_at: AwareDatetime = Field(description="The report's reported_at: the deadline counts from it.")
+    ack_deadline: AwareDatetime | None
+    attempt: int = Field(default=1, ge=1)
+    exercise: bool = False
+    lead_referral_id: uuid.UUID | None = Field(
+        default=None, description="The command centre's lead referral: answering either answers both.")
+    referral_ids: tuple[uuid.UUID, ...] = Field(
+        default=(), description="Interception notices and cooperating referrals raised with the alert.")
+    rule_id: str | None = None
+    citation: Citation | None = None
+    descriptors: ChildDescriptors = ChildDescriptors()
+
+    @property
+    def key(self) -> bytes:
+        return str(self.case_id).encode()
+
+    @property
+    def delivery_id(self) -> str:
+        """What a receiver deduplicates on: one page per alert and attempt."""
+        return f"{self.alert_id}#{self.attempt}"
+
+
+class ReferralResponse(_Frozen):
+    """An agency's answer to a referral or alert; `response_id` makes a re-sent answer harmless."""
+
+    response_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    referral_id: uuid.UUID = Field(description="A referral id or an alert id.")
+    answer: Answer
+    agency: AgencyCode | None = Field(default=None, description="Who answers (None: not given).")
+    reason: str | None = Field(default=None, max_length=1000)
+    note: str | None = Field(default=None, max_length=4000)
+    responded_at: AwareDatetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    exercise: bool = False
+
+    @model_validator(mode="after")
+    def _reason_and_note(self) -> ReferralResponse:
+        if self.answer == "rejected" and not (self.reason or "").strip():
+            raise ValueError("a rejection needs a reason")
+        if self.answer == "done" and not (self.note or "").strip():
+            raise ValueError("'done' needs a note")
+        return self
+
+    @property
+    def key(self) -> bytes:
+        return str(self.referral_id).encode()
+
+
+EscalationAction = Literal["resend", "escalate", "reassign"]
+
+
+class Escalation(_Frozen):
+    """A re-send, an escalation to the next level, or a re-assignment after a lead's rejection.
+
+    Level 0 is the original receiver (a re-send), 1 the jurisdiction's joint-conference office,
+    2 and up the command centres of the parent jurisdictions, nearest first.
+    """
+
+    escalation_id: uuid.UUID
+    referral_id: uuid.UUID = Field(description="The alert or referral this is about.")
+    case_id: uuid.UUID | None
+    action: EscalationAction
+    step: int = Field(ge=0)
+    level: int = Field(ge=0)
+    target_agency: AgencyCode
+    target_jurisdiction: str
+    reason: str
+    decided_at: AwareDatetime
+    ack_deadline: AwareDatetime | None
+    exercise: bool = False
+    alert: PoliceAlert | None = None
+
+    @property
+    def key(self) -> bytes:
+        return str(self.referral_id).encode()
+
+
+TrackedStatus = Literal[
+    "sent", "acknowledged", "accepted", "rejected", "done", "grouped", "closed",
+]
+
+
+class HistoryEntry(_Frozen):
+    """One thing that happened to a tracked alert or referral; `ref` is the response/escalation id."""
+
+    at: AwareDatetime
+    what: str
+    ref: str | None = None
+    by: str | None = None
+    detail: str | None = None
+
+
+class TrackedState(_Frozen):
+    """The state of one alert or referral, kept by the alerts service (and queryable)."""
+
+    id: uuid.UUID
+    kind: Literal["alert", "referral"]
+    event_id: uuid.UUID
+    event_kind: str
+    case_id: uuid.UUID | None
+    jurisdiction: str
+    agency: str
+    role: Literal["lead", "cooperating"]
+    urgency: str
+    raised_at: AwareDatetime
+    ack_deadline: AwareDatetime | None
+    next_deadline: AwareDatetime | None = Field(
+        default=None, description="When the next re-send or escalation is due (alerts only).")
+    status: TrackedStatus = "sent"
+    step: int = 0
+    level: int = 0
+    resends: int = 0
+    target_agency: str
+    target_jurisdiction: str
+    acked_at: AwareDatetime | None = None
+    exercise: bool = False
+    twin_id: uuid.UUID | None = Field(
+        default=None, description="The alert of a lead referral, or the lead referral of an alert.")
+    reassigned_to: uuid.UUID | None = None
+    referral: Referral | None = None
+    alert: PoliceAlert | None = None
+    history: tuple[HistoryEntry, ...] = ()
+
+    def has(self, ref: str) -> bool:
+        """True when the response or escalation `ref` has already been applied."""
+        return any(h.ref == ref for h in self.history)
+
+
+class LinkedClue(_Frozen):
+    """A clue report linked to a case, with why it matched."""
+
+    event_id: uuid.UUID
+    kind: str
+    jurisdiction: str
+    reason: str
+    linked_at: AwareDatetime
+    referral_agencies: tuple[str, ...] = ()
+
+
+CaseChangeKind = Literal["opened", "clue_linked", "report_grouped", "closed", "close_refused"]
+
+
+class CaseChange(_Frozen):
+    """A missing-child case after its latest change (the `cases.changes` topic is compacted by
+    case id, so its last message per key is the case's current state)."""
+
+    case_id: uuid.UUID
+    change: CaseChangeKind
+    changed_at: AwareDatetime
+    jurisdiction: str
+    owner: AgencyCode = Field(description="The command centre's special case group (专案组) owns it.")
+    event_id: uuid.UUID = Field(description="The report that opened the case.")
+    alert_id: uuid.UUID
+    opened_at: AwareDatetime
+    status: Literal["open", "closed"] = "open"
+    exercise: bool = False
+    descriptors: ChildDescriptors = ChildDescriptors()
+    clues: tuple[LinkedClue, ...] = ()
+    grouped_reports: tuple[uuid.UUID, ...] = ()
+    last_clue: LinkedClue | None = Field(default=None, description="The clue this change forwards.")
+    closed_by: uuid.UUID | None = Field(default=None, description="The resolution event.")
+    outcome: str | None = None
+    refusal: str | None = Field(default=None, description="Why the latest close attempt was refused.")
+
+    @property
+    def key(self) -> bytes:
+        return str(self.case_id).encode()
+
+
+def dump(model: BaseModel) -> bytes:
+    """The bus's wire format: compact JSON."""
+    return model.model_dump_json().encode()
+
+
+def as_dict(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

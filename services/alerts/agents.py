@@ -1,0 +1,410 @@
+"""The alerts service's agents and timers: they decode, call the pure core, store, and send.
+
+State lives in three faust tables whose changelog topics are declared in the topic catalog
+(`alerts.states`, `alerts.deadlines`, `cases.changes`, plus `alerts.parked` for answers that
+arrive before their referral): a worker killed and restarted restores them and resumes every
+pending deadline. Tables are written with `use_partitioner=True` because they are updated from
+topics of different partition counts (agency topics have 2, the others 4): faust would otherwise
+insist the changelog partition equal the source partition. The consequence, and a rule of
+deployment: the alerts service runs as ONE active worker (a second one would split the tables
+between workers, and clue matching must see every open case).
+
+Ordering, for at-least-once without transactions: every output is sent and its delivery awaited
+before the table change it implies is written, so a crash in between replays the output (same
+deterministic id, dropped by receivers) rather than losing it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import structlog
+from aiokafka.partitioner import murmur2
+from pydantic import ValidationError
+
+from referral_bus.rules.catalog import catalog
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.schemas.alerts import (
+    CaseChange,
+    Escalation,
+    PoliceAlert,
+    ReferralResponse,
+    TrackedState,
+    case_id_of,
+    dump,
+)
+from referral_bus.schemas.events import Event, MissingChildReport, parse_event
+from referral_bus.schemas.referrals import Referral
+from referral_bus.services.alerts import cases as case_rules
+from referral_bus.services.alerts import lifecycle
+from referral_bus.services.alerts.metrics import AlertsMetrics
+from referral_bus.topics.catalog import (
+    ALERT_DEADLINES,
+    ALERT_PARKED,
+    ALERT_STATES,
+    CASES,
+    ESCALATIONS,
+    EVENTS,
+    POLICE_ALERTS,
+    RESPONSES,
+    TopicSpec,
+    all_topics,
+    referral_topic_name,
+)
+
+log = structlog.get_logger("alerts")
+
+#: How long the timer waits for its own escalation to come back before deciding it again.
+INFLIGHT_SECONDS = 5.0
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    deadlines: Deadlines
+    policy: case_rules.CasePolicy
+    resends: int
+    timer_interval: float
+
+
+def referral_topics() -> tuple[str, ...]:
+    """Every agency's referral topic (the catalog's current agencies)."""
+    return tuple(t.name for t in all_topics() if t.value == "Referral")
+
+
+class Alerts:
+    """The faust side of the service: tables, topics and the handlers the agents call."""
+
+    def __init__(self, app: faust.App, config: AlertsConfig, metrics: AlertsMetrics) -> None:
+        self.app, self.config, self.metrics = app, config, metrics
+        self.tracked = self._table("tracked", ALERT_STATES)
+        self.pending = self._table("pending", ALERT_DEADLINES)
+        self.parked = self._table("parked", ALERT_PARKED)
+        self.cases = self._table("cases", CASES)
+        self._topics: dict[str, Any] = {}
+        self._inflight: dict[uuid.UUID, float] = {}
+
+    def _table(self, name: str, spec: TopicSpec) -> Any:
+        changelog = self.app.topic(spec.name, key_type=str, value_type=bytes, key_serializer="raw",
+                                   value_serializer="raw", partitions=spec.partitions)
+        app: Any = self.app
+        return app.tables.add(KeyedTable(app, name=name, beacon=app.tables.beacon, key_type=str,
+                                         value_type=bytes, partitions=spec.partitions,
+                                         changelog_topic=changelog))
+
+    def topic(self, name: str) -> Any:
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(name, key_serializer="raw", value_serializer="raw")
+        return self._topics[name]
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Send and wait for the broker's ack (acks=all) before any state change that depends on it."""
+        fut = await self.topic(topic).send(key=key, value=value)
+        await fut
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def state(self, key: str) -> TrackedState | None:
+        raw = self.tracked.get(key)
+        return None if raw is None else TrackedState.model_validate_json(raw)
+
+    def store(self, state: TrackedState) -> None:
+        key = str(state.id)
+        self.tracked[key] = dump(state)
+        if state.next_deadline is not None and state.status in lifecycle.WAITING:
+            self.pending[key] = state.next_deadline.isoformat().encode()
+        elif key in self.pending:
+            del self.pending[key]
+
+    def case(self, case_id: uuid.UUID | str) -> CaseChange | None:
+        raw = self.cases.get(str(case_id))
+        return None if raw is None else CaseChange.model_validate_json(raw)
+
+    async def put_case(self, case: CaseChange) -> None:
+        # The cases table's changelog IS the public cases.changes topic: this write is the
+        # forward to the case's owner.
+        self.cases[str(case.case_id)] = dump(case)
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def on_alert(self, raw: bytes | None) -> None:
+        alert = _parse(PoliceAlert, raw, "alert")
+        if alert is None or alert.attempt > 1:
+            return  # a re-send is the service's own output: the alert is already tracked
+        key = str(alert.alert_id)
+        if key in self.tracked:
+            self.metrics.duplicates_dropped.labels("alerts").inc()
+            return
+        case = self.case(alert.case_id)
+        grouped = case is not None and case.status == "open" and case.alert_id != alert.alert_id
+        state = lifecycle.track_alert(alert, grouped=grouped)
+        if case is not None and case.status == "closed" and case.alert_id == alert.alert_id:
+            state = lifecycle.close(state, _utcnow(), case.closed_by or alert.event_id).state
+        self.metrics.alerts.labels(alert.jurisdiction, str(alert.exercise).lower()).inc()
+        log.info("alert_tracked", alert_id=key, jurisdiction=alert.jurisdiction, status=state.status,
+                 exercise=alert.exercise)
+        await self._track(state)
+
+    async def on_referral(self, raw: bytes | None) -> None:
+        referral = _parse(Referral, raw, "referral")
+        if referral is None:
+            return
+        if str(referral.referral_id) in self.tracked:
+            self.metrics.duplicates_dropped.labels("alerts").inc()
+            return
+        await self._track(lifecycle.track_referral(referral))
+
+    async def _track(self, state: TrackedState) -> None:
+        """Store a new state, applying answers that arrived before it."""
+        key = str(state.id)
+        parked = self.parked.get(key)
+        if parked is not None:
+            for item in json.loads(parked):
+                response = ReferralResponse.model_validate(item)
+                outcome = lifecycle.apply_response(state, response)
+                await self._effects(outcome)
+                if outcome.applied:
+                    self.metrics.responses.labels(response.answer).inc()
+                state = outcome.state
+        self.store(state)
+        if parked is not None:
+            del self.parked[key]
+
+    async def on_response(self, raw: bytes | None) -> None:
+        response = _parse(ReferralResponse, raw, "response")
+        if response is None:
+            return
+        primary = self.state(str(response.referral_id))
+        if primary is None:
+            self._park(str(response.referral_id), response)
+            return
+        if primary.has(str(response.response_id)):
+            self.metrics.duplicates_dropped.labels("alerts-responses").inc()
+            return
+        outcome = await self._answer(primary, response)
+        self.metrics.responses.labels(response.answer).inc()
+        log.info("response", referral_id=str(response.referral_id), answer=response.answer,
+                 status=outcome.state.status, refused=outcome.refused)
+        # An alert and the command centre's lead referral stand for one duty: one answer for both.
+        if primary.twin_id is not None:
+            twin = self.state(str(primary.twin_id))
+            if twin is None:
+                self._park(str(primary.twin_id), response)
+            else:
+                await self._answer(twin, response)
+
+    async def _answer(self, state: TrackedState, response: ReferralResponse) -> lifecycle.Outcome:
+        outcome = lifecycle.apply_response(state, response)
+        await self._effects(outcome)
+        self.store(outcome.state)
+        return outcome
+
+    async def _effects(self, outcome: lifecycle.Outcome) -> None:
+        for effect in outcome.effects:
+            if isinstance(effect, lifecycle.Acked):
+                self.metrics.ack_seconds.observe(effect.seconds)
+            elif isinstance(effect, lifecycle.Reassign):
+                if effect.referral is not None:
+                    r = effect.referral
+                    await self.send(referral_topic_name(r.agency), r.key, dump(r))
+                await self.send(ESCALATIONS.name, effect.escalation.key, dump(effect.escalation))
+                log.info("reassigned", referral_id=str(effect.escalation.referral_id),
+                         to=effect.escalation.target_agency)
+
+    def _park(self, key: str, response: ReferralResponse) -> None:
+        items = json.loads(self.parked.get(key) or b"[]")
+        if any(i["response_id"] == str(response.response_id) for i in items):
+            return
+        items.append(response.model_dump(mode="json"))
+        self.parked[key] = json.dumps(items).encode()
+
+    async def on_escalation(self, raw: bytes | None) -> None:
+        escalation = _parse(Escalation, raw, "escalation")
+        if escalation is None:
+            return
+        state = self.state(str(escalation.referral_id))
+        if state is None:
+            return
+        outcome = lifecycle.apply_escalation(state, escalation)
+        if not outcome.applied:
+            return
+        self.store(outcome.state)
+        if escalation.action == "resend":
+            self.metrics.resends.inc()
+        else:
+            self.metrics.escalations.labels(str(escalation.level)).inc()
+        log.info(escalation.action, referral_id=str(escalation.referral_id), level=escalation.level,
+                 target=escalation.target_agency, jurisdiction=escalation.target_jurisdiction)
+
+    async def on_event(self, raw: bytes | None) -> None:
+        try:
+            event = parse_event(raw or b"")
+        except ValidationError:
+            return  # the router dead-letters it
+        now = _utcnow()
+        if isinstance(event, MissingChildReport):
+            existing = self.case(case_id_of(event))
+            if existing is None:
+                await self.put_case(case_rules.open_case(event))
+                log.info("case_opened", case_id=str(case_id_of(event)), jurisdiction=event.jurisdiction)
+            elif (grouped := case_rules.group_report(existing, event)) is not None:
+                await self.put_case(grouped)
+        elif event.kind == "case_resolved":
+            await self._close(event, now)
+        else:
+            await self._link(event, now)
+
+    async def _close(self, event: Event, now: dt.datetime) -> None:
+        case = self.case(event.case_id) if event.case_id else None
+        result = case_rules.close_case(case, event, now)
+        if isinstance(result, case_rules.Refusal):
+            if result.counted:
+                self.metrics.case_close_refusals.inc()
+                log.warning("case_close_refused", case_id=str(event.case_id), reason=result.reason)
+            if result.case is not None:
+                await self.put_case(result.case)
+            return
+        await self.put_case(result)
+        # Once the child is found every page about the case stops: close what still waits.
+        for key in list(self.pending.keys()):
+            state = self.state(key)
+            if state is not None and state.case_id == result.case_id:
+                self.store(lifecycle.close(state, now, event.event_id).state)
+        for alert_key in (str(result.alert_id),):
+            state = self.state(alert_key)
+            if state is not None:
+                self.store(lifecycle.close(state, now, event.event_id).state)
+        log.info("case_closed", case_id=str(result.case_id), outcome=result.outcome)
+
+    async def _link(self, event: Event, now: dt.datetime) -> None:
+        open_cases = (c for c in (CaseChange.model_validate_json(v) for v in self.cases.values())
+                      if c.status == "open")
+        found = case_rules.best_match(open_cases, event, self.config.policy)
+        if found is None:
+            return
+        case, reason = found
+        linked = case_rules.link_clue(case, event, reason, now)
+        if linked is not None:
+            await self.put_case(linked)
+            log.info("clue_linked", case_id=str(case.case_id), event_id=str(event.event_id))
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """Tables fully restored: deciding on a half-recovered state could escalate an answered alert."""
+        app: Any = self.app
+        return bool(app.tables.recovery.completed.is_set() and not app.rebalancing
+                    and not getattr(app, "in_recovery", False))
+
+    async def scan_deadlines(self, now: dt.datetime | None = None) -> int:
+        """Decide every due re-send/escalation; the escalations agent records them in the table."""
+        if not self.ready():
+            return 0
+        now = now or _utcnow()
+        mono = time.monotonic()
+        self._inflight = {k: t for k, t in self._inflight.items() if mono - t < INFLIGHT_SECONDS}
+        sent = 0
+        for key in list(self.pending.keys()):
+            state = self.state(key)
+            if state is None:
+                continue
+            escalation = lifecycle.next_escalation(state, now, self.config.deadlines, self.config.resends)
+            if escalation is None or escalation.escalation_id in self._inflight:
+                continue
+            if escalation.action == "resend" and escalation.alert is not None:
+                await self.send(POLICE_ALERTS.name, escalation.alert.key, dump(escalation.alert))
+            await self.send(ESCALATIONS.name, escalation.key, dump(escalation))
+            self._inflight[escalation.escalation_id] = mono
+            sent += 1
+        return sent
+
+    def update_gauges(self, now: dt.datetime | None = None) -> None:
+        if not self.ready():
+            return
+        now = now or _utcnow()
+        overdue: Counter[str] = Counter()
+        for key in list(self.pending.keys()):
+            state = self.state(key)
+            if state is not None and lifecycle.is_overdue(state, now):
+                overdue[state.jurisdiction] += 1
+        open_cases: Counter[str] = Counter(
+            c.jurisdiction for c in (CaseChange.model_validate_json(v) for v in self.cases.values())
+            if c.status == "open")
+        for j in catalog().jurisdictions:
+            self.metrics.overdue.labels(j).set(overdue[j])
+            self.metrics.open_cases.labels(j).set(open_cases[j])
+
+
+class KeyedTable(faust.Table):  # type: ignore[misc]  # faust's classes are untyped
+    """A table whose changelog partition follows its key (Kafka's murmur2, like every keyed
+    producer of the bus), not the partition of the message being processed.
+
+    Its tables are written while processing topics of different partition counts, where faust's
+    default (same partition as the source message) refuses to work; faust's own `use_partitioner`
+    asks the producer for topic metadata it may not have yet and fails on the first write.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Keys on the wire as plain text, like every other topic keyed by an id (faust would
+        # JSON-encode a str key, quotes included).
+        self.key_serializer = "raw"
+
+    def partition_for_key(self, key: Any) -> int | None:
+        raw = key if isinstance(key, bytes) else str(key).encode()
+        return int(murmur2(raw) & 0x7FFFFFFF) % int(self.partitions)
+
+    def _verify_source_topic_partitions(self, source_topic: str) -> None:
+        return None
+
+
+def _parse(model: Any, raw: bytes | None, what: str) -> Any:
+    try:
+        return model.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        log.warning("undecodable", what=what, errors=len(exc.errors()))
+        return None
+
+
+def wire(app: faust.App, config: AlertsConfig, metrics: AlertsMetrics) -> Alerts:
+    """Register the tables, agents and timers of the alerts service on `app`."""
+    alerts = Alerts(app, config, metrics)
+
+    def agent(topics: tuple[str, ...], name: str, handler: Any) -> None:
+        source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
+
+        async def run(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            # One message at a time: faust commits an offset only after the loop moved past it
+            # and the producer flushed, so a crash replays the message (handlers are idempotent).
+            async for value in stream:
+                await handler(value)
+                yield None
+
+        app.agent(source, name=name)(run)
+
+    agent((POLICE_ALERTS.name,), "track-alerts", alerts.on_alert)
+    agent(referral_topics(), "track-referrals", alerts.on_referral)
+    agent((RESPONSES.name,), "apply-responses", alerts.on_response)
+    agent((ESCALATIONS.name,), "apply-escalations", alerts.on_escalation)
+    agent((EVENTS.name,), "follow-cases", alerts.on_event)
+
+    async def deadlines() -> None:
+        await alerts.scan_deadlines()
+
+    async def gauges() -> None:
+        alerts.update_gauges()
+
+    app.timer(config.timer_interval, name="scan-deadlines")(deadlines)
+    app.timer(2.0, name="alert-gauges")(gauges)
+    return alerts

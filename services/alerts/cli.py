@@ -1,0 +1,174 @@
+"""Commands of the alerts service: run it, answer referrals and alerts, list cases, show a state.
+
+`ack|accept|reject|done ID` produce a `ReferralResponse` on the responses topic (any client may
+write there); `cases` and `status` read the compacted state topics the service keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+import uuid
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from referral_bus.schemas.alerts import Answer, CaseChange, ReferralResponse, TrackedState, dump
+from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import ALERT_STATES, CASES, RESPONSES
+
+console = Console()
+err_console = Console(stderr=True)
+
+AgencyOpt = Annotated[str | None, typer.Option(help="Your agency code, e.g. police.command_center.")]
+ExerciseOpt = Annotated[bool, typer.Option("--exercise", help="Answer given in a drill.")]
+
+
+def _settings() -> KafkaSettings:
+    settings = KafkaSettings()
+    if not settings.bootstrap_servers:
+        err_console.print("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)")
+        raise typer.Exit(2)
+    return settings
+
+
+async def send_response(settings: KafkaSettings, response: ReferralResponse) -> None:
+    """Produce one answer (acks=all) on the responses topic, keyed by the referral id."""
+    from referral_bus.kafka.clients import producer
+
+    p = producer(settings)
+    await p.start()
+    try:
+        await p.send_and_wait(RESPONSES.name, key=response.key, value=dump(response))
+    finally:
+        await p.stop()
+
+
+def _answer(answer: Answer, referral_id: str, agency: str | None, reason: str | None, note: str | None,
+            exercise: bool) -> None:
+    try:
+        response = ReferralResponse(referral_id=uuid.UUID(referral_id), answer=answer, agency=agency,
+                                    reason=reason, note=note, exercise=exercise)
+    except ValueError as exc:  # ValidationError is a ValueError; so is a bad UUID
+        detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()) \
+            if isinstance(exc, ValidationError) else str(exc)
+        err_console.print(f"error: {detail}")
+        raise typer.Exit(2) from exc
+    asyncio.run(send_response(_settings(), response))
+    sys.stdout.write(json.dumps({"response_id": str(response.response_id), "referral_id": referral_id,
+                                 "answer": answer}) + "\n")
+
+
+def ack(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")],
+        agency: AgencyOpt = None, exercise: ExerciseOpt = False) -> None:
+    """Acknowledge a referral or alert (stops its re-sends and escalation)."""
+    _answer("acknowledged", referral_id, agency, None, None, exercise)
+
+
+def accept(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")],
+           agency: AgencyOpt = None, exercise: ExerciseOpt = False) -> None:
+    """Accept a referral or alert: your agency takes the duty on."""
+    _answer("accepted", referral_id, agency, None, None, exercise)
+
+
+def reject(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")],
+           reason: Annotated[str, typer.Option(help="Why (required). A rejected lead goes back to the "
+                                                    "joint-conference office for re-assignment.")],
+           agency: AgencyOpt = None, exercise: ExerciseOpt = False) -> None:
+    """Reject a referral or alert, with a reason."""
+    _answer("rejected", referral_id, agency, reason, None, exercise)
+
+
+def done(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")],
+         note: Annotated[str, typer.Option(help="What was done (required).")],
+         agency: AgencyOpt = None, exercise: ExerciseOpt = False) -> None:
+    """Mark a referral or alert done, with a note."""
+    _answer("done", referral_id, agency, None, note, exercise)
+
+
+async def latest(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
+    """The last value per key of a compacted state topic (deleted keys dropped)."""
+    from referral_bus.services.alerts.readback import latest_by_key, read_topics
+
+    return latest_by_key(await read_topics(settings, [topic]))
+
+
+async def load_cases(settings: KafkaSettings) -> tuple[list[CaseChange], dict[str, TrackedState]]:
+    raw_cases, raw_states = await asyncio.gather(latest(settings, CASES.name), latest(settings, ALERT_STATES.name))
+    cases = [CaseChange.model_validate_json(v) for v in raw_cases.values()]
+    states = {k: TrackedState.model_validate_json(v) for k, v in raw_states.items()}
+    return cases, states
+
+
+def case_rows(cases: list[CaseChange], states: dict[str, TrackedState], now: dt.datetime,
+              include_closed: bool = False) -> list[dict[str, object]]:
+    """One row per case (open ones unless `include_closed`), oldest first. Ids and codes only."""
+    rows = []
+    for c in sorted(cases, key=lambda c: c.opened_at):
+        if c.status != "open" and not include_closed:
+            continue
+        alert = states.get(str(c.alert_id))
+        rows.append({
+            "case_id": str(c.case_id), "jurisdiction": c.jurisdiction, "status": c.status,
+            "exercise": c.exercise, "age_minutes": round((now - c.opened_at).total_seconds() / 60, 1),
+            "alert_id": str(c.alert_id),
+            "alert_state": alert.status if alert else "unknown",
+            "alert_level": alert.level if alert else None,
+            "clues": [{"event_id": str(k.event_id), "kind": k.kind, "reason": k.reason} for k in c.clues],
+            "grouped_reports": len(c.grouped_reports),
+        })
+    return rows
+
+
+def cases(as_json: Annotated[bool, typer.Option("--json", help="One JSON line per case.")] = False,
+          include_closed: Annotated[bool, typer.Option("--all", help="Closed cases too.")] = False) -> None:
+    """Open missing-child cases: age, alert state and linked clues."""
+    all_cases, states = asyncio.run(load_cases(_settings()))
+    rows = case_rows(all_cases, states, dt.datetime.now(dt.UTC), include_closed)
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    table = Table("case", "jurisdiction", "age (min)", "alert", "level", "clues", "drill")
+    for row in rows:
+        clues = row["clues"]
+        assert isinstance(clues, list)
+        table.add_row(str(row["case_id"]), str(row["jurisdiction"]), str(row["age_minutes"]),
+                      str(row["alert_state"]), str(row["alert_level"]),
+                      "\n".join(f"{c['kind']}: {c['reason']}" for c in clues) or "-",
+                      "yes" if row["exercise"] else "")
+    console.print(table)
+
+
+def status(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")]) -> None:
+    """The tracked state of one referral or alert, as JSON."""
+    states = asyncio.run(latest(_settings(), ALERT_STATES.name))
+    raw = states.get(referral_id)
+    if raw is None:
+        err_console.print(f"error: no tracked referral or alert {referral_id}")
+        raise typer.Exit(1)
+    sys.stdout.write(TrackedState.model_validate_json(raw).model_dump_json(exclude={"referral", "alert"}) + "\n")
+
+
+def alerts() -> None:
+    """Run the alerts worker (faust). Uses KAFKA_BOOTSTRAP_SERVERS."""
+    from referral_bus import logging as bus_logging
+    from referral_bus.services.alerts.app import run
+
+    _settings()
+    bus_logging.configure(json=True)
+    run()
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the commands on the main `referral-bus` CLI."""
+    app.command()(alerts)
+    for command in (ack, accept, reject, done):
+        app.command()(command)
+    app.command()(cases)
+    app.command()(status)

@@ -1,0 +1,87 @@
+"""The router's police-alert output: a missing-child report raises an urgent alert in the same step.
+
+Pure: the alert is a function of the event and its referrals (and the deadlines configuration),
+so a report routed twice raises the same alert with the same id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from referral_bus.rules.catalog import COMMAND_CENTER, catalog
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.schemas.alerts import ChildDescriptors, PoliceAlert, alert_id_for, case_id_of, dump
+from referral_bus.schemas.events import Event, MissingChildReport
+from referral_bus.schemas.referrals import Referral
+from referral_bus.services.router.handling import Outgoing
+from referral_bus.topics.catalog import POLICE_ALERTS
+
+MISSING_CHILD = "child_missing_reported"
+#: An alert is urgent even where a pack gives a slower word for the police's duty.
+ALERT_URGENCY = "immediate"
+DEFAULT_ACTION = ("Rapid child-missing search (儿童失踪快速查找机制): deploy officers at once to "
+                  "intercept and search.")
+
+
+def _lead(referrals: Sequence[Referral]) -> Referral | None:
+    """The command centre's lead referral; failing that, any police lead (packs that name only 公安)."""
+    leads = [r for r in referrals if r.role == "lead"]
+    for r in leads:
+        if r.agency == COMMAND_CENTER:
+            return r
+    return next((r for r in leads if r.agency.split(".")[0] == "police"), None)
+
+
+def _most_urgent(*levels: str) -> str:
+    return min(levels, key=catalog().urgency_rank)
+
+
+def descriptors_of(event: Event) -> ChildDescriptors:
+    """The fields clue matching compares: age, sex, last-seen place and time."""
+    person = event.person
+    if isinstance(event, MissingChildReport):
+        return ChildDescriptors(age=person.age if person else None, sex=person.sex if person else None,
+                                place=event.last_seen_location.place, last_seen_at=event.last_seen_at)
+    return ChildDescriptors(age=person.age if person else None, sex=person.sex if person else None,
+                            place=event.location.place if event.location else None,
+                            last_seen_at=event.occurred_at)
+
+
+def police_alert(event: Event, referrals: Sequence[Referral], deadlines: Deadlines) -> PoliceAlert | None:
+    """The urgent alert a missing-child report raises for its jurisdiction's command centre."""
+    if event.kind != MISSING_CHILD:
+        return None
+    lead = _lead(referrals)
+    urgency = _most_urgent(lead.urgency, ALERT_URGENCY) if lead else ALERT_URGENCY
+    return PoliceAlert(
+        alert_id=alert_id_for(event.event_id),
+        case_id=case_id_of(event),
+        event_id=event.event_id,
+        jurisdiction=event.jurisdiction,
+        agency=COMMAND_CENTER,
+        urgency=urgency,
+        action=lead.action if lead else DEFAULT_ACTION,
+        raised_at=event.reported_at,
+        ack_deadline=deadlines.ack_by(urgency, event.reported_at),
+        exercise=event.exercise,
+        lead_referral_id=lead.referral_id if lead else None,
+        referral_ids=tuple(r.referral_id for r in referrals if r is not lead),
+        rule_id=lead.rule_id if lead else None,
+        citation=lead.citation if lead else None,
+        descriptors=descriptors_of(event),
+    )
+
+
+@dataclass(frozen=True)
+class PoliceAlertEmitter:
+    """An `Emitter` for the router: one `PoliceAlert` on `alerts.police` per missing-child report,
+    keyed by case id so that everything about one case stays in order."""
+
+    deadlines: Deadlines
+
+    def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
+        alert = police_alert(event, referrals, self.deadlines)
+        if alert is None:
+            return ()
+        return (Outgoing(POLICE_ALERTS.name, alert.key, dump(alert)),)

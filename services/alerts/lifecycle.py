@@ -1,0 +1,257 @@
+"""The alert and referral state machine, free of faust: track, answer, re-send, escalate, close.
+
+Every function takes a state and returns the next one with what it implies (`Outcome.effects`);
+the agents only store states and send effects. Re-applying the same response or escalation (a
+copy after a crash) returns the state unchanged, so replays are harmless.
+
+States: sent → acknowledged → accepted → done; sent/acknowledged → rejected (a lead's
+rejection is re-assigned to the joint-conference office); grouped (a further report about a
+case whose alert is active: not paged again); closed (the case was resolved: nothing more
+about it is paged).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+
+from referral_bus.rules.catalog import COMMAND_CENTER, JOINT_OFFICE, catalog
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.schemas.alerts import (
+    Escalation,
+    HistoryEntry,
+    PoliceAlert,
+    ReferralResponse,
+    TrackedState,
+    alert_id_for,
+    escalation_id_for,
+)
+from referral_bus.schemas.referrals import Referral, referral_id_for
+
+MISSING_CHILD = "child_missing_reported"
+#: States in which an alert still waits for its first answer (and so may be re-sent/escalated).
+WAITING = frozenset({"sent"})
+#: States an answer can no longer change.
+FINAL = frozenset({"done", "rejected", "closed", "grouped"})
+#: Fallback interval between ladder steps for an urgency level with no ack deadline.
+DEFAULT_STEP = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Reassign:
+    """A lead's rejection: hand the duty back to the joint-conference office (反拐联席会议办公室)."""
+
+    escalation: Escalation
+    referral: Referral | None
+
+
+@dataclass(frozen=True)
+class Acked:
+    """An alert's first answer: `seconds` since it was raised (for the ack-latency histogram)."""
+
+    seconds: float
+
+
+Effect = Reassign | Acked
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The next state; `applied` is False for a copy or an answer that changes nothing."""
+
+    state: TrackedState
+    applied: bool
+    effects: tuple[Effect, ...] = field(default=())
+    refused: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    level: int
+    agency: str
+    jurisdiction: str
+
+
+# -- tracking ---------------------------------------------------------------------------------
+
+def track_alert(alert: PoliceAlert, *, grouped: bool = False) -> TrackedState:
+    """The state of a newly raised alert; `grouped` when its case already has an active alert."""
+    return TrackedState(
+        id=alert.alert_id, kind="alert", event_id=alert.event_id, event_kind=MISSING_CHILD,
+        case_id=alert.case_id, jurisdiction=alert.jurisdiction, agency=alert.agency, role="lead",
+        urgency=alert.urgency, raised_at=alert.raised_at, ack_deadline=alert.ack_deadline,
+        next_deadline=None if grouped else alert.ack_deadline,
+        status="grouped" if grouped else "sent",
+        target_agency=alert.agency, target_jurisdiction=alert.jurisdiction, exercise=alert.exercise,
+        twin_id=alert.lead_referral_id, alert=alert,
+        history=(HistoryEntry(at=alert.raised_at, what="grouped" if grouped else "raised"),),
+    )
+
+
+def twin_of(referral: Referral) -> uuid.UUID | None:
+    """The alert that a missing-child report's command-centre lead referral stands beside."""
+    if referral.kind == MISSING_CHILD and referral.role == "lead" and referral.agency == COMMAND_CENTER:
+        return alert_id_for(referral.event_id)
+    return None
+
+
+def track_referral(referral: Referral) -> TrackedState:
+    """The state of a newly seen referral (referrals are tracked and answered, not escalated)."""
+    return TrackedState(
+        id=referral.referral_id, kind="referral", event_id=referral.event_id, event_kind=referral.kind,
+        case_id=referral.case_id, jurisdiction=referral.jurisdiction, agency=referral.agency,
+        role=referral.role, urgency=referral.urgency, raised_at=referral.reported_at,
+        ack_deadline=referral.ack_by, target_agency=referral.agency,
+        target_jurisdiction=referral.jurisdiction, exercise=referral.exercise,
+        twin_id=twin_of(referral), referral=referral,
+        history=(HistoryEntry(at=referral.reported_at, what="referred"),),
+    )
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+def apply_response(state: TrackedState, response: ReferralResponse) -> Outcome:
+    """Apply one agency answer. Answers after a final state are refused (and recorded)."""
+    ref = str(response.response_id)
+    if state.has(ref):
+        return Outcome(state, applied=False)
+    entry = HistoryEntry(at=response.responded_at, what=response.answer, ref=ref, by=response.agency,
+                         detail=response.reason or response.note)
+    if state.status in FINAL:
+        refused = f"{state.id} is {state.status}"
+        ignored = entry.model_copy(update={"what": f"{response.answer} (ignored: {state.status})"})
+        return Outcome(state.model_copy(update={"history": (*state.history, ignored)}), applied=False,
+                       refused=refused)
+    status = _next_status(state.status, response.answer)
+    if status is None:
+        # e.g. 'acknowledged' after 'accepted': recorded, nothing changes.
+        return Outcome(state.model_copy(update={"history": (*state.history, entry)}), applied=False)
+    updates: dict[str, object] = {"status": status, "history": (*state.history, entry), "next_deadline": None}
+    effects: list[Effect] = []
+    if state.acked_at is None:
+        updates["acked_at"] = response.responded_at
+        if state.kind == "alert":
+            effects.append(Acked(max(0.0, (response.responded_at - state.raised_at).total_seconds())))
+    new = state.model_copy(update=updates)
+    if status == "rejected" and state.role == "lead" and state.agency != JOINT_OFFICE and _reassigns(state):
+        reassign = reassignment(new, response)
+        new = new.model_copy(update={"reassigned_to": reassign.referral.referral_id if reassign.referral else None})
+        effects.append(reassign)
+    return Outcome(new, applied=True, effects=tuple(effects))
+
+
+def _reassigns(state: TrackedState) -> bool:
+    # An alert and its lead referral are answered together; the referral carries what the
+    # office needs, so it alone re-assigns (an alert without a lead referral re-assigns itself).
+    return state.kind == "referral" or state.twin_id is None
+
+
+_ORDER = {"sent": 0, "acknowledged": 1, "accepted": 2}
+
+
+def _next_status(current: str, answer: str) -> str | None:
+    if answer == "acknowledged":
+        return "acknowledged" if current == "sent" else None
+    if answer == "accepted":
+        return "accepted" if _ORDER.get(current, 9) < 2 else None
+    if answer == "rejected":
+        return "rejected" if _ORDER.get(current, 9) < 2 else None
+    if answer == "done":
+        return "done"
+    raise ValueError(f"unknown answer {answer!r}")
+
+
+def reassignment(state: TrackedState, response: ReferralResponse) -> Reassign:
+    """The joint-conference office of the jurisdiction takes back a rejected lead duty."""
+    reason = f"{state.agency} rejected: {response.reason}"
+    escalation = Escalation(
+        escalation_id=escalation_id_for(state.id, "reassign"), referral_id=state.id, case_id=state.case_id,
+        action="reassign", step=state.step, level=1, target_agency=JOINT_OFFICE,
+        target_jurisdiction=state.jurisdiction, reason=reason, decided_at=response.responded_at,
+        ack_deadline=None, exercise=state.exercise, alert=state.alert)
+    referral = None
+    if state.referral is not None:
+        r = state.referral
+        rule_id = f"{r.rule_id}.reassigned"
+        referral = r.model_copy(update={
+            "referral_id": referral_id_for(r.event_id, JOINT_OFFICE, rule_id, "lead"),
+            "agency": JOINT_OFFICE, "role": "lead", "rule_id": rule_id,
+            "action": f"Re-assign: {reason}. Original duty: {r.action}",
+            "constraints": (*r.constraints, f"reassigned_from:{r.referral_id}"),
+        })
+    return Reassign(escalation, referral)
+
+
+# -- deadlines --------------------------------------------------------------------------------
+
+def ladder(jurisdiction: str) -> tuple[Target, ...]:
+    """Escalation levels after the receiver itself: the jurisdiction's joint-conference office,
+    then the command centre of each parent jurisdiction, nearest first."""
+    chain = catalog().chain(jurisdiction)
+    return (Target(1, JOINT_OFFICE, jurisdiction),
+            *(Target(i + 2, COMMAND_CENTER, parent) for i, parent in enumerate(chain[1:])))
+
+
+def step_interval(deadlines: Deadlines, urgency: str) -> dt.timedelta:
+    """Time each re-send or escalation gets to be answered: the urgency's ack deadline."""
+    return deadlines.for_level(urgency).ack_within or DEFAULT_STEP
+
+
+def is_due(state: TrackedState, now: dt.datetime) -> bool:
+    return (state.kind == "alert" and state.status in WAITING and state.next_deadline is not None
+            and now >= state.next_deadline)
+
+
+def is_overdue(state: TrackedState, now: dt.datetime) -> bool:
+    """Unanswered past its first deadline (the operators' gauge), whatever the ladder did since."""
+    return (state.kind == "alert" and state.status in WAITING and state.ack_deadline is not None
+            and now >= state.ack_deadline)
+
+
+def next_escalation(state: TrackedState, now: dt.datetime, deadlines: Deadlines, resends: int) -> Escalation | None:
+    """What to do about an alert whose deadline has passed: re-send it (`resends` times), then
+    escalate one level per deadline. None when not due, or when the ladder is exhausted."""
+    if not is_due(state, now):
+        return None
+    step = state.step + 1
+    new_deadline = now + step_interval(deadlines, state.urgency)
+    missed = state.next_deadline.isoformat() if state.next_deadline else "?"
+    if state.resends < resends and state.level == 0:
+        target = Target(0, state.target_agency, state.target_jurisdiction)
+        action = "resend"
+    else:
+        nxt = [t for t in ladder(state.jurisdiction) if t.level == state.level + 1]
+        if not nxt:
+            return None
+        target, action = nxt[0], "escalate"
+    alert = state.alert.model_copy(update={"attempt": step + 1}) if state.alert else None
+    return Escalation(
+        escalation_id=escalation_id_for(state.id, step), referral_id=state.id, case_id=state.case_id,
+        action=action, step=step, level=target.level, target_agency=target.agency,
+        target_jurisdiction=target.jurisdiction, reason=f"no acknowledgement by {missed}",
+        decided_at=now, ack_deadline=new_deadline, exercise=state.exercise, alert=alert)
+
+
+def apply_escalation(state: TrackedState, escalation: Escalation) -> Outcome:
+    """Record a re-send or escalation step once; a copy, an older step, or a step that raced an
+    answer changes nothing (receivers may still see that page, which is harmless)."""
+    if escalation.action == "reassign" or escalation.step <= state.step or state.status not in WAITING:
+        return Outcome(state, applied=False)
+    entry = HistoryEntry(at=escalation.decided_at, what=escalation.action, ref=str(escalation.escalation_id),
+                         by=escalation.target_agency, detail=f"level {escalation.level} {escalation.target_jurisdiction}")
+    return Outcome(state.model_copy(update={
+        "step": escalation.step, "level": escalation.level,
+        "resends": state.resends + (escalation.action == "resend"),
+        "target_agency": escalation.target_agency, "target_jurisdiction": escalation.target_jurisdiction,
+        "next_deadline": escalation.ack_deadline, "history": (*state.history, entry),
+    }), applied=True)
+
+
+def close(state: TrackedState, at: dt.datetime, resolution: uuid.UUID) -> Outcome:
+    """The case is resolved: nothing more about it is paged (done answers stay done)."""
+    if state.status in ("done", "closed"):
+        return Outcome(state, applied=False)
+    entry = HistoryEntry(at=at, what="closed", ref=f"resolution:{resolution}")
+    return Outcome(state.model_copy(update={"status": "closed", "next_deadline": None,
+                                            "history": (*state.history, entry)}), applied=True)

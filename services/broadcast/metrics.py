@@ -1,0 +1,25 @@
+"""Broadcast metrics. Labels are codes from bounded sets: never personal data."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from referral_bus.schemas.broadcast import REFUSAL_REASONS, MsgType
+
+
+class BroadcastMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.broadcasts = Counter(
+            "referral_bus_broadcasts", "CAP messages published, by type (Alert, Update, Cancel).",
+            ["message_type"], registry=registry)
+        self.refusals = Counter(
+            "referral_bus_broadcast_refusals", "Broadcast releases or cancels refused, by reason.",
+            ["reason"], registry=registry)
+        self.active = Gauge(
+            "referral_bus_broadcast_active_alerts", "Alerts sent and not cancelled.", registry=registry)
+        # Every label value exists from the start, so a dashboard shows 0 rather than no data.
+        for message_type in get_args(MsgType):
+            self.broadcasts.labels(message_type)
+        for reason in REFUSAL_REASONS:
+            self.refusals.labels(reason)

@@ -1,0 +1,1 @@
+"""The intake service: authenticated HTTP publishing of events, receipts, and need-to-know delivery."""

@@ -1,0 +1,21 @@
+"""Intake metrics. Labels are codes from bounded sets (agency codes, outcomes): never personal data."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+OUTCOMES = ("accepted", "duplicate", "invalid", "unauthenticated", "forbidden", "conflict",
+            "too_large", "unsupported_media_type", "unavailable")
+
+
+class IntakeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "referral_bus_intake_requests", "Publish requests to the intake, by outcome.",
+            ["outcome"], registry=registry)
+        self.published = Counter(
+            "referral_bus_intake_published", "Events acknowledged by the broker, by authenticated agency.",
+            ["agency"], registry=registry)
+        self.publish_seconds = Histogram(
+            "referral_bus_intake_publish_seconds", "Time from request to the broker's acknowledgement.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry)

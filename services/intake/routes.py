@@ -1,0 +1,307 @@
+"""The intake's HTTP routes: publish an event, read its receipt, stream an agency's referrals.
+
+Checks run in a fixed order, cheapest and least revealing first: credentials (401), content
+type (415), size (413), validation (422), then authorisation against the validated event
+(403), then idempotency (the original answer), then the broker (202 or 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import structlog
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from referral_bus.schemas.errors import FieldError, field_errors
+from referral_bus.schemas.events import EVENT_ADAPTER, parse_event
+from referral_bus.schemas.receipts import Receipt, audit_record
+from referral_bus.services.delivery.metrics import DeliveryMetrics
+from referral_bus.services.delivery.reader import AgencyReader, AuditSink
+from referral_bus.services.intake.credentials import Credentials, Principal
+from referral_bus.services.intake.errors import IntakeError, error_responses
+from referral_bus.services.intake.metrics import IntakeMetrics
+from referral_bus.services.intake.publisher import BrokerUnavailable, Publisher
+from referral_bus.services.intake.settings import IntakeSettings
+from referral_bus.services.intake.store import Accepted, IntakeStore, body_digest
+from referral_bus.settings import KafkaSettings, StateSettings
+from referral_bus.topics.catalog import AUDIT, EVENTS
+
+log = structlog.get_logger("intake")
+
+_bearer = HTTPBearer(auto_error=False, description="An agency token: `rb_<id>_<secret>`.")
+
+
+@dataclass
+class IntakeContext:
+    """Everything a request needs, built once at startup."""
+
+    settings: IntakeSettings
+    kafka: KafkaSettings
+    state: StateSettings
+    credentials: Credentials
+    store: IntakeStore
+    publisher: Publisher
+    metrics: IntakeMetrics
+    delivery_metrics: DeliveryMetrics
+    # One lock per event id in flight, so two racing copies publish once.
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, event_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(event_id, asyncio.Lock())
+
+    def release(self, event_id: str) -> None:
+        lock = self._locks.get(event_id)
+        if lock is not None and not lock.locked():
+            del self._locks[event_id]
+
+
+class AcceptedResponse(BaseModel):
+    """The intake's answer once the broker has the event: keep `event_id` as proof."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    status: Literal["accepted"] = "accepted"
+    agency: str
+    accepted_at: dt.datetime
+    receipt_url: str
+
+
+class EventStatus(BaseModel):
+    """An event's state for its reporter: accepted by the intake, then routed or refused."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    status: Literal["accepted", "routed", "refused"]
+    accepted_at: dt.datetime | None = None
+    receipt: Receipt | None = None
+
+
+def context(request: Request) -> IntakeContext:
+    ctx: IntakeContext = request.app.state.intake
+    return ctx
+
+
+Ctx = Annotated[IntakeContext, Depends(context)]
+
+
+def principal(ctx: Ctx,
+              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    """The agency behind the bearer token, or 401."""
+    who = ctx.credentials.authenticate(creds.credentials) if creds is not None else None
+    if who is None:
+        ctx.metrics.requests.labels("unauthenticated").inc()
+        raise IntakeError(401, "unauthenticated", "a valid agency token is required (Authorization: Bearer)",
+                          headers={"WWW-Authenticate": "Bearer"})
+    return who
+
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+def _event_body_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return schema
+
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/events", status_code=202, response_model=AcceptedResponse,
+    summary="Publish an event as the authenticated agency",
+    responses=error_responses(401, 403, 409, 413, 415, 422, 503),
+    openapi_extra={"requestBody": {"required": True,
+                                   "content": {"application/json": {"schema": _event_body_schema()}}}},
+)
+async def publish_event(request: Request, response: Response, ctx: Ctx, who: Who) -> AcceptedResponse:
+    """Validate, authorise and publish one event; 202 only once the broker has acknowledged it."""
+    started = time.monotonic()
+    body = await _read_body(request, ctx)
+    event = _validate(body, ctx)
+    event_id = str(event.event_id)
+    structlog.contextvars.bind_contextvars(event_id=event_id)
+    try:
+        if event.reporter.agency != who.agency:
+            ctx.metrics.requests.labels("forbidden").inc()
+            raise IntakeError(403, "agency_mismatch",
+                              "reporter.agency must be the agency the token belongs to",
+                              fields=[FieldError(field="reporter.agency", reason="not the authenticated agency")])
+        if not ctx.credentials.may_publish(who.agency, event.kind):
+            ctx.metrics.requests.labels("forbidden").inc()
+            raise IntakeError(403, "kind_not_permitted",
+                              f"agency {who.agency} may not publish events of kind {event.kind}",
+                              fields=[FieldError(field="kind", reason="not permitted for this agency")])
+        async with ctx.lock(event_id):
+            original = ctx.store.accepted(event_id)
+            if original is None:
+                original = await _publish(ctx, who, event_id, event.case_id, body)
+                ctx.metrics.publish_seconds.observe(time.monotonic() - started)
+            else:
+                _check_same(original, who, body, ctx)
+                ctx.metrics.requests.labels("duplicate").inc()
+                response.headers["Idempotent-Replayed"] = "true"
+        return AcceptedResponse(event_id=event_id, agency=original.agency, accepted_at=original.accepted_at,
+                                receipt_url=f"/v1/events/{event_id}")
+    finally:
+        ctx.release(event_id)
+        structlog.contextvars.unbind_contextvars("event_id")
+
+
+@router.get("/v1/events/{event_id}", response_model=EventStatus, summary="An event's receipt",
+            responses=error_responses(401, 404, 422))
+async def event_status(ctx: Ctx, who: Who, event_id: Annotated[uuid.UUID, Path()]) -> EventStatus:
+    """Where the event was routed and under which clauses, or why it was refused (reporter only)."""
+    key = str(event_id)
+    accepted = ctx.store.accepted(key)
+    receipt = ctx.store.receipt(key)
+    mine = (accepted is not None and accepted.agency == who.agency) or (
+        accepted is None and receipt is not None and receipt.reporter_agency == who.agency)
+    if not mine:
+        # Same answer for "not yours" and "unknown": nobody learns of another agency's events.
+        raise IntakeError(404, "not_found", "no event with this id was published by your agency")
+    status: Literal["accepted", "routed", "refused"] = receipt.status if receipt is not None else "accepted"
+    return EventStatus(event_id=key, status=status,
+                       accepted_at=accepted.accepted_at if accepted else None, receipt=receipt)
+
+
+@router.get(
+    "/v1/referrals/stream", summary="Server-sent events: the authenticated agency's referrals",
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+               **error_responses(401, 422)},
+    response_class=StreamingResponse,
+)
+async def referral_stream(
+    ctx: Ctx, who: Who,
+    reader: Annotated[str, Query(pattern=r"^[a-z0-9_-]{1,32}$",
+                                 description="A reader name: each name has its own position.")] = "default",
+    max_items: Annotated[int | None, Query(alias="max", ge=1, le=10_000,
+                                           description="Close after this many referrals.")] = None,
+    idle_exit: Annotated[float | None, Query(gt=0, le=3600,
+                                             description="Close after this many idle seconds.")] = None,
+) -> StreamingResponse:
+    """Each referral for the caller's agency once (`event: referral`, `id:` the referral id).
+
+    The position is the consumer group `delivery.<agency>[.<reader>]`: a referral is committed
+    once written to the connection, so a reconnecting reader continues after it.
+    """
+    group = f"delivery.{who.agency}" + ("" if reader == "default" else f".{reader}")
+    # Join the group before answering, so that a broker outage is a clear 503, not a stream
+    # that breaks after its 200 header.
+    agency_reader = AgencyReader(ctx.kafka, ctx.state.state_dir, who.agency, group=group,
+                                 metrics=ctx.delivery_metrics, audit=AuditSink(ctx.publisher))
+    try:
+        if not ctx.kafka.bootstrap_servers:
+            raise KafkaError("no broker configured")
+        await asyncio.wait_for(agency_reader.__aenter__(), ctx.settings.stream_start_timeout_s)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        log.warning("referral_stream_unavailable", agency=who.agency, error=type(exc).__name__)
+        await agency_reader.__aexit__(None, None, None)
+        raise IntakeError(503, "broker_unavailable", "the referral stream is unavailable; retry later",
+                          headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
+    return StreamingResponse(_sse(agency_reader, max_items, idle_exit, ctx.settings.keepalive_s),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def _sse(reader: AgencyReader, max_items: int | None, idle_exit: float | None,
+               keepalive_s: float) -> AsyncIterator[str]:
+    sent = 0
+    last_write = time.monotonic()
+    try:
+        yield ": connected\n\n"
+        async for item in reader.referrals(follow=idle_exit is None, idle_exit=idle_exit or 0.0,
+                                           yield_idle=True):
+            if item is None:
+                # A comment now and then keeps proxies from closing an idle stream, and lets the
+                # server notice a client that went away.
+                if time.monotonic() - last_write >= keepalive_s:
+                    yield ": keep-alive\n\n"
+                    last_write = time.monotonic()
+                continue
+            yield f"id: {item.referral.referral_id}\nevent: referral\ndata: {item.referral.model_dump_json()}\n\n"
+            last_write = time.monotonic()
+            sent += 1
+            if max_items is not None and sent >= max_items:
+                break
+        yield "event: end\ndata: {}\n\n"
+    finally:
+        await reader.__aexit__(None, None, None)
+
+
+async def _read_body(request: Request, ctx: IntakeContext) -> bytes:
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        ctx.metrics.requests.labels("unsupported_media_type").inc()
+        raise IntakeError(415, "unsupported_media_type", "send the event as application/json")
+    limit = ctx.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        ctx.metrics.requests.labels("too_large").inc()
+        raise IntakeError(413, "too_large", f"the body exceeds {limit} bytes")
+    # Read in chunks: a chunked upload without a length must not grow past the limit in memory.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            ctx.metrics.requests.labels("too_large").inc()
+            raise IntakeError(413, "too_large", f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _validate(body: bytes, ctx: IntakeContext) -> Any:
+    try:
+        return parse_event(body)
+    except ValidationError as exc:
+        ctx.metrics.requests.labels("invalid").inc()
+        if any(e["type"] == "json_invalid" for e in exc.errors(include_input=False)):
+            raise IntakeError(422, "invalid_json", "the body is not valid JSON",
+                              fields=[FieldError(field="(body)", reason="not valid JSON")]) from exc
+        raise IntakeError(422, "invalid_event", "the event is invalid", fields=field_errors(exc)) from exc
+
+
+def _check_same(original: Accepted, who: Principal, body: bytes, ctx: IntakeContext) -> None:
+    if original.agency != who.agency or original.body_sha256 != body_digest(body):
+        ctx.metrics.requests.labels("conflict").inc()
+        raise IntakeError(409, "event_id_conflict",
+                          "this event_id was already used for a different event; use a new id")
+
+
+async def _publish(ctx: IntakeContext, who: Principal, event_id: str, case_id: uuid.UUID | None,
+                   body: bytes) -> Accepted:
+    # Keyed like the router expects: by case when known, so one case's events stay in order.
+    key = str(case_id or event_id).encode()
+    try:
+        written = await ctx.publisher.publish(EVENTS.name, key, body)
+    except BrokerUnavailable as exc:
+        ctx.metrics.requests.labels("unavailable").inc()
+        raise IntakeError(503, "broker_unavailable",
+                          "the event was not stored; send it again later (your outbox will)",
+                          headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
+    now = dt.datetime.now(dt.UTC)
+    accepted = ctx.store.record(Accepted(event_id, who.agency, body_digest(body), now,
+                                         written.partition, written.offset))
+    ctx.metrics.requests.labels("accepted").inc()
+    ctx.metrics.published.labels(who.agency).inc()
+    log.info("event_accepted", agency=who.agency, partition=written.partition, offset=written.offset)
+    record = audit_record(event_id, "published", who.agency, now, agency=who.agency, detail=who.token_id)
+    try:
+        await ctx.publisher.publish(AUDIT.name, record.key, record.model_dump_json().encode())
+    except BrokerUnavailable:
+        # The event itself is safe on the broker; the missing audit line is logged with its id.
+        log.warning("audit_write_failed", action="published")
+    return accepted

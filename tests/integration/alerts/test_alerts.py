@@ -1,0 +1,191 @@
+"""The alerts service on the real broker, with the router and the alerts worker as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from referral_bus.rules.catalog import JOINT_OFFICE
+from referral_bus.schemas.alerts import alert_id_for
+from referral_bus.schemas.referrals import Referral
+from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import referral_topic_name
+
+from alerts_helpers import (
+    RESTART,
+    SHORT,
+    alerts,
+    case_changes,
+    cli,
+    clue_event,
+    escalations,
+    publish,
+    read,
+    report,
+    resolution,
+    states,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def _start(kafka: KafkaSettings, spawn: Callable[..., Any], deadlines_file: str) -> tuple[Any, Any]:
+    """Router and alerts workers, ready: a warm-up report's alert is tracked. Deadlines count
+    from the report, so test reports are published only once both workers consume."""
+    env = {"REFERRAL_BUS_ALERTS_DEADLINES_FILE": deadlines_file, "REFERRAL_BUS_ALERTS_LAG_INTERVAL": "0"}
+    router, worker = spawn("router", env=env), spawn("alerts", env=env)
+    warm_up = report(jurisdiction="honghe")
+    publish(kafka, [warm_up])
+    alert_id = str(alert_id_for(uuid.UUID(warm_up["event_id"])))
+    wait_until(lambda: alert_id in states(kafka), 45, "the workers to start")
+    return router, worker
+
+
+def test_alert_on_report_escalates_unless_acknowledged(kafka: KafkaSettings, spawn: Callable[..., Any],
+                                                       service_env: dict[str, str]) -> None:
+    _start(kafka, spawn, str(SHORT))
+    ignored, answered, drill = report(), report(jurisdiction="yunyang"), report(exercise=True)
+    # The ignored report is published twice: one alert, one tracked state.
+    publish(kafka, [ignored, answered, drill, ignored])
+    ids = {name: str(alert_id_for(uuid.UUID(e["event_id"]))) for name, e in
+           (("ignored", ignored), ("answered", answered), ("drill", drill))}
+
+    def tracked() -> Any:
+        s = states(kafka)
+        return s if all(i in s for i in ids.values()) else None
+
+    wait_until(tracked, 40, "the three alerts tracked")
+    first = [a for a in alerts(kafka) if a.attempt == 1 and str(a.alert_id) in ids.values()]
+    assert {str(a.alert_id) for a in first} == set(ids.values())
+    assert {a.agency for a in first} == {"police.command_center"}
+    assert next(a for a in first if str(a.alert_id) == ids["drill"]).exercise is True
+    cli({**service_env}, "ack", ids["answered"], "--agency", "police.command_center")
+
+    def escalated_to_office() -> Any:
+        return [e for e in escalations(kafka) if str(e.referral_id) == ids["ignored"] and e.level == 1]
+
+    wait_until(escalated_to_office, 30, "the ignored alert escalated to the joint office")
+    esc = escalations(kafka)
+    ignored_steps = sorted({(e.step, e.action, e.target_agency) for e in esc if str(e.referral_id) == ids["ignored"]})
+    assert ignored_steps[:2] == [(1, "resend", "police.command_center"), (2, "escalate", JOINT_OFFICE)]
+    # A re-sent alert keeps its id, with the next attempt number.
+    resent = [a for a in alerts(kafka) if str(a.alert_id) == ids["ignored"] and a.attempt == 2]
+    assert resent
+    # The acknowledged alert was never re-sent nor escalated; the drill escalates, marked as one.
+    assert not [e for e in esc if str(e.referral_id) == ids["answered"]]
+    drill_esc = [e for e in esc if str(e.referral_id) == ids["drill"]]
+    assert drill_esc and all(e.exercise for e in drill_esc)
+    final = states(kafka)
+    assert final[ids["answered"]].status == "acknowledged"
+    assert final[ids["ignored"]].status == "sent" and final[ids["ignored"]].level >= 1
+    # The lead referral of the acknowledged alert is acknowledged with it.
+    twin = final[ids["answered"]].twin_id
+    assert twin is not None and final[str(twin)].status == "acknowledged"
+    status = json.loads(cli(service_env, "status", ids["answered"]))
+    assert status["status"] == "acknowledged"
+
+
+def test_rejected_lead_referral_is_reassigned(kafka: KafkaSettings, spawn: Callable[..., Any],
+                                              service_env: dict[str, str]) -> None:
+    _start(kafka, spawn, str(SHORT))
+    event = report()
+    publish(kafka, [event])
+
+    def lead() -> Any:
+        for v in read(kafka, referral_topic_name("police.command_center")):
+            r = Referral.model_validate_json(v)
+            if str(r.event_id) == event["event_id"] and r.role == "lead":
+                return r
+        return None
+
+    referral = wait_until(lead, 40, "the command centre's lead referral")
+    wait_until(lambda: str(referral.referral_id) in states(kafka), 30, "the lead referral tracked")
+    cli(service_env, "reject", str(referral.referral_id), "--reason", "outside our district",
+        "--agency", "police.command_center")
+
+    def reassigned() -> Any:
+        return [Referral.model_validate_json(v) for v in read(kafka, referral_topic_name(JOINT_OFFICE))
+                if Referral.model_validate_json(v).event_id == referral.event_id]
+
+    (office,) = wait_until(reassigned, 30, "the re-assignment to the joint-conference office")
+    assert office.role == "lead" and "outside our district" in office.action
+    assert office.rule_id.endswith(".reassigned")
+    final = states(kafka)
+    assert final[str(referral.referral_id)].status == "rejected"
+    assert final[str(referral.referral_id)].reassigned_to == office.referral_id
+    # The alert was answered with its lead referral: no escalation follows.
+    assert final[str(alert_id_for(referral.event_id))].status == "rejected"
+    assert [e.action for e in escalations(kafka) if e.referral_id in (referral.referral_id, alert_id_for(
+        referral.event_id))] == ["reassign"]
+
+
+def test_clue_linked_to_the_open_case_not_the_closed_one(kafka: KafkaSettings, spawn: Callable[..., Any],
+                                                         service_env: dict[str, str]) -> None:
+    _start(kafka, spawn, str(SHORT))
+    open_case, closed_case = report(), report()
+    publish(kafka, [open_case, closed_case])
+    wait_until(lambda: len({c.case_id for c in case_changes(kafka)}) == 3, 40, "two cases opened")
+    publish(kafka, [resolution(closed_case["event_id"], "civil_affairs"),   # refused: not police
+                    resolution(closed_case["event_id"], "police.command_center")])
+
+    def closed() -> Any:
+        return [c for c in case_changes(kafka) if str(c.case_id) == closed_case["event_id"] and c.status == "closed"]
+
+    wait_until(closed, 30, "the case closed by the police")
+    assert [c.change for c in case_changes(kafka) if str(c.case_id) == closed_case["event_id"]] == [
+        "opened", "close_refused", "closed"]
+    publish(kafka, [clue_event()])
+
+    def linked() -> Any:
+        return [c for c in case_changes(kafka) if c.change == "clue_linked"]
+
+    (change,) = wait_until(linked, 30, "the clue linked")
+    assert str(change.case_id) == open_case["event_id"]
+    assert change.last_clue is not None and "place 西安北站候车室" in change.last_clue.reason
+    # Once the child is found nothing more about its case is paged.
+    closed_alert = str(alert_id_for(uuid.UUID(closed_case["event_id"])))
+    assert states(kafka)[closed_alert].status == "closed"
+    rows = [json.loads(line) for line in cli(service_env, "cases", "--json").splitlines()]
+    rows = [r for r in rows if r["case_id"] in (open_case["event_id"], closed_case["event_id"])]
+    assert [r["case_id"] for r in rows] == [open_case["event_id"]]
+    assert rows[0]["clues"][0]["kind"] == "child_of_unknown_origin_found"
+
+
+def test_sigkill_mid_stream_loses_nothing_and_keeps_timers(kafka: KafkaSettings, spawn: Callable[..., Any]) -> None:
+    router, worker = _start(kafka, spawn, str(RESTART))
+    before = [report() for _ in range(10)]
+    publish(kafka, before)
+    expected = {str(alert_id_for(uuid.UUID(e["event_id"]))) for e in before}
+    wait_until(lambda: expected <= set(states(kafka)), 40, "the first alerts tracked")
+    # Kill both workers while the next reports stream in; the first alerts' deadlines are pending.
+    after = [report() for _ in range(10)]
+    publish(kafka, after[:5], pace=0.05)
+    worker.kill()
+    router.kill()
+    publish(kafka, after[5:], pace=0.05)
+    router.start()
+    worker.start()
+    expected |= {str(alert_id_for(uuid.UUID(e["event_id"]))) for e in after}
+
+    def all_resent() -> Any:
+        tracked = states(kafka)
+        return tracked if all(k in tracked and tracked[k].resends == 1 for k in expected) else None
+
+    tracked = wait_until(all_resent, 50, "every alert re-sent after its deadline, across the restart")
+    assert {s.status for k, s in tracked.items() if k in expected} == {"sent"}
+    # Receivers' view: one alert per report and one page per step, whatever copies the crash left.
+    first = Counter(str(a.alert_id) for a in alerts(kafka) if a.attempt == 1)
+    assert expected <= set(first)
+    pages: dict[tuple[str, int], set[uuid.UUID]] = {}
+    for e in escalations(kafka):
+        pages.setdefault((str(e.referral_id), e.step), set()).add(e.escalation_id)
+    assert all(len(ids) == 1 for ids in pages.values())  # copies share one id: one page
+    assert all((a, 1) in pages for a in expected)
+    resent_copies = Counter(str(a.alert_id) for a in alerts(kafka) if a.attempt == 2)
+    assert expected <= set(resent_copies)

@@ -1,0 +1,108 @@
+"""The router on a real broker: referrals reach agency topics, bad input reaches the dead-letter topic,
+and a router killed mid-stream loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections import Counter
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from referral_bus.demo_events import INVALID_EVENT, scripted_events
+from referral_bus.kafka.clients import producer
+from referral_bus.kafka.reader import read_all
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.rules.engine import load_rulebook, route
+from referral_bus.schemas.events import Event, parse_event_obj
+from referral_bus.schemas.referrals import DeadLetter, Referral
+from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import DEAD_LETTERS, EVENTS, referral_topic_name
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def publish(kafka: KafkaSettings, payloads: list[bytes]) -> None:
+    async def go() -> None:
+        p = producer(kafka)
+        await p.start()
+        try:
+            for i, value in enumerate(payloads):
+                await p.send(EVENTS.name, value, key=str(i).encode())
+            await p.flush()
+        finally:
+            await p.stop()
+
+    asyncio.run(go())
+
+
+def expected_referrals(events: list[Event]) -> dict[uuid.UUID, Referral]:
+    book, deadlines = load_rulebook(), Deadlines.load()
+    return {r.referral_id: r for e in events for r in route(e, book, deadlines=deadlines)}
+
+
+def read_referrals(kafka: KafkaSettings, agencies: set[str]) -> list[ConsumerRecord[bytes, bytes]]:
+    return asyncio.run(read_all(kafka, sorted(referral_topic_name(a) for a in agencies), idle=0.2))
+
+
+def test_scripted_events_reach_every_agency_topic_and_bad_input_is_dead_lettered(kafka, spawn) -> None:
+    events = [parse_event_obj(e) for e in scripted_events()]
+    expected = expected_referrals(events)
+    agencies = {r.agency for r in expected.values()}
+    publish(kafka, [e.model_dump_json().encode() for e in events] + [INVALID_EVENT, b"\xff not json"])
+    spawn("router")
+
+    def arrived() -> bool:
+        got = {Referral.model_validate_json(r.value or b"").referral_id for r in read_referrals(kafka, agencies)}
+        return set(expected) <= got
+
+    wait_for(arrived, 60, "every expected referral on its agency topic")
+    records = read_referrals(kafka, agencies)
+    for record in records:
+        referral = Referral.model_validate_json(record.value or b"")
+        assert record.topic == referral_topic_name(referral.agency)
+        assert referral == expected[referral.referral_id]
+
+    letters = [DeadLetter.model_validate_json(r.value or b"")
+               for r in asyncio.run(read_all(kafka, [DEAD_LETTERS.name], idle=0.2))]
+    assert sorted(d.reason for d in letters) == ["invalid_event", "invalid_json"]
+    invalid = next(d for d in letters if d.reason == "invalid_event")
+    assert base64.b64decode(invalid.original_b64) == INVALID_EVENT
+    fields = {e["field"] for e in invalid.errors}
+    assert {"event_id", "jurisdiction", "occurred_at"} <= fields
+
+
+def test_router_killed_mid_stream_loses_nothing_and_receivers_see_each_referral_once(kafka, spawn, tmp_path) -> None:
+    events = [parse_event_obj(e) for _ in range(60) for e in scripted_events()]
+    expected = expected_referrals(events)
+    agencies = {r.agency for r in expected.values()}
+    publish(kafka, [e.model_dump_json().encode() for e in events])
+    router = spawn("router")
+
+    def produced() -> int:
+        return len(read_referrals(kafka, agencies))
+
+    wait_for(lambda: produced() > 0, 60, "the router's first referrals")
+    router.kill()
+    partial = produced()
+    router.start()
+    wait_for(lambda: set(expected) <= {Referral.model_validate_json(r.value or b"").referral_id
+                                       for r in read_referrals(kafka, agencies)},
+             90, "every referral after the restart")
+    copies = Counter(Referral.model_validate_json(r.value or b"").referral_id for r in read_referrals(kafka, agencies))
+    assert set(copies) == set(expected), "a referral nobody expected appeared"
+    print(f"killed after {partial} of {len(expected)} referrals; copies on topics: "
+          f"{sum(copies.values()) - len(copies)}")
+
+    # What an agency sees: `referral-bus tail` presents every referral id once, copies dropped.
+    for agency in sorted(agencies):
+        tail = spawn("tail", "--agency", agency, "--no-follow", "--json", "--idle-exit", "2")
+        assert tail.process is not None and tail.process.wait(60) == 0, tail.log
+        shown = [json.loads(line)["referral_id"] for line in tail.log.splitlines() if line.startswith("{")]
+        want = sorted(str(r) for r, ref in expected.items() if ref.agency == agency)
+        assert sorted(shown) == want, f"{agency}: tail showed {len(shown)} lines for {len(want)} referrals"

@@ -1,0 +1,66 @@
+"""The router's police-alert emitter: pure, deterministic, one alert per missing-child report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.schemas.alerts import PoliceAlert, alert_id_for
+from referral_bus.services.alerts.emitter import PoliceAlertEmitter, police_alert
+from referral_bus.topics.catalog import POLICE_ALERTS
+
+from .conftest import clue, missing_child, referral
+
+
+def test_missing_child_raises_one_alert_for_the_command_centre(deadlines: Deadlines) -> None:
+    event = missing_child(jurisdiction="yunyang")
+    lead = referral(event, "police.command_center")
+    coop = referral(event, "railway", role="cooperating", urgency="unspecified", rule_id="yunyang.dna")
+    out = PoliceAlertEmitter(deadlines)(event, [lead, coop])
+    assert len(out) == 1 and out[0].topic == POLICE_ALERTS.name
+    alert = PoliceAlert.model_validate_json(out[0].value)
+    assert alert.alert_id == alert_id_for(event.event_id)
+    assert out[0].key == str(event.event_id).encode()  # the case id of a first report is its event id
+    assert alert.agency == "police.command_center" and alert.jurisdiction == "yunyang"
+    assert alert.urgency == "immediate"
+    assert alert.ack_deadline == event.reported_at + dt.timedelta(minutes=5)
+    assert alert.lead_referral_id == lead.referral_id
+    assert alert.referral_ids == (coop.referral_id,)
+    assert alert.descriptors.age == 6 and alert.descriptors.place == "西安北站"
+
+
+def test_same_report_twice_gives_the_same_alert(deadlines: Deadlines) -> None:
+    event = missing_child()
+    refs = [referral(event, "police.command_center")]
+    emit = PoliceAlertEmitter(deadlines)
+    assert emit(event, refs) == emit(event, refs)
+
+
+def test_case_id_keys_the_alert_when_given(deadlines: Deadlines) -> None:
+    import uuid
+
+    case = uuid.uuid4()
+    event = missing_child(case_id=case)
+    alert = police_alert(event, [], deadlines)
+    assert alert is not None and alert.case_id == case and alert.key == str(case).encode()
+
+
+def test_no_lead_still_alerts_the_command_centre_urgently(deadlines: Deadlines) -> None:
+    event = missing_child()
+    slow_police = referral(event, "police", urgency="unspecified", rule_id="x.dna")
+    alert = police_alert(event, [slow_police], deadlines)
+    assert alert is not None
+    assert alert.agency == "police.command_center" and alert.urgency == "immediate"
+    assert alert.lead_referral_id == slow_police.referral_id  # a police lead stands in
+
+
+def test_other_kinds_raise_nothing(deadlines: Deadlines) -> None:
+    event = clue()
+    assert PoliceAlertEmitter(deadlines)(event, [referral(event, "police")]) == ()
+
+
+def test_exercise_is_marked(deadlines: Deadlines) -> None:
+    event = missing_child(exercise=True)
+    (out,) = PoliceAlertEmitter(deadlines)(event, [])
+    assert json.loads(out.value)["exercise"] is True

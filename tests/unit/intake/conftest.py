@@ -1,0 +1,37 @@
+"""Fixtures for the intake's unit tests: the app with a fake publisher, no broker."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+# The helpers module sits beside this file; make it importable however pytest was invoked.
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest
+from fastapi.testclient import TestClient
+from intake_fakes import FakePublisher
+from prometheus_client import CollectorRegistry
+
+from referral_bus.services.intake.app import create_app
+from referral_bus.services.intake.settings import IntakeSettings
+from referral_bus.settings import KafkaSettings, StateSettings
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def settings() -> IntakeSettings:
+    return IntakeSettings(max_body_bytes=8192, consume_receipts=False)
+
+
+@pytest.fixture
+def client(publisher: FakePublisher, settings: IntakeSettings, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(settings, KafkaSettings(), StateSettings(state_dir=tmp_path),
+                     publisher=publisher, registry=CollectorRegistry())
+    with TestClient(app) as c:
+        yield c

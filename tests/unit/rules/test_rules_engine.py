@@ -1,0 +1,253 @@
+"""Inheritance semantics of the compiled rule book, on small synthetic packs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.rules.engine import (
+    RuleBook,
+    compile_packs,
+    explain,
+    is_triage,
+    is_unrouted,
+    load_packs,
+    route,
+)
+from referral_bus.rules.explain import render_explanation
+from referral_bus.schemas.referrals import referral_id_for
+
+XX = "000_7dbaf2c26904eceb.txt"
+SD = "002_91d53b139879ca8f.txt"
+
+
+def src(file: str = XX, clause: str = "第一条") -> dict[str, str]:
+    return {"file": file, "clause": clause, "quote": "反拐工作"}
+
+
+N21 = {
+    "jurisdiction": "national_2021", "parent": None, "generation_common": True,
+    "triage": {"source": src(clause="第九条")},
+    "constraints": [{"id": "privacy", "text": "privacy!", "kinds": ["rescued_*"],
+                     "source": src()}],
+    "rules": [
+        {"key": "training", "when": {"kind": "rescued_victim_job_training",
+                                     "all": [{"field": "person.age", "op": "ge", "value": 16}]},
+         "lead": ["hr_social_security"], "action": "train", "urgency": "immediate",
+         "constraints": ["parent constraint"], "source": src()},
+        {"key": "remapped", "when": {"kind": "pregnancy_followup_info"},
+         "lead": ["population_family_planning"], "cooperating": ["comprehensive_governance_office"],
+         "action": "follow up", "urgency": "unspecified", "source": src()},
+        {"key": "nolead", "when": {"kind": "prevention_focus"}, "lead": [],
+         "candidate_lead": ["police", "civil_affairs"], "cooperating": ["womens_federation"],
+         "action": "prevent", "urgency": "unspecified", "source": src()},
+    ],
+}
+XXC = {
+    "jurisdiction": "xx_city", "parent": "national_2021", "seed": XX,
+    "rules": [
+        {"key": "training", "override": True,
+         "when": {"kind": "rescued_victim_job_training",
+                  "all": [{"field": "person.age", "op": "ge", "value": 16},
+                          {"field": "person.sex", "value": "female"}]},
+         "lead": ["trade_union"], "urgency": "unspecified",
+         "constraints": ["child constraint"], "source": src(clause="第六十三条")},
+    ],
+}
+N13 = {
+    "jurisdiction": "national_2013", "parent": None, "generation_common": True,
+    "triage": {"source": src(clause="第九条")},
+    "rules": [{"key": "labour", "when": {"kind": "forced_labour_found"}, "lead": ["police"],
+               "action": "rescue", "urgency": "prompt", "source": src()}],
+}
+SDP = {
+    "jurisdiction": "shandong", "parent": "national_2013", "seed": SD,
+    "scope": {"description": "women and children", "source": src(SD, "一、"),
+              "any": [{"field": "person.sex", "value": "female", "if_unknown": "match"},
+                      {"field": "person.is_child", "value": True, "if_unknown": "match"}]},
+    "rules": [{"key": "labour", "override": True, "lead": ["court"], "source": src(SD, "一、")}],
+}
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory: pytest.TempPathFactory) -> RuleBook:
+    folder = tmp_path_factory.mktemp("packs")
+    for p in (N21, XXC, N13, SDP):
+        (folder / f"{p['jurisdiction']}.yaml").write_text(yaml.safe_dump(p, allow_unicode=True))
+    return compile_packs(load_packs(folder))
+
+
+def one(refs: list[Any], role: str = "lead") -> Any:
+    found = [r for r in refs if r.role == role]
+    assert len(found) == 1, refs
+    return found[0]
+
+
+def test_override_applies_to_the_events_it_covers(mini: RuleBook, event: Any) -> None:
+    r = one(route(event("rescued_victim_job_training", "xx_city", {"age": 20, "sex": "female"}),
+                  mini))
+    assert (r.agency, r.decided_by, r.rule_id) == ("trade_union", "xx_city", "xx_city.training")
+    assert r.citation.clause == "第六十三条"
+    assert r.action == "train"  # inherited: the override left `action` out
+
+
+def test_strictest_urgency_wins(mini: RuleBook, event: Any) -> None:
+    r = one(route(event("rescued_victim_job_training", "xx_city", {"age": 20, "sex": "female"}),
+                  mini))
+    assert r.urgency == "immediate"  # the child said "unspecified", the parent "immediate"
+
+
+def test_constraints_are_additive(mini: RuleBook, event: Any) -> None:
+    r = one(route(event("rescued_victim_job_training", "xx_city", {"age": 20, "sex": "female"}),
+                  mini))
+    assert set(r.constraints) == {"parent constraint", "child constraint", "privacy!"}
+
+
+def test_narrower_child_rule_falls_through_to_parent(mini: RuleBook, event: Any) -> None:
+    r = one(route(event("rescued_victim_job_training", "xx_city", {"age": 20, "sex": "male"}),
+                  mini))
+    assert (r.agency, r.decided_by, r.rule_id) == (
+        "hr_social_security", "national_2021", "national_2021.training")
+    assert "child constraint" not in r.constraints
+
+
+def test_unknown_value_does_not_match(mini: RuleBook, event: Any) -> None:
+    refs = route(event("rescued_victim_job_training", "xx_city", {"sex": "female"}), mini)
+    assert [r.rule_id for r in refs] == ["xx_city.unrouted"]
+
+
+def test_uncovered_event_goes_to_triage(mini: RuleBook, event: Any) -> None:
+    (r,) = route(event("rescued_victim_job_training", "xx_city", {"age": 15}), mini)
+    assert (r.agency, r.role, r.rule_id, r.decided_by) == (
+        "anti_trafficking_office", "lead", "xx_city.unrouted", "national_2021")
+    assert r.citation.clause == "第九条" and r.action.startswith("Manual triage")
+    assert is_unrouted(r) and is_triage(r)
+
+
+def test_abolished_agencies_map_to_successors(mini: RuleBook, event: Any) -> None:
+    refs = route(event("pregnancy_followup_info", "xx_city"), mini)
+    assert [(r.role, r.agency) for r in refs] == [("lead", "health"),
+                                                  ("cooperating", "political_legal_committee")]
+
+
+def test_rule_without_lead_goes_to_triage_with_candidates(mini: RuleBook, event: Any) -> None:
+    refs = route(event("prevention_focus", "xx_city"), mini)
+    lead = one(refs)
+    assert lead.agency == "anti_trafficking_office"
+    assert lead.rule_id == "national_2021.nolead.triage"
+    assert "police, civil_affairs" in lead.action
+    assert is_triage(lead) and not is_unrouted(lead)
+    assert one(refs, "cooperating").agency == "womens_federation"
+
+
+def test_scope_filter_falls_through_to_parent(mini: RuleBook, event: Any) -> None:
+    man = one(route(event("forced_labour_found", "shandong", {"age": 40, "sex": "male"}), mini))
+    woman = one(route(event("forced_labour_found", "shandong", {"age": 40, "sex": "female"}), mini))
+    boy = one(route(event("forced_labour_found", "shandong", {"age": 15, "sex": "male"}), mini))
+    unknown = one(route(event("forced_labour_found", "shandong"), mini))
+    assert (man.agency, man.decided_by) == ("police", "national_2013")
+    assert (woman.agency, woman.decided_by) == ("court", "shandong")
+    assert boy.agency == "court"
+    assert unknown.agency == "court"  # doubtful cases stay in scope
+    assert woman.urgency == "prompt"  # inherited
+
+
+def test_expired_plan_still_routes_and_is_flagged(mini: RuleBook, event: Any) -> None:
+    late = one(route(event("forced_labour_found", "shandong", {"sex": "female"}), mini))
+    early = one(route(event("forced_labour_found", "shandong", {"sex": "female"},
+                            occurred_at=dt.datetime(2016, 1, 1, tzinfo=dt.UTC)), mini))
+    assert late.expired_plan and not early.expired_plan
+
+
+def test_deadlines_from_urgency(mini: RuleBook, event: Any) -> None:
+    ev = event("rescued_victim_job_training", "xx_city", {"age": 20, "sex": "female"})
+    r = one(route(ev, mini))
+    dl = Deadlines.load()
+    assert r.ack_by == ev.reported_at + dt.timedelta(minutes=5)
+    assert r.due_by == ev.reported_at + dl.for_level("immediate").due_within  # type: ignore[operator]
+    t = one(route(event("prevention_focus", "xx_city"), mini))
+    assert t.ack_by == ev.reported_at + dt.timedelta(days=1) and t.due_by is None
+
+
+def test_custom_deadlines_are_used(mini: RuleBook, event: Any) -> None:
+    dl = Deadlines.load()
+    levels = {k: v.model_copy(update={"ack_within": dt.timedelta(seconds=7)})
+              for k, v in dl.deadlines.items()}
+    custom = Deadlines(deadlines=levels)
+    ev = event("forced_labour_found", "shandong")
+    assert one(route(ev, mini, deadlines=custom)).ack_by == ev.reported_at + dt.timedelta(seconds=7)
+
+
+def test_route_is_pure_and_deterministic(mini: RuleBook, event: Any) -> None:
+    ev = event("prevention_focus", "xx_city", exercise=True,
+               case_id="7d6f1d5e-8a38-4a43-9f7e-2d0c8a4c8d11")
+    before = ev.model_dump()
+    a, b = route(ev, mini), route(ev, mini)
+    assert a == b and ev.model_dump() == before
+    assert [r.role for r in a] == ["lead", "cooperating"]
+    for r in a:
+        assert r.referral_id == referral_id_for(ev.event_id, r.agency, r.rule_id, r.role)
+        assert r.exercise and r.case_id == ev.case_id
+        assert r.jurisdiction == "xx_city" and r.kind == "prevention_focus"
+
+
+def test_index_is_by_jurisdiction_and_kind(mini: RuleBook) -> None:
+    assert {k for (j, k) in mini.index if j == "xx_city"} == {
+        "rescued_victim_job_training", "pregnancy_followup_info", "prevention_focus"}
+    slots = mini.slots("xx_city", "rescued_victim_job_training")
+    assert [[v.rule_id for v in s.variants] for s in slots] == [
+        ["xx_city.training", "national_2021.training"]]
+    assert mini.slots("xx_city", "forced_labour_found") == ()
+
+
+def test_book_is_immutable(mini: RuleBook) -> None:
+    with pytest.raises(TypeError):
+        mini.index[("xx_city", "x")] = ()  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        mini.rule_count = 0  # type: ignore[misc]
+
+
+def test_explain_walks_the_chain(mini: RuleBook, event: Any) -> None:
+    expl = explain(event("rescued_victim_job_training", "xx_city", {"age": 20, "sex": "female"}),
+                   mini)
+    assert [s.jurisdiction for s in expl.chain] == ["xx_city", "national_2021"]
+    assert [(c.rule_id, c.outcome) for c in expl.rules] == [
+        ("xx_city.training", "fired"), ("national_2021.training", "not_reached")]
+    text = render_explanation(expl)
+    assert "第六十三条" in text and "xx_city.training" in text
+
+
+def test_explain_gives_the_failing_condition(mini: RuleBook, event: Any) -> None:
+    expl = explain(event("rescued_victim_job_training", "xx_city", {"age": 20, "sex": "male"}),
+                   mini)
+    first = expl.rules[0]
+    assert first.outcome == "no_match"
+    assert "person.sex eq 'female' is no_match (event: 'male')" in first.reason
+    assert expl.rules[1].outcome == "fired"
+
+
+def test_explain_out_of_scope_and_unrouted(mini: RuleBook, event: Any) -> None:
+    expl = explain(event("forced_labour_found", "shandong", {"age": 40, "sex": "male"}), mini)
+    assert [c.outcome for c in expl.rules] == ["out_of_scope", "fired"]
+    assert not expl.chain[0].in_scope and expl.chain[0].expired
+    un = explain(event("rescued_victim_job_training", "xx_city", {"age": 3}), mini)
+    assert un.unrouted and "manual triage" in render_explanation(un)
+
+
+def test_real_book_loads_every_jurisdiction(book: RuleBook) -> None:
+    from referral_bus.rules.catalog import catalog
+
+    assert set(book.chains) == set(catalog().jurisdictions)
+    assert book.chains["xian"] == ("xian", "shaanxi", "national_2021")
+    assert book.chains["yunyang"] == ("yunyang", "chongqing", "national_2013")
+
+
+def test_load_rulebook_is_cached(book: RuleBook) -> None:
+    from referral_bus.rules.engine import load_rulebook
+
+    assert load_rulebook() is book
+    assert load_rulebook(Path(__file__).parents[3] / "rules" / "packs") is book

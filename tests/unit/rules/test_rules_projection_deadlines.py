@@ -1,0 +1,145 @@
+"""Need-to-know projection and deadlines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from referral_bus.rules.catalog import catalog
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.rules.engine import RuleBook, route
+from referral_bus.rules.errors import DeadlinesError, ProjectionError
+from referral_bus.rules.projection import load_projections, paths_for, project
+
+FULL_PERSON = {"age": 9, "sex": "female", "nationality": "CN", "disability": "hearing",
+               "name": "Secret Name", "id_number": "110101201501010000",
+               "schooling_needs": "grade 3", "origin_unknown": True, "parents_found": False,
+               "wishes": ["return_home"], "willing_to_train": True, "photo_url": "http://x/y.jpg"}
+LOCATION = {"place": "Xi'an North station", "address": "Room 5, Lane 3", "lat": 34.3, "lon": 108.9}
+
+
+def _flat(subject: dict[str, Any]) -> set[str]:
+    out = set()
+    for k, v in subject.items():
+        if isinstance(v, dict) and k in ("person", "location", "reporter"):
+            out |= {f"{k}.{kk}" for kk in v}
+        else:
+            out.add(k)
+    return out
+
+
+def _allowed(paths: tuple[str, ...]) -> set[str]:
+    out = set()
+    for p in paths:
+        if p in ("person", "location", "reporter"):
+            out |= {f"{p}.{k}" for k in ("age", "sex", "nationality", "disability", "name",
+                                          "id_number", "schooling_needs", "origin_unknown",
+                                          "parents_found", "wishes", "willing_to_train",
+                                          "photo_url", "is_child", "is_foreign", "place",
+                                          "address", "lat", "lon", "role", "agency")}
+        else:
+            out.add(p)
+    return out
+
+
+@pytest.mark.parametrize("agency", sorted(catalog().agencies))
+def test_subject_holds_only_declared_fields(agency: str, event: Any) -> None:
+    ev = event("rescued_victim_needs_assistance", "xx_city", FULL_PERSON, location=LOCATION,
+               description="long account", suspicion="trafficking", details={"x": 1})
+    subject = project(ev, agency)
+    assert _flat(subject) <= _allowed(paths_for(agency)), subject
+
+
+@pytest.mark.parametrize("agency", ["publicity", "cyberspace", "radio_tv", "press_publication"])
+def test_public_bodies_get_public_fields_only(agency: str, event: Any) -> None:
+    ev = event("missing_child_info_release", "xian", FULL_PERSON, location=LOCATION)
+    assert project(ev, agency) == {"kind": "missing_child_info_release",
+                                   "person": {"age": 9, "sex": "female"},
+                                   "location": {"place": "Xi'an North station"}}
+
+
+def test_police_and_office_get_everything(event: Any) -> None:
+    ev = event("child_missing_reported", "xian", FULL_PERSON, location=LOCATION,
+               description="seen with a man")
+    for agency in ("police", "police.command_center", "anti_trafficking_office"):
+        s = project(ev, agency)
+        assert s["person"]["name"] == "Secret Name" and s["location"]["address"] == "Room 5, Lane 3"
+        assert s["description"] == "seen with a man" and "last_seen_location" in s
+
+
+def test_education_and_default(event: Any) -> None:
+    ev = event("rescued_child_needs_schooling", "xx_city", FULL_PERSON, location=LOCATION)
+    assert project(ev, "education") == {"kind": "rescued_child_needs_schooling", "person": {
+        "age": 9, "sex": "female", "schooling_needs": "grade 3", "disability": "hearing"}}
+    default = project(ev, "trade_union")
+    assert "name" not in default["person"] and "address" not in default.get("location", {})
+    assert "description" not in default
+
+
+def test_sub_unit_uses_parent_agency_entry() -> None:
+    table = load_projections()
+    assert table.fields_for("civil_affairs.child_welfare_institution") == table.fields_for(
+        "civil_affairs")
+    assert table.fields_for("justice.legal_aid_institution") == table.default
+
+
+def test_rule_fields_add_and_drop(event: Any) -> None:
+    ev = event("rescued_victim_needs_assistance", "xx_city", FULL_PERSON)
+    assert "name" in project(ev, "health", add=["person.name"])["person"]
+    assert "age" not in project(ev, "health", drop=["person.age"])["person"]
+
+
+def test_referral_subject_is_the_projection(book: RuleBook, event: Any) -> None:
+    ev = event("missing_child_info_release", "xian", FULL_PERSON, location=LOCATION)
+    for r in route(ev, book):
+        assert r.subject == project(ev, r.agency)
+
+
+def test_projection_file_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("default: [person.shoe_size]\nagencies: {}\n")
+    with pytest.raises(ProjectionError, match=r"unknown event field 'person\.shoe_size'"):
+        load_projections(bad)
+    bad.write_text("default: [kind]\nagencies: {nobody: [kind]}\n")
+    with pytest.raises(ProjectionError, match="unknown agency 'nobody'"):
+        load_projections(bad)
+
+
+# ------------------------------------------------------------------------------- deadlines
+
+
+def test_deadlines_cover_every_level() -> None:
+    dl = Deadlines.load()
+    assert set(dl.deadlines) == set(catalog().urgency_levels)
+    assert dl.for_level("immediate").ack_within == dt.timedelta(minutes=5)
+    assert dl.for_level("emergency").ack_within == dt.timedelta(minutes=2)
+    assert dl.for_level("prompt").ack_within == dt.timedelta(hours=1)
+    assert dl.for_level("priority").ack_within == dt.timedelta(hours=4)
+    assert dl.for_level("fast_track").ack_within == dt.timedelta(days=1)
+    assert dl.for_level("unspecified") == dl.for_level("unspecified").model_copy()
+    assert dl.for_level("unspecified").ack_within == dt.timedelta(days=1)
+    assert dl.for_level("unspecified").due_within is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("deadlines: {}", "no deadline for urgency level(s): before_transfer"),
+    ("deadlines:\n  soon: {ack_within: PT1M, due_within: null}", "no deadline for urgency"),
+    ("deadlines:\n  emergency: {ack_within: PT5M, due_within: PT1M}",
+     "due_within is shorter than ack_within"),
+    ("deadlines:\n  emergency: {ack_within: -PT5M, due_within: null}", "ack_within must be positive"),
+])
+def test_deadline_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(text)
+    with pytest.raises(DeadlinesError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Deadlines.load(path)
+
+
+def test_unknown_level_rejected(tmp_path: Path) -> None:
+    dl = Deadlines.load()
+    data = {k: v.model_dump() for k, v in dl.deadlines.items()}
+    data["soon"] = {"ack_within": dt.timedelta(minutes=1), "due_within": None}
+    with pytest.raises(ValueError, match="unknown urgency level"):
+        Deadlines(deadlines=data)  # type: ignore[arg-type]
