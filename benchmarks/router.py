@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _events import events
+
 from referral_bus.kafka.admin import create_topics
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook
@@ -44,24 +45,31 @@ async def fill(kafka: KafkaSettings, topic: str, payloads: list[bytes]) -> None:
 
 
 async def wait_for_output(kafka: KafkaSettings, topics: list[str], expected: int) -> tuple[float, float]:
-    """Poll the end offsets of `topics` until they hold `expected` messages: (first seen, done) times."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
+    """Consume `topics` until `expected` referrals have arrived: (first arrival, last arrival) times.
+
+    Counted by reading, not by end offsets, which the local broker under-reports.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False,
+                                fetch_max_wait_ms=kafka.fetch_max_wait_ms)
     await consumer.start()
     try:
         await consumer.topics()
         parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        first = 0.0
-        deadline = time.monotonic() + 600
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        first = last = 0.0
         seen = 0
-        while time.monotonic() < deadline:
-            seen = sum((await consumer.end_offsets(parts)).values())
-            now = time.perf_counter()
-            if seen and not first:
-                first = now
-            if seen >= expected:
-                return first, now
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"router produced {seen}/{expected} referrals")
+        deadline = time.monotonic() + 900
+        while seen < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            got = sum(len(r) for r in batches.values())
+            if got:
+                last = time.perf_counter()
+                first = first or last
+                seen += got
+        if seen < expected:
+            raise RuntimeError(f"router produced {seen}/{expected} referrals")
+        return first, last
     finally:
         await consumer.stop()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from referral_bus.rules.catalog import catalog
 from referral_bus.rules.engine import DEFAULT_PACKS_DIR, RuleBook, compile_packs, load_packs, route
 from referral_bus.schemas.events import Event, parse_event_obj

@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from referral_bus import logging as bus_logging
-from referral_bus.settings import KafkaSettings, StateSettings
 from rich.console import Console
 from rich.table import Table
+
+from referral_bus import logging as bus_logging
+from referral_bus.settings import KafkaSettings, StateSettings
 
 app = typer.Typer(help="Referral and alert bus for anti-trafficking work.", no_args_is_help=True,
                   add_completion=False)

@@ -19,6 +19,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
 from referral_bus.demo_events import INVALID_EVENT, scripted_events
 from referral_bus.kafka.admin import create_topics
 from referral_bus.kafka.clients import producer
@@ -30,9 +34,6 @@ from referral_bus.schemas.events import parse_event_obj
 from referral_bus.schemas.referrals import Referral
 from referral_bus.settings import KafkaSettings, StateSettings
 from referral_bus.topics.catalog import DEAD_LETTERS, EVENTS, referral_topic_name
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
 ARRIVAL_TIMEOUT_S = 90.0
 

@@ -6,13 +6,17 @@ from pathlib import Path
 from typing import Any
 
 import faust
+
+from referral_bus.kafka.delivery import DeliveryGuard
 from referral_bus.settings import KafkaSettings
 
 
 class BusApp(faust.App):
-    """A faust app that carries the consumer fetch wait for the `tuned://` transport."""
+    """A faust app that carries the consumer fetch wait for the `tuned://` transport, and the
+    guard its consumer checks before committing offsets."""
 
     fetch_max_wait_ms: int = 10
+    delivery_guard: DeliveryGuard
 
 
 def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> BusApp:
@@ -44,4 +48,5 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
         **conf,
     )
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
+    app.delivery_guard = DeliveryGuard()
     return app

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
 from referral_bus.rules.catalog import catalog
 from referral_bus.rules.engine import RuleBook, Slot, Variant, load_rulebook
 from referral_bus.rules.errors import PackError
-from rich.console import Console
-from rich.table import Table
 
 app = typer.Typer(help="Rule packs: lint, show, diff.", no_args_is_help=True)
 

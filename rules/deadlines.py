@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
 from referral_bus.rules.catalog import CATALOG_DIR, catalog
 from referral_bus.rules.errors import DeadlinesError
 

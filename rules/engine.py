@@ -32,13 +32,14 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+
 from referral_bus.rules.catalog import Catalog, catalog
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.errors import PackError
 from referral_bus.rules.explain import ConditionCheck, Explanation, PackStep, RuleCheck
 from referral_bus.rules.fields import getter
 from referral_bus.rules.model import Condition, Pack, Rule, Source
-from referral_bus.rules.projection import project
+from referral_bus.rules.projection import event_values, project
 from referral_bus.schemas.events import Event
 from referral_bus.schemas.referrals import Citation, Referral, Role, referral_id_for
 
@@ -421,16 +422,18 @@ def _referrals_for(event: Event, v: Variant, deadlines: Deadlines, triage: Triag
     out: list[Referral] = []
     ack = deadlines.ack_by(v.urgency, event.reported_at)
     due = deadlines.due_by(v.urgency, event.reported_at)
+    values = event_values(event)
 
     def make(agency: str, role: Role, rule_id: str, action: str) -> Referral:
-        return Referral(
+        # Every input was validated (the event on arrival, the pack at load): skip re-validation.
+        return Referral.model_construct(
             referral_id=referral_id_for(event.event_id, agency, rule_id, role),
             event_id=event.event_id, kind=event.kind, jurisdiction=event.jurisdiction,
             decided_by=v.pack, agency=agency, role=role, action=action, urgency=v.urgency,
             reported_at=event.reported_at, ack_by=ack, due_by=due, rule_id=rule_id,
             citation=v.citation, constraints=v.constraints, exercise=event.exercise,
             expired_plan=expired, case_id=event.case_id,
-            subject=project(event, agency, add=v.fields_add, drop=v.fields_drop))
+            subject=project(event, agency, add=v.fields_add, drop=v.fields_drop, values=values))
 
     if v.lead:
         for agency in v.lead:

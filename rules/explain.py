@@ -7,6 +7,7 @@ import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
 from referral_bus.schemas.referrals import Citation, Referral
 
 Outcome = Literal["fired", "no_match", "out_of_scope", "not_reached"]

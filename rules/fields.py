@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
+
 from referral_bus.schemas.events import (
     BroadcastRelease,
     CaseResolution,

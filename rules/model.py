@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
 from referral_bus.rules.catalog import catalog
 from referral_bus.rules.fields import is_known_path
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
 from referral_bus.rules.catalog import CATALOG_DIR, catalog
 from referral_bus.rules.errors import ProjectionError
 from referral_bus.rules.fields import is_known_path
@@ -91,22 +92,54 @@ def _value(event: Event, path: str) -> Any:
 def paths_for(agency: str, add: Iterable[str] = (), drop: Iterable[str] = (),
               table: Projections | None = None) -> tuple[str, ...]:
     """The agency's paths after a rule's `fields` change (drop wins over add)."""
-    base = (table or load_projections()).fields_for(agency)
+    if table is None:
+        return _default_paths_for(agency, tuple(add), tuple(drop))
+    return _paths_for(table, agency, add, drop)
+
+
+def _paths_for(table: Projections, agency: str, add: Iterable[str], drop: Iterable[str]) -> tuple[str, ...]:
+    base = table.fields_for(agency)
     dropped = set(drop)
     out = [p for p in (*base, *add) if p not in dropped]
     return tuple(dict.fromkeys(out))
 
 
+@cache
+def _default_paths_for(agency: str, add: tuple[str, ...], drop: tuple[str, ...]) -> tuple[str, ...]:
+    # Resolved once per (agency, rule change): the router projects every referral.
+    return _paths_for(load_projections(), agency, add, drop)
+
+
+def event_values(event: Event) -> dict[str, Any]:
+    """The event as JSON-ready values, computed once per event and shared by its projections."""
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+def _picked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v not in ("", [], {})} or None
+    if value in ("", [], {}):
+        return None
+    return value
+
+
 def project(event: Event, agency: str, *, add: Iterable[str] = (), drop: Iterable[str] = (),
-            table: Projections | None = None) -> dict[str, Any]:
+            table: Projections | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
     """The subject of `agency`'s referral: the declared fields of the event, nested as in the
-    event (`{"person": {"age": 7}}`), unknown values left out."""
+    event (`{"person": {"age": 7}}`), unknown values left out. Pass `values` (from
+    `event_values`) when projecting one event for several agencies."""
+    data = values if values is not None else event_values(event)
     subject: dict[str, Any] = {}
     for path in paths_for(agency, add, drop, table):
-        value = _value(event, path)
+        head, _, tail = path.partition(".")
+        value = data.get(head)
+        if tail:
+            value = value.get(tail) if isinstance(value, dict) else None
+            if value is None and head in data:
+                value = _value(event, path)  # a derived property such as person.is_child
+        value = _picked(value)
         if value is None:
             continue
-        head, _, tail = path.partition(".")
         if tail:
             subject.setdefault(head, {})[tail] = value
         else:

@@ -45,7 +45,8 @@ def escalation_id_for(tracked_id: uuid.UUID, step: int | str) -> uuid.UUID:
 
 def case_id_of(event: Event) -> uuid.UUID:
     """A missing-child report opens the case named by its `case_id`, else its own `event_id`."""
-    return event.case_id or event.event_id
+    case_id: uuid.UUID = event.case_id or event.event_id
+    return case_id
 
 
 class _Frozen(BaseModel):

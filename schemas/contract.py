@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
+
 from referral_bus.schemas.events import EVENT_ADAPTER
 from referral_bus.schemas.referrals import DeadLetter, Referral
 

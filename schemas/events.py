@@ -23,6 +23,7 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
+
 from referral_bus.rules.catalog import catalog
 
 _ISO_ALPHA2 = re.compile(r"^[A-Z]{2}$")

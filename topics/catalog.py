@@ -63,10 +63,7 @@ BROADCAST_STATE = TopicSpec("broadcast.state", "CaseBroadcast", "case_id", 1, 36
 # compacted so that the last message per key is the current value. CASES above is the changelog
 # of the case table. ALERT_STATES doubles as the queryable state of every alert and referral.
 ALERT_STATES = TopicSpec("alerts.states", "TrackedState", "referral_id", 4, 365 * DAY_MS, cleanup="compact",
-                         description="Latest state of every tracked alert and referral (changelog of the alerts service).")
-ALERT_DEADLINES = TopicSpec("alerts.deadlines", "PendingDeadline", "referral_id", 4, 365 * DAY_MS,
-                            cleanup="compact",
-                            description="Pending re-send/escalation deadlines (changelog of the alerts service).")
+                         description="Latest state of every tracked alert and referral (alerts service changelog).")
 ALERT_PARKED = TopicSpec("alerts.parked", "ReferralResponse", "referral_id", 4, 30 * DAY_MS, cleanup="compact",
                          description="Answers that arrived before their referral (changelog of the alerts service).")
 # Not part of the bus: the raw produce->consume baseline of benchmarks/alert_latency.py.

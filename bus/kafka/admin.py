@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from referral_bus.settings import KafkaSettings
 from referral_bus.topics.catalog import TopicSpec, all_topics
 

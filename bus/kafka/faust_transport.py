@@ -25,6 +25,14 @@ class Consumer(faust_aiokafka.Consumer):
         return consumer
 
 
+    async def _commit(self, offsets: Any) -> bool:
+        # faust has flushed the producer by now; refuse to commit past a failed delivery.
+        guard = getattr(self.app, "delivery_guard", None)
+        if guard is not None:
+            guard.raise_if_failed()
+        return bool(await super()._commit(offsets))
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
 

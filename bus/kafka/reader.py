@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+
 from referral_bus.settings import KafkaSettings
 
 
@@ -41,22 +42,24 @@ async def follow(settings: KafkaSettings, topics: Iterable[str]) -> AsyncIterato
 
 async def read_all(settings: KafkaSettings, topics: Iterable[str], idle: float = 1.0,
                    limit: float = 60.0) -> list[ConsumerRecord[bytes, bytes]]:
-    """Everything on `topics` now: reads until the end offsets are reached (or `limit` seconds)."""
+    """Everything on `topics` now: reads until nothing arrives for `idle` seconds (or `limit`).
+
+    Not by end offsets: the local Tansu broker reports a partition's end offset as the start
+    of its last batch, not past its last record (measured: 3,000 records, end offsets summing
+    to 1,518), so a reader that stops at the end offsets misses records.
+    """
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, group_id=None)
     await consumer.start()
     out: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        parts = await _assign_all(consumer, topics)
-        if not parts:
+        if not await _assign_all(consumer, topics):
             return out
-        ends = await consumer.end_offsets(parts)
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            positions = [await consumer.position(p) for p in parts]
-            if all(pos >= ends[p] for pos, p in zip(positions, parts, strict=True)):
-                break
             batches = await consumer.getmany(timeout_ms=int(idle * 1000), max_records=5000)
+            if not batches:
+                break
             for records in batches.values():
                 out.extend(records)
             await asyncio.sleep(0)

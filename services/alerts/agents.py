@@ -1,10 +1,11 @@
 """The alerts service's agents and timers: they decode, call the pure core, store, and send.
 
 State lives in three faust tables whose changelog topics are declared in the topic catalog
-(`alerts.states`, `alerts.deadlines`, `cases.changes`, plus `alerts.parked` for answers that
-arrive before their referral): a worker killed and restarted restores them and resumes every
-pending deadline. Tables are written with `use_partitioner=True` because they are updated from
-topics of different partition counts (agency topics have 2, the others 4): faust would otherwise
+(`alerts.states`, `cases.changes`, and `alerts.parked` for answers that arrive before their
+referral): a worker killed and restarted restores them, and the timer's index of pending
+deadlines is rebuilt from the restored states, so every pending re-send/escalation resumes.
+Table changelogs are partitioned by key (`KeyedTable`) because the tables are updated from topics
+of different partition counts (agency topics have 2, the others 4), where faust would otherwise
 insist the changelog partition equal the source partition. The consequence, and a rule of
 deployment: the alerts service runs as ONE active worker (a second one would split the tables
 between workers, and clue matching must see every open case).
@@ -47,7 +48,6 @@ from referral_bus.services.alerts import cases as case_rules
 from referral_bus.services.alerts import lifecycle
 from referral_bus.services.alerts.metrics import AlertsMetrics
 from referral_bus.topics.catalog import (
-    ALERT_DEADLINES,
     ALERT_PARKED,
     ALERT_STATES,
     CASES,
@@ -89,8 +89,12 @@ class Alerts:
     def __init__(self, app: faust.App, config: AlertsConfig, metrics: AlertsMetrics) -> None:
         self.app, self.config, self.metrics = app, config, metrics
         self.tracked = self._table("tracked", ALERT_STATES)
-        self.pending = self._table("pending", ALERT_DEADLINES)
         self.parked = self._table("parked", ALERT_PARKED)
+        # The alerts waiting for an answer, with their next deadline: an index derived from the
+        # tracked table (rebuilt from it after every recovery or rebalance), never stored apart,
+        # so it cannot disagree with the table when a worker dies between two writes.
+        self.waiting: dict[str, dt.datetime] = {}
+        self._indexed = False
         self.cases = self._table("cases", CASES)
         self._topics: dict[str, Any] = {}
         self._inflight: dict[uuid.UUID, float] = {}
@@ -120,12 +124,28 @@ class Alerts:
         return None if raw is None else TrackedState.model_validate_json(raw)
 
     def store(self, state: TrackedState) -> None:
+        self.tracked[str(state.id)] = dump(state)
+        self._index(state)
+
+    def _index(self, state: TrackedState) -> None:
         key = str(state.id)
-        self.tracked[key] = dump(state)
-        if state.next_deadline is not None and state.status in lifecycle.WAITING:
-            self.pending[key] = state.next_deadline.isoformat().encode()
-        elif key in self.pending:
-            del self.pending[key]
+        if state.kind == "alert" and state.next_deadline is not None and state.status in lifecycle.WAITING:
+            self.waiting[key] = state.next_deadline
+        else:
+            self.waiting.pop(key, None)
+
+    def ensure_index(self) -> bool:
+        """Rebuild the waiting index from the restored table once the tables are ready."""
+        if not self.ready():
+            self._indexed = False
+            return False
+        if not self._indexed:
+            self.waiting.clear()
+            for raw in list(self.tracked.values()):
+                self._index(TrackedState.model_validate_json(raw))
+            self._indexed = True
+            log.info("deadlines_indexed", waiting=len(self.waiting))
+        return True
 
     def case(self, case_id: uuid.UUID | str) -> CaseChange | None:
         raw = self.cases.get(str(case_id))
@@ -170,6 +190,7 @@ class Alerts:
         key = str(state.id)
         parked = self.parked.get(key)
         if parked is not None:
+            log.info("parked_applied", referral_id=key)
             for item in json.loads(parked):
                 response = ReferralResponse.model_validate(item)
                 outcome = lifecycle.apply_response(state, response)
@@ -201,8 +222,11 @@ class Alerts:
             twin = self.state(str(primary.twin_id))
             if twin is None:
                 self._park(str(primary.twin_id), response)
+                log.info("response_parked", referral_id=str(primary.twin_id), answer=response.answer)
             else:
-                await self._answer(twin, response)
+                twin_outcome = await self._answer(twin, response)
+                log.info("response", referral_id=str(twin.id), answer=response.answer,
+                         status=twin_outcome.state.status, refused=twin_outcome.refused)
 
     async def _answer(self, state: TrackedState, response: ReferralResponse) -> lifecycle.Outcome:
         outcome = lifecycle.apply_response(state, response)
@@ -277,7 +301,7 @@ class Alerts:
             return
         await self.put_case(result)
         # Once the child is found every page about the case stops: close what still waits.
-        for key in list(self.pending.keys()):
+        for key in list(self.waiting):
             state = self.state(key)
             if state is not None and state.case_id == result.case_id:
                 self.store(lifecycle.close(state, now, event.event_id).state)
@@ -309,13 +333,13 @@ class Alerts:
 
     async def scan_deadlines(self, now: dt.datetime | None = None) -> int:
         """Decide every due re-send/escalation; the escalations agent records them in the table."""
-        if not self.ready():
+        if not self.ensure_index():
             return 0
         now = now or _utcnow()
         mono = time.monotonic()
         self._inflight = {k: t for k, t in self._inflight.items() if mono - t < INFLIGHT_SECONDS}
         sent = 0
-        for key in list(self.pending.keys()):
+        for key in [k for k, at in self.waiting.items() if at <= now]:
             state = self.state(key)
             if state is None:
                 continue
@@ -330,11 +354,11 @@ class Alerts:
         return sent
 
     def update_gauges(self, now: dt.datetime | None = None) -> None:
-        if not self.ready():
+        if not self.ensure_index():
             return
         now = now or _utcnow()
         overdue: Counter[str] = Counter()
-        for key in list(self.pending.keys()):
+        for key in list(self.waiting):
             state = self.state(key)
             if state is not None and lifecycle.is_overdue(state, now):
                 overdue[state.jurisdiction] += 1
@@ -346,7 +370,7 @@ class Alerts:
             self.metrics.open_cases.labels(j).set(open_cases[j])
 
 
-class KeyedTable(faust.Table):  # type: ignore[misc]  # faust's classes are untyped
+class KeyedTable(faust.Table):  # type: ignore[type-arg]
     """A table whose changelog partition follows its key (Kafka's murmur2, like every keyed
     producer of the bus), not the partition of the message being processed.
 
@@ -363,7 +387,7 @@ class KeyedTable(faust.Table):  # type: ignore[misc]  # faust's classes are unty
 
     def partition_for_key(self, key: Any) -> int | None:
         raw = key if isinstance(key, bytes) else str(key).encode()
-        return int(murmur2(raw) & 0x7FFFFFFF) % int(self.partitions)
+        return int(murmur2(raw) & 0x7FFFFFFF) % int(self.partitions or 1)
 
     def _verify_source_topic_partitions(self, source_topic: str) -> None:
         return None

@@ -95,7 +95,8 @@ async def latest(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
     """The last value per key of a compacted state topic (deleted keys dropped)."""
     from referral_bus.services.alerts.readback import latest_by_key, read_topics
 
-    return latest_by_key(await read_topics(settings, [topic]))
+    values: dict[str, bytes] = latest_by_key(await read_topics(settings, [topic]))
+    return values
 
 
 async def load_cases(settings: KafkaSettings) -> tuple[list[CaseChange], dict[str, TrackedState]]:

@@ -47,7 +47,7 @@ class LagExporter:
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Each group with the topics it is expected to read."""
-        groups = {agency_group(a): (referral_topic_name(a),)
+        groups: dict[str, tuple[str, ...]] = {agency_group(a): (referral_topic_name(a),)
                   for a, info in sorted(catalog().agencies.items()) if not info.abolished}
         # The command centres also read the alerts and their escalations.
         groups[agency_group(COMMAND_CENTER)] += (POLICE_ALERTS.name, ESCALATIONS.name)
@@ -57,7 +57,7 @@ class LagExporter:
     async def scan(self) -> None:
         try:
             await self._scan()
-        except Exception as exc:  # noqa: BLE001 - a metrics scrape must never stop the worker
+        except Exception as exc:
             log.warning("lag_scan_failed", error=type(exc).__name__)
 
     async def _scan(self) -> None:

@@ -92,7 +92,8 @@ def track_alert(alert: PoliceAlert, *, grouped: bool = False) -> TrackedState:
 def twin_of(referral: Referral) -> uuid.UUID | None:
     """The alert that a missing-child report's command-centre lead referral stands beside."""
     if referral.kind == MISSING_CHILD and referral.role == "lead" and referral.agency == COMMAND_CENTER:
-        return alert_id_for(referral.event_id)
+        alert_id: uuid.UUID = alert_id_for(referral.event_id)
+        return alert_id
     return None
 
 
@@ -239,7 +240,8 @@ def apply_escalation(state: TrackedState, escalation: Escalation) -> Outcome:
     if escalation.action == "reassign" or escalation.step <= state.step or state.status not in WAITING:
         return Outcome(state, applied=False)
     entry = HistoryEntry(at=escalation.decided_at, what=escalation.action, ref=str(escalation.escalation_id),
-                         by=escalation.target_agency, detail=f"level {escalation.level} {escalation.target_jurisdiction}")
+                         by=escalation.target_agency,
+                         detail=f"level {escalation.level} {escalation.target_jurisdiction}")
     return Outcome(state.model_copy(update={
         "step": escalation.step, "level": escalation.level,
         "resends": state.resends + (escalation.action == "resend"),

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
+
 from referral_bus.kafka import clients
 from referral_bus.schemas.broadcast import CAP_CONTENT_TYPE, BroadcastRefusal, CapMessage, CaseBroadcast
 from referral_bus.schemas.events import parse_event

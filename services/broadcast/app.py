@@ -15,6 +15,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, start_http_server
+
 from referral_bus.schemas.broadcast import CAP_CONTENT_TYPE, CaseBroadcast
 from referral_bus.services.broadcast import feed
 from referral_bus.services.broadcast.agents import BroadcastWorker, Clock, utc_now

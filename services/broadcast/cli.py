@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+
 from referral_bus import logging as bus_logging
 from referral_bus.settings import KafkaSettings
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
 from referral_bus.schemas.broadcast import REFUSAL_REASONS, MsgType
 
 

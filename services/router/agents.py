@@ -4,48 +4,56 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import faust
 import structlog
-from referral_bus.services.router.handling import Position, Refused, Router, describe_refusal
+
+from referral_bus.faust_app import BusApp
+from referral_bus.rules.engine import is_unrouted
+from referral_bus.services.router.handling import Position, Refused, Routed, Router, describe_refusal
 from referral_bus.services.router.metrics import RouterMetrics
 from referral_bus.topics.catalog import EVENTS
 
 log = structlog.get_logger("router")
 
+#: Events handled per batch, and how long a partial batch may wait (seconds).
+BATCH_MAX = 500
+BATCH_WITHIN = 0.005
 
-def wire(app: faust.App, router: Router, metrics: RouterMetrics) -> None:
+
+def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
     """Register the routing agent on `app`."""
     inbound = app.topic(EVENTS.name, key_serializer="raw", value_serializer="raw")
-    outbound: dict[str, Any] = {}
-
-    def topic(name: str) -> Any:
-        if name not in outbound:
-            outbound[name] = app.topic(name, key_serializer="raw", value_serializer="raw")
-        return outbound[name]
 
     async def route_events(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        # One event at a time: faust acks an event when the loop moves on, and commits only after
-        # flushing the producer, so a referral is on its topic before its input offset is committed.
-        async for delivery in stream.events():
-            message = delivery.message
-            outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
-            for out in outcome.messages:
-                await topic(out.topic).send(key=out.key, value=out.value)
-            if isinstance(outcome, Refused):
-                metrics.dead_letters.labels(outcome.dead_letter.reason).inc()
-                log.warning("dead_letter", reason=describe_refusal(outcome.dead_letter),
-                            event_id=outcome.dead_letter.event_id, offset=message.offset)
-            else:
-                event = outcome.event
-                metrics.events_received.labels(event.kind, event.jurisdiction,
-                                               event.reporter.agency or "public").inc()
-                for r in outcome.referrals:
-                    metrics.referrals.labels(r.agency, r.role).inc()
-                    if r.rule_id.endswith(".unrouted"):
-                        metrics.unrouted.labels(event.jurisdiction).inc()
-                metrics.routing_seconds.observe(max(0.0, time.time() - event.reported_at.timestamp()))
+        # faust acks a batch's events only when the loop asks for the next batch, and flushes the
+        # producer before committing; sends go straight to the producer (no per-send await of the
+        # broker) and the delivery guard stops a commit past a failed one. At-least-once.
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            for delivery in batch:
+                message = delivery.message
+                outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
+                for out in outcome.messages:
+                    app.delivery_guard.track(
+                        await app.producer.send(out.topic, out.key, out.value, None, None, None))
+                observe(outcome, metrics, message.offset)
+            app.delivery_guard.raise_if_failed()
             yield None
 
     app.agent(inbound, name="route-events")(route_events)
+
+
+def observe(outcome: Routed | Refused, metrics: RouterMetrics, offset: int) -> None:
+    """Count the outcome; log ids and reasons only, never the report's contents."""
+    if isinstance(outcome, Refused):
+        metrics.dead_letters.labels(outcome.dead_letter.reason).inc()
+        log.warning("dead_letter", reason=describe_refusal(outcome.dead_letter),
+                    event_id=outcome.dead_letter.event_id, offset=offset)
+        return
+    event = outcome.event
+    metrics.events_received.labels(event.kind, event.jurisdiction, event.reporter.agency or "public").inc()
+    for r in outcome.referrals:
+        metrics.referrals.labels(r.agency, r.role).inc()
+        if is_unrouted(r):
+            metrics.unrouted.labels(event.jurisdiction).inc()
+    metrics.routing_seconds.observe(max(0.0, time.time() - event.reported_at.timestamp()))

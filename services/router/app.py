@@ -8,6 +8,7 @@ import sys
 import faust
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
+
 from referral_bus.faust_app import make_app
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook
@@ -40,6 +41,7 @@ def run() -> None:
         start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
     log.info("router_starting", bootstrap=kafka.bootstrap_servers, metrics_port=settings.metrics_port)
     # faust and aiokafka log through the standard library; structlog renders our own lines.
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(levelname)s %(name)s %(message)s")
     worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
     worker.execute_from_commandline()

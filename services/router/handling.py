@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from pydantic import ValidationError
+
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import RuleBook, route
 from referral_bus.schemas.errors import field_errors, summary

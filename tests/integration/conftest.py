@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from referral_bus.kafka.admin import create_topics
 from referral_bus.local_broker import LocalBroker
 from referral_bus.settings import KafkaSettings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from referral_bus.rules.catalog import catalog
 from referral_bus.topics.catalog import (
     EVENTS,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from referral_bus.local_broker import LocalBroker, free_port
 from referral_bus.services.broadcast.settings import DEFAULT_CONFIG
 

@@ -63,7 +63,8 @@ def referral(event: Event, agency: str, role: str = "lead", urgency: str = "imme
         role=role,  # type: ignore[arg-type]
         action="Rapid child-missing search.", urgency=urgency, reported_at=event.reported_at,
         ack_by=deadlines.ack_by(urgency, event.reported_at), due_by=deadlines.due_by(urgency, event.reported_at),
-        rule_id=rule_id, citation=Citation(file="001_56bdd0a940e471fd.txt", clause="第八条", quote="认真执行儿童失踪快速查找机制"),
+        rule_id=rule_id,
+        citation=Citation(file="001_56bdd0a940e471fd.txt", clause="第八条", quote="认真执行儿童失踪快速查找机制"),
         exercise=event.exercise, case_id=event.case_id,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from referral_bus.services.broadcast.settings import DEFAULT_CONFIG, BroadcastConfig
 
 

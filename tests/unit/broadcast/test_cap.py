@@ -7,6 +7,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from referral_bus.schemas.events import MissingChildReport
 from referral_bus.services.broadcast.cap import (
     CAP_NS,

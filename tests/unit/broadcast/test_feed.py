@@ -7,6 +7,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from fastapi.testclient import TestClient
+
 from referral_bus.schemas.broadcast import CaseBroadcast
 from referral_bus.services.broadcast import feed
 from referral_bus.services.broadcast.app import make_http_app

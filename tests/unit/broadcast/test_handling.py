@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import pytest
+
 from referral_bus.schemas.broadcast import CaseBroadcast
 from referral_bus.schemas.events import Event
 from referral_bus.services.broadcast.handling import Outcome, is_police, next_due, on_event, on_tick

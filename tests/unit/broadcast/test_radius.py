@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from referral_bus.services.broadcast import radius
 from referral_bus.services.broadcast.settings import BroadcastConfig
 

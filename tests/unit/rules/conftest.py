@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from referral_bus.rules.engine import RuleBook, load_rulebook
 from referral_bus.schemas.events import Event, parse_event_obj
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import (
     RuleBook,

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
 from referral_bus.rules.cli import app
 from referral_bus.rules.engine import DEFAULT_PACKS_DIR
 from referral_bus.rules.lint import lint
 from referral_bus.rules.seeds import default_seeds_dir, load_seed, normalise
-from typer.testing import CliRunner
 
 SEEDS = default_seeds_dir()
 needs_seeds = pytest.mark.skipif(not SEEDS.is_dir(), reason="plan texts not available")

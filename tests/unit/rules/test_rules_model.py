@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import ValidationError
+
 from referral_bus.rules.engine import compile_packs, load_packs
 from referral_bus.rules.errors import PackError
 from referral_bus.rules.model import Pack

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from referral_bus.rules.catalog import catalog
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import RuleBook, route

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from referral_bus.rules.engine import RuleBook, is_triage, is_unrouted, route
 
 CASES_PATH = Path(__file__).parents[2] / "data" / "routing_cases.yaml"

@@ -1,0 +1,198 @@
+"""Missing-child report -> police alert latency, on the local broker, beside a raw baseline.
+
+In one run on a fresh local broker (or KAFKA_BOOTSTRAP_SERVERS):
+  (a) baseline: raw aiokafka produce -> consume on a benchmark topic at the same steady rate;
+  (b) alerts: reports published on the inbound topic at a steady rate (default 500/s for 60 s),
+      routed by the `referral-bus router` worker (a subprocess, `tuned://` transport), each
+      report's police alert consumed from `alerts.police`; latency = alert received - report sent.
+The consumers use the bus's `fetch_max_wait_ms` (REFERRAL_BUS_FETCH_MAX_WAIT_MS, default 10).
+The last line printed is one JSON object with p50_ms, p95_ms, p99_ms and baseline_p99_ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from referral_bus.kafka.admin import create_topics
+from referral_bus.local_broker import LocalBroker
+from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import BENCHMARK_BASELINE, EVENTS, POLICE_ALERTS, all_topics
+
+CLI = str(Path(sys.executable).with_name("referral-bus"))
+JURISDICTIONS = ("xian", "xx_city", "yunyang", "honghe")
+
+
+def report(i: int) -> tuple[str, bytes]:
+    now = dt.datetime.now(dt.UTC)
+    event_id = str(uuid.uuid4())
+    return event_id, json.dumps({
+        "event_id": event_id, "kind": "child_missing_reported", "jurisdiction": JURISDICTIONS[i % 4],
+        "occurred_at": (now - dt.timedelta(minutes=40)).isoformat(), "reported_at": now.isoformat(),
+        "reporter": {"agency": None, "role": "parent_or_guardian"},
+        "person": {"age": 6, "sex": "male", "nationality": "CN", "disability": "none"},
+        "last_seen_at": (now - dt.timedelta(minutes=40)).isoformat(),
+        "last_seen_location": {"place": "大雁塔北广场", "lat": 34.222, "lon": 108.964},
+        "description": "Child last seen at the square with his grandmother; not found after 30 minutes.",
+    }, ensure_ascii=False).encode()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def tail_consumer(kafka: KafkaSettings, topic: str) -> AIOKafkaConsumer:
+    """A consumer positioned at the current end of `topic` (no group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None,
+                                fetch_max_wait_ms=kafka.fetch_max_wait_ms, enable_auto_commit=False)
+    await consumer.start()
+    await consumer.topics()
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for p in parts:
+        await consumer.position(p)
+    return consumer
+
+
+async def paced(producer: AIOKafkaProducer, topic: str, rate: float, duration: float,
+                make: Any, sent: dict[str, float]) -> int:
+    """Send `make(i)` messages at a steady `rate` for `duration` seconds; record send times."""
+    start = time.perf_counter()
+    n = int(rate * duration)
+    for i in range(n):
+        target = start + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        key, value = make(i)
+        sent[key] = time.perf_counter()
+        await producer.send(topic, value, key=key.encode())
+    await producer.flush()
+    return n
+
+
+async def measure(kafka: KafkaSettings, produce_topic: str, consume_topic: str, rate: float, duration: float,
+                  make: Any, id_of: Any, drain: float = 5.0) -> tuple[list[float], int]:
+    consumer = await tail_consumer(kafka, consume_topic)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=1)
+    await producer.start()
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    seen: set[str] = set()
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=50)
+            now = time.perf_counter()
+            for records in batches.values():
+                for r in records:
+                    key = id_of(r.value)
+                    if key in sent and key not in seen:
+                        seen.add(key)
+                        latencies.append((now - sent[key]) * 1000)
+
+    task = asyncio.create_task(consume())
+    try:
+        n = await paced(producer, produce_topic, rate, duration, make, sent)
+        deadline = time.monotonic() + drain
+        while len(seen) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+        await consumer.stop()
+    return latencies, n
+
+
+def _alert_event_id(value: bytes) -> str:
+    return str(json.loads(value)["event_id"])
+
+
+async def wait_for_router(kafka: KafkaSettings, timeout: float = 120) -> None:
+    """Publish reports until one's alert comes back: the router has joined its group."""
+    consumer = await tail_consumer(kafka, POLICE_ALERTS.name)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            key, value = report(0)
+            await producer.send_and_wait(EVENTS.name, value, key=key.encode())
+            batches = await consumer.getmany(timeout_ms=1000)
+            if any(batches.values()):
+                return
+        raise RuntimeError("the router produced no alert")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=60.0, help="Seconds of steady load (default 60).")
+    parser.add_argument("--rate", type=float, default=500.0, help="Reports per second (default 500).")
+    parser.add_argument("--baseline-duration", type=float, default=None,
+                        help="Seconds of baseline load (default: same as --duration).")
+    args = parser.parse_args()
+
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    if not bootstrap:
+        broker = LocalBroker().start()
+        bootstrap = broker.bootstrap
+    kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap)
+    state = tempfile.mkdtemp(prefix="alert-latency-")
+    router = None
+    try:
+        asyncio.run(create_topics(kafka, (*all_topics(), BENCHMARK_BASELINE)))
+        counter = iter(range(10**9))
+
+        def baseline_message(i: int) -> tuple[str, bytes]:
+            key = f"b{next(counter)}"
+            return key, json.dumps({"event_id": key, "pad": "x" * 500}).encode()
+
+        base, base_n = asyncio.run(measure(
+            kafka, BENCHMARK_BASELINE.name, BENCHMARK_BASELINE.name, args.rate,
+            args.baseline_duration or args.duration, baseline_message, lambda v: json.loads(v)["event_id"]))
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REFERRAL_BUS_STATE_DIR": state,
+               "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
+        router = subprocess.Popen([CLI, "router"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        asyncio.run(wait_for_router(kafka))
+        lat, n = asyncio.run(measure(kafka, EVENTS.name, POLICE_ALERTS.name, args.rate, args.duration,
+                                     report, _alert_event_id))
+    finally:
+        if router is not None and router.poll() is None:
+            os.killpg(router.pid, signal.SIGTERM)
+            router.wait(20)
+        if broker is not None:
+            broker.stop()
+    result = {
+        "rate": args.rate, "duration_s": args.duration, "reports": n, "alerts": len(lat),
+        "p50_ms": round(percentile(lat, 0.50), 2), "p95_ms": round(percentile(lat, 0.95), 2),
+        "p99_ms": round(percentile(lat, 0.99), 2), "max_ms": round(max(lat, default=float("nan")), 2),
+        "baseline_messages": base_n, "baseline_p50_ms": round(percentile(base, 0.50), 2),
+        "baseline_p99_ms": round(percentile(base, 0.99), 2),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
