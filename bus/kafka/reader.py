@@ -66,3 +66,22 @@ async def read_all(settings: KafkaSettings, topics: Iterable[str], idle: float =
         return out
     finally:
         await consumer.stop()
+
+
+async def records_to_end(consumer: AIOKafkaConsumer, parts: list[TopicPartition],
+                         quiet_ms: int = 300) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of the assigned `parts` up to now, for restoring state at start-up.
+
+    Caught up means past the reported end offsets AND a fetch that returns nothing: the local
+    Tansu broker under-reports end offsets, so they alone would stop the restore early.
+    """
+    ends = await consumer.end_offsets(parts)
+    while True:
+        batches = await consumer.getmany(*parts, timeout_ms=quiet_ms)
+        for records in batches.values():
+            for record in records:
+                yield record
+        if not batches:
+            positions = [await consumer.position(p) for p in parts]
+            if all(pos >= ends[p] for pos, p in zip(positions, parts, strict=True)):
+                return

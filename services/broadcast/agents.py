@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from pydantic import ValidationError
 
 from referral_bus.kafka import clients
+from referral_bus.kafka.reader import records_to_end
 from referral_bus.schemas.broadcast import CAP_CONTENT_TYPE, BroadcastRefusal, CapMessage, CaseBroadcast
 from referral_bus.schemas.events import parse_event
 from referral_bus.services.broadcast.handling import Outcome, case_id_of, next_due, on_event, on_tick
@@ -101,12 +102,8 @@ class BroadcastWorker:
                 return
             reader.assign(tps)
             await reader.seek_to_beginning(*tps)
-            end = await reader.end_offsets(tps)
-            while [tp for tp in tps if await reader.position(tp) < end[tp]]:
-                batch = await reader.getmany(*tps, timeout_ms=1000)
-                for records in batch.values():
-                    for rec in records:
-                        self._restore_record(rec)
+            async for rec in records_to_end(reader, tps):
+                self._restore_record(rec)
         finally:
             await reader.stop()
         self.metrics.active.set(self._count_active())

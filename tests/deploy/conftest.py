@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from deploy_support import PROMETHEUS_MISSING, PROMTOOL_MISSING, require_binary
-from prometheus_server import PrometheusServer
+
+from .deploy_support import PROMETHEUS_MISSING, PROMTOOL_MISSING, require_binary
+from .prometheus_server import PrometheusServer
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,8 @@ from typing import Any
 
 import jsonschema
 import yaml
-from deploy_support import DEPLOY, REPO, contract
+
+from .deploy_support import DEPLOY, REPO, contract
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SCHEMA_FILE = Path(__file__).with_name("compose-spec.json")

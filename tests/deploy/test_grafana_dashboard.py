@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import DASHBOARD, DEPLOY, TARGET_LABELS, grafana_to_promql, known_series, names_in
+
+from .deploy_support import DASHBOARD, DEPLOY, TARGET_LABELS, grafana_to_promql, known_series, names_in
 
 PROVISIONING = DEPLOY / "grafana" / "provisioning"
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import REPO, MetricSpec, metric_specs
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
+
+from .deploy_support import REPO, MetricSpec, metric_specs
 
 SERVICE_METRIC_MODULES = sorted(p.parent.name for p in (REPO / "services").glob("*/metrics.py"))
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import PROMETHEUS_DIR, RULES, TARGET_LABELS, alert_rules, contract, known_series, names_in
+
+from .deploy_support import PROMETHEUS_DIR, RULES, TARGET_LABELS, alert_rules, contract, known_series, names_in
 
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 

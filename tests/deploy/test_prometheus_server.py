@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from deploy_support import DEPLOY, PROMETHEUS_MISSING, require_binary
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-from prometheus_server import PrometheusServer, free_port, sample_value
+
+from .deploy_support import DEPLOY, PROMETHEUS_MISSING, require_binary
+from .prometheus_server import PrometheusServer, free_port, sample_value
 
 pytestmark = pytest.mark.prometheus
 

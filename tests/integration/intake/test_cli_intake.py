@@ -16,12 +16,11 @@ import pytest
 
 from referral_bus.local_broker import LocalBroker, free_port
 from referral_bus.services.intake.demo import DEMO_TOKENS
+from tests.unit.intake.intake_fakes import HOSPITAL, body, hospital_event
 
 pytestmark = pytest.mark.integration
 
 CLI = str(Path(sys.executable).with_name("referral-bus"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "intake"))
-from intake_fakes import HOSPITAL, body, hospital_event  # noqa: E402
 
 
 def cli(*args: str, env: dict[str, str], stdin: str | None = None,

@@ -28,13 +28,12 @@ from referral_bus.schemas.referrals import Referral
 from referral_bus.services.intake.demo import DEMO_TOKENS
 from referral_bus.settings import KafkaSettings
 from referral_bus.topics.catalog import AUDIT, EVENTS, RECEIPTS
+from tests.unit.intake.intake_fakes import body, hospital_event
 
 pytestmark = pytest.mark.integration
 
 HOSPITAL = "health.designated_medical_institution"
 CLI = str(Path(sys.executable).with_name("referral-bus"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "intake"))
-from intake_fakes import body, hospital_event  # noqa: E402
 
 
 def until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 # The helpers module sits beside this file; make it importable however pytest was invoked.
-sys.path.insert(0, str(Path(__file__).parent))
-
 import pytest
 from fastapi.testclient import TestClient
-from intake_fakes import FakePublisher
 from prometheus_client import CollectorRegistry
 
 from referral_bus.services.intake.app import create_app
 from referral_bus.services.intake.settings import IntakeSettings
 from referral_bus.settings import KafkaSettings, StateSettings
+from tests.unit.intake.intake_fakes import FakePublisher
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
 
 from referral_bus.schemas.receipts import Receipt
 from referral_bus.services.intake.app import OPENAPI_PATH, openapi_document
 from referral_bus.topics.catalog import AUDIT, EVENTS
+from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
 
 JSON = {"Content-Type": "application/json"}
 

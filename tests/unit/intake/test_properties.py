@@ -17,12 +17,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
 from prometheus_client import CollectorRegistry
 
 from referral_bus.services.intake.app import create_app
 from referral_bus.services.intake.settings import IntakeSettings
 from referral_bus.settings import KafkaSettings, StateSettings
+from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
 
 
 def _app(tmp: Path) -> FastAPI:

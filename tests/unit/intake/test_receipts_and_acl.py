@@ -6,7 +6,6 @@ import datetime as dt
 import json
 
 import pytest
-from intake_fakes import HOSPITAL, body, hospital_event
 
 from referral_bus.rules.catalog import catalog
 from referral_bus.rules.deadlines import Deadlines
@@ -16,6 +15,7 @@ from referral_bus.services.intake.acl import AclPlan, expand, load_plan
 from referral_bus.services.router.handling import Position, Refused, Routed, Router
 from referral_bus.services.router.outputs import AuditEmitter, ReceiptEmitter
 from referral_bus.topics.catalog import AUDIT, RECEIPTS, all_topics, referral_topic_name
+from tests.unit.intake.intake_fakes import HOSPITAL, body, hospital_event
 
 NOW = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
 POS = Position("events.inbound", 0, 7)
