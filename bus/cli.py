@@ -39,6 +39,9 @@ def _mount_subcommands() -> None:
     from referral_bus.services.alerts.cli import register as mount_alerts
 
     mount_alerts(app)
+    from referral_bus.services.report.cli import mount as mount_report
+
+    mount_report(app)
 
 
 def _read_events(source: str) -> list[tuple[int, str]]:

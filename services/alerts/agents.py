@@ -17,6 +17,7 @@ deterministic id, dropped by receivers) rather than losing it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import time
@@ -47,6 +48,8 @@ from referral_bus.schemas.referrals import Referral
 from referral_bus.services.alerts import cases as case_rules
 from referral_bus.services.alerts import lifecycle
 from referral_bus.services.alerts.metrics import AlertsMetrics
+from referral_bus.services.alerts.readback import latest_by_key, read_topics
+from referral_bus.settings import KafkaSettings
 from referral_bus.topics.catalog import (
     ALERT_PARKED,
     ALERT_STATES,
@@ -95,6 +98,8 @@ class Alerts:
         # so it cannot disagree with the table when a worker dies between two writes.
         self.waiting: dict[str, dt.datetime] = {}
         self._indexed = False
+        # Set once the tables are complete (see `top_up`); handlers and timers wait for it.
+        self.restored = asyncio.Event()
         self.cases = self._table("cases", CASES)
         self._topics: dict[str, Any] = {}
         self._inflight: dict[uuid.UUID, float] = {}
@@ -134,9 +139,31 @@ class Alerts:
         else:
             self.waiting.pop(key, None)
 
+    async def top_up(self, kafka: KafkaSettings) -> None:
+        """Complete faust's table recovery from the changelog topics, then open the gates.
+
+        faust restores a table up to its changelog's end offsets, but the local Tansu broker
+        reports a partition's end offset as the start of its last batch (see
+        tests/integration/test_regression_end_offsets.py): the records after it — the last state
+        changes before a crash — would be missing after a restart. Reading each changelog to its
+        real end and applying the latest value per key to the store (the store, not the table:
+        nothing is written back) makes the tables whole; no handler runs before that.
+        """
+        app: Any = self.app
+        await app.tables.recovery.completed.wait()
+        for table, spec in ((self.tracked, ALERT_STATES), (self.parked, ALERT_PARKED), (self.cases, CASES)):
+            latest = latest_by_key(await read_topics(kafka, [spec.name], limit=300.0))
+            store = table.data
+            for key in [k for k in list(store.keys()) if k not in latest]:
+                del store[key]
+            for key, value in latest.items():
+                store[key] = value
+        self.restored.set()
+        log.info("tables_restored", tracked=len(self.tracked), cases=len(self.cases))
+
     def ensure_index(self) -> bool:
         """Rebuild the waiting index from the restored table once the tables are ready."""
-        if not self.ready():
+        if not self.ready() or not self.restored.is_set():
             self._indexed = False
             return False
         if not self._indexed:
@@ -401,9 +428,14 @@ def _parse(model: Any, raw: bytes | None, what: str) -> Any:
         return None
 
 
-def wire(app: faust.App, config: AlertsConfig, metrics: AlertsMetrics) -> Alerts:
+def wire(app: faust.App, config: AlertsConfig, metrics: AlertsMetrics, kafka: KafkaSettings) -> Alerts:
     """Register the tables, agents and timers of the alerts service on `app`."""
     alerts = Alerts(app, config, metrics)
+
+    async def restore() -> None:
+        await alerts.top_up(kafka)
+
+    app.task(restore)
 
     def agent(topics: tuple[str, ...], name: str, handler: Any) -> None:
         source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
@@ -412,6 +444,7 @@ def wire(app: faust.App, config: AlertsConfig, metrics: AlertsMetrics) -> Alerts
             # One message at a time: faust commits an offset only after the loop moved past it
             # and the producer flushed, so a crash replays the message (handlers are idempotent).
             async for value in stream:
+                await alerts.restored.wait()
                 await handler(value)
                 yield None
 

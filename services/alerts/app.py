@@ -31,7 +31,7 @@ def build(kafka: KafkaSettings, state: StateSettings, settings: AlertsSettings,
                           resends=settings.resends, timer_interval=settings.timer_interval)
     state.state_dir.mkdir(parents=True, exist_ok=True)
     app = make_app(settings.app_name, kafka, state.state_dir)
-    alerts = wire(app, config, metrics)
+    alerts = wire(app, config, metrics, kafka)
     if settings.lag_interval:
         exporter = LagExporter(kafka, metrics, router_group=settings.router_group)
         app.timer(settings.lag_interval, name="consumer-lag")(exporter.scan)

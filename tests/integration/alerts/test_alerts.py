@@ -9,7 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from alerts_helpers import (
+
+from referral_bus.rules.catalog import JOINT_OFFICE
+from referral_bus.schemas.alerts import ReferralResponse, alert_id_for
+from referral_bus.schemas.referrals import Referral
+from referral_bus.services.alerts.cli import send_response
+from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import referral_topic_name
+
+from .alerts_helpers import (
     RESTART,
     SHORT,
     alerts,
@@ -24,13 +32,6 @@ from alerts_helpers import (
     states,
     wait_until,
 )
-
-from referral_bus.rules.catalog import JOINT_OFFICE
-from referral_bus.schemas.alerts import ReferralResponse, alert_id_for
-from referral_bus.schemas.referrals import Referral
-from referral_bus.services.alerts.cli import send_response
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import referral_topic_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -190,7 +191,15 @@ def test_sigkill_mid_stream_loses_nothing_and_keeps_timers(kafka: KafkaSettings,
         tracked = states(kafka)
         return tracked if all(k in tracked and tracked[k].resends == 1 for k in expected) else None
 
-    tracked = wait_until(all_resent, 50, "every alert re-sent after its deadline, across the restart")
+    try:
+        tracked = wait_until(all_resent, 50, "every alert re-sent after its deadline, across the restart")
+    except AssertionError:
+        now = states(kafka)
+        missing = {k for k in expected if k not in now or now[k].resends != 1}
+        on_topic = {str(a.alert_id) for a in alerts(kafka)}
+        raise AssertionError(f"not re-sent: {sorted(missing)}; states: "
+                             f"{ {k: (now[k].status, now[k].resends) for k in missing if k in now} }; "
+                             f"on alerts.police: {sorted(missing & on_topic)}") from None
     assert {s.status for k, s in tracked.items() if k in expected} == {"sent"}
     # Receivers' view: one alert per report and one page per step, whatever copies the crash left.
     wait_until(lambda: expected <= {str(a.alert_id) for a in alerts(kafka) if a.attempt == 1}, 10,

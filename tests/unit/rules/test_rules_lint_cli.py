@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from referral_bus.rules.lint import lint
 from referral_bus.rules.seeds import default_seeds_dir, load_seed, normalise
 
 SEEDS = default_seeds_dir()
-needs_seeds = pytest.mark.skipif(not SEEDS.is_dir(), reason="plan texts not available")
+# Outside CI a clone without ../shared skips these; in CI (CI=true) a missing folder fails them.
+needs_seeds = pytest.mark.skipif(not SEEDS.is_dir() and not os.environ.get("CI"), reason="plan texts not available")
 runner = CliRunner()
 
 

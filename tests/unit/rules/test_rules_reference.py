@@ -3,6 +3,7 @@ routes its event kind, in its own jurisdiction, to the agencies the clause names
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from referral_bus.rules.catalog import catalog
 from referral_bus.rules.engine import RuleBook, route
 
 REF_PATH = Path(__file__).resolve().parents[4] / "shared" / "plan" / "rules.yaml"
-pytestmark = pytest.mark.skipif(not REF_PATH.is_file(), reason="reference extraction absent")
+pytestmark = pytest.mark.skipif(not REF_PATH.is_file() and not os.environ.get("CI"),
+                                reason="reference extraction absent")
 REF: list[dict[str, Any]] = (yaml.safe_load(REF_PATH.read_text(encoding="utf-8"))
                              if REF_PATH.is_file() else [])
 

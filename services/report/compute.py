@@ -1,0 +1,212 @@
+"""The report's figures, computed from decoded messages: pure and synchronous (no broker).
+
+Scope: referrals whose `jurisdiction` is the report's and whose `reported_at` falls in the
+report's year, counted in China Standard Time (the plans' calendar). Drills (`exercise=true`)
+are left out of every figure and counted on their own. Topics may hold copies of a referral
+after a crash (at-least-once delivery): copies are dropped by `referral_id` and counted, and
+answers and escalations by their own ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from referral_bus.schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
+from referral_bus.schemas.referrals import Referral
+
+CST = dt.timezone(dt.timedelta(hours=8), "CST")
+
+#: Tracked states that close a referral (the alerts service's view).
+CLOSED_STATES = frozenset({"done", "closed"})
+
+OpenSource = Literal["alerts.states", "referrals.responses"]
+
+
+@dataclass(frozen=True)
+class AgencyRow:
+    """One member unit's line of the report."""
+
+    agency: str
+    received: int
+    by_kind: dict[str, int]
+    acknowledged_on_time: int
+    acknowledged_late: int
+    not_acknowledged: int
+    no_deadline: int  # referrals without an ack_by: nothing to be on time for
+    median_ack_minutes: float | None
+    escalations: int
+    open: int
+    drills: int
+
+    @property
+    def on_time_rate(self) -> float | None:
+        due = self.acknowledged_on_time + self.acknowledged_late + self.not_acknowledged
+        return self.acknowledged_on_time / due if due else None
+
+
+@dataclass(frozen=True)
+class Report:
+    jurisdiction: str
+    year: int
+    rows: tuple[AgencyRow, ...]
+    kinds: tuple[str, ...]
+    referrals: int
+    drills: int
+    duplicates_dropped: int
+    response_duplicates_dropped: int
+    out_of_scope: int
+    open_source: OpenSource
+    open_cases: int | None = None  # missing-child cases still open (cases.changes), when the topic had any
+
+    def row(self, agency: str) -> AgencyRow:
+        return next(r for r in self.rows if r.agency == agency)
+
+
+def in_year(t: dt.datetime, year: int) -> bool:
+    return t.astimezone(CST).year == year
+
+
+def compute(
+    referrals: Iterable[Referral],
+    responses: Iterable[ReferralResponse],
+    escalations: Iterable[Escalation],
+    jurisdiction: str,
+    year: int,
+    *,
+    alerts: Iterable[PoliceAlert] = (),
+    states: Iterable[TrackedState] = (),
+    cases: Iterable[CaseChange] = (),
+) -> Report:
+    """The report of `jurisdiction` for `year`.
+
+    - acknowledged on time: the first answer of any kind (acknowledged, accepted, rejected, done)
+      given no later than the referral's `ack_by`; a referral without `ack_by` is counted under
+      `no_deadline` instead;
+    - median ack time: minutes from `reported_at` to that first answer, over answered referrals;
+    - escalations: distinct escalations (re-sends included) about the unit's referrals;
+    - open: by the alerts service's tracked states when `states` holds any (status not done or
+      closed), else referrals without a 'done' answer on the responses topic.
+
+    An answer or escalation may name a police alert instead of the command centre's lead
+    referral (answering either answers both): `alerts` maps one to the other.
+    """
+    seen: set[uuid.UUID] = set()
+    dropped = drills_total = out_of_scope = 0
+    scoped: list[Referral] = []
+    drills: Counter[str] = Counter()
+    for r in referrals:
+        if r.jurisdiction != jurisdiction or not in_year(r.reported_at, year):
+            out_of_scope += 1
+            continue
+        if r.referral_id in seen:
+            dropped += 1
+            continue
+        seen.add(r.referral_id)
+        if r.exercise:
+            drills[r.agency] += 1
+            drills_total += 1
+            continue
+        scoped.append(r)
+    by_id = {r.referral_id: r for r in scoped}
+
+    # An alert id stands for its lead referral.
+    alias: dict[uuid.UUID, uuid.UUID] = {}
+    for a in alerts:
+        if a.lead_referral_id is not None:
+            alias[a.alert_id] = a.lead_referral_id
+
+    def target(ref: uuid.UUID) -> uuid.UUID:
+        return alias.get(ref, ref)
+
+    first_answer: dict[uuid.UUID, dt.datetime] = {}
+    done: set[uuid.UUID] = set()
+    response_ids: set[uuid.UUID] = set()
+    response_dups = 0
+    for resp in responses:
+        if resp.response_id in response_ids:
+            response_dups += 1
+            continue
+        response_ids.add(resp.response_id)
+        rid = target(resp.referral_id)
+        if resp.exercise or rid not in by_id:
+            continue
+        prev = first_answer.get(rid)
+        if prev is None or resp.responded_at < prev:
+            first_answer[rid] = resp.responded_at
+        if resp.answer == "done":
+            done.add(rid)
+
+    escalated: Counter[uuid.UUID] = Counter()
+    escalation_ids: set[uuid.UUID] = set()
+    for esc in escalations:
+        if esc.escalation_id in escalation_ids:
+            continue
+        escalation_ids.add(esc.escalation_id)
+        rid = target(esc.referral_id)
+        if not esc.exercise and rid in by_id:
+            escalated[rid] += 1
+
+    latest_state: dict[uuid.UUID, TrackedState] = {}
+    for st in states:  # compacted topic: the last message per id is the current state
+        latest_state[target(st.id)] = st
+    open_source: OpenSource = "alerts.states" if latest_state else "referrals.responses"
+
+    def is_open(rid: uuid.UUID) -> bool:
+        if open_source == "alerts.states":
+            st = latest_state.get(rid)
+            return st is None or st.status not in CLOSED_STATES
+        return rid not in done
+
+    per_agency: dict[str, list[Referral]] = defaultdict(list)
+    for r in scoped:
+        per_agency[r.agency].append(r)
+    rows: list[AgencyRow] = []
+    for agency in sorted(set(per_agency) | set(drills)):
+        mine = per_agency.get(agency, [])
+        on_time = late = missing = no_deadline = 0
+        minutes: list[float] = []
+        for r in mine:
+            answered = first_answer.get(r.referral_id)
+            if answered is not None:
+                minutes.append((answered - r.reported_at).total_seconds() / 60)
+            if r.ack_by is None:
+                no_deadline += 1
+            elif answered is None:
+                missing += 1
+            elif answered <= r.ack_by:
+                on_time += 1
+            else:
+                late += 1
+        rows.append(AgencyRow(
+            agency=agency,
+            received=len(mine),
+            by_kind=dict(sorted(Counter(r.kind for r in mine).items())),
+            acknowledged_on_time=on_time,
+            acknowledged_late=late,
+            not_acknowledged=missing,
+            no_deadline=no_deadline,
+            median_ack_minutes=round(statistics.median(minutes), 1) if minutes else None,
+            escalations=sum(escalated[r.referral_id] for r in mine),
+            open=sum(1 for r in mine if is_open(r.referral_id)),
+            drills=drills[agency],
+        ))
+
+    latest_case: dict[uuid.UUID, CaseChange] = {}
+    for c in cases:
+        latest_case[c.case_id] = c
+    in_scope_cases = [c for c in latest_case.values()
+                      if c.jurisdiction == jurisdiction and in_year(c.opened_at, year) and not c.exercise]
+    open_cases = sum(1 for c in in_scope_cases if c.status == "open") if latest_case else None
+
+    return Report(
+        jurisdiction=jurisdiction, year=year, rows=tuple(rows),
+        kinds=tuple(sorted({r.kind for r in scoped})), referrals=len(scoped), drills=drills_total,
+        duplicates_dropped=dropped, response_duplicates_dropped=response_dups, out_of_scope=out_of_scope,
+        open_source=open_source, open_cases=open_cases,
+    )

@@ -1,0 +1,86 @@
+"""Reads the topics the report needs, once, from the beginning, with a progress bar.
+
+Caught up is decided by `records_to_end` (end offsets as a floor AND an empty fetch): the local
+Tansu broker under-reports end offsets, so they are only the progress bar's estimate of the total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiokafka import TopicPartition
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from referral_bus.kafka.clients import consumer
+from referral_bus.kafka.reader import records_to_end
+from referral_bus.rules.catalog import catalog
+from referral_bus.schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
+from referral_bus.schemas.referrals import Referral
+from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import ALERT_STATES, CASES, ESCALATIONS, POLICE_ALERTS, RESPONSES, referral_topic_name
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class TopicData:
+    """Every decoded message of the report's topics; `undecodable` counts the rest per topic."""
+
+    referrals: list[Referral] = field(default_factory=list)
+    responses: list[ReferralResponse] = field(default_factory=list)
+    escalations: list[Escalation] = field(default_factory=list)
+    alerts: list[PoliceAlert] = field(default_factory=list)
+    states: list[TrackedState] = field(default_factory=list)
+    cases: list[CaseChange] = field(default_factory=list)
+    undecodable: dict[str, int] = field(default_factory=dict)
+    records: int = 0
+
+
+def referral_topics() -> list[str]:
+    """One topic per agency of the catalog, abolished ones included (they may hold old referrals)."""
+    return sorted(referral_topic_name(code) for code in catalog().agencies)
+
+
+async def read_topics(settings: KafkaSettings, console: Console | None = None) -> TopicData:
+    data = TopicData()
+    sinks: dict[str, tuple[type[BaseModel], Callable[[Any], None]]] = {
+        RESPONSES.name: (ReferralResponse, data.responses.append),
+        ESCALATIONS.name: (Escalation, data.escalations.append),
+        POLICE_ALERTS.name: (PoliceAlert, data.alerts.append),
+        ALERT_STATES.name: (TrackedState, data.states.append),
+        CASES.name: (CaseChange, data.cases.append),
+    }
+    for name in referral_topics():
+        sinks[name] = (Referral, data.referrals.append)
+
+    c = consumer(settings, group_id=None)
+    await c.start()
+    try:
+        await c.topics()  # refreshes the metadata partitions_for_topic reads
+        parts = [TopicPartition(t, p) for t in sinks for p in sorted(c.partitions_for_topic(t) or ())]
+        if not parts:
+            return data
+        c.assign(parts)
+        await c.seek_to_beginning(*parts)
+        estimate = sum((await c.end_offsets(parts)).values())
+        with Progress(TextColumn("reading topics"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console or Console(stderr=True), transient=False) as progress:
+            task = progress.add_task("read", total=max(estimate, 1))
+            async for record in records_to_end(c, parts):
+                data.records += 1
+                model, sink = sinks[record.topic]
+                if record.value is not None:  # a tombstone on a compacted topic
+                    try:
+                        sink(model.model_validate_json(record.value))
+                    except ValidationError:
+                        data.undecodable[record.topic] = data.undecodable.get(record.topic, 0) + 1
+                # The estimate is low on the local broker: let the total grow with what is read.
+                progress.update(task, completed=data.records, total=max(estimate, data.records))
+            progress.update(task, total=data.records, completed=data.records)
+        return data
+    finally:
+        await c.stop()

@@ -1,0 +1,155 @@
+"""The annual report's figures from decoded messages, without a broker."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from pathlib import Path
+
+import pytest
+
+from referral_bus.schemas.alerts import (
+    Escalation,
+    PoliceAlert,
+    ReferralResponse,
+    TrackedState,
+    alert_id_for,
+    escalation_id_for,
+)
+from referral_bus.schemas.referrals import Citation, Referral
+from referral_bus.services.report.compute import compute
+from referral_bus.services.report.render import to_csv, to_markdown, write_all
+
+CST = dt.timezone(dt.timedelta(hours=8))
+T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=CST)
+CITE = Citation(file="x.txt", clause="第五条", quote="q")
+
+
+def referral(agency: str, kind: str = "abandoned_infant_found", *, at: dt.datetime = T0, ack_minutes: int | None = 60,
+             jurisdiction: str = "xian", exercise: bool = False, role: str = "lead") -> Referral:
+    event_id = uuid.uuid4()
+    return Referral(
+        referral_id=uuid.uuid5(event_id, agency), event_id=event_id, kind=kind, jurisdiction=jurisdiction,
+        decided_by=jurisdiction, agency=agency, role=role, action="act", urgency="u", reported_at=at,
+        ack_by=at + dt.timedelta(minutes=ack_minutes) if ack_minutes is not None else None, due_by=None,
+        rule_id="r", citation=CITE, exercise=exercise)
+
+
+def answer(r: Referral | uuid.UUID, minutes: float, what: str = "acknowledged", **kw: object) -> ReferralResponse:
+    rid = r if isinstance(r, uuid.UUID) else r.referral_id
+    extra = {"note": "n"} if what == "done" else {}
+    return ReferralResponse(referral_id=rid, answer=what, responded_at=T0 + dt.timedelta(minutes=minutes),
+                            **extra, **kw)  # type: ignore[arg-type]
+
+
+def escalation(r: Referral | uuid.UUID, step: int, exercise: bool = False) -> Escalation:
+    rid = r if isinstance(r, uuid.UUID) else r.referral_id
+    return Escalation(escalation_id=escalation_id_for(rid, step), referral_id=rid, case_id=None, action="resend",
+                      step=step, level=0, target_agency="police", target_jurisdiction="xian", reason="no ack",
+                      decided_at=T0, ack_deadline=None, exercise=exercise)
+
+
+def test_acks_on_time_late_missing_and_median() -> None:
+    a, b, c, d = (referral("civil_affairs") for _ in range(4))
+    responses = [answer(a, 10), answer(a, 20, "done"), answer(b, 90), answer(d, 30, "accepted")]
+    report = compute([a, b, c, d], responses, [], "xian", 2026)
+    row = report.row("civil_affairs")
+    assert (row.received, row.acknowledged_on_time, row.acknowledged_late, row.not_acknowledged) == (4, 2, 1, 1)
+    assert row.median_ack_minutes == 30  # first answers: 10, 90, 30
+    assert row.open == 3  # only `a` has a 'done' answer
+    assert report.open_source == "referrals.responses"
+    assert row.by_kind == {"abandoned_infant_found": 4}
+
+
+def test_scope_jurisdiction_and_year_in_china_time() -> None:
+    new_year_cst = dt.datetime(2026, 12, 31, 16, 30, tzinfo=dt.UTC)  # 2027-01-01 00:30 in 西安
+    rs = [referral("police"), referral("police", jurisdiction="xx_city"), referral("police", at=new_year_cst),
+          referral("police", at=dt.datetime(2025, 12, 31, 16, 30, tzinfo=dt.UTC))]  # 2026-01-01 00:30 CST
+    report = compute(rs, [], [], "xian", 2026)
+    assert report.row("police").received == 2
+    assert report.out_of_scope == 2
+
+
+def test_drills_are_counted_apart_and_copies_dropped_by_id() -> None:
+    real, drill = referral("education"), referral("education", exercise=True)
+    report = compute([real, real, real, drill, drill], [answer(real, 5), answer(drill, 5, exercise=True)], [],
+                     "xian", 2026)
+    row = report.row("education")
+    assert (row.received, row.drills, row.acknowledged_on_time) == (1, 1, 1)
+    assert (report.referrals, report.drills, report.duplicates_dropped) == (1, 1, 3)
+
+
+def test_answer_copies_and_escalation_copies_are_counted_once() -> None:
+    r = referral("police", ack_minutes=5)
+    late = answer(r, 50)
+    esc = escalation(r, 1)
+    report = compute([r], [late, late], [esc, esc, escalation(r, 2), escalation(r, 3, exercise=True)], "xian", 2026)
+    row = report.row("police")
+    assert (row.acknowledged_late, row.escalations) == (1, 2)
+    assert report.response_duplicates_dropped == 1
+
+
+def test_no_ack_deadline_is_its_own_column() -> None:
+    r = referral("health", ack_minutes=None)
+    row = compute([r], [answer(r, 5)], [], "xian", 2026).row("health")
+    assert (row.no_deadline, row.acknowledged_on_time, row.not_acknowledged) == (1, 0, 0)
+    assert row.on_time_rate is None
+
+
+def test_an_answer_to_the_alert_answers_its_lead_referral() -> None:
+    lead = referral("police.command_center", "child_missing_reported", ack_minutes=5)
+    alert = PoliceAlert(alert_id=alert_id_for(lead.event_id), case_id=lead.event_id, event_id=lead.event_id,
+                        jurisdiction="xian", agency="police.command_center", urgency="immediate", action="a",
+                        raised_at=T0, ack_deadline=lead.ack_by, lead_referral_id=lead.referral_id)
+    report = compute([lead], [answer(alert.alert_id, 3)], [escalation(alert.alert_id, 1)], "xian", 2026,
+                     alerts=[alert])
+    row = report.row("police.command_center")
+    assert (row.acknowledged_on_time, row.escalations) == (1, 1)
+
+
+def test_open_from_tracked_states_when_the_alerts_service_has_any() -> None:
+    a, b = referral("police"), referral("police")
+
+    def state(r: Referral, status: str) -> TrackedState:
+        return TrackedState(id=r.referral_id, kind="referral", event_id=r.event_id, event_kind=r.kind, case_id=None,
+                            jurisdiction="xian", agency="police", role="lead", urgency="u", raised_at=T0,
+                            ack_deadline=r.ack_by, status=status, target_agency="police",  # type: ignore[arg-type]
+                            target_jurisdiction="xian")
+
+    report = compute([a, b], [], [], "xian", 2026, states=[state(a, "sent"), state(a, "done"), state(b, "accepted")])
+    assert report.open_source == "alerts.states"
+    assert report.row("police").open == 1
+
+
+Sample = tuple[list[Referral], list[ReferralResponse]]
+
+
+@pytest.fixture
+def sample() -> Sample:
+    rs = [referral("police", "child_missing_reported"), referral("police"), referral("civil_affairs"),
+          referral("civil_affairs", exercise=True)]
+    return rs, [answer(rs[0], 1), answer(rs[2], 120)]
+
+
+def test_csv_has_one_line_per_agency_with_kind_columns(sample: Sample) -> None:
+    rows = list(csv.DictReader(io.StringIO(to_csv(compute(*sample, [], "xian", 2026)))))
+    assert [r["agency"] for r in rows] == ["civil_affairs", "police"]
+    police = rows[1]
+    assert police["received"] == "2" and police["acknowledged_on_time"] == "1"
+    assert police["kind:child_missing_reported"] == "1" and police["kind:abandoned_infant_found"] == "1"
+    assert rows[0]["drills"] == "1" and rows[0]["acknowledged_late"] == "1"
+
+
+def test_markdown_names_the_deadlines_and_the_open_source(sample: Sample) -> None:
+    md = to_markdown(compute(*sample, [], "xian", 2026))
+    assert "2026-12-15" in md and "2026-12-20" in md
+    assert "no 'done' answer on referrals.responses" in md
+    assert "| 公安机关 (`police`) | 2 | 1 |" in md
+
+
+def test_write_all_writes_a_png(sample: Sample, tmp_path: Path) -> None:
+    paths = write_all(compute(*sample, [], "xian", 2026), tmp_path)
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["png"].name in paths["md"].read_text()
