@@ -16,13 +16,20 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 DEFAULT_FETCH_MAX_WAIT_MS = 1500
 
 
-class Consumer(faust_aiokafka.Consumer):
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """The thread in which faust runs its aiokafka consumer; it builds the worker consumer."""
+
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this attribute when it builds its fetcher in start(); faust offers no
         # setting for it, and the constructor call above is faust's own.
         consumer._fetch_max_wait_ms = fetch_max_wait_ms(self.app)
         return consumer
+
+
+class Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
     async def _commit(self, offsets: Any) -> bool:

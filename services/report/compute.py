@@ -154,7 +154,8 @@ def compute(
 
     latest_state: dict[uuid.UUID, TrackedState] = {}
     for st in states:  # compacted topic: the last message per id is the current state
-        latest_state[target(st.id)] = st
+        if target(st.id) in by_id:
+            latest_state[target(st.id)] = st
     open_source: OpenSource = "alerts.states" if latest_state else "referrals.responses"
 
     def is_open(rid: uuid.UUID) -> bool:

@@ -20,8 +20,8 @@ CSV_COLUMNS = (
 
 _OPEN_SOURCES = {
     "alerts.states": "open = the alerts service's tracked state (topic alerts.states) is not done or closed",
-    "referrals.responses": "open = no 'done' answer on referrals.responses (the alerts service's state topic "
-                           "held nothing for this scope)",
+    "referrals.responses": "open = no 'done' answer on referrals.responses (alerts.states held no state "
+                           "of these referrals)",
 }
 
 
@@ -91,6 +91,7 @@ def to_png(report: Report, path: Path) -> Path:
 
     matplotlib.use("Agg")  # no display: the command runs on servers and in CI
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = [r for r in report.rows if r.received or r.drills]
     names = [r.agency for r in rows]
@@ -106,7 +107,8 @@ def to_png(report: Report, path: Path) -> Path:
         ax.invert_yaxis()
         ax.set_xlabel("referrals")
         ax.set_title(f"{report.jurisdiction} {report.year}: referrals by agency (drills excluded)")
-        ax.legend(loc="lower right")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
         fig.savefig(path, format="png", dpi=100)
     finally:
