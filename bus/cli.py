@@ -146,6 +146,34 @@ def tail(
 
 
 @app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 9092,
+) -> None:
+    """Run the embedded local broker (Tansu, memory storage) with every topic, until Ctrl-C."""
+    import signal
+    import time
+
+    from referral_bus.kafka.admin import create_topics
+    from referral_bus.local_broker import LocalBroker, free_port
+
+    def stop_on_term(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_term)  # so a service manager's stop also stops Tansu
+    local = LocalBroker(port=port or free_port()).start()
+    try:
+        applied = asyncio.run(create_topics(KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=local.bootstrap)))
+        console.print(f"Tansu on {local.bootstrap}: {len(applied.created)} topics created. "
+                      f"export KAFKA_BOOTSTRAP_SERVERS={local.bootstrap}   (Ctrl-C stops it; memory only)")
+        while local.process is not None and local.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        local.stop()
+
+
+@app.command()
 def demo(
     keep_broker: Annotated[bool, typer.Option(help="Leave the local broker and router running.")] = False,
 ) -> None:
