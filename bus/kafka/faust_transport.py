@@ -8,12 +8,16 @@ is registered as `tuned://` in pyproject.toml.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 DEFAULT_FETCH_MAX_WAIT_MS = 1500
+#: How often a fetch held back during a rebalance checks whether the rebalance has ended.
+REBALANCE_POLL_SECONDS = 0.01
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -31,6 +35,43 @@ class Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        """faust's fetch, minus its rebalance race that silently skips records.
+
+        At the end of a rebalance faust resumes the stream partitions, seeks them to the
+        committed offsets, and only then resumes flow control — which CLEARS every stream
+        queue. Records fetched in between (there are some whenever a backlog waits, e.g. after
+        a crash) reach the agents' queues and are wiped; when the seek ran before that fetch,
+        they are never fetched again, and faust takes the next offset it reads for a gap
+        (compaction, transaction markers), acks the skipped ones, and commits past them:
+        records lost for good. So records of stream partitions fetched while the app is still
+        rebalancing are held here until the rebalance ends (queues cleared, read offsets
+        reset), then handed on in order; changelog records pass at once (recovery reads them).
+        If another rebalance starts meanwhile, they are dropped: the next assignment seeks to
+        the committed offsets and fetches them again. (Rebalances are told apart by faust's
+        count, not the generation id: the local broker numbers every generation 1.)
+        """
+        app: Any = self.app
+        held: list[tuple[Any, Any]] = []
+        rebalance = None
+        async for tp, message in super().getmany(timeout):
+            if self._is_changelog_tp(tp) or not (held or app.rebalancing):
+                yield tp, message
+            else:
+                if not held:  # the rebalance this fetch belongs to
+                    rebalance = (app.rebalancing_count, app.consumer_generation_id)
+                held.append((tp, message))
+        if not held:
+            return
+        while (app.rebalancing and not self.should_stop
+               and (app.rebalancing_count, app.consumer_generation_id) == rebalance):
+            await asyncio.sleep(REBALANCE_POLL_SECONDS)
+        if (app.rebalancing or self.should_stop or not self.flow_active
+                or (app.rebalancing_count, app.consumer_generation_id) != rebalance):
+            self.log.info("Dropped %d records fetched during a superseded rebalance", len(held))
+            return
+        for tp, message in held:
+            yield tp, message
 
     async def _commit(self, offsets: Any) -> bool:
         # faust has flushed the producer by now; refuse to commit past a failed delivery.
