@@ -3,11 +3,9 @@ service) as subprocesses, Debian's prometheus scraping them every second with th
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,44 +13,17 @@ import httpx
 import pytest
 
 from referral_bus.demo_events import INVALID_EVENT, scripted_events
-from referral_bus.kafka.admin import create_topics
-from referral_bus.kafka.clients import producer
 from referral_bus.local_broker import LocalBroker
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook, route
 from referral_bus.schemas.events import parse_event_obj
 from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import EVENTS
-from tests.integration.conftest import Service, wait_for
+from tests.integration.conftest import Service, publish, wait_for
 
 from .deploy_support import DEPLOY, PROMETHEUS_MISSING, require_binary
 from .prometheus_server import PrometheusServer, free_port, sample_value
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus, pytest.mark.timeout(90)]
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    b = LocalBroker(log_path=tmp_path / "tansu.log").start()
-    try:
-        asyncio.run(create_topics(KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=b.bootstrap)))
-        yield b
-    finally:
-        b.stop()
-
-
-def publish(kafka: KafkaSettings, payloads: list[bytes]) -> None:
-    async def go() -> None:
-        p = producer(kafka)
-        await p.start()
-        try:
-            for i, value in enumerate(payloads):
-                await p.send(EVENTS.name, value, key=str(i).encode())
-            await p.flush()
-        finally:
-            await p.stop()
-
-    asyncio.run(go())
 
 
 def serving(port: int) -> bool:

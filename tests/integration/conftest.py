@@ -12,27 +12,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-from referral_bus.kafka.admin import create_topics
+from referral_bus.kafka.clients import producer
 from referral_bus.local_broker import LocalBroker
 from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import EVENTS
 
 pytestmark = pytest.mark.integration
 
 CLI = str(Path(sys.executable).with_name("referral-bus"))
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    """A fresh broker per test, every catalog topic created."""
-    b = LocalBroker(log_path=tmp_path / "tansu.log").start()
-    try:
-        asyncio.run(create_topics(KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=b.bootstrap)))
-        yield b
-    finally:
-        b.stop()
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -105,14 +97,31 @@ def spawn(service_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[...,
         svc.stop()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll until `predicate()` holds; fail naming `what` after `timeout` seconds."""
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll until `predicate()` is truthy and return its value; fail naming `what` after `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def publish(kafka: KafkaSettings, payloads: list[bytes], topic: str = EVENTS.name) -> None:
+    """Produce raw event payloads (acks=all) as a reporting agency's Kafka client would."""
+
+    async def go() -> None:
+        p = producer(kafka)
+        await p.start()
+        try:
+            for i, value in enumerate(payloads):
+                await p.send(topic, value, key=str(i).encode())
+            await p.flush()
+        finally:
+            await p.stop()
+
+    asyncio.run(go())
 
 
 assert shutil.which(CLI) or Path(CLI).exists(), f"{CLI} not installed: run make test"

@@ -13,32 +13,17 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from referral_bus.demo_events import INVALID_EVENT, scripted_events
-from referral_bus.kafka.clients import producer
 from referral_bus.kafka.reader import read_all
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook, route
 from referral_bus.schemas.events import Event, parse_event_obj
 from referral_bus.schemas.referrals import DeadLetter, Referral
 from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import DEAD_LETTERS, EVENTS, referral_topic_name
+from referral_bus.topics.catalog import DEAD_LETTERS, referral_topic_name
 
-from .conftest import wait_for
+from .conftest import publish, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def publish(kafka: KafkaSettings, payloads: list[bytes]) -> None:
-    async def go() -> None:
-        p = producer(kafka)
-        await p.start()
-        try:
-            for i, value in enumerate(payloads):
-                await p.send(EVENTS.name, value, key=str(i).encode())
-            await p.flush()
-        finally:
-            await p.stop()
-
-    asyncio.run(go())
 
 
 def expected_referrals(events: list[Event]) -> dict[uuid.UUID, Referral]:

@@ -7,9 +7,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,8 @@ from referral_bus.schemas.alerts import CaseChange, Escalation, PoliceAlert, Tra
 from referral_bus.services.alerts.readback import latest_by_key, read_topics
 from referral_bus.settings import KafkaSettings
 from referral_bus.topics.catalog import ALERT_STATES, CASES, ESCALATIONS, EVENTS, POLICE_ALERTS
+
+from ..conftest import wait_for
 
 HERE = Path(__file__).parent
 SHORT = HERE / "deadlines-short.yaml"
@@ -102,12 +102,4 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.3) -> Any:
-    """Poll until `predicate()` is truthy and return it; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+wait_until = wait_for

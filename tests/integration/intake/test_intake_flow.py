@@ -30,21 +30,15 @@ from referral_bus.settings import KafkaSettings
 from referral_bus.topics.catalog import AUDIT, EVENTS, RECEIPTS
 from tests.unit.intake.intake_fakes import body, hospital_event
 
+from ..conftest import wait_for
+
 pytestmark = pytest.mark.integration
 
 HOSPITAL = "health.designated_medical_institution"
 CLI = str(Path(sys.executable).with_name("referral-bus"))
 
 
-def until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll with a deadline (never a blind sleep); returns the first truthy value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+until = wait_for
 
 
 @pytest.fixture
