@@ -166,9 +166,27 @@ def alerts() -> None:
     run()
 
 
+def page(
+    agency: Annotated[str, typer.Option(help="Who is paged, e.g. police.command_center or anti_trafficking_office.")],
+    jurisdiction: Annotated[str | None, typer.Option(help="Only this jurisdiction's pages.")] = None,
+    follow: Annotated[bool, typer.Option(help="Keep waiting for new pages.")] = True,
+    idle_exit: Annotated[float, typer.Option(help="With --no-follow, stop after this many idle seconds.")] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per page.")] = False,
+) -> None:
+    """Page a duty officer: urgent alerts, re-sends and escalations for one agency, each once."""
+    from rich.console import Console
+
+    from referral_bus.services.alerts.pager import page_agency
+    from referral_bus.settings import StateSettings
+
+    asyncio.run(page_agency(_settings(), StateSettings(), agency, jurisdiction=jurisdiction, follow=follow,
+                            idle_exit=idle_exit, as_json=as_json, console=Console()))
+
+
 def register(app: typer.Typer) -> None:
     """Mount the commands on the main `referral-bus` CLI."""
     app.command()(alerts)
+    app.command()(page)
     for command in (ack, accept, reject, done):
         app.command()(command)
     app.command()(cases)

@@ -15,8 +15,9 @@ from referral_bus.schemas.alerts import ReferralResponse, alert_id_for
 from referral_bus.schemas.referrals import Referral
 from referral_bus.services.alerts.cli import send_response
 from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import referral_topic_name
+from referral_bus.topics.catalog import POLICE_ALERTS, referral_topic_name
 
+from ..conftest import publish as publish_bytes
 from .alerts_helpers import (
     RESTART,
     SHORT,
@@ -211,3 +212,29 @@ def test_sigkill_mid_stream_loses_nothing_and_keeps_timers(kafka: KafkaSettings,
     assert all((a, 1) in pages for a in expected)
     wait_until(lambda: expected <= {str(a.alert_id) for a in alerts(kafka) if a.attempt == 2}, 10,
                "every re-sent alert on the police alert topic, with its id")
+
+
+def test_pager_shows_each_alert_resend_and_escalation_once(kafka: KafkaSettings, spawn: Callable[..., Any],
+                                                           service_env: dict[str, str]) -> None:
+    _start(kafka, spawn, str(SHORT))
+    ignored = report()
+    publish(kafka, [ignored])
+    alert_id = str(alert_id_for(uuid.UUID(ignored["event_id"])))
+    wait_until(lambda: [e for e in escalations(kafka) if str(e.referral_id) == alert_id and e.level == 1], 60,
+               "the ignored alert re-sent and escalated to the joint office")
+
+    def pages(agency: str) -> list[dict[str, Any]]:
+        out = cli(service_env, "page", "--agency", agency, "--jurisdiction", "xian", "--no-follow", "--json",
+                  "--idle-exit", "2")
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    centre = pages("police.command_center")
+    attempts = sorted(p["attempt"] for p in centre if p.get("alert_id") == alert_id)
+    assert attempts[:2] == [1, 2], "the alert, then its re-send, each paged once"
+    office = pages(JOINT_OFFICE)
+    assert [p["action"] for p in office if p.get("referral_id") == alert_id][:1] == ["escalate"]
+    # A copy of the alert on the topic (as a crashed router leaves) and a second pager run: no page again.
+    first = next(a for a in alerts(kafka) if str(a.alert_id) == alert_id and a.attempt == 1)
+    publish_bytes(kafka, [first.model_dump_json().encode()], topic=POLICE_ALERTS.name)
+    again = pages("police.command_center")
+    assert not [p for p in again if p.get("alert_id") == alert_id and p.get("attempt") == 1]
