@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _events import events
 
 from referral_bus.kafka.admin import create_topics
+from referral_bus.local_broker import die_with_parent
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook
 from referral_bus.services.router.handling import Position, Routed, Router
@@ -111,13 +112,16 @@ def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: lis
            "REFERRAL_BUS_STATE_DIR": str(logdir / "state"), "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
     log = open(logdir / "router.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "referral_bus.cli", "router"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
     try:
         first, last = asyncio.run(wait_for_output(kafka, out_topics, expected_out))
         return n / (last - first) if last > first else float("inf")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def main() -> None:

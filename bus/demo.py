@@ -27,7 +27,7 @@ from referral_bus.demo_events import INVALID_EVENT, scripted_events
 from referral_bus.kafka.admin import create_topics
 from referral_bus.kafka.clients import producer
 from referral_bus.kafka.reader import follow
-from referral_bus.local_broker import LocalBroker
+from referral_bus.local_broker import LocalBroker, die_with_parent
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook, route
 from referral_bus.schemas.events import parse_event_obj
@@ -50,7 +50,8 @@ def _start_router(kafka: KafkaSettings, state: StateSettings, log_path: Path) ->
     env.setdefault("REFERRAL_BUS_ROUTER_METRICS_PORT", "0")
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
     return subprocess.Popen([sys.executable, "-m", "referral_bus.cli", "router"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=die_with_parent)
 
 
 def _table(arrivals: list[Arrival], expected: int, dead: int) -> Table:

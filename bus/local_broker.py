@@ -33,7 +33,7 @@ def tansu_binary() -> Path:
     return path
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the broker gets SIGTERM when the process that started it dies, even by SIGKILL,
     so a crashed demo or test run leaves no broker behind."""
     with contextlib.suppress(OSError, AttributeError):
@@ -67,7 +67,7 @@ class LocalBroker:
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=log, env=env, start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from typing import TypeVar
 import pytest
 
 from referral_bus.kafka.clients import producer
-from referral_bus.local_broker import LocalBroker
+from referral_bus.local_broker import LocalBroker, die_with_parent
 from referral_bus.settings import KafkaSettings
 from referral_bus.topics.catalog import EVENTS
 
@@ -46,7 +46,8 @@ class Service:
         self.starts += 1
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen([CLI, *self.command], env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=die_with_parent)
         return self
 
     def kill(self) -> None:

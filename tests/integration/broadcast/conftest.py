@@ -38,7 +38,8 @@ def broadcast_service(broker: LocalBroker, tmp_path: Path) -> Iterator[Broadcast
         "REFERRAL_BUS_BROADCAST_METRICS_PORT": str(metrics_port),
         "REFERRAL_BUS_BROADCAST_MAX_TICK_SECONDS": "0.5",
     }
-    service = BroadcastProcess(env, tmp_path / "broadcast.log", http_port, metrics_port).start()
+    service = BroadcastProcess(env=env, log_path=tmp_path / "broadcast.log", http_port=http_port,
+                               metrics_port=metrics_port).start()
     try:
         yield service
     finally:
