@@ -417,12 +417,11 @@ def _default_deadlines() -> Deadlines:
     return Deadlines.load()
 
 
-def _referrals_for(event: Event, v: Variant, deadlines: Deadlines, triage: TriageTarget,
-                   expired: bool) -> list[Referral]:
+def _referrals_for(event: Event, values: dict[str, Any], v: Variant, deadlines: Deadlines,
+                   triage: TriageTarget, expired: bool) -> list[Referral]:
     out: list[Referral] = []
     ack = deadlines.ack_by(v.urgency, event.reported_at)
     due = deadlines.due_by(v.urgency, event.reported_at)
-    values = event_values(event)
 
     def make(agency: str, role: Role, rule_id: str, action: str) -> Referral:
         # Every input was validated (the event on arrival, the pack at load): skip re-validation.
@@ -478,12 +477,14 @@ def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -
     dl = deadlines if deadlines is not None else _default_deadlines()
     day = event.occurred_at.date()
     out: list[Referral] = []
+    values: dict[str, Any] | None = None  # the event dumped once, for every referral's projection
     for slot in book.index.get((event.jurisdiction, event.kind), ()):
         for v in slot.variants:
             if v.scope is not None and not v.scope.contains(event):
                 continue
             if v.matches(event):
-                out.extend(_referrals_for(event, v, dl, book.triage[event.jurisdiction],
+                values = values if values is not None else event_values(event)
+                out.extend(_referrals_for(event, values, v, dl, book.triage[event.jurisdiction],
                                           day > v.expires))
                 break
     if not out:
