@@ -81,7 +81,8 @@ def hash_secret(secret: str, salt: bytes) -> str:
 
 def new_token() -> tuple[str, TokenEntry]:
     """A fresh token and the entry to store for it (the token itself is shown once)."""
-    token_id = secrets.token_hex(4)
+    # A leading letter: an all-digit hex id ("12438072") would come back from YAML as an int.
+    token_id = "t" + secrets.token_hex(4)
     secret = secrets.token_urlsafe(24)
     salt = os.urandom(16)
     return f"rb_{token_id}_{secret}", TokenEntry(id=token_id, salt=salt.hex(), scrypt=hash_secret(secret, salt))

@@ -51,3 +51,14 @@ def test_restricted_kinds_from_the_checked_in_file() -> None:
 def test_agency_patterns() -> None:
     assert agency_matches("police", "police.*") and agency_matches("police.local_station", "police.*")
     assert not agency_matches("policeman", "police.*") and not agency_matches("police.x", "police")
+
+
+def test_regression_new_token_ids_survive_a_yaml_round_trip() -> None:
+    """An all-digit id (1 in ~40 draws of token_hex(4)) was read back from YAML as an int."""
+    import yaml
+
+    from referral_bus.services.intake.credentials import new_token
+
+    for _ in range(200):
+        _, entry = new_token()
+        assert yaml.safe_load(f"id: {entry.id}")["id"] == entry.id
