@@ -194,6 +194,9 @@ class TrackedState(_Frozen):
     twin_id: uuid.UUID | None = Field(
         default=None, description="The alert of a lead referral, or the lead referral of an alert.")
     reassigned_to: uuid.UUID | None = None
+    grouped: bool = Field(
+        default=False, description="A clue's referral grouped under the open case it was linked to (`case_id`): "
+                                   "answered as usual, never paged nor given a deadline of its own.")
     referral: Referral | None = None
     alert: PoliceAlert | None = None
     history: tuple[HistoryEntry, ...] = ()
@@ -236,6 +239,9 @@ class CaseChange(_Frozen):
     grouped_reports: tuple[uuid.UUID, ...] = ()
     last_clue: LinkedClue | None = Field(default=None, description="The clue this change forwards.")
     closed_by: uuid.UUID | None = Field(default=None, description="The resolution event.")
+    resolved_at: AwareDatetime | None = Field(
+        default=None, description="When the police reported the resolution (its reported_at): a referral or "
+                                  "alert of the case raised until then closes, even when it arrives later.")
     outcome: str | None = None
     refusal: str | None = Field(default=None, description="Why the latest close attempt was refused.")
 

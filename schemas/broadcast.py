@@ -27,8 +27,15 @@ RefusalReason = Literal[
     "no_last_seen_coordinates",   # no lat/lon for the last-seen location: no circle to draw
     "cancel_not_police",          # a case_resolved from a non-police publisher does not cancel
     "invalid_cap",                # the message failed the CAP 1.2 XSD: never published
+    "exercise_mismatch",          # a drill release for a real alert: a drill never changes a real broadcast
 ]
 REFUSAL_REASONS: tuple[str, ...] = get_args(RefusalReason)
+
+#: Why a broadcast was withdrawn before its case was resolved. Stable codes: they are metric labels.
+WithdrawalReason = Literal[
+    "guardian_consent_withdrawn",  # a police release with guardian_consent false for a released case
+]
+WITHDRAWAL_REASONS: tuple[str, ...] = get_args(WithdrawalReason)
 
 #: On the channel topics the value is the CAP XML itself; this header says so.
 CAP_CONTENT_TYPE = "application/cap+xml"
@@ -96,7 +103,11 @@ class CaseBroadcast(_Model):
 
     case_id: uuid.UUID
     child: PublicChild | None = Field(default=None, description="From the missing-child report.")
-    release: Release | None = None
+    release: Release | None = Field(
+        default=None, description="The latest police release with consent; None again once consent is withdrawn.")
+    releases: tuple[uuid.UUID, ...] = Field(
+        default=(), description="Event ids of every police release applied (with or without consent): "
+                                "a copy of one is dropped.")
     report_exercise: bool = False
     stage: int = Field(default=-1, description="Index in the radius schedule of the last circle sent.")
     messages: tuple[CapMessage, ...] = ()
@@ -112,14 +123,21 @@ class CaseBroadcast(_Model):
 
     @property
     def active(self) -> bool:
-        """An alert was sent and not cancelled."""
-        return bool(self.messages) and not self.closed
+        """An alert was sent and not cancelled (by the resolution, or by a withdrawal of consent)."""
+        return bool(self.messages) and not self.closed and self.messages[-1].msg_type != "Cancel"
+
+    @property
+    def alert_messages(self) -> tuple[CapMessage, ...]:
+        """The messages of the latest alert, from its Alert on (after a withdrawal and a new
+        release, the case has a second alert; Updates and Cancels reference only their own)."""
+        starts = [i for i, m in enumerate(self.messages) if m.msg_type == "Alert"]
+        return self.messages[starts[-1]:] if starts else ()
 
     @property
     def recipients(self) -> tuple[str, ...]:
-        """Every channel that received any message of this case, in first-seen order."""
+        """Every channel that received any message of the latest alert, in first-seen order."""
         seen: dict[str, None] = {}
-        for m in self.messages:
+        for m in self.alert_messages:
             seen.update(dict.fromkeys(m.channels))
         return tuple(seen)
 

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from referral_bus.rules.catalog import catalog
 from referral_bus.rules.deadlines import Deadlines
+from referral_bus.rules.engine import load_rulebook, route
 from referral_bus.schemas.alerts import (
     CaseChange,
     Escalation,
@@ -97,6 +98,10 @@ class Alerts:
         # tracked table (rebuilt from it after every recovery or rebalance), never stored apart,
         # so it cannot disagree with the table when a worker dies between two writes.
         self.waiting: dict[str, dt.datetime] = {}
+        # Derived the same way: per case id, the keys of its tracked states that an answer can still
+        # change (not final), so that a resolution closes them all without a scan of the table.
+        self.open_by_case: dict[str, set[str]] = {}
+        self._open_case_of: dict[str, str] = {}  # its reverse: a state's case may be set later (grouping)
         self._indexed = False
         # Set once the tables are complete (see `top_up`); handlers and timers wait for it.
         self.restored = asyncio.Event()
@@ -138,6 +143,16 @@ class Alerts:
             self.waiting[key] = state.next_deadline
         else:
             self.waiting.pop(key, None)
+        before = self._open_case_of.pop(key, None)
+        if before is not None:
+            keys = self.open_by_case.get(before, set())
+            keys.discard(key)
+            if not keys:
+                self.open_by_case.pop(before, None)
+        case_id = lifecycle.case_of(state)
+        if case_id is not None and state.status not in lifecycle.FINAL:
+            self.open_by_case.setdefault(str(case_id), set()).add(key)
+            self._open_case_of[key] = str(case_id)
 
     async def top_up(self, kafka: KafkaSettings) -> None:
         """Complete faust's table recovery from the changelog topics, then open the gates.
@@ -162,16 +177,19 @@ class Alerts:
         log.info("tables_restored", tracked=len(self.tracked), cases=len(self.cases))
 
     def ensure_index(self) -> bool:
-        """Rebuild the waiting index from the restored table once the tables are ready."""
+        """Rebuild the derived indexes (waiting, open_by_case) from the restored table once the
+        tables are ready."""
         if not self.ready() or not self.restored.is_set():
             self._indexed = False
             return False
         if not self._indexed:
             self.waiting.clear()
+            self.open_by_case.clear()
+            self._open_case_of.clear()
             for raw in list(self.tracked.values()):
                 self._index(TrackedState.model_validate_json(raw))
             self._indexed = True
-            log.info("deadlines_indexed", waiting=len(self.waiting))
+            log.info("deadlines_indexed", waiting=len(self.waiting), open_cases=len(self.open_by_case))
         return True
 
     def case(self, case_id: uuid.UUID | str) -> CaseChange | None:
@@ -210,7 +228,12 @@ class Alerts:
         if str(referral.referral_id) in self.tracked:
             self.metrics.duplicates_dropped.labels("alerts").inc()
             return
-        await self._track(lifecycle.track_referral(referral))
+        state = lifecycle.track_referral(referral)
+        # A clue already linked to an open case: its referrals are grouped under the case.
+        link = self._clue_links().get(str(referral.event_id))
+        if link is not None:
+            state = case_rules.group_referral(state, *link, _utcnow()) or state
+        await self._track(state)
 
     async def _track(self, state: TrackedState) -> None:
         """Store a new state, applying answers that arrived before it."""
@@ -225,9 +248,19 @@ class Alerts:
                 if outcome.applied:
                     self.metrics.responses.labels(response.answer).inc()
                 state = outcome.state
-        self.store(state)
+        self.store(self._closed_on_arrival(state))
         if parked is not None:
             del self.parked[key]
+
+    def _closed_on_arrival(self, state: TrackedState) -> TrackedState:
+        """A referral or alert of a case the police already resolved is stored closed: topics are
+        not ordered against each other, so it may arrive after the resolution that closes it."""
+        case_id = lifecycle.case_of(state)
+        case = self.case(case_id) if case_id is not None else None
+        if case is None or case.status != "closed" or not lifecycle.closes_with_case(state, case):
+            return state
+        log.info("closed_on_arrival", id=str(state.id), case_id=str(case.case_id))
+        return lifecycle.close(state, _utcnow(), case.closed_by or case.event_id).state
 
     async def on_response(self, raw: bytes | None) -> None:
         response = _parse(ReferralResponse, raw, "response")
@@ -326,17 +359,31 @@ class Alerts:
             if result.case is not None:
                 await self.put_case(result.case)
             return
-        await self.put_case(result)
-        # Once the child is found every page about the case stops: close what still waits.
-        for key in list(self.waiting):
+        # Once the child is found every page about the case stops: every alert and referral of the
+        # case that is still open closes (the alert, the command centre's lead referral, the
+        # cooperating referrals, accepted ones too; see `lifecycle.closes_with_case`). Before the
+        # case is recorded closed, so that a crash in between replays the resolution; states that
+        # arrive later close on arrival (`_closed_on_arrival`).
+        closed = 0
+        for key in self._open_of_case(str(result.case_id)):
             state = self.state(key)
-            if state is not None and state.case_id == result.case_id:
+            if state is not None and lifecycle.closes_with_case(state, result):
                 self.store(lifecycle.close(state, now, event.event_id).state)
-        for alert_key in (str(result.alert_id),):
-            state = self.state(alert_key)
-            if state is not None:
-                self.store(lifecycle.close(state, now, event.event_id).state)
-        log.info("case_closed", case_id=str(result.case_id), outcome=result.outcome)
+                closed += 1
+        await self.put_case(result)
+        log.info("case_closed", case_id=str(result.case_id), outcome=result.outcome, closed=closed)
+
+    def _open_of_case(self, case_key: str) -> list[str]:
+        """The keys of the case's tracked states that are not final (from the index once built)."""
+        if self.ensure_index():
+            return sorted(self.open_by_case.get(case_key, ()))
+        # Mid-rebalance the index is not trusted: the table itself, slower but complete.
+        found = []
+        for key, raw in list(self.tracked.items()):
+            state = TrackedState.model_validate_json(raw)
+            if str(lifecycle.case_of(state)) == case_key and state.status not in lifecycle.FINAL:
+                found.append(key)
+        return sorted(found)
 
     async def _link(self, event: Event, now: dt.datetime) -> None:
         open_cases = (c for c in (CaseChange.model_validate_json(v) for v in self.cases.values())
@@ -345,10 +392,36 @@ class Alerts:
         if found is None:
             return
         case, reason = found
-        linked = case_rules.link_clue(case, event, reason, now)
+        # The clue's referrals are grouped under the case: those already tracked (the router may
+        # have been faster) here, before the link is recorded, so a crash in between replays it;
+        # later ones on arrival (`on_referral`). Their ids are the router's: same rule book, same ids.
+        referrals = route(event, await asyncio.to_thread(load_rulebook))
+        for referral in referrals:
+            tracked = self.state(str(referral.referral_id))
+            grouped = case_rules.group_referral(tracked, case.case_id, reason, now) if tracked else None
+            if grouped is not None:
+                self.store(grouped)
+        linked = case_rules.link_clue(case, event, reason, now, tuple(sorted({r.agency for r in referrals})))
+        self._clue_links()[str(event.event_id)] = (case.case_id, reason)
         if linked is not None:
             await self.put_case(linked)
             log.info("clue_linked", case_id=str(case.case_id), event_id=str(event.event_id))
+
+    _clues: dict[str, tuple[uuid.UUID, str]] | None = None
+
+    def _clue_links(self) -> dict[str, tuple[uuid.UUID, str]]:
+        """Clue event id -> (case id, match reason) of every linked clue: built from the restored
+        cases table on first use (handlers run only after the restore), kept up to date by `_link`."""
+        if self._clues is None:
+            clues: dict[str, tuple[uuid.UUID, str]] = {}
+            for raw in list(self.cases.values()):
+                if b'"clues":[]' in raw:
+                    continue  # most cases have none: skip the parse
+                case = CaseChange.model_validate_json(raw)
+                for clue in case.clues:
+                    clues[str(clue.event_id)] = (case.case_id, clue.reason)
+            self._clues = clues
+        return self._clues
 
     # -- timers --------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import faust
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
 
-from referral_bus.faust_app import make_app
+from referral_bus.faust_app import make_app, run_worker
 from referral_bus.services.alerts.agents import Alerts, AlertsConfig, wire
 from referral_bus.services.alerts.cases import CasePolicy
 from referral_bus.services.alerts.lag import LagExporter
@@ -46,5 +46,4 @@ def run() -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
     log.info("alerts_starting", bootstrap=kafka.bootstrap_servers, metrics_port=settings.metrics_port)
-    worker = faust.Worker(app, loglevel="WARNING", override_logging=False)
-    worker.execute_from_commandline()
+    run_worker(app, loglevel="WARNING")

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from referral_bus.rules.catalog import COMMAND_CENTER, catalog
-from referral_bus.schemas.alerts import CaseChange, LinkedClue, alert_id_for, case_id_of
+from referral_bus.schemas.alerts import CaseChange, HistoryEntry, LinkedClue, TrackedState, alert_id_for, case_id_of
 from referral_bus.schemas.events import CaseResolution, Event, MissingChildReport
 from referral_bus.services.alerts.emitter import descriptors_of
 
@@ -155,6 +155,17 @@ def link_clue(case: CaseChange, event: Event, reason: str, at: dt.datetime,
                                    "last_clue": clue, "refusal": None})
 
 
+def group_referral(state: TrackedState, case_id: uuid.UUID, reason: str, at: dt.datetime) -> TrackedState | None:
+    """A referral of a clue linked to an open case, grouped under that case: it carries the
+    case id and the `grouped` flag and never gets a deadline of its own (the case's owner has the
+    clue, with the match reason); its agency still answers it. None if already grouped there."""
+    if state.kind != "referral" or (state.grouped and state.case_id == case_id):
+        return None
+    entry = HistoryEntry(at=at, what="grouped", ref=f"case:{case_id}", detail=reason)
+    return state.model_copy(update={"case_id": case_id, "grouped": True, "next_deadline": None,
+                                    "history": (*state.history, entry)})
+
+
 def is_police(agency: str | None) -> bool:
     return agency is not None and (agency == "police" or agency.startswith("police."))
 
@@ -177,7 +188,8 @@ def close_case(case: CaseChange | None, resolution: Event, at: dt.datetime) -> C
                                                "refusal": "a drill and a real case never close each other",
                                                "last_clue": None}), "exercise mismatch")
     return case.model_copy(update={"change": "closed", "changed_at": at, "status": "closed",
-                                   "closed_by": resolution.event_id, "outcome": resolution.outcome,
+                                   "closed_by": resolution.event_id, "resolved_at": resolution.reported_at,
+                                   "outcome": resolution.outcome,
                                    "last_clue": None, "refusal": None})
 
 

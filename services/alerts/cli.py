@@ -106,9 +106,28 @@ async def load_cases(settings: KafkaSettings) -> tuple[list[CaseChange], dict[st
     return cases, states
 
 
+def grouped_referrals(states: dict[str, TrackedState]) -> dict[str, list[dict[str, str]]]:
+    """Per clue event id, its referrals grouped under the case the clue was linked to."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for s in sorted(states.values(), key=lambda s: (s.agency, str(s.id))):
+        if s.grouped:
+            out.setdefault(str(s.event_id), []).append({"id": str(s.id), "agency": s.agency, "status": s.status})
+    return out
+
+
 def case_rows(cases: list[CaseChange], states: dict[str, TrackedState], now: dt.datetime,
               include_closed: bool = False) -> list[dict[str, object]]:
-    """One row per case (open ones unless `include_closed`), oldest first. Ids and codes only."""
+    """One row per case (open ones unless `include_closed`), oldest first. Ids and codes only.
+
+    `duties` lists every alert and referral the service tracks for the case, with its status; `open`
+    counts those not final (a resolved case has none left, except duties raised after it)."""
+    from referral_bus.services.alerts.lifecycle import FINAL, case_of
+
+    by_case: dict[str, list[TrackedState]] = {}
+    for state in states.values():
+        if (case_id := case_of(state)) is not None:
+            by_case.setdefault(str(case_id), []).append(state)
+    grouped = grouped_referrals(states)
     rows = []
     for c in sorted(cases, key=lambda c: c.opened_at):
         if c.status != "open" and not include_closed:
@@ -120,30 +139,40 @@ def case_rows(cases: list[CaseChange], states: dict[str, TrackedState], now: dt.
             "alert_id": str(c.alert_id),
             "alert_state": alert.status if alert else "unknown",
             "alert_level": alert.level if alert else None,
-            "clues": [{"event_id": str(k.event_id), "kind": k.kind, "reason": k.reason} for k in c.clues],
+            "clues": [{"event_id": str(k.event_id), "kind": k.kind, "reason": k.reason,
+                       "referrals": grouped.get(str(k.event_id), [])} for k in c.clues],
             "grouped_reports": len(c.grouped_reports),
+            "duties": [{"id": str(s.id), "kind": s.kind, "event_kind": s.event_kind, "agency": s.agency,
+                        "role": s.role, "status": s.status}
+                       for s in sorted(by_case.get(str(c.case_id), ()), key=lambda s: (s.raised_at, str(s.id)))],
+            "open": sum(1 for s in by_case.get(str(c.case_id), ()) if s.status not in FINAL),
         })
     return rows
 
 
 def cases(as_json: Annotated[bool, typer.Option("--json", help="One JSON line per case.")] = False,
           include_closed: Annotated[bool, typer.Option("--all", help="Closed cases too.")] = False) -> None:
-    """Open missing-child cases: age, alert state and linked clues."""
+    """Open missing-child cases: age, alert state, open duties and linked clues (`--all`: closed too)."""
     all_cases, states = asyncio.run(load_cases(_settings()))
     rows = case_rows(all_cases, states, dt.datetime.now(dt.UTC), include_closed)
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         return
-    table = Table("case", "jurisdiction", "age (min)", "alert", "level", "clues", "drill")
+    table = Table("case", "jurisdiction", "age (min)", "alert", "level", "open duties", "clues", "drill")
     for row in rows:
         clues = row["clues"]
         assert isinstance(clues, list)
         table.add_row(str(row["case_id"]), str(row["jurisdiction"]), str(row["age_minutes"]),
-                      str(row["alert_state"]), str(row["alert_level"]),
-                      "\n".join(f"{c['kind']}: {c['reason']}" for c in clues) or "-",
+                      str(row["alert_state"]), str(row["alert_level"]), str(row["open"]),
+                      "\n".join(f"{c['kind']}: {c['reason']}{_referrals_text(c['referrals'])}" for c in clues) or "-",
                       "yes" if row["exercise"] else "")
     console.print(table)
+
+
+def _referrals_text(referrals: list[dict[str, str]]) -> str:
+    listed = ", ".join(f"{r['agency']} {r['status']}" for r in referrals)
+    return f" · grouped referrals: {listed}" if referrals else ""
 
 
 def status(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")]) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from referral_bus.rules.catalog import COMMAND_CENTER, JOINT_OFFICE, catalog
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.schemas.alerts import (
+    CaseChange,
     Escalation,
     HistoryEntry,
     PoliceAlert,
@@ -97,11 +98,28 @@ def twin_of(referral: Referral) -> uuid.UUID | None:
     return None
 
 
+def referral_case(referral: Referral) -> uuid.UUID | None:
+    """The case a referral belongs to: the one its event names, or for a missing-child report that
+    names none, the case the report opens (its own event id, as `schemas.alerts.case_id_of`)."""
+    case_id: uuid.UUID | None = referral.case_id
+    if case_id is None and referral.kind == MISSING_CHILD:
+        case_id = referral.event_id
+    return case_id
+
+
+def case_of(state: TrackedState) -> uuid.UUID | None:
+    """The case of a tracked alert or referral (also for states stored before `referral_case`)."""
+    case_id: uuid.UUID | None = state.case_id
+    if case_id is None and state.event_kind == MISSING_CHILD:
+        case_id = state.event_id
+    return case_id
+
+
 def track_referral(referral: Referral) -> TrackedState:
     """The state of a newly seen referral (referrals are tracked and answered, not escalated)."""
     return TrackedState(
         id=referral.referral_id, kind="referral", event_id=referral.event_id, event_kind=referral.kind,
-        case_id=referral.case_id, jurisdiction=referral.jurisdiction, agency=referral.agency,
+        case_id=referral_case(referral), jurisdiction=referral.jurisdiction, agency=referral.agency,
         role=referral.role, urgency=referral.urgency, raised_at=referral.reported_at,
         ack_deadline=referral.ack_by, target_agency=referral.agency,
         target_jurisdiction=referral.jurisdiction, exercise=referral.exercise,
@@ -250,9 +268,23 @@ def apply_escalation(state: TrackedState, escalation: Escalation) -> Outcome:
     }), applied=True)
 
 
+def closes_with_case(state: TrackedState, case: CaseChange) -> bool:
+    """Whether the police resolution of `case` closes `state`: every alert and referral of the case
+    that an answer can still change. Those of the reports that opened or joined the case close
+    whenever they arrive; any other one if it was raised no later than the resolution was reported
+    (a duty raised after it concerns the found child, not the search, and stays open). The outcome
+    does not depend on the order in which the topics are read."""
+    if case_of(state) != case.case_id or state.status in FINAL:
+        return False
+    if state.event_id == case.event_id or state.event_id in case.grouped_reports:
+        return True
+    return case.resolved_at is None or state.raised_at <= case.resolved_at
+
+
 def close(state: TrackedState, at: dt.datetime, resolution: uuid.UUID) -> Outcome:
-    """The case is resolved: nothing more about it is paged (done answers stay done)."""
-    if state.status in ("done", "closed"):
+    """The case is resolved: nothing more about it is paged. Final states (done, rejected,
+    grouped, closed) stay as they are."""
+    if state.status in FINAL:
         return Outcome(state, applied=False)
     entry = HistoryEntry(at=at, what="closed", ref=f"resolution:{resolution}")
     return Outcome(state.model_copy(update={"status": "closed", "next_deadline": None,

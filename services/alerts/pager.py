@@ -4,14 +4,33 @@ Every urgent alert addressed to the agency, and every re-send and escalation tha
 presented once: copies a crash leaves on the topics are dropped by id (a durable SeenIds store,
 so a restarted pager does not page again) and counted. Its own consumer group `pager.<agency>`;
 offsets are committed only after the pages are shown.
+
+Pages are grouped by missing-child case (`cases.changes`, kept by the alerts service, is read
+beside the alert and escalation topics):
+
+- the first alert of a case is an ALERT; a further report of the same open case (another
+  `event_id`, the same `case_id`) is one GROUPED line naming the case, not a page to answer;
+- a clue the alerts service linked to an open case the agency owns is one "CLUE for case X:
+  <match reason>" line (ids, kind and the reason only);
+- once the case is closed the pager says "case closed" once (to the owner, and wherever
+  something about the case was paged) and drops every later page about it: re-sends and
+  escalations still in flight included.
+
+What the pager knows about each case (its alert, closed or not, paged here or not) is kept in a
+small SQLite table beside the seen ids, so a restarted pager keeps grouping and dropping.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
 
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -20,76 +39,310 @@ from rich.markup import escape
 
 from referral_bus.dedup import SeenIds
 from referral_bus.kafka.clients import consumer
-from referral_bus.schemas.alerts import Escalation, PoliceAlert
+from referral_bus.schemas.alerts import CaseChange, Escalation, LinkedClue, PoliceAlert
 from referral_bus.services.delivery.metrics import DeliveryMetrics
 from referral_bus.settings import KafkaSettings, StateSettings
-from referral_bus.topics.catalog import ESCALATIONS, POLICE_ALERTS
+from referral_bus.topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
+
+PageKind = Literal["alert", "resend", "escalation", "grouped", "clue", "case_closed", "case"]
 
 
 @dataclass(frozen=True)
 class Page:
-    """One thing to tell the duty officer, with the id it is shown under once."""
+    """One thing to tell the duty officer, with the id it is shown under once.
+
+    `kind` "case" is bookkeeping only (which alert is the case's), never shown; `addressed` is
+    False for what concerns the agency only if it has paged something about the case.
+    """
 
     page_id: str
     text: str
     json: str
+    kind: PageKind = "alert"
+    case_id: str | None = None
+    alert_id: str | None = None
+    addressed: bool = True
+    needs_ack: bool = True
+    alert: PoliceAlert | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CaseNote:
+    """What the pager remembers about one case."""
+
+    alert_id: str | None = None  # the case's alert: the one that opened it, else the first paged
+    closed: bool = False
+    paged: bool = False  # something about the case was shown by this pager
+
+
+def _drill(exercise: bool) -> str:
+    return " [EXERCISE]" if exercise else ""
+
+
+def _alert_page(alert: PoliceAlert) -> Page:
+    kind = "ALERT" if alert.attempt == 1 else f"RE-SENT ALERT (attempt {alert.attempt})"
+    deadline = alert.ack_deadline.isoformat(timespec="seconds") if alert.ack_deadline else "-"
+    return Page(alert.delivery_id,
+                f"[bold red]{kind}[/]{_drill(alert.exercise)} {escape(alert.jurisdiction)}: {escape(alert.action)} "
+                f"· ack by {deadline} · alert {alert.alert_id} case {alert.case_id}",
+                alert.model_dump_json(), kind="alert" if alert.attempt == 1 else "resend",
+                case_id=str(alert.case_id), alert_id=str(alert.alert_id), alert=alert)
+
+
+def _escalation_page(esc: Escalation) -> Page:
+    case = f" case {esc.case_id}" if esc.case_id else ""
+    return Page(str(esc.escalation_id),
+                f"[bold yellow]{escape(esc.action.upper())}[/]{_drill(esc.exercise)} level {esc.level} "
+                f"{escape(esc.target_jurisdiction)}: {escape(esc.reason)} · about {esc.referral_id}{case}",
+                esc.model_dump_json(), kind="escalation", case_id=str(esc.case_id) if esc.case_id else None,
+                alert_id=str(esc.referral_id))
+
+
+def grouped_page(alert: PoliceAlert, case_alert_id: str) -> Page:
+    """A further report of an open case: one line under the case, nothing to answer. The same
+    line (and id) for every attempt of that report's alert."""
+    body = {"page": "grouped", "case_id": str(alert.case_id), "alert_id": str(alert.alert_id),
+            "event_id": str(alert.event_id), "jurisdiction": alert.jurisdiction, "case_alert_id": case_alert_id,
+            "exercise": alert.exercise}
+    return Page(f"{alert.alert_id}#grouped",
+                f"[cyan]GROUPED[/]{_drill(alert.exercise)} under case {alert.case_id}: further report "
+                f"{alert.event_id} ({escape(alert.jurisdiction)}) · the case's alert {case_alert_id} stands, "
+                "no new page",
+                json.dumps(body, ensure_ascii=False), kind="grouped", case_id=str(alert.case_id),
+                alert_id=str(alert.alert_id), needs_ack=False)
+
+
+def _clue_page(case: CaseChange, clue: LinkedClue) -> Page:
+    # Ids, kind, jurisdiction and the match reason only: the case's descriptors stay out.
+    body = {"page": "clue", "case_id": str(case.case_id), "event_id": str(clue.event_id), "kind": clue.kind,
+            "jurisdiction": clue.jurisdiction, "reason": clue.reason,
+            "linked_at": clue.linked_at.isoformat(), "exercise": case.exercise}
+    return Page(f"clue|{case.case_id}|{clue.event_id}",
+                f"[bold magenta]CLUE for case {case.case_id}[/]{_drill(case.exercise)}: {escape(clue.reason)} "
+                f"· {escape(clue.kind)} in {escape(clue.jurisdiction)}, event {clue.event_id}",
+                json.dumps(body, ensure_ascii=False), kind="clue", case_id=str(case.case_id),
+                alert_id=str(case.alert_id), needs_ack=False)
+
+
+def _closed_page(case: CaseChange, addressed: bool) -> Page:
+    body = {"page": "case_closed", "case_id": str(case.case_id), "jurisdiction": case.jurisdiction,
+            "outcome": case.outcome, "closed_at": case.changed_at.isoformat(), "exercise": case.exercise}
+    return Page(f"case|{case.case_id}|closed",
+                f"[bold green]CASE CLOSED[/]{_drill(case.exercise)} case {case.case_id} "
+                f"({escape(case.jurisdiction)}): {escape(case.outcome or 'resolved')} · no more pages about it",
+                json.dumps(body, ensure_ascii=False), kind="case_closed", case_id=str(case.case_id),
+                alert_id=str(case.alert_id), addressed=addressed, needs_ack=False)
 
 
 def pages_in(record: ConsumerRecord[bytes, bytes], agency: str, jurisdiction: str | None) -> Iterator[Page]:
-    """The pages a record holds for `agency` (none if it is addressed elsewhere or unreadable)."""
+    """The candidate pages a record holds for `agency` (none if it is addressed elsewhere or
+    unreadable), before `decide` groups them by case."""
     try:
         if record.topic == POLICE_ALERTS.name:
             alert = PoliceAlert.model_validate_json(record.value or b"")
             if alert.agency == agency and jurisdiction in (None, alert.jurisdiction):
-                drill = " [EXERCISE]" if alert.exercise else ""
-                kind = "ALERT" if alert.attempt == 1 else f"RE-SENT ALERT (attempt {alert.attempt})"
-                deadline = alert.ack_deadline.isoformat(timespec="seconds") if alert.ack_deadline else "-"
-                yield Page(alert.delivery_id,
-                           f"[bold red]{kind}[/]{drill} {escape(alert.jurisdiction)}: {escape(alert.action)} "
-                           f"· ack by {deadline} · alert {alert.alert_id} case {alert.case_id}",
-                           alert.model_dump_json())
+                yield _alert_page(alert)
         elif record.topic == ESCALATIONS.name:
             esc = Escalation.model_validate_json(record.value or b"")
             if esc.target_agency == agency and jurisdiction in (None, esc.target_jurisdiction):
-                drill = " [EXERCISE]" if esc.exercise else ""
-                yield Page(str(esc.escalation_id),
-                           f"[bold yellow]{escape(esc.action.upper())}[/]{drill} level {esc.level} "
-                           f"{escape(esc.target_jurisdiction)}: {escape(esc.reason)} · about {esc.referral_id}",
-                           esc.model_dump_json())
+                yield _escalation_page(esc)
+        elif record.topic == CASES.name:
+            case = CaseChange.model_validate_json(record.value or b"")
+            owned = case.owner == agency and jurisdiction in (None, case.jurisdiction)
+            # Every case is noted (its alert; closed), so that escalations about it to other
+            # levels are grouped and dropped too; only the owner is told of its clues.
+            yield Page(f"case|{case.case_id}", "", "", kind="case", case_id=str(case.case_id),
+                       alert_id=str(case.alert_id), addressed=False, needs_ack=False)
+            if case.status == "closed":
+                yield _closed_page(case, owned)
+            elif owned:
+                for clue in case.clues:
+                    yield _clue_page(case, clue)
     except ValidationError:
         return  # the producing service validated it; a foreign message is not a page
+
+
+def decide(page: Page, note: CaseNote | None) -> tuple[Page | None, CaseNote | None]:
+    """Pure: what to show for a candidate page given what is known about its case, and what to
+    remember about the case afterwards (None: a page about no case)."""
+    if page.case_id is None:
+        return page, None
+    note = note or CaseNote()
+    if page.kind == "case":
+        return None, note if note.alert_id else replace(note, alert_id=page.alert_id)
+    if page.kind == "case_closed":
+        show = not note.closed and (page.addressed or note.paged)
+        return (page if show else None), replace(note, closed=True, paged=note.paged or show)
+    if note.closed:
+        return None, note  # the child is found: every later page about the case is dropped
+    if page.kind in ("alert", "resend"):
+        if note.alert_id is not None and note.alert_id != page.alert_id and page.alert is not None:
+            return grouped_page(page.alert, note.alert_id), replace(note, paged=True)
+        return page, replace(note, alert_id=note.alert_id or page.alert_id, paged=True)
+    return page, replace(note, paged=True)
+
+
+class CaseNotes:
+    """The pager's durable memory of cases (SQLite; None: in memory), with how far it has read
+    `cases.changes` (its own offsets: that topic is read without a consumer group)."""
+
+    def __init__(self, path: Path | None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, alert_id TEXT, "
+                         "closed INTEGER NOT NULL DEFAULT 0, paged INTEGER NOT NULL DEFAULT 0)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, "
+                         "next_offset INTEGER NOT NULL)")
+
+    def get(self, case_id: str) -> CaseNote | None:
+        row = self._db.execute("SELECT alert_id, closed, paged FROM cases WHERE case_id = ?", (case_id,)).fetchone()
+        return None if row is None else CaseNote(row[0], bool(row[1]), bool(row[2]))
+
+    def put(self, case_id: str, note: CaseNote) -> None:
+        self._db.execute("INSERT OR REPLACE INTO cases (case_id, alert_id, closed, paged) VALUES (?, ?, ?, ?)",
+                         (case_id, note.alert_id, int(note.closed), int(note.paged)))
+
+    def offsets(self) -> dict[int, int]:
+        return dict(self._db.execute("SELECT partition, next_offset FROM offsets").fetchall())
+
+    def advance(self, partition: int, next_offset: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO offsets (partition, next_offset) VALUES (?, ?)",
+                         (partition, next_offset))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass
+class Pager:
+    """The pager's decisions over its two durable stores: `handle` a record, get what to show
+    now. Pages are marked seen and case notes written as they are decided (as the pager always
+    did: the caller shows them straight away and commits offsets after), so a record read again
+    after a crash or a restart shows nothing twice, and a closed case stays closed."""
+
+    agency: str
+    jurisdiction: str | None
+    seen: SeenIds
+    notes: CaseNotes
+    duplicates: int = 0
+
+    def handle(self, record: ConsumerRecord[bytes, bytes]) -> list[Page]:
+        shown = []
+        for candidate in pages_in(record, self.agency, self.jurisdiction):
+            before = self.notes.get(candidate.case_id) if candidate.case_id else None
+            page, after = decide(candidate, before)
+            if page is not None:
+                if self.seen.first_time(page.page_id):
+                    shown.append(page)
+                else:
+                    self.duplicates += 1
+            if candidate.case_id and after is not None and after != before:
+                self.notes.put(candidate.case_id, after)
+        return shown
+
+    def close(self) -> None:
+        self.seen.close()
+        self.notes.close()
+
+
+class CaseFeed:
+    """`cases.changes`, read to its end before the alerts and escalations of a fetch are decided.
+
+    Topics are not ordered against each other: without this, a re-send produced after the case
+    was closed could be read before the closing change and page again. The topic's end offsets
+    are a floor on the local broker (it can report the start of the last batch), so the feed
+    reads one more fetch once it has reached them."""
+
+    def __init__(self, settings: KafkaSettings, pager: Pager) -> None:
+        self.pager = pager
+        self.reader = consumer(settings, group_id=None)
+        self.parts: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        await self.reader.start()
+        await self.reader.topics()  # metadata, so partitions_for_topic knows the topic
+        self.parts = [TopicPartition(CASES.name, p) for p in sorted(self.reader.partitions_for_topic(CASES.name) or ())]
+        self.reader.assign(self.parts)
+        done = self.pager.notes.offsets()
+        for tp in self.parts:
+            if tp.partition in done:
+                self.reader.seek(tp, done[tp.partition])
+            else:
+                await self.reader.seek_to_beginning(tp)
+
+    async def catch_up(self) -> tuple[list[Page], int]:
+        """The pages of every case change up to now, and how many changes were read."""
+        if not self.parts:
+            return [], 0
+        ends = await self.reader.end_offsets(self.parts)
+        pages: list[Page] = []
+        read = 0
+        reached = False
+        while True:
+            batches = await self.reader.getmany(*self.parts, timeout_ms=20, max_records=500)
+            for tp, records in batches.items():
+                for record in records:
+                    pages.extend(self.pager.handle(record))
+                read += len(records)
+                if records:
+                    self.pager.notes.advance(tp.partition, records[-1].offset + 1)
+            if reached:
+                return pages, read
+            reached = all([await self.reader.position(tp) >= ends[tp] for tp in self.parts])
+
+    async def stop(self) -> None:
+        await self.reader.stop()
 
 
 async def page_agency(settings: KafkaSettings, state: StateSettings, agency: str, *,
                       jurisdiction: str | None, follow: bool, idle_exit: float, as_json: bool,
                       console: Console, registry: CollectorRegistry | None = None) -> int:
-    """Show each page for `agency` once; returns how many were shown."""
+    """Show each page for `agency` once; returns how many pages to answer were shown (grouped
+    reports, clues and closures are shown but not counted)."""
     group = f"pager.{agency}"
     metrics = DeliveryMetrics(registry if registry is not None else CollectorRegistry())
-    seen = SeenIds(state.state_dir / "dedup" / f"{group}.sqlite")
+    pager = Pager(agency, jurisdiction, SeenIds(state.state_dir / "dedup" / f"{group}.sqlite"),
+                  CaseNotes(state.state_dir / "dedup" / f"{group}.cases.sqlite"))
+    feed = CaseFeed(settings, pager)
     reader = consumer(settings, POLICE_ALERTS.name, ESCALATIONS.name, group_id=group)
     shown = 0
+
+    def show(pages: list[Page]) -> None:
+        nonlocal shown
+        for page in pages:
+            if as_json:
+                console.file.write(page.json + "\n")
+                console.file.flush()
+            else:
+                console.print(page.text, soft_wrap=True)
+            shown += page.needs_ack
+
+    await feed.start()
     await reader.start()
     try:
         last_record = time.monotonic()
         while follow or time.monotonic() - last_record < idle_exit:
+            dropped = pager.duplicates
             batches = await reader.getmany(timeout_ms=200, max_records=500)
+            # Every case change written before these alerts were fetched is known before they
+            # are decided: a case closed by then pages nothing more.
+            case_pages, changes = await feed.catch_up()
+            show(case_pages)
+            if changes:
+                last_record = time.monotonic()
             for records in batches.values():
                 last_record = time.monotonic()
                 for record in records:
-                    for page in pages_in(record, agency, jurisdiction):
-                        if not seen.first_time(page.page_id):
-                            metrics.duplicates_dropped.labels(group).inc()
-                            continue
-                        if as_json:
-                            console.file.write(page.json + "\n")
-                            console.file.flush()
-                        else:
-                            console.print(page.text, soft_wrap=True)
-                        shown += 1
+                    show(pager.handle(record))
+            if pager.duplicates > dropped:
+                metrics.duplicates_dropped.labels(group).inc(pager.duplicates - dropped)
             if batches:
-                await reader.commit()  # after showing: a crash re-reads, the store drops the copies
+                await reader.commit()  # after showing: a crash re-reads, the stores drop the copies
     finally:
         await reader.stop()
-        seen.close()
+        await feed.stop()
+        pager.close()
     return shown

@@ -183,6 +183,10 @@ class BroadcastWorker:
                              msg_type=m.msg_type, status=m.status, radius_km=m.radius_km, channels=m.channels)
                 self._wake.set()
             self.metrics.active.set(self._count_active())
+        if outcome.withdrawn is not None and state is not None:
+            self.metrics.withdrawals.labels(outcome.withdrawn).inc()
+            log.info("broadcast_withdrawn", case_id=str(state.case_id), reason=outcome.withdrawn,
+                     cancels=len(outcome.messages))
         for refusal in outcome.refusals:
             await self._refuse(producer, refusal)
 

@@ -39,7 +39,11 @@ class CapInvalidError(ValueError):
 
 @dataclass(frozen=True)
 class Draft:
-    """Everything one message says. `child` and `contact` are None for a Cancel."""
+    """Everything one message says. `child` and `contact` are None for a Cancel.
+
+    `note` replaces the default note of an Update (a new release rather than a wider circle);
+    `all_clear` is False for a Cancel while the search goes on (consent withdrawn, not found).
+    """
 
     msg_type: MsgType
     status: CapStatus
@@ -50,6 +54,8 @@ class Draft:
     child: PublicChild | None = None
     contact: str | None = None
     radius_km: int | None = None
+    note: str | None = None
+    all_clear: bool = True
 
 
 def identifier_for(case_id: uuid.UUID, seq: int) -> str:
@@ -129,6 +135,8 @@ def build(draft: Draft, config: BroadcastConfig) -> CapMessage:
     _sub(root, "scope", "Public")
     if draft.status == "Exercise":
         _sub(root, "note", "演练 / Exercise: not a real alert.")
+    elif draft.note is not None:
+        _sub(root, "note", draft.note)
     elif draft.msg_type == "Update" and draft.radius_km is not None:
         _sub(root, "note", f"搜索范围扩大至{draft.radius_km}公里 / Search area widened to {draft.radius_km} km.")
     elif draft.msg_type == "Cancel":
@@ -141,7 +149,7 @@ def build(draft: Draft, config: BroadcastConfig) -> CapMessage:
     _sub(info, "category", "Rescue")
     _sub(info, "event", EVENT_NAME)
     cancel = draft.msg_type == "Cancel"
-    _sub(info, "responseType", "AllClear" if cancel else "Monitor")
+    _sub(info, "responseType", ("AllClear" if draft.all_clear else "None") if cancel else "Monitor")
     _sub(info, "urgency", "Past" if cancel else "Immediate")
     _sub(info, "severity", "Minor" if cancel else "Severe")
     _sub(info, "certainty", "Observed" if cancel else "Likely")

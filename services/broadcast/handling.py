@@ -2,13 +2,24 @@
 
 The agents only decode, call these, and write what they return. Nothing here touches Kafka or
 the clock: `now` is passed in, so tests can drive the radius schedule step by step.
+
+Releases, all from police (anyone else is refused), for one case:
+- the first with the guardian's consent: the Alert (once the report's public data is there);
+- a copy of a release already applied (same event_id): dropped;
+- a new one with consent while the alert is active: an Update with its public details (the
+  contact) at the current circle, renewing `expires`, to every channel that has the alert; never
+  a second Alert;
+- one with `guardian_consent: false` while the alert is active: consent withdrawn, a Cancel to
+  every earlier recipient, the feed stops serving the child (a release not yet broadcast is simply
+  dropped); a later release with consent starts a new Alert;
+- any after the case is resolved: refused (`case_closed`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from referral_bus.rules.catalog import catalog
 from referral_bus.schemas.broadcast import (
@@ -17,6 +28,7 @@ from referral_bus.schemas.broadcast import (
     CaseBroadcast,
     RefusalReason,
     Release,
+    WithdrawalReason,
 )
 from referral_bus.schemas.events import BroadcastRelease, CaseResolution, Event, MissingChildReport
 from referral_bus.services.broadcast import radius
@@ -33,12 +45,14 @@ class Outcome:
 
     `state` is the case's new record (None: unchanged). `messages` are new CAP messages, already
     in `state.messages` and listed in `state.pending` (the outbox) so a crash between recording
-    and publishing them re-sends the very same bytes on restart.
+    and publishing them re-sends the very same bytes on restart. `withdrawn` says why a broadcast
+    (or a release not yet broadcast) was withdrawn, for the metrics.
     """
 
     state: CaseBroadcast | None = None
     messages: tuple[CapMessage, ...] = ()
     refusals: tuple[BroadcastRefusal, ...] = ()
+    withdrawn: WithdrawalReason | None = None
 
 
 NOTHING = Outcome()
@@ -98,18 +112,71 @@ def _on_release(current: CaseBroadcast, event: BroadcastRelease, config: Broadca
         return Outcome(refusals=(_refuse(
             event, "not_police",
             f"only a police agency may release a missing-child broadcast (团圆); published by {who}", now),))
-    if not event.guardian_consent:
-        return Outcome(refusals=(_refuse(
-            event, "no_guardian_consent",
-            "the guardian's consent is required before a public release (guardian_consent is false)", now),))
+    applied = (*current.releases, *((current.release.event_id,) if current.release else ()))
+    if event.event_id in applied:
+        return NOTHING  # a copy of a release already applied (records older than `releases` have `release`)
     if current.closed:
         return Outcome(refusals=(_refuse(
             event, "case_closed", "the case is already resolved: nothing is broadcast for it", now),))
-    if current.active or current.release is not None:
-        return NOTHING  # already released (a copy, or a second officer): one alert per case
+    if not event.guardian_consent:
+        return _withdraw(current, event, config, now)
+    if current.active and event.exercise and current.alert_messages[0].status == "Actual":
+        return Outcome(refusals=(_refuse(
+            event, "exercise_mismatch", "a drill release cannot change a real broadcast (exercise is true)", now),))
+    seen = current.model_copy(update={"releases": (*current.releases, event.event_id)})
     release = Release(event_id=event.event_id, agency=event.reporter.agency or POLICE,
-                      public_contact=event.public_contact, exercise=event.exercise)
-    return _maybe_alert(current.model_copy(update={"release": release}), event, config, now)
+                      public_contact=event.public_contact,
+                      exercise=event.exercise or (current.active and current.exercise))
+    if current.active:
+        return _rerelease(seen.model_copy(update={"release": release}), event, config, now)
+    return _maybe_alert(seen.model_copy(update={"release": release}), event, config, now)
+
+
+def _rerelease(case: CaseBroadcast, event: BroadcastRelease, config: BroadcastConfig,
+               now: dt.datetime) -> Outcome:
+    """A new police release while the alert is active: an Update carrying the release's public
+    details at the current circle (a renewed `expires`), to every channel that has the alert."""
+    assert case.child is not None and case.release is not None
+    stage = max(case.stage, radius.stage_at(config.radius_schedule, case.child.last_seen_at, now))
+    alert = case.alert_messages
+    draft = Draft(
+        msg_type="Update", status=alert[0].status, identifier=identifier_for(case.case_id, len(case.messages)),
+        sent=now, channels=case.recipients, references=tuple(m.reference for m in alert),
+        child=case.child, contact=case.release.public_contact,
+        radius_km=radius.radius_km(config.radius_schedule, stage),
+        note="公安机关更新了寻人信息 / Updated by the police.",
+    )
+    return _send(case, draft, config, event, stage=stage, now=now)
+
+
+def _withdraw(current: CaseBroadcast, event: BroadcastRelease, config: BroadcastConfig,
+              now: dt.datetime) -> Outcome:
+    """A police release without consent. For a released case the guardian withdrew consent: a
+    Cancel to every channel that has the alert, and nothing about the child served any more (the
+    public data stays in the record only so that a release with renewed consent can alert again).
+    With nothing released it is a release without consent: refused."""
+    reason: WithdrawalReason = "guardian_consent_withdrawn"
+    seen = current.model_copy(update={"releases": (*current.releases, event.event_id), "release": None})
+    if current.active:
+        scrubbed = tuple(m.model_copy(update={"xml": None, "headline": None}) for m in current.messages)
+        alert = current.alert_messages
+        draft = Draft(
+            msg_type="Cancel", status=alert[0].status,
+            identifier=identifier_for(current.case_id, len(current.messages)), sent=now,
+            channels=current.recipients, references=tuple(m.reference for m in alert), all_clear=False,
+        )
+        outcome = _send(seen.model_copy(update={"messages": scrubbed, "pending": ()}), draft, config, event,
+                        stage=current.stage, now=now)
+        if not outcome.messages:
+            return Outcome(refusals=outcome.refusals)  # not withdrawn: the record is unchanged
+        return replace(outcome, withdrawn=reason)
+    if current.release is not None:
+        return Outcome(state=seen, withdrawn=reason)  # released, not yet broadcast: nothing will be
+    if current.messages:
+        return Outcome(state=seen)  # already withdrawn: nothing is public
+    return Outcome(refusals=(_refuse(
+        event, "no_guardian_consent",
+        "the guardian's consent is required before a public release (guardian_consent is false)", now),))
 
 
 def _maybe_alert(case: CaseBroadcast, event: Event, config: BroadcastConfig, now: dt.datetime) -> Outcome:
@@ -125,7 +192,8 @@ def _maybe_alert(case: CaseBroadcast, event: Event, config: BroadcastConfig, now
     stage = radius.stage_at(config.radius_schedule, child.last_seen_at, now)
     draft = Draft(
         msg_type="Alert", status="Exercise" if case.exercise else "Actual",
-        identifier=identifier_for(case.case_id, 0), sent=now, channels=config.channels_for(case.exercise),
+        identifier=identifier_for(case.case_id, len(case.messages)), sent=now,
+        channels=config.channels_for(case.exercise),
         child=child, contact=release.public_contact, radius_km=radius.radius_km(config.radius_schedule, stage),
     )
     return _send(case, draft, config, event, stage=stage, now=now)
@@ -155,10 +223,11 @@ def on_tick(case: CaseBroadcast, config: BroadcastConfig, now: dt.datetime) -> O
     stage = radius.stage_at(config.radius_schedule, case.child.last_seen_at, now)
     if stage <= case.stage:
         return NOTHING
+    alert = case.alert_messages
     draft = Draft(
-        msg_type="Update", status=case.messages[0].status,
+        msg_type="Update", status=alert[0].status,
         identifier=identifier_for(case.case_id, len(case.messages)), sent=now,
-        channels=case.recipients, references=tuple(m.reference for m in case.messages),
+        channels=case.recipients, references=tuple(m.reference for m in alert),
         child=case.child, contact=case.release.public_contact,
         radius_km=radius.radius_km(config.radius_schedule, stage),
     )
@@ -187,11 +256,12 @@ def _on_resolution(current: CaseBroadcast, event: CaseResolution, config: Broadc
         "child": None, "release": None, "closed": True, "closed_at": now, "messages": scrubbed,
         # The outbox is always flushed before the next decision, so nothing pending is dropped here.
         "pending": ()})
-    if not current.messages:
-        return Outcome(state=closed)
+    if not current.active:
+        return Outcome(state=closed)  # nothing public (never released, or withdrawn and cancelled)
+    alert = current.alert_messages
     draft = Draft(
-        msg_type="Cancel", status=current.messages[0].status,
+        msg_type="Cancel", status=alert[0].status,
         identifier=identifier_for(current.case_id, len(current.messages)), sent=now,
-        channels=current.recipients, references=tuple(m.reference for m in current.messages),
+        channels=current.recipients, references=tuple(m.reference for m in alert),
     )
     return _send(closed, draft, config, event, stage=current.stage, now=now)

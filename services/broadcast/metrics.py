@@ -6,7 +6,7 @@ from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from referral_bus.schemas.broadcast import REFUSAL_REASONS, MsgType
+from referral_bus.schemas.broadcast import REFUSAL_REASONS, WITHDRAWAL_REASONS, MsgType
 
 
 class BroadcastMetrics:
@@ -17,6 +17,10 @@ class BroadcastMetrics:
         self.refusals = Counter(
             "referral_bus_broadcast_refusals", "Broadcast releases or cancels refused, by reason.",
             ["reason"], registry=registry)
+        self.withdrawals = Counter(
+            "referral_bus_broadcast_withdrawals",
+            "Broadcasts (or releases not yet broadcast) withdrawn before the case was resolved, by reason.",
+            ["reason"], registry=registry)
         self.active = Gauge(
             "referral_bus_broadcast_active_alerts", "Alerts sent and not cancelled.", registry=registry)
         # Every label value exists from the start, so a dashboard shows 0 rather than no data.
@@ -24,3 +28,5 @@ class BroadcastMetrics:
             self.broadcasts.labels(message_type)
         for reason in REFUSAL_REASONS:
             self.refusals.labels(reason)
+        for reason in WITHDRAWAL_REASONS:
+            self.withdrawals.labels(reason)

@@ -9,7 +9,7 @@ import faust
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
 
-from referral_bus.faust_app import make_app
+from referral_bus.faust_app import make_app, run_worker
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook
 from referral_bus.services.router.agents import wire
@@ -43,5 +43,4 @@ def run() -> None:
     # faust and aiokafka log through the standard library; structlog renders our own lines.
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(name)s %(message)s")
-    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
-    worker.execute_from_commandline()
+    run_worker(app, loglevel=settings.log_level)

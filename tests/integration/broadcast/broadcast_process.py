@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass, field
+
+import httpx
+
+from referral_bus.services.alerts.readback import read_topics
+from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import BROADCAST_CHANNELS, broadcast_topic
 
 from ..conftest import Service
 
@@ -22,3 +30,39 @@ class BroadcastProcess(Service):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+
+@dataclass(frozen=True)
+class Cap:
+    """One CAP message as a channel received it (value: the CAP XML)."""
+
+    channel: str
+    msg_type: str
+    identifier: str
+    xml: bytes
+
+
+def caps(kafka: KafkaSettings, case: uuid.UUID) -> list[Cap]:
+    """Every CAP message of `case` on the broadcast channels so far, in order per channel."""
+    records = asyncio.run(read_topics(kafka, [broadcast_topic(c).name for c in BROADCAST_CHANNELS]))
+    out = []
+    for r in records:
+        if r.key != str(case).encode() or r.value is None:
+            continue
+        headers = {k: v.decode() for k, v in r.headers}
+        out.append(Cap(r.topic.removeprefix("broadcast."), headers["cap-msg-type"], headers["cap-identifier"],
+                       r.value))
+    return out
+
+
+def feed_text(service: BroadcastProcess) -> str:
+    return httpx.get(f"{service.url}/feed/cap.atom", timeout=5).text
+
+
+def is_ready(service: BroadcastProcess) -> bool:
+    """`/healthz` answers 200 (the state is restored and the worker consumes)."""
+    assert service.process is not None and service.process.poll() is None, service.log
+    try:
+        return httpx.get(f"{service.url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -6,12 +6,12 @@ import datetime as dt
 
 import pytest
 
-from referral_bus.schemas.alerts import CaseChange
+from referral_bus.schemas.alerts import CaseChange, ReferralResponse
 from referral_bus.schemas.events import MissingChildReport
-from referral_bus.services.alerts import cases
+from referral_bus.services.alerts import cases, lifecycle
 from referral_bus.services.alerts.settings import CASES_FILE
 
-from .conftest import T0, clue, missing_child, resolution
+from .conftest import T0, clue, missing_child, referral, resolution
 
 POLICY = cases.CasePolicy.load(CASES_FILE)
 
@@ -75,6 +75,19 @@ def test_linking_forwards_the_clue_once() -> None:
     assert linked is not None and linked.change == "clue_linked"
     assert linked.last_clue is not None and linked.last_clue.reason == "why"
     assert cases.link_clue(linked, event, "why", T0) is None
+
+
+def test_a_linked_clues_referral_is_grouped_under_the_case_and_stays_answerable() -> None:
+    case, event = _case(), clue()
+    state = lifecycle.track_referral(referral(event, "police", rule_id="xian.unknown_origin_child_dna"))
+    assert not state.grouped and state.next_deadline is None
+    grouped = cases.group_referral(state, case.case_id, "place 西安北站候车室", T0)
+    assert grouped is not None and grouped.grouped and grouped.case_id == case.case_id
+    assert grouped.next_deadline is None and grouped.status == "sent"  # no deadline of its own; still answered
+    assert grouped.history[-1].what == "grouped" and grouped.history[-1].detail == "place 西安北站候车室"
+    assert cases.group_referral(grouped, case.case_id, "again", T0) is None  # a replay changes nothing
+    answered = lifecycle.apply_response(grouped, ReferralResponse(referral_id=grouped.id, answer="acknowledged"))
+    assert answered.applied and answered.state.status == "acknowledged" and answered.state.grouped
 
 
 def test_a_further_report_is_grouped() -> None:

@@ -12,7 +12,7 @@ from referral_bus.services.alerts.cli import case_rows
 from referral_bus.services.alerts.emitter import police_alert
 from referral_bus.services.alerts.lag import LagExporter, lag_by_topic
 
-from .conftest import T0, clue, missing_child
+from .conftest import T0, clue, missing_child, referral
 
 
 def test_lag_counts_from_the_commit_or_the_start() -> None:
@@ -46,4 +46,19 @@ def test_case_rows_show_age_alert_state_and_clues(deadlines: object) -> None:
     (row,) = case_rows([linked], {str(alert.alert_id): state}, T0 + dt.timedelta(minutes=90))
     assert row["age_minutes"] == 90.0 and row["alert_state"] == "sent" and row["alert_level"] == 0
     assert row["clues"] == [{"event_id": str(linked.clues[0].event_id), "kind": "child_of_unknown_origin_found",
-                             "reason": "same place"}]
+                             "reason": "same place", "referrals": []}]
+
+
+def test_case_rows_list_a_linked_clues_grouped_referrals_under_it() -> None:
+    report = missing_child()
+    assert isinstance(report, MissingChildReport)
+    found = clue()
+    linked = cases.link_clue(cases.open_case(report), found, "same place", T0)
+    assert linked is not None
+    state = lifecycle.track_referral(referral(found, "police", rule_id="xian.unknown_origin_child_dna"))
+    grouped = cases.group_referral(state, linked.case_id, "same place", T0)
+    assert grouped is not None
+    (row,) = case_rows([linked], {str(grouped.id): grouped}, T0)
+    clues = row["clues"]
+    assert isinstance(clues, list)
+    assert clues[0]["referrals"] == [{"id": str(grouped.id), "agency": "police", "status": "sent"}]

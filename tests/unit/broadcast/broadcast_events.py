@@ -53,12 +53,12 @@ def report_dict(case_id: uuid.UUID, *, last_seen_at: dt.datetime = T0, exercise:
 
 
 def release_dict(case_id: uuid.UUID, *, agency: str | None = "police.command_center", consent: bool = True,
-                 exercise: bool = False, at: dt.datetime = T0) -> dict[str, Any]:
+                 exercise: bool = False, at: dt.datetime = T0, contact: str = "029-110-0000") -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()), "kind": "missing_child_info_release", "jurisdiction": "xian",
         "occurred_at": _iso(at), "reported_at": _iso(at),
         "reporter": {"agency": agency, "role": "police_officer" if agency else "parent_or_guardian"},
-        "case_id": str(case_id), "guardian_consent": consent, "public_contact": "029-110-0000",
+        "case_id": str(case_id), "guardian_consent": consent, "public_contact": contact,
         "exercise": exercise,
     }
 

@@ -62,7 +62,9 @@ def test_a_police_release_with_consent_sends_one_alert_to_every_channel(config: 
     assert alert.msg_type == "Alert" and alert.status == "Actual" and alert.radius_km == 100
     assert alert.channels == ("media", "cyberspace", "outdoor_screens")
     assert outcomes[1].state is not None and outcomes[1].state.pending == (alert.identifier,)
-    assert outcomes[2] == outcomes[3] == Outcome()  # a copy, or a second release: still one alert
+    assert outcomes[2] == Outcome()  # a copy of the release: dropped
+    # A second release: an Update of the same alert, never a second Alert (test_releases.py).
+    assert [m.msg_type for m in outcomes[3].messages] == ["Update"]
     assert state is not None and state.active
 
 

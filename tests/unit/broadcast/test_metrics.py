@@ -17,3 +17,4 @@ def test_metric_names_and_labels() -> None:
     assert 'referral_bus_broadcasts_total{message_type="Cancel"} 0.0' in text
     assert 'referral_bus_broadcast_refusals_total{reason="not_police"} 1.0' in text
     assert 'referral_bus_broadcast_refusals_total{reason="no_guardian_consent"} 0.0' in text
+    assert 'referral_bus_broadcast_withdrawals_total{reason="guardian_consent_withdrawn"} 0.0' in text

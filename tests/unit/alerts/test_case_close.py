@@ -1,0 +1,204 @@
+"""A police resolution closes every open alert and referral of its case, in any arrival order.
+
+The pure rule (`lifecycle.closes_with_case`) and the service's use of it (`Alerts._close`, the
+case index, closing on arrival), the latter on a worker whose faust tables are plain dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.schemas.alerts import CaseChange, ReferralResponse, TrackedState, dump
+from referral_bus.schemas.events import Event, MissingChildReport
+from referral_bus.schemas.referrals import Referral
+from referral_bus.services.alerts import cases, lifecycle
+from referral_bus.services.alerts.agents import Alerts, AlertsConfig
+from referral_bus.services.alerts.cli import case_rows
+from referral_bus.services.alerts.emitter import police_alert
+from referral_bus.services.alerts.metrics import AlertsMetrics
+from referral_bus.services.alerts.settings import CASES_FILE
+
+from .conftest import T0, clue, missing_child, referral, resolution
+
+DAY = dt.timedelta(days=1)
+
+
+class _App:
+    """What `Alerts` asks of a faust app outside its tables: recovery done, no rebalance."""
+
+    rebalancing = False
+
+    def __init__(self) -> None:
+        completed = asyncio.Event()
+        completed.set()
+        self.tables = SimpleNamespace(recovery=SimpleNamespace(completed=completed))
+
+
+@pytest.fixture
+def alerts(monkeypatch: pytest.MonkeyPatch) -> Alerts:
+    monkeypatch.setattr(Alerts, "_table", lambda self, name, spec: {})
+    config = AlertsConfig(deadlines=Deadlines.load(), policy=cases.CasePolicy.load(CASES_FILE), resends=1,
+                          timer_interval=0.5)
+    service = Alerts(_App(), config, AlertsMetrics(CollectorRegistry()))
+    service.restored.set()
+    return service
+
+
+def _report() -> MissingChildReport:
+    report = missing_child()
+    assert isinstance(report, MissingChildReport)
+    return report
+
+
+def _duties(report: MissingChildReport) -> dict[str, Referral]:
+    """What the router sends for a report and an interception notice naming its case."""
+    notice = clue("transport_hub_suspected_trafficking", case_id=report.event_id, at=T0 + dt.timedelta(hours=1))
+    return {
+        "lead": referral(report, "police.command_center"),
+        "education": referral(report, "education", role="cooperating", urgency="unspecified", rule_id="y.edu"),
+        "health": referral(report, "health", role="cooperating", urgency="unspecified", rule_id="y.health"),
+        "railway": referral(notice, "railway", role="cooperating", urgency="prompt", rule_id="x.rail"),
+        "transport": referral(notice, "transport", role="lead", urgency="prompt", rule_id="x.hub"),
+    }
+
+
+def _answer(alerts: Alerts, referral_id: uuid.UUID, answer: str, **kw: Any) -> None:
+    asyncio.run(alerts.on_response(dump(ReferralResponse(referral_id=referral_id, answer=answer,
+                                                         responded_at=T0 + dt.timedelta(hours=2), **kw))))
+
+
+def _status(alerts: Alerts, key: uuid.UUID | str) -> str:
+    state = alerts.state(str(key))
+    assert state is not None
+    status: str = state.status
+    return status
+
+
+def test_a_report_referral_without_case_id_belongs_to_the_case_the_report_opens() -> None:
+    report = _report()
+    assert report.case_id is None
+    state = lifecycle.track_referral(referral(report, "police.command_center"))
+    assert state.case_id == report.event_id == lifecycle.case_of(state)
+    other = lifecycle.track_referral(referral(clue(), "railway", rule_id="x.rail"))
+    assert other.case_id is None and lifecycle.case_of(other) is None
+
+
+def test_which_states_a_resolution_closes() -> None:
+    report = _report()
+    case = cases.close_case(cases.open_case(report), resolution(report.event_id, at=T0 + DAY), T0 + DAY)
+    assert isinstance(case, CaseChange) and case.resolved_at == T0 + DAY
+    duties = {k: lifecycle.track_referral(r) for k, r in _duties(report).items()}
+    assert all(lifecycle.closes_with_case(s, case) for s in duties.values())
+    # Final states stay as they are; a duty raised after the resolution is about the found child.
+    done = duties["education"].model_copy(update={"status": "done"})
+    assert not lifecycle.closes_with_case(done, case)
+    assert lifecycle.close(done, T0 + DAY, uuid.uuid4()).applied is False
+    aftercare = lifecycle.track_referral(referral(
+        clue("rescued_victim_needs_medical_care", case_id=report.event_id, at=T0 + 2 * DAY), "health",
+        urgency="prompt", rule_id="x.med"))
+    assert not lifecycle.closes_with_case(aftercare, case)
+    # The report's own duties close whatever the clocks say.
+    skewed = duties["lead"].model_copy(update={"raised_at": T0 + 3 * DAY})
+    assert lifecycle.closes_with_case(skewed, case)
+    # Another case's states never.
+    assert not lifecycle.closes_with_case(lifecycle.track_referral(referral(_report(), "police.command_center")), case)
+
+
+def test_resolution_closes_every_open_alert_and_referral_of_the_case(alerts: Alerts) -> None:
+    report, other = _report(), _report()
+    asyncio.run(alerts.on_event(dump(report)))
+    asyncio.run(alerts.on_event(dump(other)))
+    duties = _duties(report)
+    alert = police_alert(report, [duties["lead"]], Deadlines.load())
+    assert alert is not None
+    asyncio.run(alerts.on_alert(dump(alert)))
+    for r in (*duties.values(), referral(other, "police.command_center")):
+        asyncio.run(alerts.on_referral(dump(r)))
+    _answer(alerts, duties["railway"].referral_id, "accepted", agency="railway")
+    _answer(alerts, duties["education"].referral_id, "done", agency="education", note="school informed")
+    _answer(alerts, duties["health"].referral_id, "rejected", agency="health", reason="not ours")
+    case_key = str(report.event_id)
+    assert alerts.open_by_case[case_key] == {str(alert.alert_id), *(str(duties[k].referral_id)
+                                                                   for k in ("lead", "railway", "transport"))}
+
+    asyncio.run(alerts.on_event(dump(resolution(report.event_id, at=T0 + DAY))))
+
+    case = alerts.case(report.event_id)
+    assert case is not None and case.status == "closed"
+    assert _status(alerts, alert.alert_id) == "closed"
+    for k in ("lead", "railway", "transport"):
+        assert _status(alerts, duties[k].referral_id) == "closed", k
+    assert _status(alerts, duties["education"].referral_id) == "done"
+    assert _status(alerts, duties["health"].referral_id) == "rejected"
+    assert case_key not in alerts.open_by_case
+    other_lead = referral(other, "police.command_center").referral_id
+    assert _status(alerts, other_lead) == "sent" and str(other_lead) in alerts.open_by_case[str(other.event_id)]
+    assert not [k for k in alerts.waiting if k == str(alert.alert_id)]
+    # The readback a user queries (`referral-bus cases --all`) shows no open duty left.
+    states = {k: TrackedState.model_validate_json(v) for k, v in alerts.tracked.items()}
+    row = next(r for r in case_rows([case], states, T0 + DAY, include_closed=True))
+    assert row["status"] == "closed" and row["open"] == 0 and len(row["duties"]) == 6
+
+
+def test_what_arrives_after_the_resolution_is_stored_closed_unless_raised_after_it(alerts: Alerts) -> None:
+    report = _report()
+    asyncio.run(alerts.on_event(dump(report)))
+    asyncio.run(alerts.on_event(dump(resolution(report.event_id, at=T0 + DAY))))
+    duties = _duties(report)
+    alert = police_alert(report, [duties["lead"]], Deadlines.load())
+    assert alert is not None
+    # A copy of the report naming the case, routed before the resolution, read after it.
+    grouped: Event = missing_child(case_id=report.event_id, at=T0 + dt.timedelta(hours=2))
+    grouped_alert = police_alert(grouped, [], Deadlines.load())
+    assert grouped_alert is not None
+    aftercare = referral(clue("rescued_victim_needs_medical_care", case_id=report.event_id, at=T0 + 2 * DAY),
+                         "health", urgency="prompt", rule_id="x.med")
+    # An answer parked before its referral arrived is still recorded.
+    _answer(alerts, duties["railway"].referral_id, "acknowledged", agency="railway")
+    for r in (*duties.values(), aftercare):
+        asyncio.run(alerts.on_referral(dump(r)))
+    asyncio.run(alerts.on_alert(dump(alert)))
+    asyncio.run(alerts.on_alert(dump(grouped_alert)))
+
+    for k, r in duties.items():
+        assert _status(alerts, r.referral_id) == "closed", k
+    railway = alerts.state(str(duties["railway"].referral_id))
+    assert railway is not None and [h.what for h in railway.history][-2:] == ["acknowledged", "closed"]
+    assert _status(alerts, alert.alert_id) == "closed"
+    assert _status(alerts, grouped_alert.alert_id) == "closed"
+    assert str(grouped_alert.alert_id) not in alerts.waiting  # never paged
+    assert _status(alerts, aftercare.referral_id) == "sent"
+    assert alerts.open_by_case[str(report.event_id)] == {str(aftercare.referral_id)}
+
+
+def test_the_case_index_is_rebuilt_from_the_table(alerts: Alerts) -> None:
+    report = _report()
+    duties = _duties(report)
+    for r in duties.values():
+        asyncio.run(alerts.on_referral(dump(r)))
+    # A state whose case changes (a clue grouped under another case) leaves nothing behind.
+    elsewhere = uuid.uuid4()
+    railway = alerts.state(str(duties.pop("railway").referral_id))
+    assert railway is not None
+    alerts.store(railway.model_copy(update={"case_id": elsewhere}))
+    assert alerts.open_by_case[str(elsewhere)] == {str(railway.id)}
+    built = {k: set(v) for k, v in alerts.open_by_case.items()}
+    assert built[str(report.event_id)] == {str(r.referral_id) for r in duties.values()}
+    alerts.open_by_case.clear()
+    alerts._indexed = False
+    assert alerts.ensure_index()
+    assert alerts.open_by_case == built
+    # Not ready (a rebalance): the resolution still finds the case's states, in the table.
+    alerts.app.rebalancing = True
+    asyncio.run(alerts.on_event(dump(report)))
+    asyncio.run(alerts.on_event(dump(resolution(report.event_id, at=T0 + DAY))))
+    assert {_status(alerts, r.referral_id) for r in duties.values()} == {"closed"}
+    assert _status(alerts, railway.id) == "sent"
