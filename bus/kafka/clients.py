@@ -6,6 +6,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from referral_bus.kafka.partitioner import CachedKeyPartitioner
 from referral_bus.settings import KafkaSettings
 
 
@@ -17,6 +18,7 @@ def producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
         "enable_idempotence": settings.idempotent_producer,
         "linger_ms": 1,
         "request_timeout_ms": settings.request_timeout_ms,
+        "partitioner": CachedKeyPartitioner(),
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)

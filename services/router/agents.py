@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import faust
@@ -30,30 +31,48 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
         # producer before committing; sends go straight to the producer (no per-send await of the
         # broker) and the delivery guard stops a commit past a failed one. At-least-once.
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            tally = Tally()
             for delivery in batch:
                 message = delivery.message
                 outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
                 for out in outcome.messages:
                     app.delivery_guard.track(
                         await app.producer.send(out.topic, out.key, out.value, None, None, None))
-                observe(outcome, metrics, message.offset)
+                tally.observe(outcome, metrics, message.offset)
+            tally.flush(metrics)
             app.delivery_guard.raise_if_failed()
             yield None
 
     app.agent(inbound, name="route-events")(route_events)
 
 
-def observe(outcome: Routed | Refused, metrics: RouterMetrics, offset: int) -> None:
-    """Count the outcome; log ids and reasons only, never the report's contents."""
-    if isinstance(outcome, Refused):
-        metrics.dead_letters.labels(outcome.dead_letter.reason).inc()
-        log.warning("dead_letter", reason=describe_refusal(outcome.dead_letter),
-                    event_id=outcome.dead_letter.event_id, offset=offset)
-        return
-    event = outcome.event
-    metrics.events_received.labels(event.kind, event.jurisdiction, event.reporter.agency or "public").inc()
-    for r in outcome.referrals:
-        metrics.referrals.labels(r.agency, r.role).inc()
-        if is_unrouted(r):
-            metrics.unrouted.labels(event.jurisdiction).inc()
-    metrics.routing_seconds.observe(max(0.0, time.time() - event.reported_at.timestamp()))
+class Tally:
+    """A batch's outcomes, counted into the metrics once per label set rather than once per event."""
+
+    def __init__(self) -> None:
+        self.events: Counter[tuple[str, str, str]] = Counter()
+        self.referrals: Counter[tuple[str, str]] = Counter()
+        self.unrouted: Counter[str] = Counter()
+
+    def observe(self, outcome: Routed | Refused, metrics: RouterMetrics, offset: int) -> None:
+        """Count the outcome; log ids and reasons only, never the report's contents."""
+        if isinstance(outcome, Refused):
+            metrics.dead_letters.labels(outcome.dead_letter.reason).inc()
+            log.warning("dead_letter", reason=describe_refusal(outcome.dead_letter),
+                        event_id=outcome.dead_letter.event_id, offset=offset)
+            return
+        event = outcome.event
+        self.events[(event.kind, event.jurisdiction, event.reporter.agency or "public")] += 1
+        for r in outcome.referrals:
+            self.referrals[(r.agency, r.role)] += 1
+            if is_unrouted(r):
+                self.unrouted[event.jurisdiction] += 1
+        metrics.routing_seconds.observe(max(0.0, time.time() - event.reported_at.timestamp()))
+
+    def flush(self, metrics: RouterMetrics) -> None:
+        for labels, n in self.events.items():
+            metrics.events_received.labels(*labels).inc(n)
+        for labels2, n in self.referrals.items():
+            metrics.referrals.labels(*labels2).inc(n)
+        for jurisdiction, n in self.unrouted.items():
+            metrics.unrouted.labels(jurisdiction).inc(n)

@@ -64,6 +64,8 @@ async def test_agent_sends_each_referral_to_its_agency_topic_and_counts_it(tmp_p
     assert registry.get_sample_value(
         "referral_bus_events_received_total",
         {"kind": "child_missing_reported", "jurisdiction": "xian", "reporter_agency": "public"}) == 1
+    assert registry.get_sample_value(
+        "referral_bus_referrals_total", {"agency": "police.command_center", "role": "lead"}) == 1
 
 
 def test_a_failed_delivery_stops_the_commit() -> None:
