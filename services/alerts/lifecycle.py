@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from referral_bus.rules.catalog import COMMAND_CENTER, JOINT_OFFICE, catalog
@@ -276,9 +277,17 @@ def closes_with_case(state: TrackedState, case: CaseChange) -> bool:
     does not depend on the order in which the topics are read."""
     if case_of(state) != case.case_id or state.status in FINAL:
         return False
-    if state.event_id == case.event_id or state.event_id in case.grouped_reports:
-        return True
-    return case.resolved_at is None or state.raised_at <= case.resolved_at
+    return not outlives_resolution(state.event_id, state.raised_at, (case.event_id, *case.grouped_reports),
+                                   case.resolved_at)
+
+
+def outlives_resolution(event_id: uuid.UUID, raised_at: dt.datetime, case_reports: Collection[uuid.UUID],
+                        resolved_at: dt.datetime | None) -> bool:
+    """Whether an alert or referral of a resolved case stays open: it was raised after the
+    resolution was reported (`CaseChange.resolved_at`) and is not of a report that opened or
+    joined the case (`case_reports`: the case's `event_id` and `grouped_reports`). The one rule the
+    alerts service closes by (`closes_with_case`) and the pager pages by."""
+    return event_id not in case_reports and resolved_at is not None and raised_at > resolved_at
 
 
 def close(state: TrackedState, at: dt.datetime, resolution: uuid.UUID) -> Outcome:

@@ -13,18 +13,26 @@ beside the alert and escalation topics):
 - a clue the alerts service linked to an open case the agency owns is one "CLUE for case X:
   <match reason>" line (ids, kind and the reason only);
 - once the case is closed the pager says "case closed" once (to the owner, and wherever
-  something about the case was paged) and drops every later page about it: re-sends and
-  escalations still in flight included.
+  something about the case was paged) and drops every later page about it raised until the
+  resolution: re-sends and escalations still in flight included;
+- except an alert the alerts service keeps live after the resolution (the same rule,
+  `lifecycle.outlives_resolution`): a new report naming the case, raised after the police
+  reported the resolution, that neither opened nor joined the case. Its first page here is marked
+  "case C was resolved at T: this report came after it"; it and its re-sends and escalations
+  page as usual.
 
-What the pager knows about each case (its alert, closed or not, paged here or not) is kept in a
-small SQLite table beside the seen ids, so a restarted pager keeps grouping and dropping.
+What the pager knows about each case (its alert, closed or not, paged here or not, when it was
+resolved, its reports, the alerts live after the resolution) is kept in a small SQLite table
+beside the seen ids, so a restarted pager keeps grouping, dropping and paging the same way.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +48,7 @@ from rich.markup import escape
 from referral_bus.dedup import SeenIds
 from referral_bus.kafka.clients import consumer
 from referral_bus.schemas.alerts import CaseChange, Escalation, LinkedClue, PoliceAlert
+from referral_bus.services.alerts.lifecycle import outlives_resolution
 from referral_bus.services.delivery.metrics import DeliveryMetrics
 from referral_bus.settings import KafkaSettings, StateSettings
 from referral_bus.topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
@@ -64,6 +73,7 @@ class Page:
     addressed: bool = True
     needs_ack: bool = True
     alert: PoliceAlert | None = field(default=None, compare=False, repr=False)
+    case: CaseChange | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,9 @@ class CaseNote:
     alert_id: str | None = None  # the case's alert: the one that opened it, else the first paged
     closed: bool = False
     paged: bool = False  # something about the case was shown by this pager
+    resolved_at: dt.datetime | None = None  # when the police reported the resolution (CaseChange.resolved_at)
+    reports: frozenset[uuid.UUID] = frozenset()  # the reports that opened or joined the case
+    live: frozenset[str] = frozenset()  # alerts raised after the resolution, paged here: they stay live
 
 
 def _drill(exercise: bool) -> str:
@@ -95,7 +108,7 @@ def _escalation_page(esc: Escalation) -> Page:
                 f"[bold yellow]{escape(esc.action.upper())}[/]{_drill(esc.exercise)} level {esc.level} "
                 f"{escape(esc.target_jurisdiction)}: {escape(esc.reason)} · about {esc.referral_id}{case}",
                 esc.model_dump_json(), kind="escalation", case_id=str(esc.case_id) if esc.case_id else None,
-                alert_id=str(esc.referral_id))
+                alert_id=str(esc.referral_id), alert=esc.alert)
 
 
 def grouped_page(alert: PoliceAlert, case_alert_id: str) -> Page:
@@ -129,9 +142,20 @@ def _closed_page(case: CaseChange, addressed: bool) -> Page:
             "outcome": case.outcome, "closed_at": case.changed_at.isoformat(), "exercise": case.exercise}
     return Page(f"case|{case.case_id}|closed",
                 f"[bold green]CASE CLOSED[/]{_drill(case.exercise)} case {case.case_id} "
-                f"({escape(case.jurisdiction)}): {escape(case.outcome or 'resolved')} · no more pages about it",
+                f"({escape(case.jurisdiction)}): {escape(case.outcome or 'resolved')} · no more pages about it "
+                "(a new report after the resolution still pages)",
                 json.dumps(body, ensure_ascii=False), kind="case_closed", case_id=str(case.case_id),
-                alert_id=str(case.alert_id), addressed=addressed, needs_ack=False)
+                alert_id=str(case.alert_id), addressed=addressed, needs_ack=False, case=case)
+
+
+def after_resolution_page(page: Page, resolved_at: dt.datetime) -> Page:
+    """The first page of an alert raised after its case was resolved: marked (ids and times only)."""
+    at = resolved_at.isoformat(timespec="seconds")
+    body = json.loads(page.json)
+    body["after_resolution"] = {"case_id": page.case_id, "resolved_at": resolved_at.isoformat()}
+    return replace(page, text=f"{page.text} · [bold]case {page.case_id} was resolved at {at}: this report came "
+                              "after it[/]",
+                   json=json.dumps(body, ensure_ascii=False))
 
 
 def pages_in(record: ConsumerRecord[bytes, bytes], agency: str, jurisdiction: str | None) -> Iterator[Page]:
@@ -152,7 +176,7 @@ def pages_in(record: ConsumerRecord[bytes, bytes], agency: str, jurisdiction: st
             # Every case is noted (its alert; closed), so that escalations about it to other
             # levels are grouped and dropped too; only the owner is told of its clues.
             yield Page(f"case|{case.case_id}", "", "", kind="case", case_id=str(case.case_id),
-                       alert_id=str(case.alert_id), addressed=False, needs_ack=False)
+                       alert_id=str(case.alert_id), addressed=False, needs_ack=False, case=case)
             if case.status == "closed":
                 yield _closed_page(case, owned)
             elif owned:
@@ -167,19 +191,41 @@ def decide(page: Page, note: CaseNote | None) -> tuple[Page | None, CaseNote | N
     remember about the case afterwards (None: a page about no case)."""
     if page.case_id is None:
         return page, None
-    note = note or CaseNote()
+    note = _with_case(note or CaseNote(), page.case)
     if page.kind == "case":
         return None, note if note.alert_id else replace(note, alert_id=page.alert_id)
     if page.kind == "case_closed":
         show = not note.closed and (page.addressed or note.paged)
         return (page if show else None), replace(note, closed=True, paged=note.paged or show)
     if note.closed:
-        return None, note  # the child is found: every later page about the case is dropped
+        # The child is found: every later page about the case is dropped, but for an alert the
+        # alerts service keeps live, raised after the resolution (a new report naming the case).
+        if page.kind not in ("alert", "resend", "escalation") or page.alert_id is None:
+            return None, note
+        if page.alert_id in note.live:
+            return page, note
+        alert = page.alert
+        if (alert is None or note.resolved_at is None
+                or not outlives_resolution(alert.event_id, alert.raised_at, note.reports, note.resolved_at)):
+            return None, note
+        return (after_resolution_page(page, note.resolved_at),
+                replace(note, live=note.live | {page.alert_id}, paged=True))
     if page.kind in ("alert", "resend"):
         if note.alert_id is not None and note.alert_id != page.alert_id and page.alert is not None:
             return grouped_page(page.alert, note.alert_id), replace(note, paged=True)
         return page, replace(note, alert_id=note.alert_id or page.alert_id, paged=True)
     return page, replace(note, paged=True)
+
+
+def _with_case(note: CaseNote, case: CaseChange | None) -> CaseNote:
+    """The note with what a case change says: its reports, and when it was resolved."""
+    if case is None:
+        return note
+    reports = note.reports | {case.event_id, *case.grouped_reports}
+    resolved_at = case.resolved_at or note.resolved_at
+    if reports == note.reports and resolved_at == note.resolved_at:
+        return note
+    return replace(note, reports=reports, resolved_at=resolved_at)
 
 
 class CaseNotes:
@@ -194,16 +240,29 @@ class CaseNotes:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, alert_id TEXT, "
                          "closed INTEGER NOT NULL DEFAULT 0, paged INTEGER NOT NULL DEFAULT 0)")
+        # Added since: a store written before them reads as not resolved, no reports, none live.
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(cases)")}
+        for column in ("resolved_at TEXT", "reports TEXT NOT NULL DEFAULT '[]'", "live TEXT NOT NULL DEFAULT '[]'"):
+            if column.split()[0] not in have:
+                self._db.execute(f"ALTER TABLE cases ADD COLUMN {column}")
         self._db.execute("CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, "
                          "next_offset INTEGER NOT NULL)")
 
     def get(self, case_id: str) -> CaseNote | None:
-        row = self._db.execute("SELECT alert_id, closed, paged FROM cases WHERE case_id = ?", (case_id,)).fetchone()
-        return None if row is None else CaseNote(row[0], bool(row[1]), bool(row[2]))
+        row = self._db.execute("SELECT alert_id, closed, paged, resolved_at, reports, live FROM cases "
+                               "WHERE case_id = ?", (case_id,)).fetchone()
+        if row is None:
+            return None
+        return CaseNote(row[0], bool(row[1]), bool(row[2]),
+                        dt.datetime.fromisoformat(row[3]) if row[3] else None,
+                        frozenset(uuid.UUID(r) for r in json.loads(row[4])), frozenset(json.loads(row[5])))
 
     def put(self, case_id: str, note: CaseNote) -> None:
-        self._db.execute("INSERT OR REPLACE INTO cases (case_id, alert_id, closed, paged) VALUES (?, ?, ?, ?)",
-                         (case_id, note.alert_id, int(note.closed), int(note.paged)))
+        self._db.execute("INSERT OR REPLACE INTO cases (case_id, alert_id, closed, paged, resolved_at, reports, live) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (case_id, note.alert_id, int(note.closed), int(note.paged),
+                          note.resolved_at.isoformat() if note.resolved_at else None,
+                          json.dumps(sorted(str(r) for r in note.reports)), json.dumps(sorted(note.live))))
 
     def offsets(self) -> dict[int, int]:
         return dict(self._db.execute("SELECT partition, next_offset FROM offsets").fetchall())

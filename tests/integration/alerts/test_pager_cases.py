@@ -1,5 +1,6 @@
 """The duty officer's pager grouped by case, on the real broker: one ALERT per case, further reports
-and linked clues as lines under it, and nothing about the case once the child is found."""
+and linked clues as lines under it, and nothing about the case once the child is found, but for a
+new report raised after the resolution: a marked ALERT, re-sent as usual."""
 
 from __future__ import annotations
 
@@ -100,7 +101,32 @@ def test_pager_groups_reports_and_clues_under_the_case_and_stops_once_closed(
     after = [line for line in _page(service_env) if case_id in line or a1 in line or a2 in line]
     assert len(after) == 1 and after[0].startswith(f"CASE CLOSED case {case_id}"), after
 
-    # A restarted pager pages nothing about the case again, whatever still arrives.
+    # The child goes missing again: a new report naming the case, raised after the resolution. The
+    # alerts service keeps its alert live (re-sent and escalated when unanswered); the pager pages it
+    # as an ALERT marked as after the resolution, while a re-send of the old alert still shows nothing.
+    (closed,) = [c for c in case_changes(kafka) if str(c.case_id) == case_id and c.status == "closed"][-1:]
+    assert closed.resolved_at is not None
+    missing_again = {**report(), "case_id": case_id}
+    a3 = str(alert_id_for(uuid.UUID(missing_again["event_id"])))
+    publish(kafka, [missing_again])
+    wait_until(lambda: a3 in states(kafka), 30, "the new report's alert tracked")
+    assert states(kafka)[a3].status == "sent", "live: not grouped, not closed"
     publish_bytes(kafka, [resent.model_copy(update={"attempt": 8}).model_dump_json().encode()],
                   topic=POLICE_ALERTS.name)
-    assert not [line for line in _page(service_env) if case_id in line or a1 in line or a2 in line]
+    marker = (f"case {case_id} was resolved at {closed.resolved_at.isoformat(timespec='seconds')}: "
+              "this report came after it")
+    lines = [line for line in _page(service_env) if case_id in line or a1 in line or a2 in line or a3 in line]
+    (new_alert,) = [line for line in lines if line.startswith("ALERT")]
+    assert f"alert {a3} case {case_id}" in new_alert and new_alert.endswith(marker), new_alert
+    assert all(a3 in line for line in lines), lines  # its re-sends may be there already; nothing else
+
+    # Its re-send pages as usual; a restarted pager pages nothing else about the case again.
+    wait_until(lambda: [a for a in alerts(kafka) if str(a.alert_id) == a3 and a.attempt == 2], 60,
+               "the new alert re-sent")
+    first_a3 = next(a for a in alerts(kafka) if str(a.alert_id) == a3 and a.attempt == 1)
+    publish_bytes(kafka, [resent.model_copy(update={"attempt": 9}).model_dump_json().encode(),
+                          first_a3.model_dump_json().encode()], topic=POLICE_ALERTS.name)
+    again = [line for line in _page(service_env) if case_id in line or a1 in line or a2 in line or a3 in line]
+    assert all(a3 in line and not line.startswith("ALERT") for line in again), again
+    resent_lines = [line for line in lines + again if line.startswith("RE-SENT ALERT (attempt 2)")]
+    assert len(resent_lines) == 1 and a3 in resent_lines[0] and marker not in resent_lines[0]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,140 @@ def test_decide(note: CaseNote | None, kind: str, shown_kind: str | None) -> Non
     assert (page.kind if page else None) == shown_kind
     assert after is not None and after.closed == (note is not None and note.closed)
     assert after.paged == (page is not None or (note is not None and note.paged))
+
+
+# -- a new report after the resolution: the alerts service keeps its alert live, so does the pager --
+
+RESOLVED = NOW + dt.timedelta(days=1)
+CASE = uuid.uuid4()
+LATER = uuid.uuid4()  # a report naming the case, after it was resolved
+GROUPED = uuid.uuid4()  # a report that joined the case while it was open
+
+
+def _alert_of(event_id: uuid.UUID, raised_at: dt.datetime, attempt: int = 1) -> PoliceAlert:
+    return PoliceAlert(alert_id=alert_id_for(event_id), case_id=CASE, event_id=event_id, jurisdiction="xian",
+                       agency=CENTRE, urgency="immediate", action="Deploy at once", raised_at=raised_at,
+                       ack_deadline=raised_at + dt.timedelta(minutes=5), attempt=attempt)
+
+
+def _candidate(kind: str, a: PoliceAlert, *, with_alert: bool = True) -> Page:
+    return Page("id", "text", '{"alert_id": "x"}', kind=kind,  # type: ignore[arg-type]
+                case_id=str(CASE), alert_id=str(a.alert_id), alert=a if with_alert else None)
+
+
+CLOSED = CaseNote(alert_id=str(alert_id_for(CASE)), closed=True, paged=True, resolved_at=RESOLVED,
+                  reports=frozenset({CASE, GROUPED}))
+AFTER = RESOLVED + dt.timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(("note", "kind", "event_id", "raised_at", "with_alert", "shown", "marked"), [
+    # raised after the resolution, not of the case's reports: live, marked the first time
+    (CLOSED, "alert", LATER, AFTER, True, True, True),
+    (CLOSED, "resend", LATER, AFTER, True, True, True),  # its first attempt never reached this pager
+    (CLOSED, "escalation", LATER, AFTER, True, True, True),  # the joint office's first page about it
+    # already known live here: re-sends and escalations as usual, no marker
+    (replace(CLOSED, live=frozenset({str(alert_id_for(LATER))})), "resend", LATER, AFTER, True, True, False),
+    (replace(CLOSED, live=frozenset({str(alert_id_for(LATER))})), "escalation", LATER, AFTER, False, True, False),
+    # raised at or before the resolution: dropped
+    (CLOSED, "alert", LATER, RESOLVED, True, False, False),
+    (CLOSED, "alert", LATER, NOW, True, False, False),
+    # the case's own alert and a grouped report's, whenever raised: dropped
+    (CLOSED, "resend", CASE, AFTER, True, False, False),
+    (CLOSED, "alert", GROUPED, AFTER, True, False, False),
+    # an escalation that does not carry its alert, of an alert not known live: dropped
+    (CLOSED, "escalation", LATER, AFTER, False, False, False),
+    # no resolution time known (a store from before it was kept): dropped, as before
+    (replace(CLOSED, resolved_at=None), "alert", LATER, AFTER, True, False, False),
+    # clues about a closed case: dropped
+    (CLOSED, "clue", LATER, AFTER, True, False, False),
+])
+def test_decide_after_the_resolution(note: CaseNote, kind: str, event_id: uuid.UUID, raised_at: dt.datetime,
+                                     with_alert: bool, shown: bool, marked: bool) -> None:
+    a = _alert_of(event_id, raised_at, attempt=1 if kind == "alert" else 2)
+    candidate = _candidate(kind, a, with_alert=with_alert)
+    page, after = decide(candidate, note)
+    assert (page is not None) == shown
+    assert after is not None and after.closed and after.resolved_at == note.resolved_at
+    assert (str(a.alert_id) in after.live) == shown
+    if page is not None:
+        assert page.kind == kind and page.page_id == candidate.page_id and page.needs_ack
+        marker = f"case {CASE} was resolved at {RESOLVED.isoformat(timespec='seconds')}: this report came after it"
+        assert (marker in page.text) == marked
+        assert ("after_resolution" in json.loads(page.json)) == marked
+    else:
+        assert after == note
+
+
+def test_decide_learns_the_resolution_time_and_the_reports_from_the_case_changes() -> None:
+    report = missing_child()
+    case = _case_of(report)
+    joined = cases.group_report(case, missing_child(case_id=report.event_id))
+    assert joined is not None
+    closed = cases.close_case(joined, resolution(case.case_id), NOW)
+    assert isinstance(closed, CaseChange) and closed.resolved_at is not None
+    note = None
+    for candidate in pages_in(_rec(closed), JOINT_OFFICE, "xian"):
+        _, note = decide(candidate, note)
+    assert note is not None and note.closed and note.resolved_at == closed.resolved_at
+    assert note.reports == {case.event_id, *joined.grouped_reports}
+
+
+def test_a_report_after_the_resolution_pages_as_a_marked_alert_and_a_restart_keeps_it_live(tmp_path: Path) -> None:
+    report = missing_child()
+    a1 = _report_alert(report)
+    case = _case_of(report)
+    joined_report = missing_child(case_id=report.event_id)
+    joined = cases.group_report(case, joined_report)
+    assert joined is not None
+    closed = cases.close_case(joined, resolution(case.case_id), NOW)
+    assert isinstance(closed, CaseChange) and closed.resolved_at is not None
+    later = missing_child(case_id=report.event_id, at=closed.resolved_at + dt.timedelta(hours=2))
+    a3 = _report_alert(later)
+    assert a3.case_id == case.case_id and a3.raised_at > closed.resolved_at
+    marker = (f"case {case.case_id} was resolved at {closed.resolved_at.isoformat(timespec='seconds')}: "
+              "this report came after it")
+    centre, office = _pager(tmp=tmp_path / "centre"), _pager(JOINT_OFFICE, tmp_path / "office")
+    assert len(_texts(centre, a1)) == 1
+    assert [p.kind for p in centre.handle(_rec(closed))] == ["case_closed"]
+    assert _texts(office, closed) == []  # never paged about the case: not told
+    # The old alert's re-send and the grouped report's alert: nothing. The new report: a marked ALERT.
+    assert _texts(centre, _report_alert(report, attempt=2), _report_alert(joined_report)) == []
+    (page,) = centre.handle(_rec(a3))
+    assert page.kind == "alert" and page.needs_ack and page.text.startswith("[bold red]ALERT[/]")
+    assert marker in page.text and str(a3.alert_id) in page.text
+    assert json.loads(page.json)["after_resolution"]["case_id"] == str(case.case_id)
+    # Its escalation reaches the joint office, which dropped nothing about it yet: marked there too.
+    (office_page,) = office.handle(_rec(_escalation(a3, 3).model_copy(update={"alert": a3})))
+    assert office_page.kind == "escalation" and marker in office_page.text
+    # A restart from the SQLite files: the new alert is still live (re-sends as usual, no marker),
+    # nothing is shown twice, and everything else about the case stays dropped.
+    centre.close()
+    office.close()
+    centre, office = _pager(tmp=tmp_path / "centre"), _pager(JOINT_OFFICE, tmp_path / "office")
+    assert _texts(centre, closed, a3, _report_alert(report, attempt=3), a1) == []
+    (resent,) = centre.handle(_rec(_report_alert(later, attempt=2)))
+    assert resent.kind == "resend" and "RE-SENT ALERT (attempt 2)" in resent.text and marker not in resent.text
+    # An escalation that does not carry the alert: the pager remembers the alert is live.
+    (esc,) = office.handle(_rec(_escalation(a3, 4)))
+    assert esc.kind == "escalation" and marker not in esc.text
+    assert _texts(office, _escalation(a1, 4), _escalation(a3, 3).model_copy(update={"alert": a3})) == []
+    centre.close()
+    office.close()
+
+
+def test_a_store_written_before_the_resolution_was_kept_still_opens(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE cases (case_id TEXT PRIMARY KEY, alert_id TEXT, closed INTEGER NOT NULL DEFAULT 0, "
+               "paged INTEGER NOT NULL DEFAULT 0)")
+    db.execute("INSERT INTO cases VALUES ('c', 'a', 1, 1)")
+    db.commit()
+    db.close()
+    notes = CaseNotes(path)
+    assert notes.get("c") == CaseNote("a", closed=True, paged=True)
+    live = CaseNote("a", True, True, RESOLVED, frozenset({CASE}), frozenset({"x"}))
+    notes.put("c", live)
+    notes.close()
+    again = CaseNotes(path)
+    assert again.get("c") == live
+    again.close()
