@@ -137,11 +137,13 @@ def _same_place(a: str, b: str) -> bool:
 
 
 def best_match(cases: Iterable[CaseChange], event: Event, policy: CasePolicy) -> tuple[CaseChange, str] | None:
-    """The open case `event` fits best (most descriptors, then the most recent), with the reason."""
+    """The open case `event` fits best, with the reason: the case it names if it names an open
+    one (the reporter knows better than any descriptor), else the one with the most descriptors
+    fitting, then the most recent."""
     found = [(c, r) for c in cases if (r := match_reason(c, event, policy)) is not None]
     if not found:
         return None
-    return max(found, key=lambda cr: (cr[1].count(";"), cr[0].opened_at))
+    return max(found, key=lambda cr: (cr[0].case_id == event.case_id, cr[1].count(";"), cr[0].opened_at))
 
 
 def link_clue(case: CaseChange, event: Event, reason: str, at: dt.datetime,

@@ -69,6 +69,15 @@ def test_clue_is_linked_to_the_right_open_case_and_not_to_a_closed_one() -> None
     assert cases.best_match([closed_girl], clue(), POLICY) is None
 
 
+def test_a_clue_naming_an_open_case_joins_it_even_when_another_fits_more_descriptors() -> None:
+    named = _case(sex="male", age=9, place="钟楼")
+    better_fit = _case()
+    event = clue(case_id=named.case_id)  # fits `better_fit` on age, sex, place and time
+    assert cases.match_reason(better_fit, event, POLICY) is not None
+    found = cases.best_match([better_fit, named], event, POLICY)
+    assert found is not None and found == (named, "names the case")
+
+
 def test_linking_forwards_the_clue_once() -> None:
     case, event = _case(), clue()
     linked = cases.link_clue(case, event, "why", T0)
