@@ -63,9 +63,9 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
 
 #: The interpreter's thread switch interval for faust workers (CPython's default is 5 ms).
 #: faust runs its Kafka consumer in a thread of its own; each time that thread has records to
-#: hand over it must wait for the GIL while the agents compute, up to a whole interval. With
-#: 5 ms, the router spent much of its time waiting for records rather than routing them
-#: (benchmarks/router.py: ~0.5 ms gave ~1.3x the throughput of 5 ms, 50 ms ~0.6x).
+#: hand over it may wait for the GIL while the agents compute, up to a whole interval, on every
+#: hop. Measured with benchmarks/router.py's setup: 50 ms cut the router to ~0.6x of 5 ms; 0.5 ms
+#: gave 1.3x on a loaded machine and was within the noise (±15 %) of 5 ms on a quiet one.
 WORKER_SWITCH_INTERVAL_S = 0.0005
 
 
