@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -123,7 +124,7 @@ async def raw_pass(kafka: KafkaSettings, topic: str, n: int, router: Router) -> 
                 for rec in records:
                     outcome = router.handle(rec.value, Position(rec.topic, rec.partition, rec.offset))
                     for out in outcome.messages:
-                        futures.append(await producer.send("bench.raw.out", out.value, key=out.key))
+                        futures.append(await producer.send(raw_topic(out.topic), out.value, key=out.key))
                     done += 1
             if futures:
                 await asyncio.gather(*futures)
@@ -132,6 +133,10 @@ async def raw_pass(kafka: KafkaSettings, topic: str, n: int, router: Router) -> 
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+def raw_topic(name: str) -> str:
+    return f"bench.raw.{name}"
 
 
 def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: list[str], logdir: Path) -> float:
@@ -172,8 +177,10 @@ def main() -> None:
     with _broker(args) as broker:
         kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
         raw_in = TopicSpec("bench.raw.in", "Event", "event_id", EVENTS.partitions, 3_600_000)
-        raw_out = TopicSpec("bench.raw.out", "Referral", "event_id", EVENTS.partitions, 3_600_000)
-        asyncio.run(create_topics(kafka, (*all_topics(), raw_in, raw_out)))
+        # The raw pass writes to a copy of each topic the router writes to: the local broker slows
+        # down as a topic fills, so both passes must spread their output over the same topics.
+        raw_out = [replace(t, name=raw_topic(t.name)) for t in all_topics()]
+        asyncio.run(create_topics(kafka, (*all_topics(), raw_in, *raw_out)))
         asyncio.run(fill(kafka, raw_in.name, payloads))
         raw = asyncio.run(raw_pass(kafka, raw_in.name, args.events, router))
         print(f"raw aiokafka consume->route->produce: {raw:,.0f} msg/s over {args.events:,} events")
