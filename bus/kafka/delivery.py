@@ -2,8 +2,10 @@
 
 Sends are not awaited one by one (that would cost a broker round trip per referral); their
 futures are tracked here instead. faust flushes the producer before it commits offsets, and
-the bus's faust consumer (`bus/kafka/faust_transport.py`) asks this guard before each commit:
-a failed delivery stops the worker, so the uncommitted input is routed again on restart.
+the bus's faust consumer (`bus/kafka/faust_transport.py`) asks this guard before each commit.
+Once a delivery has failed, or an agent stopped before sending all its outputs (`trip`), the
+guard stays failed: no later commit of the process passes it, and the consumer crashes the
+worker, which exits non-zero; the uncommitted input is routed again when it is restarted.
 """
 
 from __future__ import annotations
@@ -13,27 +15,41 @@ from typing import Any
 
 
 class DeliveryFailed(RuntimeError):
-    """A message the worker produced was not acknowledged by the broker."""
+    """A message the worker produced was not acknowledged by the broker, or never sent."""
 
 
 class DeliveryGuard:
     def __init__(self) -> None:
         self._pending: list[asyncio.Future[Any]] = []
+        self._failure: DeliveryFailed | None = None
 
     def track(self, future: asyncio.Future[Any]) -> None:
         self._pending.append(future)
 
+    def trip(self, reason: BaseException) -> None:
+        """Fail for good: `reason` stopped outputs from being sent (a send raised, the agent crashed)."""
+        if self._failure is None:
+            self._failure = DeliveryFailed(f"outputs were not all sent: {reason!r}")
+            self._failure.__cause__ = reason
+
     def raise_if_failed(self) -> None:
-        """Raise if any finished delivery failed; forget the finished ones."""
-        still: list[asyncio.Future[Any]] = []
-        for fut in self._pending:
-            if not fut.done():
-                still.append(fut)
-            elif fut.cancelled():
-                raise DeliveryFailed("a produce request was cancelled")
-            elif (exc := fut.exception()) is not None:
-                raise DeliveryFailed(f"a produce request failed: {exc!r}") from exc
-        self._pending = still
+        """Raise if a finished delivery failed, and on every call after; forget the finished ones."""
+        if self._failure is None:
+            still: list[asyncio.Future[Any]] = []
+            for fut in self._pending:
+                if not fut.done():
+                    still.append(fut)
+                elif fut.cancelled():
+                    self._failure = DeliveryFailed("a produce request was cancelled")
+                    break
+                elif (exc := fut.exception()) is not None:
+                    self._failure = DeliveryFailed(f"a produce request failed: {exc!r}")
+                    self._failure.__cause__ = exc
+                    break
+            else:
+                self._pending = still
+        if self._failure is not None:
+            raise self._failure.with_traceback(None)
 
     @property
     def pending(self) -> int:

@@ -15,6 +15,8 @@ from typing import Any
 import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from referral_bus.kafka.delivery import DeliveryFailed
+
 DEFAULT_FETCH_MAX_WAIT_MS = 1500
 #: How often a fetch held back during a rebalance checks whether the rebalance has ended.
 REBALANCE_POLL_SECONDS = 0.01
@@ -74,10 +76,17 @@ class Consumer(faust_aiokafka.Consumer):
             yield tp, message
 
     async def _commit(self, offsets: Any) -> bool:
-        # faust has flushed the producer by now; refuse to commit past a failed delivery.
+        # faust has flushed the producer by now; refuse to commit past a failed delivery, and
+        # crash the worker (it exits 1; restarted, it reads again from the last commit). Crashing
+        # here rather than raising: faust swallows what its error-callback commit raises.
         guard = getattr(self.app, "delivery_guard", None)
         if guard is not None:
-            guard.raise_if_failed()
+            try:
+                guard.raise_if_failed()
+            except DeliveryFailed as exc:
+                self.log.error("Not committing past a failed delivery: %r", exc)
+                await self.crash(exc)
+                return False
         return bool(await super()._commit(offsets))
 
 

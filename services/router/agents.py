@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import faust
 import structlog
+from mode import CrashingSupervisor
 
 from referral_bus.faust_app import BusApp
 from referral_bus.rules.engine import is_unrouted
@@ -30,20 +31,29 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
         # faust acks a batch's events only when the loop asks for the next batch, and flushes the
         # producer before committing; sends go straight to the producer (no per-send await of the
         # broker) and the delivery guard stops a commit past a failed one. At-least-once.
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            tally = Tally()
-            for delivery in batch:
-                message = delivery.message
-                outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
-                for out in outcome.messages:
-                    app.delivery_guard.track(
-                        await app.producer.send(out.topic, out.key, out.value, None, None, None))
-                tally.observe(outcome, metrics, message.offset)
-            tally.flush(metrics)
-            app.delivery_guard.raise_if_failed()
-            yield None
+        try:
+            async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+                tally = Tally()
+                for delivery in batch:
+                    message = delivery.message
+                    outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
+                    for out in outcome.messages:
+                        app.delivery_guard.track(
+                            await app.producer.send(out.topic, out.key, out.value, None, None, None))
+                    tally.observe(outcome, metrics, message.offset)
+                tally.flush(metrics)
+                app.delivery_guard.raise_if_failed()
+                yield None
+        except Exception as exc:
+            # A send raised (no room in the producer's buffer within the request timeout, no
+            # metadata, a message too large) or a delivery failed: this batch stopped midway.
+            # faust would restart the agent and, closing the batch, ack its events, unsent outputs
+            # and all; the tripped guard refuses every later commit of this process, and the
+            # crashing supervisor stops the worker (exit code 1) instead of restarting the agent.
+            app.delivery_guard.trip(exc)
+            raise
 
-    app.agent(inbound, name="route-events")(route_events)
+    app.agent(inbound, name="route-events", supervisor_strategy=CrashingSupervisor)(route_events)
 
 
 class Tally:

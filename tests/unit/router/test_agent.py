@@ -9,6 +9,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+from faust.exceptions import ProducerSendError
 from prometheus_client import CollectorRegistry
 
 from referral_bus.demo_events import scripted_events
@@ -79,3 +80,40 @@ def test_a_failed_delivery_stops_the_commit() -> None:
             guard.raise_if_failed()
 
     asyncio.run(go())
+
+
+def test_a_failed_delivery_stops_every_later_commit_too() -> None:
+    async def go() -> None:
+        from referral_bus.kafka.delivery import DeliveryGuard
+
+        guard = DeliveryGuard()
+        guard.track(await FakeProducer(fail=True).send("t", b"k", b"v"))
+        for _ in range(2):
+            with pytest.raises(DeliveryFailed):
+                guard.raise_if_failed()
+        guard.track(await FakeProducer().send("t", b"k", b"v"))
+        with pytest.raises(DeliveryFailed, match="broker went away"):
+            guard.raise_if_failed()
+
+    asyncio.run(go())
+
+
+class RaisingProducer:
+    """A send that raises instead of returning a future: aiokafka found no room in the partition's
+    batch within the request timeout (the broker stalled), or no metadata, or a message too large."""
+
+    async def send(self, *_: Any) -> asyncio.Future[None]:
+        raise ProducerSendError("Error while sending: KafkaTimeoutError()")
+
+
+async def test_a_send_that_raises_crashes_the_agent_and_no_later_commit_passes(tmp_path: Path) -> None:
+    # faust's default supervisor would restart the agent, and closing the half-sent batch acks its
+    # events: a commit would then pass outputs never sent.
+    app, _ = router_app(tmp_path)
+    with patch.object(type(app), "producer", RaisingProducer()), pytest.raises(ProducerSendError):
+        async with app.agents["route-events"].test_context() as ctx:
+            await ctx.put(json.dumps(scripted_events()[0]).encode())
+            for _ in range(100):
+                await asyncio.sleep(0.01)
+    with pytest.raises(DeliveryFailed, match="KafkaTimeoutError"):
+        app.delivery_guard.raise_if_failed()

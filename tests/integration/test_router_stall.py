@@ -1,0 +1,95 @@
+"""The router when the broker stops answering for longer than the request timeout: the sends in
+flight fail, the worker commits nothing past them and exits non-zero (without waiting for the
+broker), and the restarted worker routes every event. At-least-once: copies are dropped by id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from referral_bus.demo_events import scripted_events
+from referral_bus.kafka.reader import read_all
+from referral_bus.schemas.events import parse_event_obj
+from referral_bus.schemas.referrals import Referral
+from referral_bus.services.router.settings import RouterSettings
+from referral_bus.settings import KafkaSettings
+from referral_bus.topics.catalog import EVENTS
+
+from .conftest import publish, wait_for
+from .test_router import expected_referrals, read_referrals
+
+pytestmark = pytest.mark.integration
+
+#: The router's request timeout here (its session timeout may not exceed it).
+REQUEST_TIMEOUT_MS = 4000
+
+
+def committed_offsets(kafka: KafkaSettings, group: str) -> dict[int, int]:
+    """The group's committed offset of each inbound partition: the next offset it would read."""
+
+    async def go() -> dict[int, int]:
+        c = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=group, enable_auto_commit=False)
+        await c.start()
+        try:
+            return {p: await c.committed(TopicPartition(EVENTS.name, p)) or 0 for p in range(EVENTS.partitions)}
+        finally:
+            await c.stop()
+
+    return asyncio.run(go())
+
+
+def test_router_stalled_past_its_request_timeout_exits_non_zero_and_its_restart_routes_every_event(
+        broker, kafka, spawn) -> None:
+    events = [parse_event_obj(e) for _ in range(1000) for e in scripted_events()]
+    warm, burst = events[:5], events[5:]
+    expected = expected_referrals(events)
+    referrals_of: dict[str, set[uuid.UUID]] = {str(e.event_id): set() for e in events}
+    for r in expected.values():
+        referrals_of[str(r.event_id)].add(r.referral_id)
+    agencies = {r.agency for r in expected.values()}
+
+    def routed() -> set[uuid.UUID]:
+        return {Referral.model_validate_json(r.value or b"").referral_id for r in read_referrals(kafka, agencies)}
+
+    publish(kafka, [e.model_dump_json().encode() for e in warm])
+    router = spawn("router", env={"REFERRAL_BUS_REQUEST_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS),
+                                  "REFERRAL_BUS_SESSION_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS)})
+    assert router.process is not None
+    warm_ids = set().union(*(referrals_of[str(e.event_id)] for e in warm))
+    wait_for(lambda: warm_ids <= routed(), 60, "the router running (first events routed)")
+
+    publish(kafka, [e.model_dump_json().encode() for e in burst])
+    broker.freeze()  # the router is in the middle of the burst: its sends in flight get no answer
+    frozen_at = time.monotonic()
+    try:
+        # It exits while the broker is still frozen, about five request timeouts in (the failed
+        # sends' retries expire, then the shutdown's flush): nothing waits for the broker to return.
+        wait_for(lambda: router.process.poll() is not None, 45, "the router to exit while the broker is frozen")
+        exited_after = time.monotonic() - frozen_at
+        rc = router.process.returncode
+    finally:
+        broker.thaw()
+    assert rc != 0, router.log
+    assert "Not committing past a failed delivery" in router.log
+    partial = routed()
+    assert partial < set(expected), "the whole burst was routed before the stall: nothing was in flight"
+
+    # What it had committed: only events whose referrals all reached the broker.
+    committed = committed_offsets(kafka, RouterSettings().app_name)
+    inbound = asyncio.run(read_all(kafka, [EVENTS.name], idle=0.3))
+    assert len(inbound) == len(events)
+    committed_unrouted = [(r.partition, r.offset) for r in inbound
+                          if r.offset < committed[r.partition]
+                          and not referrals_of[json.loads(r.value or b"")["event_id"]] <= partial]
+    assert committed_unrouted == [], "committed past events whose referrals never reached the broker"
+
+    router.start()  # what `restart: unless-stopped` or systemd does
+    wait_for(lambda: set(expected) <= routed(), 60, "every referral after the restart")
+    print(f"exited {exited_after:.1f}s into the stall with code {rc}; "
+          f"{len(partial)} of {len(expected)} referrals routed before it, "
+          f"{sum(committed.values())} of {len(events)} events committed")
