@@ -12,15 +12,21 @@ import sqlite3
 from pathlib import Path
 
 
+def open_store(path: Path | None) -> sqlite3.Connection:
+    """A small local SQLite store (None: in memory), durable per statement, safe to reopen."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
 class SeenIds:
     """A durable set of ids already delivered by one consumer."""
 
     def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_store(path)
         self._db.execute("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY)")
 
     def first_time(self, item_id: str) -> bool:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -45,7 +44,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from referral_bus.dedup import SeenIds
+from referral_bus.dedup import SeenIds, open_store
 from referral_bus.kafka.clients import consumer
 from referral_bus.schemas.alerts import CaseChange, Escalation, LinkedClue, PoliceAlert
 from referral_bus.services.alerts.lifecycle import outlives_resolution
@@ -233,11 +232,7 @@ class CaseNotes:
     `cases.changes` (its own offsets: that topic is read without a consumer group)."""
 
     def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_store(path)
         self._db.execute("CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, alert_id TEXT, "
                          "closed INTEGER NOT NULL DEFAULT 0, paged INTEGER NOT NULL DEFAULT 0)")
         # Added since: a store written before them reads as not resolved, no reports, none live.
