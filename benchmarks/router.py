@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 sys.path.insert(0, str(Path(__file__).parent))
 from _events import events
 
+from referral_bus.kafka import clients
 from referral_bus.kafka.admin import create_topics
-from referral_bus.kafka.partitioner import CachedKeyPartitioner
 from referral_bus.local_broker import die_with_parent
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook
@@ -107,9 +107,8 @@ async def raw_pass(kafka: KafkaSettings, topic: str, n: int, router: Router) -> 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers, group_id="bench-raw",
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 fetch_max_wait_ms=kafka.fetch_max_wait_ms, max_poll_records=2000)
-    # The router's producer settings, partitioner included: both paths do the same work.
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=5,
-                                max_batch_size=256 * 1024, partitioner=CachedKeyPartitioner())
+    # The router's producer settings (linger, batch size, partitioner): both paths do the same work.
+    producer = clients.producer(kafka)
     await consumer.start()
     await producer.start()
     done = 0

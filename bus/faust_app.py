@@ -9,6 +9,7 @@ from typing import Any
 
 import faust
 
+from referral_bus.kafka.clients import PRODUCER_LINGER_MS, PRODUCER_MAX_BATCH_BYTES
 from referral_bus.kafka.delivery import DeliveryGuard
 from referral_bus.kafka.partitioner import CachedKeyPartitioner
 from referral_bus.settings import KafkaSettings
@@ -27,7 +28,9 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
 
     The session timeout is short because the local broker's group coordinator otherwise keeps a
     new worker waiting ~30 s before its first event; faust's web server is off (each service
-    exposes its own /metrics).
+    exposes its own /metrics). faust's producer would wait 20 minutes for an unanswering broker;
+    the bus's sends fail after its request timeout instead, and a failed send stops the worker
+    before it commits past it (`delivery_guard`; README, Failure behaviour).
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     servers = ";".join(f"tuned://{s}" for s in kafka.bootstrap_servers.split(","))
@@ -42,15 +45,12 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
         broker_session_timeout=kafka.session_timeout_ms / 1000,
         broker_heartbeat_interval=min(3.0, kafka.session_timeout_ms / 3000),
         broker_request_timeout=kafka.request_timeout_ms / 1000,
+        producer_request_timeout=kafka.request_timeout_ms / 1000,
         broker_commit_every=1000,
         broker_commit_interval=0.5,
         producer_acks=-1,
-        # Batches of up to 256 KiB after a 1 ms linger: a router event fans out to ~6-9 messages
-        # that one produce request carries together. A longer linger (5 ms) added its whole
-        # wait to every alert at ordinary loads (benchmarks/alert_latency.py at 250 ev/s: p50
-        # 30 -> 23 ms with 1 ms) and bought no throughput (benchmarks/router.py).
-        producer_linger=0.001,
-        producer_max_batch_size=256 * 1024,
+        producer_linger=PRODUCER_LINGER_MS / 1000,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         producer_partitioner=CachedKeyPartitioner(),
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,

@@ -41,8 +41,8 @@ def known_paths() -> frozenset[str]:
     for model in _EVENT_MODELS:
         for name in _model_names(model):
             out.add(name)
-    for root, model in _NESTED.items():
-        for name in _model_names(model):
+    for root, nested in _NESTED.items():
+        for name in _model_names(nested):
             out.add(f"{root}.{name}")
     out.discard("details")
     return frozenset(out)

@@ -146,6 +146,11 @@ class Escalation(_Frozen):
     ack_deadline: AwareDatetime | None
     exercise: bool = False
     alert: PoliceAlert | None = None
+    event_id: uuid.UUID | None = Field(
+        default=None, description="The event the alert or referral came from (ids and times only, like the rest).")
+    raised_at: AwareDatetime | None = Field(
+        default=None, description="When the alert or referral was raised: tells a duty raised after its case "
+                                  "was resolved from one the resolution ended.")
 
     @property
     def key(self) -> bytes:

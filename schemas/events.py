@@ -209,7 +209,7 @@ AnyEvent = Annotated[
     Discriminator(_event_tag),
 ]
 
-EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)  # type: ignore[arg-type]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 
 
 def parse_event(raw: bytes | str) -> Event:

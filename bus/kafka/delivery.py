@@ -11,6 +11,7 @@ worker, which exits non-zero; the uncommitted input is routed again when it is r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 
@@ -23,14 +24,25 @@ class DeliveryGuard:
         self._pending: list[asyncio.Future[Any]] = []
         self._failure: DeliveryFailed | None = None
 
-    def track(self, future: asyncio.Future[Any]) -> None:
-        self._pending.append(future)
+    def track(self, future: Awaitable[Any]) -> None:
+        """Watch a send's future (faust types them as awaitables; they are futures)."""
+        self._pending.append(asyncio.ensure_future(future))
 
     def trip(self, reason: BaseException) -> None:
         """Fail for good: `reason` stopped outputs from being sent (a send raised, the agent crashed)."""
         if self._failure is None:
             self._failure = DeliveryFailed(f"outputs were not all sent: {reason!r}")
             self._failure.__cause__ = reason
+
+    async def settle(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the tracked deliveries to finish.
+
+        Called after faust's producer flush: the broker has answered by then, but a delivery
+        tracked through faust (a table's changelog write) learns it one callback later.
+        """
+        pending = [fut for fut in self._pending if not fut.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
 
     def raise_if_failed(self) -> None:
         """Raise if a finished delivery failed, and on every call after; forget the finished ones."""

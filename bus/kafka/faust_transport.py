@@ -82,6 +82,7 @@ class Consumer(faust_aiokafka.Consumer):
         guard = getattr(self.app, "delivery_guard", None)
         if guard is not None:
             try:
+                await guard.settle(timeout=self.app.conf.producer_request_timeout)
                 guard.raise_if_failed()
             except DeliveryFailed as exc:
                 self.log.error("Not committing past a failed delivery: %r", exc)

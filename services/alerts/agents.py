@@ -32,6 +32,7 @@ import structlog
 from aiokafka.partitioner import murmur2
 from pydantic import ValidationError
 
+from referral_bus.faust_app import BusApp
 from referral_bus.rules.catalog import catalog
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook, route
@@ -90,7 +91,7 @@ def referral_topics() -> tuple[str, ...]:
 class Alerts:
     """The faust side of the service: tables, topics and the handlers the agents call."""
 
-    def __init__(self, app: faust.App, config: AlertsConfig, metrics: AlertsMetrics) -> None:
+    def __init__(self, app: BusApp, config: AlertsConfig, metrics: AlertsMetrics) -> None:
         self.app, self.config, self.metrics = app, config, metrics
         self.tracked = self._table("tracked", ALERT_STATES)
         self.parked = self._table("parked", ALERT_PARKED)
@@ -98,8 +99,9 @@ class Alerts:
         # tracked table (rebuilt from it after every recovery or rebalance), never stored apart,
         # so it cannot disagree with the table when a worker dies between two writes.
         self.waiting: dict[str, dt.datetime] = {}
-        # Derived the same way: per case id, the keys of its tracked states that an answer can still
-        # change (not final), so that a resolution closes them all without a scan of the table.
+        # Derived the same way: per case id, the keys of its tracked states that a resolution may
+        # still change (`lifecycle.resolution_may_change`), so that it closes them all without a
+        # scan of the table.
         self.open_by_case: dict[str, set[str]] = {}
         self._open_case_of: dict[str, str] = {}  # its reverse: a state's case may be set later (grouping)
         self._indexed = False
@@ -123,9 +125,19 @@ class Alerts:
         return self._topics[name]
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        """Send and wait for the broker's ack (acks=all) before any state change that depends on it."""
-        fut = await self.topic(topic).send(key=key, value=value)
-        await fut
+        """Send and wait for the broker's ack (acks=all) before any state change that depends on it.
+
+        A send that fails (the broker did not answer within the request timeout) fails the
+        worker's delivery guard for good: faust would restart the handler and ack its message, so
+        the guard refuses every later commit and the worker exits; restarted, it reads the
+        message again.
+        """
+        try:
+            fut = await self.topic(topic).send(key=key, value=value)
+            await fut
+        except Exception as exc:
+            self.app.delivery_guard.trip(exc)
+            raise
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -150,7 +162,7 @@ class Alerts:
             if not keys:
                 self.open_by_case.pop(before, None)
         case_id = lifecycle.case_of(state)
-        if case_id is not None and state.status not in lifecycle.FINAL:
+        if case_id is not None and lifecycle.resolution_may_change(state):
             self.open_by_case.setdefault(str(case_id), set()).add(key)
             self._open_case_of[key] = str(case_id)
 
@@ -229,9 +241,10 @@ class Alerts:
             self.metrics.duplicates_dropped.labels("alerts").inc()
             return
         state = lifecycle.track_referral(referral)
-        # A clue already linked to an open case: its referrals are grouped under the case.
+        # A clue already linked to an open case: its referrals are grouped under the case (not
+        # once the case is resolved: the clue then stands on its own, see `lifecycle.release`).
         link = self._clue_links().get(str(referral.event_id))
-        if link is not None:
+        if link is not None and (case := self.case(link[0])) is not None and case.status == "open":
             state = case_rules.group_referral(state, *link, _utcnow()) or state
         await self._track(state)
 
@@ -364,24 +377,37 @@ class Alerts:
         # cooperating referrals, accepted ones too; see `lifecycle.closes_with_case`). Before the
         # case is recorded closed, so that a crash in between replays the resolution; states that
         # arrive later close on arrival (`_closed_on_arrival`).
-        closed = 0
+        # A further report's alert grouped under the case although it was raised after the
+        # resolution (it was read first) is un-grouped: it is paged and escalated on its own. A
+        # clue's referral grouped under the case by a descriptor match is released, not closed:
+        # the match may have been wrong.
+        closed = ungrouped = released = 0
         for key in self._open_of_case(str(result.case_id)):
             state = self.state(key)
-            if state is not None and lifecycle.closes_with_case(state, result):
+            if state is None:
+                continue
+            if lifecycle.closes_with_case(state, result):
                 self.store(lifecycle.close(state, now, event.event_id).state)
                 closed += 1
+            elif (alone := lifecycle.ungroup(state, result, now)) is not None:
+                self.store(alone)
+                ungrouped += 1
+            elif (own := lifecycle.release(state, result, now)) is not None:
+                self.store(own)
+                released += 1
         await self.put_case(result)
-        log.info("case_closed", case_id=str(result.case_id), outcome=result.outcome, closed=closed)
+        log.info("case_closed", case_id=str(result.case_id), outcome=result.outcome, closed=closed,
+                 ungrouped=ungrouped, released=released)
 
     def _open_of_case(self, case_key: str) -> list[str]:
-        """The keys of the case's tracked states that are not final (from the index once built)."""
+        """The keys of the case's tracked states a resolution may change (from the index once built)."""
         if self.ensure_index():
             return sorted(self.open_by_case.get(case_key, ()))
         # Mid-rebalance the index is not trusted: the table itself, slower but complete.
         found = []
         for key, raw in list(self.tracked.items()):
             state = TrackedState.model_validate_json(raw)
-            if str(lifecycle.case_of(state)) == case_key and state.status not in lifecycle.FINAL:
+            if str(lifecycle.case_of(state)) == case_key and lifecycle.resolution_may_change(state):
                 found.append(key)
         return sorted(found)
 
@@ -485,6 +511,16 @@ class KeyedTable(faust.Table):  # type: ignore[type-arg]
         # JSON-encode a str key, quotes included).
         self.key_serializer = "raw"
 
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        # faust sends a table write in the background and only logs a failed one, while the
+        # message that caused it is committed: the write would be missing after a restart. The
+        # delivery guard holds every commit until the write is acknowledged, and fails for good
+        # if it is not.
+        fut = super().send_changelog(*args, **kwargs)
+        app: Any = self.app  # a BusApp (faust types it as its AppT)
+        app.delivery_guard.track(fut)
+        return fut
+
     def partition_for_key(self, key: Any) -> int | None:
         raw = key if isinstance(key, bytes) else str(key).encode()
         return int(murmur2(raw) & 0x7FFFFFFF) % int(self.partitions or 1)
@@ -501,7 +537,7 @@ def _parse(model: Any, raw: bytes | None, what: str) -> Any:
         return None
 
 
-def wire(app: faust.App, config: AlertsConfig, metrics: AlertsMetrics, kafka: KafkaSettings) -> Alerts:
+def wire(app: BusApp, config: AlertsConfig, metrics: AlertsMetrics, kafka: KafkaSettings) -> Alerts:
     """Register the tables, agents and timers of the alerts service on `app`."""
     alerts = Alerts(app, config, metrics)
 

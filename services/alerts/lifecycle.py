@@ -189,7 +189,8 @@ def reassignment(state: TrackedState, response: ReferralResponse) -> Reassign:
         escalation_id=escalation_id_for(state.id, "reassign"), referral_id=state.id, case_id=state.case_id,
         action="reassign", step=state.step, level=1, target_agency=JOINT_OFFICE,
         target_jurisdiction=state.jurisdiction, reason=reason, decided_at=response.responded_at,
-        ack_deadline=None, exercise=state.exercise, alert=state.alert)
+        ack_deadline=None, exercise=state.exercise, alert=state.alert, event_id=state.event_id,
+        raised_at=state.raised_at)
     referral = None
     if state.referral is not None:
         r = state.referral
@@ -250,7 +251,8 @@ def next_escalation(state: TrackedState, now: dt.datetime, deadlines: Deadlines,
         escalation_id=escalation_id_for(state.id, step), referral_id=state.id, case_id=state.case_id,
         action=action, step=step, level=target.level, target_agency=target.agency,
         target_jurisdiction=target.jurisdiction, reason=f"no acknowledgement by {missed}",
-        decided_at=now, ack_deadline=new_deadline, exercise=state.exercise, alert=alert)
+        decided_at=now, ack_deadline=new_deadline, exercise=state.exercise, alert=alert,
+        event_id=state.event_id, raised_at=state.raised_at)
 
 
 def apply_escalation(state: TrackedState, escalation: Escalation) -> Outcome:
@@ -275,7 +277,7 @@ def closes_with_case(state: TrackedState, case: CaseChange) -> bool:
     whenever they arrive; any other one if it was raised no later than the resolution was reported
     (a duty raised after it concerns the found child, not the search, and stays open). The outcome
     does not depend on the order in which the topics are read."""
-    if case_of(state) != case.case_id or state.status in FINAL:
+    if case_of(state) != case.case_id or state.status in FINAL or is_matched_clue(state):
         return False
     return not outlives_resolution(state.event_id, state.raised_at, (case.event_id, *case.grouped_reports),
                                    case.resolved_at)
@@ -288,6 +290,48 @@ def outlives_resolution(event_id: uuid.UUID, raised_at: dt.datetime, case_report
     joined the case (`case_reports`: the case's `event_id` and `grouped_reports`). The one rule the
     alerts service closes by (`closes_with_case`) and the pager pages by."""
     return event_id not in case_reports and resolved_at is not None and raised_at > resolved_at
+
+
+def resolution_may_change(state: TrackedState) -> bool:
+    """Whether a police resolution of the state's case may still change it: an answer still can
+    (not final), or it is an alert grouped under the case that may turn out to outlive it
+    (`ungroup`)."""
+    return state.status not in FINAL or (state.kind == "alert" and state.status == "grouped")
+
+
+def ungroup(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedState | None:
+    """A further report's alert, grouped under `case` because it was read while the case was still
+    open, that was raised after the resolution (`outlives_resolution`): it is about a child missing
+    again, not the search the resolution ended, so it waits for its own answer from its own
+    deadline (re-sent and escalated like any alert). None for any other state."""
+    if state.kind != "alert" or state.status != "grouped" or case_of(state) != case.case_id:
+        return None
+    if not outlives_resolution(state.event_id, state.raised_at, (case.event_id, *case.grouped_reports),
+                               case.resolved_at):
+        return None
+    entry = HistoryEntry(at=at, what="ungrouped", ref=f"case:{case.case_id}",
+                         detail="raised after the case was resolved")
+    return state.model_copy(update={"status": "sent", "next_deadline": state.ack_deadline,
+                                    "history": (*state.history, entry)})
+
+
+def is_matched_clue(state: TrackedState) -> bool:
+    """A clue's referral grouped under a case only because the clue's descriptors fit the case (the
+    clue itself names no case, or another one): a match that may be wrong."""
+    own = referral_case(state.referral) if state.referral is not None else None
+    return state.kind == "referral" and state.grouped and own != state.case_id
+
+
+def release(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedState | None:
+    """A matched clue's referral (`is_matched_clue`) when the police resolve the case it was grouped
+    under: the clue may be about another child, so the resolution does not close it. It returns to
+    its own clue, open for its agency to answer. None for any other state."""
+    if state.status in FINAL or not is_matched_clue(state) or state.case_id != case.case_id:
+        return None
+    own = referral_case(state.referral) if state.referral is not None else None
+    entry = HistoryEntry(at=at, what="released", ref=f"case:{case.case_id}",
+                         detail="the case was resolved; the clue stands on its own")
+    return state.model_copy(update={"case_id": own, "grouped": False, "history": (*state.history, entry)})
 
 
 def close(state: TrackedState, at: dt.datetime, resolution: uuid.UUID) -> Outcome:

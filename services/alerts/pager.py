@@ -15,11 +15,12 @@ beside the alert and escalation topics):
 - once the case is closed the pager says "case closed" once (to the owner, and wherever
   something about the case was paged) and drops every later page about it raised until the
   resolution: re-sends and escalations still in flight included;
-- except an alert the alerts service keeps live after the resolution (the same rule,
+- except an alert or duty the alerts service keeps live after the resolution (the same rule,
   `lifecycle.outlives_resolution`): a new report naming the case, raised after the police
-  reported the resolution, that neither opened nor joined the case. Its first page here is marked
-  "case C was resolved at T: this report came after it"; it and its re-sends and escalations
-  page as usual.
+  reported the resolution, that neither opened nor joined the case; or a duty raised after it
+  (the found child's aftercare) whose lead rejected it, re-assigned to the joint office. Its
+  first page here is marked "case C was resolved at T: this was raised after it"; it and its
+  re-sends and escalations page as usual.
 
 What the pager knows about each case (its alert, closed or not, paged here or not, when it was
 resolved, its reports, the alerts live after the resolution) is kept in a small SQLite table
@@ -73,6 +74,8 @@ class Page:
     needs_ack: bool = True
     alert: PoliceAlert | None = field(default=None, compare=False, repr=False)
     case: CaseChange | None = field(default=None, compare=False, repr=False)
+    #: The event the paged alert or duty came from and when it was raised, if known.
+    origin: tuple[uuid.UUID, dt.datetime] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ def _alert_page(alert: PoliceAlert) -> Page:
                 f"[bold red]{kind}[/]{_drill(alert.exercise)} {escape(alert.jurisdiction)}: {escape(alert.action)} "
                 f"· ack by {deadline} · alert {alert.alert_id} case {alert.case_id}",
                 alert.model_dump_json(), kind="alert" if alert.attempt == 1 else "resend",
-                case_id=str(alert.case_id), alert_id=str(alert.alert_id), alert=alert)
+                case_id=str(alert.case_id), alert_id=str(alert.alert_id), alert=alert,
+                origin=(alert.event_id, alert.raised_at))
 
 
 def _escalation_page(esc: Escalation) -> Page:
@@ -107,7 +111,15 @@ def _escalation_page(esc: Escalation) -> Page:
                 f"[bold yellow]{escape(esc.action.upper())}[/]{_drill(esc.exercise)} level {esc.level} "
                 f"{escape(esc.target_jurisdiction)}: {escape(esc.reason)} · about {esc.referral_id}{case}",
                 esc.model_dump_json(), kind="escalation", case_id=str(esc.case_id) if esc.case_id else None,
-                alert_id=str(esc.referral_id), alert=esc.alert)
+                alert_id=str(esc.referral_id), alert=esc.alert, origin=_origin(esc))
+
+
+def _origin(esc: Escalation) -> tuple[uuid.UUID, dt.datetime] | None:
+    if esc.event_id is not None and esc.raised_at is not None:
+        return esc.event_id, esc.raised_at
+    if esc.alert is not None:  # escalations written before they carried their origin
+        return esc.alert.event_id, esc.alert.raised_at
+    return None
 
 
 def grouped_page(alert: PoliceAlert, case_alert_id: str) -> Page:
@@ -148,11 +160,11 @@ def _closed_page(case: CaseChange, addressed: bool) -> Page:
 
 
 def after_resolution_page(page: Page, resolved_at: dt.datetime) -> Page:
-    """The first page of an alert raised after its case was resolved: marked (ids and times only)."""
+    """The first page of an alert or duty raised after its case was resolved: marked (ids and times only)."""
     at = resolved_at.isoformat(timespec="seconds")
     body = json.loads(page.json)
     body["after_resolution"] = {"case_id": page.case_id, "resolved_at": resolved_at.isoformat()}
-    return replace(page, text=f"{page.text} · [bold]case {page.case_id} was resolved at {at}: this report came "
+    return replace(page, text=f"{page.text} · [bold]case {page.case_id} was resolved at {at}: this was raised "
                               "after it[/]",
                    json=json.dumps(body, ensure_ascii=False))
 
@@ -197,15 +209,15 @@ def decide(page: Page, note: CaseNote | None) -> tuple[Page | None, CaseNote | N
         show = not note.closed and (page.addressed or note.paged)
         return (page if show else None), replace(note, closed=True, paged=note.paged or show)
     if note.closed:
-        # The child is found: every later page about the case is dropped, but for an alert the
-        # alerts service keeps live, raised after the resolution (a new report naming the case).
+        # The child is found: every later page about the case is dropped, but for an alert or a
+        # duty the alerts service keeps live, raised after the resolution (a new report naming the
+        # case; the found child's aftercare, re-assigned when its lead rejected it).
         if page.kind not in ("alert", "resend", "escalation") or page.alert_id is None:
             return None, note
         if page.alert_id in note.live:
             return page, note
-        alert = page.alert
-        if (alert is None or note.resolved_at is None
-                or not outlives_resolution(alert.event_id, alert.raised_at, note.reports, note.resolved_at)):
+        if (page.origin is None or note.resolved_at is None
+                or not outlives_resolution(*page.origin, note.reports, note.resolved_at)):
             return None, note
         return (after_resolution_page(page, note.resolved_at),
                 replace(note, live=note.live | {page.alert_id}, paged=True))

@@ -32,7 +32,8 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
         # producer before committing; sends go straight to the producer (no per-send await of the
         # broker) and the delivery guard stops a commit past a failed one. At-least-once.
         try:
-            async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            # faust's StreamT declares no take_events; its Stream, which agents get, has it.
+            async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
                 tally = Tally()
                 for delivery in batch:
                     message = delivery.message

@@ -27,11 +27,7 @@ def build(kafka: KafkaSettings, state: StateSettings, settings: RouterSettings,
     """The configured app with its agent; nothing connects until the worker starts."""
     book = load_rulebook()
     deadlines = Deadlines.load()
-    # faust's producer waits 20 minutes for the broker by default; the router's sends fail after
-    # the bus's request timeout instead, and a failed send stops the worker (README, Failure
-    # behaviour). The alerts service keeps faust's default: it has no such guard.
-    app = make_app(settings.app_name, kafka, state.state_dir,
-                   producer_request_timeout=kafka.request_timeout_ms / 1000)
+    app = make_app(settings.app_name, kafka, state.state_dir)
     wire(app, Router(book, deadlines, emitters(deadlines)), RouterMetrics(registry))
     return app
 

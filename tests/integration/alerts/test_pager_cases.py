@@ -114,7 +114,7 @@ def test_pager_groups_reports_and_clues_under_the_case_and_stops_once_closed(
     publish_bytes(kafka, [resent.model_copy(update={"attempt": 8}).model_dump_json().encode()],
                   topic=POLICE_ALERTS.name)
     marker = (f"case {case_id} was resolved at {closed.resolved_at.isoformat(timespec='seconds')}: "
-              "this report came after it")
+              "this was raised after it")
     lines = [line for line in _page(service_env) if case_id in line or a1 in line or a2 in line or a3 in line]
     (new_alert,) = [line for line in lines if line.startswith("ALERT")]
     assert f"alert {a3} case {case_id}" in new_alert and new_alert.endswith(marker), new_alert

@@ -179,6 +179,84 @@ def test_what_arrives_after_the_resolution_is_stored_closed_unless_raised_after_
     assert alerts.open_by_case[str(report.event_id)] == {str(aftercare.referral_id)}
 
 
+def test_a_report_raised_after_the_resolution_but_read_before_it_is_paged_on_its_own(
+        alerts: Alerts, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child went missing again the day after being found; the new report names the old case.
+    # Its alert is read while the case still looks open (the resolution is on another topic, not
+    # read yet), so it is grouped under the case; the resolution then un-groups it.
+    report = _report()
+    asyncio.run(alerts.on_event(dump(report)))
+    first = police_alert(report, [], Deadlines.load())
+    again: Event = missing_child(case_id=report.event_id, at=T0 + 2 * DAY)
+    second = police_alert(again, [], Deadlines.load())
+    assert first is not None and second is not None
+    asyncio.run(alerts.on_alert(dump(first)))
+    asyncio.run(alerts.on_alert(dump(second)))
+    assert _status(alerts, second.alert_id) == "grouped" and str(second.alert_id) not in alerts.waiting
+
+    asyncio.run(alerts.on_event(dump(resolution(report.event_id, at=T0 + DAY))))
+
+    assert _status(alerts, first.alert_id) == "closed"
+    assert _status(alerts, second.alert_id) == "sent"
+    state = alerts.state(str(second.alert_id))
+    assert state is not None and state.history[-1].what == "ungrouped"
+    assert alerts.waiting[str(second.alert_id)] == second.ack_deadline
+    sent: list[str] = []
+
+    async def record(topic: str, key: bytes, value: bytes) -> None:
+        sent.append(topic)
+
+    monkeypatch.setattr(alerts, "send", record)
+    assert asyncio.run(alerts.scan_deadlines(second.ack_deadline + dt.timedelta(seconds=1))) == 1
+    assert sent == ["alerts.police", "alerts.escalations"]  # re-sent, as the plan's ladder says
+
+
+def test_a_further_report_raised_before_the_resolution_stays_grouped_and_closes(alerts: Alerts) -> None:
+    report = _report()
+    asyncio.run(alerts.on_event(dump(report)))
+    first = police_alert(report, [], Deadlines.load())
+    again: Event = missing_child(case_id=report.event_id, at=T0 + dt.timedelta(hours=2))
+    second = police_alert(again, [], Deadlines.load())
+    assert first is not None and second is not None
+    for alert in (first, second):
+        asyncio.run(alerts.on_alert(dump(alert)))
+    asyncio.run(alerts.on_event(dump(resolution(report.event_id, at=T0 + DAY))))
+    assert _status(alerts, second.alert_id) == "grouped" and str(second.alert_id) not in alerts.waiting
+
+
+def test_a_clue_matched_to_the_case_is_released_not_closed_by_the_resolution(alerts: Alerts) -> None:
+    # A railway clue fits the case's descriptors and is linked to it; the child is then found
+    # elsewhere. The match may have been wrong (another child): the clue's referral stays open.
+    report = _report()
+    asyncio.run(alerts.on_event(dump(report)))
+    matched = clue()
+    asyncio.run(alerts.on_event(dump(matched)))
+    case = alerts.case(report.event_id)
+    assert case is not None and [c.event_id for c in case.clues] == [matched.event_id]
+    check = referral(matched, "railway", rule_id="x.rail")
+    asyncio.run(alerts.on_referral(dump(check)))
+    state = alerts.state(str(check.referral_id))
+    assert state is not None and state.grouped and state.case_id == report.event_id
+    # A notice that names the case itself is of the case: it closes with it.
+    notice = clue("transport_hub_suspected_trafficking", case_id=report.event_id)
+    asyncio.run(alerts.on_event(dump(notice)))
+    named = referral(notice, "transport", rule_id="x.hub")
+    asyncio.run(alerts.on_referral(dump(named)))
+
+    asyncio.run(alerts.on_event(dump(resolution(report.event_id, at=T0 + DAY))))
+
+    assert _status(alerts, named.referral_id) == "closed"
+    released = alerts.state(str(check.referral_id))
+    assert released is not None and released.status == "sent" and not released.grouped
+    assert released.case_id is None and released.history[-1].what == "released"
+    assert str(check.referral_id) not in alerts.open_by_case.get(str(report.event_id), set())
+    # Another referral of the same clue, read after the resolution: not grouped under the closed case.
+    late = referral(matched, "police", rule_id="x.police")
+    asyncio.run(alerts.on_referral(dump(late)))
+    late_state = alerts.state(str(late.referral_id))
+    assert late_state is not None and late_state.status == "sent" and not late_state.grouped
+
+
 def test_the_case_index_is_rebuilt_from_the_table(alerts: Alerts) -> None:
     report = _report()
     duties = _duties(report)

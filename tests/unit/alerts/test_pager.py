@@ -16,14 +16,21 @@ from aiokafka.structs import ConsumerRecord
 from referral_bus.dedup import SeenIds
 from referral_bus.rules.catalog import JOINT_OFFICE
 from referral_bus.rules.deadlines import Deadlines
-from referral_bus.schemas.alerts import CaseChange, Escalation, PoliceAlert, alert_id_for, escalation_id_for
+from referral_bus.schemas.alerts import (
+    CaseChange,
+    Escalation,
+    PoliceAlert,
+    ReferralResponse,
+    alert_id_for,
+    escalation_id_for,
+)
 from referral_bus.schemas.events import Event, MissingChildReport
-from referral_bus.services.alerts import cases
+from referral_bus.services.alerts import cases, lifecycle
 from referral_bus.services.alerts.emitter import police_alert
 from referral_bus.services.alerts.pager import CaseNote, CaseNotes, Page, Pager, decide, pages_in
 from referral_bus.topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
 
-from .conftest import clue, missing_child, resolution
+from .conftest import clue, missing_child, referral, resolution
 
 NOW = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 EVENT = uuid.uuid4()
@@ -224,7 +231,8 @@ def _alert_of(event_id: uuid.UUID, raised_at: dt.datetime, attempt: int = 1) -> 
 
 def _candidate(kind: str, a: PoliceAlert, *, with_alert: bool = True) -> Page:
     return Page("id", "text", '{"alert_id": "x"}', kind=kind,  # type: ignore[arg-type]
-                case_id=str(CASE), alert_id=str(a.alert_id), alert=a if with_alert else None)
+                case_id=str(CASE), alert_id=str(a.alert_id), alert=a if with_alert else None,
+                origin=(a.event_id, a.raised_at) if with_alert else None)
 
 
 CLOSED = CaseNote(alert_id=str(alert_id_for(CASE)), closed=True, paged=True, resolved_at=RESOLVED,
@@ -246,7 +254,7 @@ AFTER = RESOLVED + dt.timedelta(seconds=1)
     # the case's own alert and a grouped report's, whenever raised: dropped
     (CLOSED, "resend", CASE, AFTER, True, False, False),
     (CLOSED, "alert", GROUPED, AFTER, True, False, False),
-    # an escalation that does not carry its alert, of an alert not known live: dropped
+    # an escalation that carries neither its alert nor its origin, of an alert not known live: dropped
     (CLOSED, "escalation", LATER, AFTER, False, False, False),
     # no resolution time known (a store from before it was kept): dropped, as before
     (replace(CLOSED, resolved_at=None), "alert", LATER, AFTER, True, False, False),
@@ -263,7 +271,7 @@ def test_decide_after_the_resolution(note: CaseNote, kind: str, event_id: uuid.U
     assert (str(a.alert_id) in after.live) == shown
     if page is not None:
         assert page.kind == kind and page.page_id == candidate.page_id and page.needs_ack
-        marker = f"case {CASE} was resolved at {RESOLVED.isoformat(timespec='seconds')}: this report came after it"
+        marker = f"case {CASE} was resolved at {RESOLVED.isoformat(timespec='seconds')}: this was raised after it"
         assert (marker in page.text) == marked
         assert ("after_resolution" in json.loads(page.json)) == marked
     else:
@@ -297,7 +305,7 @@ def test_a_report_after_the_resolution_pages_as_a_marked_alert_and_a_restart_kee
     a3 = _report_alert(later)
     assert a3.case_id == case.case_id and a3.raised_at > closed.resolved_at
     marker = (f"case {case.case_id} was resolved at {closed.resolved_at.isoformat(timespec='seconds')}: "
-              "this report came after it")
+              "this was raised after it")
     centre, office = _pager(tmp=tmp_path / "centre"), _pager(JOINT_OFFICE, tmp_path / "office")
     assert len(_texts(centre, a1)) == 1
     assert [p.kind for p in centre.handle(_rec(closed))] == ["case_closed"]
@@ -343,3 +351,26 @@ def test_a_store_written_before_the_resolution_was_kept_still_opens(tmp_path: Pa
     again = CaseNotes(path)
     assert again.get("c") == live
     again.close()
+
+
+def test_a_rejected_duty_raised_after_the_resolution_is_re_assigned_and_paged_to_the_joint_office(
+        tmp_path: Path) -> None:
+    # The found child's aftercare, raised after the resolution: its lead rejects it, and the
+    # re-assignment to the joint office is a page, although the case is closed.
+    report = missing_child()
+    closed = cases.close_case(_case_of(report), resolution(report.event_id), NOW)
+    assert isinstance(closed, CaseChange) and closed.resolved_at is not None
+    aftercare = clue("rescued_victim_needs_medical_care", case_id=report.event_id,
+                     at=closed.resolved_at + dt.timedelta(hours=3))
+    state = lifecycle.track_referral(referral(aftercare, "health", urgency="prompt", rule_id="x.med"))
+    rejected = ReferralResponse(referral_id=state.id, answer="rejected", reason="no paediatric ward",
+                                responded_at=closed.resolved_at + dt.timedelta(hours=4), agency="health")
+    esc = lifecycle.reassignment(state, rejected).escalation
+    assert esc.alert is None and esc.event_id == aftercare.event_id
+    office = _pager(JOINT_OFFICE, tmp_path)
+    # A re-assignment of a duty the resolution ended, read after it: dropped.
+    before = lifecycle.reassignment(state.model_copy(update={"raised_at": closed.resolved_at - dt.timedelta(hours=1),
+                                                             "id": uuid.uuid4()}), rejected).escalation
+    assert _texts(office, closed, before) == []
+    (page,) = office.handle(_rec(esc))
+    assert page.kind == "escalation" and "REASSIGN" in page.text and "this was raised after it" in page.text

@@ -1,0 +1,117 @@
+"""The delivery guard across services: no commit passes an output the broker did not acknowledge,
+including the writes faust makes in the background (table changelogs) and learns about late."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.errors import RequestTimedOutError
+from prometheus_client import CollectorRegistry
+
+from referral_bus.faust_app import make_app
+from referral_bus.kafka.delivery import DeliveryFailed, DeliveryGuard
+from referral_bus.kafka.faust_transport import Consumer
+from referral_bus.rules.deadlines import Deadlines
+from referral_bus.services.alerts import cases
+from referral_bus.services.alerts.agents import Alerts, AlertsConfig
+from referral_bus.services.alerts.metrics import AlertsMetrics
+from referral_bus.services.alerts.settings import CASES_FILE
+from referral_bus.settings import KafkaSettings
+
+NOWHERE = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", request_timeout_ms=7000)
+
+
+def _late_failure(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Future[Any], asyncio.Future[Any]]:
+    """(the producer's future, faust's future for the same message): faust learns the outcome in
+    a done-callback of the producer's, one turn of the event loop after the flush returned."""
+    produced: asyncio.Future[Any] = loop.create_future()
+    message: asyncio.Future[Any] = loop.create_future()
+    produced.add_done_callback(lambda f: message.set_exception(f.exception() or RuntimeError()))
+    return produced, message
+
+
+def test_every_service_fails_a_send_after_the_bus_request_timeout_not_fausts_20_minutes(tmp_path: Path) -> None:
+    app = make_app("guard-test", NOWHERE, tmp_path)
+    assert app.conf.producer_request_timeout == 7.0
+
+
+def test_a_delivery_that_fails_one_callback_after_the_flush_still_stops_the_commit() -> None:
+    async def go() -> None:
+        guard = DeliveryGuard()
+        produced, message = _late_failure(asyncio.get_running_loop())
+        guard.track(message)
+        produced.set_exception(RequestTimedOutError())  # the flush has returned
+        guard.raise_if_failed()  # still in flight as far as faust knows: this alone would pass
+        await guard.settle(timeout=1.0)
+        with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
+            guard.raise_if_failed()
+
+    asyncio.run(go())
+
+
+class _CommittingConsumer:
+    """What the transport's `_commit` asks of its consumer, up to the guard's verdict."""
+
+    def __init__(self, guard: DeliveryGuard) -> None:
+        self.app = SimpleNamespace(delivery_guard=guard, conf=SimpleNamespace(producer_request_timeout=1.0))
+        self.log = logging.getLogger("test")
+        self.crashed: BaseException | None = None
+
+    async def crash(self, exc: BaseException) -> None:
+        self.crashed = exc
+
+
+def test_the_consumer_crashes_instead_of_committing_past_a_late_failure() -> None:
+    async def go() -> None:
+        guard = DeliveryGuard()
+        produced, message = _late_failure(asyncio.get_running_loop())
+        guard.track(message)
+        produced.set_exception(RequestTimedOutError())
+        consumer: Any = _CommittingConsumer(guard)
+        assert await Consumer._commit(consumer, {}) is False
+        assert isinstance(consumer.crashed, DeliveryFailed)
+
+    asyncio.run(go())
+
+
+def _alerts(tmp_path: Path) -> Alerts:
+    config = AlertsConfig(deadlines=Deadlines.load(), policy=cases.CasePolicy.load(CASES_FILE), resends=1,
+                          timer_interval=0.5)
+    return Alerts(make_app("guard-test", NOWHERE, tmp_path), config, AlertsMetrics(CollectorRegistry()))
+
+
+def test_a_table_write_is_guarded_until_the_broker_acknowledges_it(tmp_path: Path) -> None:
+    async def go() -> None:
+        alerts = _alerts(tmp_path)
+        fut = alerts.tracked.send_changelog(0, "referral-1", b"{}")
+        assert alerts.app.delivery_guard.pending == 1
+        fut.set_exception(RequestTimedOutError())
+        with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
+            alerts.app.delivery_guard.raise_if_failed()
+
+    asyncio.run(go())
+
+
+class _FailingTopic:
+    async def send(self, **_: Any) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.set_exception(RequestTimedOutError())
+        return fut
+
+
+def test_an_escalation_the_broker_never_acknowledged_fails_the_guard_for_good(tmp_path: Path) -> None:
+    async def go() -> None:
+        alerts = _alerts(tmp_path)
+        alerts._topics["alerts.escalations"] = _FailingTopic()
+        with pytest.raises(RequestTimedOutError):
+            await alerts.send("alerts.escalations", b"k", b"{}")
+        for _ in range(2):
+            with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
+                alerts.app.delivery_guard.raise_if_failed()
+
+    asyncio.run(go())
