@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -31,9 +32,11 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
         # faust acks a batch's events only when the loop asks for the next batch, and flushes the
         # producer before committing; sends go straight to the producer (no per-send await of the
         # broker) and the delivery guard stops a commit past a failed one. At-least-once.
+        midway = False  # a batch taken and not all of its outputs handed to the producer yet
         try:
             # faust's StreamT declares no take_events; its Stream, which agents get, has it.
             async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
+                midway = True
                 tally = Tally()
                 for delivery in batch:
                     message = delivery.message
@@ -42,6 +45,7 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
                         app.delivery_guard.track(
                             await app.producer.send(out.topic, out.key, out.value, None, None, None))
                     tally.observe(outcome, metrics, message.offset)
+                midway = False
                 tally.flush(metrics)
                 app.delivery_guard.raise_if_failed()
                 yield None
@@ -52,6 +56,13 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
             # and all; the tripped guard refuses every later commit of this process, and the
             # crashing supervisor stops the worker (exit code 1) instead of restarting the agent.
             app.delivery_guard.trip(exc)
+            raise
+        except asyncio.CancelledError as exc:
+            # Stopped (SIGTERM) while a send waited for room in the producer's buffer: the batch's
+            # events would be acked by the shutdown's last commit, their remaining outputs never
+            # sent. Between batches nothing is owed and the shutdown commits as usual.
+            if midway:
+                app.delivery_guard.trip(exc)
             raise
 
     app.agent(inbound, name="route-events", supervisor_strategy=CrashingSupervisor)(route_events)

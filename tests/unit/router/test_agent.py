@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 
@@ -117,3 +119,67 @@ async def test_a_send_that_raises_crashes_the_agent_and_no_later_commit_passes(t
                 await asyncio.sleep(0.01)
     with pytest.raises(DeliveryFailed, match="KafkaTimeoutError"):
         app.delivery_guard.raise_if_failed()
+
+
+
+class BlockedProducer:
+    """A send waiting for room in the producer's buffer (the broker stalled) until cancelled."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+
+    async def send(self, *_: Any) -> asyncio.Future[None]:
+        self.waiting.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class OneBatchStream:
+    """What the agent asks of its faust stream: one batch of deliveries, then nothing more."""
+
+    def __init__(self, *values: bytes) -> None:
+        self.batch = [SimpleNamespace(message=SimpleNamespace(value=v, topic="events.inbound", partition=0, offset=i))
+                      for i, v in enumerate(values)]
+
+    async def take_events(self, *_: Any, **__: Any) -> AsyncIterator[list[Any]]:
+        yield self.batch
+        await asyncio.Event().wait()
+
+
+async def _cancel_agent_when(app: BusApp, ready: Callable[[], Awaitable[Any]]) -> None:
+    """Run the routing agent's loop on one batch and cancel it (what stopping the worker does)."""
+    steps = app.agents["route-events"].fun(OneBatchStream(json.dumps(scripted_events()[0]).encode()))
+    task = asyncio.ensure_future(_drive(steps))
+    await asyncio.wait_for(ready(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def _drive(steps: AsyncIterator[None]) -> None:
+    async for _ in steps:
+        pass
+
+
+async def test_stopping_the_worker_during_a_blocked_send_commits_nothing_past_the_batch(tmp_path: Path) -> None:
+    # Cancelled mid-batch, the shutdown's commit would ack the batch's events, outputs unsent.
+    app, _ = router_app(tmp_path)
+    producer = BlockedProducer()
+    with patch.object(type(app), "producer", producer):
+        await _cancel_agent_when(app, producer.waiting.wait)
+    with pytest.raises(DeliveryFailed, match="CancelledError"):
+        app.delivery_guard.raise_if_failed()
+
+
+async def test_stopping_the_worker_between_batches_leaves_the_commit_alone(tmp_path: Path) -> None:
+    app, _ = router_app(tmp_path)
+    producer = FakeProducer()
+
+    async def batch_sent() -> None:
+        while not producer.sent:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the loop is back in take_events, waiting for the next batch
+
+    with patch.object(type(app), "producer", producer):
+        await _cancel_agent_when(app, batch_sent)
+    app.delivery_guard.raise_if_failed()
