@@ -22,7 +22,7 @@ from referral_bus.topics.catalog import ALERT_STATES, POLICE_ALERTS
 
 from .alerts_helpers import publish, report, states, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
 
 #: The alerts worker's request timeout here (its session timeout may not exceed it).
 REQUEST_TIMEOUT_MS = 4000
