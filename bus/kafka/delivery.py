@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 
 class DeliveryFailed(RuntimeError):
@@ -25,8 +25,9 @@ class DeliveryGuard:
         self._failure: DeliveryFailed | None = None
 
     def track(self, future: Awaitable[Any]) -> None:
-        """Watch a send's future (faust types them as awaitables; they are futures)."""
-        self._pending.append(asyncio.ensure_future(future))
+        """Watch a send's future (faust types them as awaitables; they are futures). On the
+        router's per-message path: no conversion, just the append."""
+        self._pending.append(cast("asyncio.Future[Any]", future))
 
     def trip(self, reason: BaseException) -> None:
         """Fail for good: `reason` stopped outputs from being sent (a send raised, the agent crashed)."""

@@ -279,8 +279,12 @@ def closes_with_case(state: TrackedState, case: CaseChange) -> bool:
     does not depend on the order in which the topics are read."""
     if case_of(state) != case.case_id or state.status in FINAL or is_matched_clue(state):
         return False
-    return not outlives_resolution(state.event_id, state.raised_at, (case.event_id, *case.grouped_reports),
-                                   case.resolved_at)
+    return not _outlives(state, case)
+
+
+def _outlives(state: TrackedState, case: CaseChange) -> bool:
+    return outlives_resolution(state.event_id, state.raised_at, (case.event_id, *case.grouped_reports),
+                               case.resolved_at)
 
 
 def outlives_resolution(event_id: uuid.UUID, raised_at: dt.datetime, case_reports: Collection[uuid.UUID],
@@ -306,8 +310,7 @@ def ungroup(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedSt
     deadline (re-sent and escalated like any alert). None for any other state."""
     if state.kind != "alert" or state.status != "grouped" or case_of(state) != case.case_id:
         return None
-    if not outlives_resolution(state.event_id, state.raised_at, (case.event_id, *case.grouped_reports),
-                               case.resolved_at):
+    if not _outlives(state, case):
         return None
     entry = HistoryEntry(at=at, what="ungrouped", ref=f"case:{case.case_id}",
                          detail="raised after the case was resolved")
@@ -318,8 +321,12 @@ def ungroup(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedSt
 def is_matched_clue(state: TrackedState) -> bool:
     """A clue's referral grouped under a case only because the clue's descriptors fit the case (the
     clue itself names no case, or another one): a match that may be wrong."""
-    own = referral_case(state.referral) if state.referral is not None else None
-    return state.kind == "referral" and state.grouped and own != state.case_id
+    return state.kind == "referral" and state.grouped and _own_case(state) != state.case_id
+
+
+def _own_case(state: TrackedState) -> uuid.UUID | None:
+    """The case a referral's own event names (before any grouping)."""
+    return referral_case(state.referral) if state.referral is not None else None
 
 
 def release(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedState | None:
@@ -328,10 +335,10 @@ def release(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedSt
     its own clue, open for its agency to answer. None for any other state."""
     if state.status in FINAL or not is_matched_clue(state) or state.case_id != case.case_id:
         return None
-    own = referral_case(state.referral) if state.referral is not None else None
     entry = HistoryEntry(at=at, what="released", ref=f"case:{case.case_id}",
                          detail="the case was resolved; the clue stands on its own")
-    return state.model_copy(update={"case_id": own, "grouped": False, "history": (*state.history, entry)})
+    return state.model_copy(update={"case_id": _own_case(state), "grouped": False,
+                                    "history": (*state.history, entry)})
 
 
 def close(state: TrackedState, at: dt.datetime, resolution: uuid.UUID) -> Outcome:
