@@ -7,7 +7,10 @@ Both run in one go on a fresh local broker, over the same events:
       the commit of the last event, so the consumer-group join is not counted. Its referrals are
       counted afterwards, untimed: a consumer reading them while the router runs would take CPU
       from it (two cores here) that the raw pass does not pay.
-The last line printed is one JSON object: raw_msgs_per_s, router_msgs_per_s, ratio (router/raw).
+Each pass also reports the CPU time its process and the broker used per event: on a shared,
+noisy machine the throughput of both passes moves with the neighbours, the work per event less.
+The last line printed is one JSON object: raw_msgs_per_s, router_msgs_per_s, ratio (router/raw),
+and the CPU milliseconds per event of each pass.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -77,9 +80,32 @@ async def count_output(kafka: KafkaSettings, topics: list[str], expected: int) -
         await consumer.stop()
 
 
-async def wait_for_commits(kafka: KafkaSettings, group: str, topic: str, n: int) -> tuple[float, float, int]:
-    """Poll `group`'s committed offsets on `topic` until all `n` events are committed:
-    (time of the first commit seen, time of the last, events the first commit covered)."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Span:
+    """A timed stretch of a pass: wall seconds, events covered, CPU seconds of the pass's process
+    and of the broker."""
+
+    wall: float
+    events: int
+    cpu: float
+    broker_cpu: float
+
+    def figures(self) -> str:
+        return (f"{self.events / self.wall:,.0f} msg/s; CPU per event: {1000 * self.cpu / self.events:.2f} ms"
+                f" ({100 * self.cpu / self.wall:.0f}% of a core), broker {1000 * self.broker_cpu / self.events:.2f} ms"
+                f" ({100 * self.broker_cpu / self.wall:.0f}%)")
+
+
+async def wait_for_commits(kafka: KafkaSettings, group: str, topic: str, n: int, pids: tuple[int, int]) -> Span:
+    """Poll `group`'s committed offsets on `topic` until all `n` events are committed, timing from
+    the first commit seen (the events it covers are not counted) to the last; `pids` are the
+    router's and the broker's processes, whose CPU time over that span is measured."""
     probe = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=group,
                              enable_auto_commit=False)
     await probe.start()
@@ -92,18 +118,19 @@ async def wait_for_commits(kafka: KafkaSettings, group: str, topic: str, n: int)
             done = sum([await probe.committed(tp) or 0 for tp in parts])
             now = time.perf_counter()
             if done and not first:
-                first, first_done = now, done
+                first, first_done, first_cpu = now, done, [cpu_seconds(p) for p in pids]
             if done >= n:
                 # The first commit already covers `first_done` events: time the rest.
-                return first, now, first_done
+                cpu, broker_cpu = (cpu_seconds(p) - c for p, c in zip(pids, first_cpu, strict=True))
+                return Span(now - first, n - first_done, cpu, broker_cpu)
             await asyncio.sleep(0.05)
         raise RuntimeError(f"router committed {done}/{n} events")
     finally:
         await probe.stop()
 
 
-async def raw_pass(kafka: KafkaSettings, topic: str, n: int, router: Router) -> float:
-    """Consume -> route -> produce with plain aiokafka; returns messages per second."""
+async def raw_pass(kafka: KafkaSettings, topic: str, n: int, router: Router, broker_pid: int) -> Span:
+    """Consume -> route -> produce with plain aiokafka, timed from its first fetched batch."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers, group_id="bench-raw",
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 fetch_max_wait_ms=kafka.fetch_max_wait_ms, max_poll_records=2000)
@@ -117,7 +144,7 @@ async def raw_pass(kafka: KafkaSettings, topic: str, n: int, router: Router) -> 
         while done < n:
             batches = await consumer.getmany(timeout_ms=500, max_records=2000)
             if batches and not started:
-                started = time.perf_counter()
+                started, cpu, broker_cpu = time.perf_counter(), time.process_time(), cpu_seconds(broker_pid)
             futures = []
             for records in batches.values():
                 for rec in records:
@@ -128,7 +155,8 @@ async def raw_pass(kafka: KafkaSettings, topic: str, n: int, router: Router) -> 
             if futures:
                 await asyncio.gather(*futures)
                 await consumer.commit()
-        return n / (time.perf_counter() - started)
+        return Span(time.perf_counter() - started, n, time.process_time() - cpu,
+                    cpu_seconds(broker_pid) - broker_cpu)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -138,19 +166,20 @@ def raw_topic(name: str) -> str:
     return f"bench.raw.{name}"
 
 
-def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: list[str], logdir: Path) -> float:
+def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: list[str], logdir: Path,
+                broker_pid: int) -> Span:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
            "REFERRAL_BUS_STATE_DIR": str(logdir / "state"), "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
     log = open(logdir / "router.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "referral_bus.cli", "router"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
     try:
-        first, last, first_done = asyncio.run(
-            wait_for_commits(kafka, RouterSettings().app_name, EVENTS.name, n))
+        span = asyncio.run(
+            wait_for_commits(kafka, RouterSettings().app_name, EVENTS.name, n, (proc.pid, broker_pid)))
         produced = asyncio.run(count_output(kafka, out_topics, expected_out))
         if produced < expected_out:
             raise RuntimeError(f"router produced {produced}/{expected_out} referrals")
-        return (n - first_done) / (last - first) if last > first else float("inf")
+        return span
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -181,14 +210,18 @@ def main() -> None:
         raw_out = [replace(t, name=raw_topic(t.name)) for t in all_topics()]
         asyncio.run(create_topics(kafka, (*all_topics(), raw_in, *raw_out)))
         asyncio.run(fill(kafka, raw_in.name, payloads))
-        raw = asyncio.run(raw_pass(kafka, raw_in.name, args.events, router))
-        print(f"raw aiokafka consume->route->produce: {raw:,.0f} msg/s over {args.events:,} events")
+        assert broker.process is not None
+        raw = asyncio.run(raw_pass(kafka, raw_in.name, args.events, router, broker.process.pid))
+        print(f"raw aiokafka consume->route->produce: {raw.figures()}")
         asyncio.run(fill(kafka, EVENTS.name, payloads))
         out_topics = [t.name for t in all_topics() if t.name.startswith("referrals.")]
-        routed = router_pass(kafka, args.events, expected_out, out_topics, args.logdir)
-        print(f"router service (faust):               {routed:,.0f} msg/s over {args.events:,} events")
-    print(json.dumps({"raw_msgs_per_s": round(raw), "router_msgs_per_s": round(routed),
-                      "ratio": round(routed / raw, 3), "events": args.events}))
+        routed = router_pass(kafka, args.events, expected_out, out_topics, args.logdir, broker.process.pid)
+        print(f"router service (faust):               {routed.figures()}")
+    raw_rate, router_rate = raw.events / raw.wall, routed.events / routed.wall
+    print(json.dumps({"raw_msgs_per_s": round(raw_rate), "router_msgs_per_s": round(router_rate),
+                      "ratio": round(router_rate / raw_rate, 3), "events": args.events,
+                      "raw_cpu_ms_per_event": round(1000 * raw.cpu / raw.events, 3),
+                      "router_cpu_ms_per_event": round(1000 * routed.cpu / routed.events, 3)}))
 
 
 def _broker(args: argparse.Namespace):  # type: ignore[no-untyped-def]

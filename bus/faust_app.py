@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import faust
+from mode import ServiceT
 
 from referral_bus.kafka.clients import PRODUCER_LINGER_MS, PRODUCER_MAX_BATCH_BYTES
 from referral_bus.kafka.delivery import DeliveryGuard
@@ -21,6 +23,14 @@ class BusApp(faust.App):
 
     fetch_max_wait_ms: int = 10
     delivery_guard: DeliveryGuard
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        services = super().on_init_dependencies()
+        # faust's Monitor keeps in-process statistics for faust's web views, which are off:
+        # the services export their own Prometheus metrics. As a sensor it runs four times per
+        # event. It stays the app's `monitor` (faust's consumer reports end offsets to it).
+        self.sensors.remove(self.monitor)
+        return services
 
 
 def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> BusApp:

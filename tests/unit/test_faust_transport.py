@@ -1,8 +1,15 @@
-"""The `tuned://` faust transport: the worker consumer uses the bus's fetch wait, not faust's 1500 ms."""
+"""The `tuned://` faust transport: the worker consumer uses the bus's fetch wait, not faust's 1500 ms,
+and hands fetched records to the streams a batch at a time."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
 
 from referral_bus.faust_app import make_app
 from referral_bus.kafka.faust_transport import ConsumerThread, Transport
@@ -21,3 +28,47 @@ async def test_the_worker_consumer_waits_only_as_long_as_configured(tmp_path: Pa
         assert aiokafka_consumer._fetch_max_wait_ms == 7
     finally:
         await aiokafka_consumer.stop()
+
+
+def _fetched(tp: TP, offsets: Iterable[int]) -> list[tuple[TP, Any]]:
+    return [(tp, SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o)) for o in offsets]
+
+
+async def test_a_fetched_batch_reaches_the_streams_in_order_and_is_marked_read(tmp_path: Path) -> None:
+    consumer = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path).consumer
+    a, b = TP("events", 0), TP("events", 1)
+    delivered: list[tuple[int, int]] = []
+
+    async def to_streams(message: Any) -> None:
+        delivered.append((message.partition, message.offset))
+
+    consumer.callback = to_streams
+    consumer._read_offset[b] = 8  # partition 1 was read up to offset 8 before
+    await consumer._deliver(_fetched(a, range(250)) + _fetched(b, [6, 7, 8, 9]))
+    assert delivered == [(0, o) for o in range(250)] + [(1, 8), (1, 9)]
+    assert (consumer._read_offset[a], consumer._read_offset[b]) == (249, 9)
+
+
+async def test_a_rebalance_during_a_batch_leaves_the_rest_of_it_undelivered_and_unread(tmp_path: Path) -> None:
+    consumer = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path).consumer
+    tp = TP("events", 0)
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+    delivered: list[int] = []
+
+    async def one_batch(timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        for record in _fetched(tp, range(10)):
+            yield record
+        fetcher._stopped.set()
+
+    async def to_streams(message: Any) -> None:
+        delivered.append(message.offset)
+        if message.offset == 3:
+            consumer.stop_flow()  # a rebalance begins while this record waits for room in a stream
+            await asyncio.Event().wait()
+
+    consumer.callback = to_streams
+    consumer.getmany = one_batch  # type: ignore[method-assign]
+    await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)
+    assert delivered == [0, 1, 2, 3]
+    # Records 3-9 are not marked read: after the rebalance they are fetched again from the commit.
+    assert consumer._read_offset[tp] == 2
