@@ -28,8 +28,11 @@ class BusApp(faust.App):
         services = super().on_init_dependencies()
         # faust's Monitor keeps in-process statistics for faust's web views, which are off:
         # the services export their own Prometheus metrics. As a sensor it runs four times per
-        # event. It stays the app's `monitor` (faust's consumer reports end offsets to it).
+        # event. It stays the app's `monitor` (faust's consumer reports end offsets to it); in
+        # its place a sensor that records nothing, since faust warns at every rebalance that no
+        # sensor recorded it.
         self.sensors.remove(self.monitor)
+        self.sensors.add(faust.Sensor())
         return services
 
 

@@ -1,11 +1,13 @@
 """The router on a real broker: referrals reach agency topics, bad input reaches the dead-letter topic,
-and a router killed mid-stream loses nothing."""
+a router killed mid-stream loses nothing, and neither do routers scaled out and in mid-stream."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import threading
+import time
 import uuid
 from collections import Counter
 
@@ -13,13 +15,14 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from referral_bus.demo_events import INVALID_EVENT, scripted_events
+from referral_bus.kafka.clients import producer
 from referral_bus.kafka.reader import read_all
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook, route
 from referral_bus.schemas.events import Event, parse_event_obj
 from referral_bus.schemas.referrals import DeadLetter, Referral
 from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import DEAD_LETTERS, referral_topic_name
+from referral_bus.topics.catalog import DEAD_LETTERS, EVENTS, referral_topic_name
 
 from .conftest import publish, wait_for
 
@@ -91,3 +94,48 @@ def test_router_killed_mid_stream_loses_nothing_and_receivers_see_each_referral_
         shown = [json.loads(line)["referral_id"] for line in tail.log.splitlines() if line.startswith("{")]
         want = sorted(str(r) for r, ref in expected.items() if ref.agency == agency)
         assert sorted(shown) == want, f"{agency}: tail showed {len(shown)} lines for {len(want)} referrals"
+
+
+def test_a_second_router_joining_and_the_first_dying_mid_stream_lose_no_event(kafka, spawn) -> None:
+    """Scaled out and back in while reports keep coming: two rebalances hand the inbound
+    partitions over mid-stream (the first while its router is busy), and every referral arrives."""
+    events = [parse_event_obj(e) for _ in range(600) for e in scripted_events()]
+    expected = expected_referrals(events)
+    agencies = {r.agency for r in expected.values()}
+    payloads = [e.model_dump_json().encode() for e in events]
+    first = spawn("router")
+    publish(kafka, payloads[:50])
+    wait_for(lambda: read_referrals(kafka, agencies), 60, "the first router's referrals")
+
+    # 75 reports/s for 40 s: the second router joins the group in the first ~10 s and both
+    # route for a while; the first is killed 25 s in, and the rest only the second can route.
+    reporting = threading.Thread(target=publish_steadily, args=(kafka, payloads[50:], 75.0))
+    reporting.start()
+    spawn("router")
+    time.sleep(25)
+    first.kill()
+    reporting.join()
+
+    def routed() -> set[uuid.UUID]:
+        return {Referral.model_validate_json(r.value or b"").referral_id for r in read_referrals(kafka, agencies)}
+
+    wait_for(lambda: set(expected) <= routed(), 120, "every referral after the hand-overs")
+    assert routed() == set(expected), "a referral nobody expected appeared"
+
+
+def publish_steadily(kafka: KafkaSettings, payloads: list[bytes], per_second: float) -> None:
+    """Publish one report at a time at a steady rate, as agencies' clients do."""
+
+    async def go() -> None:
+        p = producer(kafka)
+        await p.start()
+        try:
+            start = time.monotonic()
+            for i, value in enumerate(payloads):
+                await asyncio.sleep(max(0.0, start + i / per_second - time.monotonic()))
+                await p.send(EVENTS.name, value, key=uuid.uuid4().bytes)
+            await p.flush()
+        finally:
+            await p.stop()
+
+    asyncio.run(go())

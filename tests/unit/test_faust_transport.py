@@ -4,11 +4,13 @@ and hands fetched records to the streams a batch at a time."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.types import TP
 
 from referral_bus.faust_app import make_app
@@ -72,3 +74,14 @@ async def test_a_rebalance_during_a_batch_leaves_the_rest_of_it_undelivered_and_
     assert delivered == [0, 1, 2, 3]
     # Records 3-9 are not marked read: after the rebalance they are fetched again from the commit.
     assert consumer._read_offset[tp] == 2
+
+
+def test_faust_monitor_is_not_run_per_event_and_rebalances_log_no_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
+    list(app.on_init_dependencies())
+    assert app.monitor not in set(app.sensors)
+    app.on_rebalance_start()
+    app.on_rebalance_return()
+    app.on_rebalance_end()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
