@@ -96,8 +96,16 @@ class Span:
     cpu: float
     broker_cpu: float
 
+    @property
+    def rate(self) -> float:
+        return self.events / self.wall
+
+    @property
+    def cpu_ms_per_event(self) -> float:
+        return 1000 * self.cpu / self.events
+
     def figures(self) -> str:
-        return (f"{self.events / self.wall:,.0f} msg/s; CPU per event: {1000 * self.cpu / self.events:.2f} ms"
+        return (f"{self.rate:,.0f} msg/s; CPU per event: {self.cpu_ms_per_event:.2f} ms"
                 f" ({100 * self.cpu / self.wall:.0f}% of a core), broker {1000 * self.broker_cpu / self.events:.2f} ms"
                 f" ({100 * self.broker_cpu / self.wall:.0f}%)")
 
@@ -217,11 +225,10 @@ def main() -> None:
         out_topics = [t.name for t in all_topics() if t.name.startswith("referrals.")]
         routed = router_pass(kafka, args.events, expected_out, out_topics, args.logdir, broker.process.pid)
         print(f"router service (faust):               {routed.figures()}")
-    raw_rate, router_rate = raw.events / raw.wall, routed.events / routed.wall
-    print(json.dumps({"raw_msgs_per_s": round(raw_rate), "router_msgs_per_s": round(router_rate),
-                      "ratio": round(router_rate / raw_rate, 3), "events": args.events,
-                      "raw_cpu_ms_per_event": round(1000 * raw.cpu / raw.events, 3),
-                      "router_cpu_ms_per_event": round(1000 * routed.cpu / routed.events, 3)}))
+    print(json.dumps({"raw_msgs_per_s": round(raw.rate), "router_msgs_per_s": round(routed.rate),
+                      "ratio": round(routed.rate / raw.rate, 3), "events": args.events,
+                      "raw_cpu_ms_per_event": round(raw.cpu_ms_per_event, 3),
+                      "router_cpu_ms_per_event": round(routed.cpu_ms_per_event, 3)}))
 
 
 def _broker(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -109,14 +109,19 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def publish(kafka: KafkaSettings, payloads: list[bytes], topic: str = EVENTS.name) -> None:
-    """Produce raw event payloads (acks=all) as a reporting agency's Kafka client would."""
+def publish(kafka: KafkaSettings, payloads: list[bytes], topic: str = EVENTS.name,
+            per_second: float | None = None) -> None:
+    """Produce raw event payloads (acks=all) as a reporting agency's Kafka client would: all at
+    once, or one at a time at a steady rate of `per_second`."""
 
     async def go() -> None:
         p = producer(kafka)
         await p.start()
         try:
+            start = time.monotonic()
             for i, value in enumerate(payloads):
+                if per_second:
+                    await asyncio.sleep(max(0.0, start + i / per_second - time.monotonic()))
                 await p.send(topic, value, key=str(i).encode())
             await p.flush()
         finally:

@@ -15,14 +15,13 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from referral_bus.demo_events import INVALID_EVENT, scripted_events
-from referral_bus.kafka.clients import producer
 from referral_bus.kafka.reader import read_all
 from referral_bus.rules.deadlines import Deadlines
 from referral_bus.rules.engine import load_rulebook, route
 from referral_bus.schemas.events import Event, parse_event_obj
 from referral_bus.schemas.referrals import DeadLetter, Referral
 from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import DEAD_LETTERS, EVENTS, referral_topic_name
+from referral_bus.topics.catalog import DEAD_LETTERS, referral_topic_name
 
 from .conftest import publish, wait_for
 
@@ -109,7 +108,7 @@ def test_a_second_router_joining_and_the_first_dying_mid_stream_lose_no_event(ka
 
     # 75 reports/s for 40 s: the second router joins the group in the first ~10 s and both
     # route for a while; the first is killed 25 s in, and the rest only the second can route.
-    reporting = threading.Thread(target=publish_steadily, args=(kafka, payloads[50:], 75.0))
+    reporting = threading.Thread(target=publish, args=(kafka, payloads[50:]), kwargs={"per_second": 75.0})
     reporting.start()
     spawn("router")
     time.sleep(25)
@@ -121,21 +120,3 @@ def test_a_second_router_joining_and_the_first_dying_mid_stream_lose_no_event(ka
 
     wait_for(lambda: set(expected) <= routed(), 120, "every referral after the hand-overs")
     assert routed() == set(expected), "a referral nobody expected appeared"
-
-
-def publish_steadily(kafka: KafkaSettings, payloads: list[bytes], per_second: float) -> None:
-    """Publish one report at a time at a steady rate, as agencies' clients do."""
-
-    async def go() -> None:
-        p = producer(kafka)
-        await p.start()
-        try:
-            start = time.monotonic()
-            for i, value in enumerate(payloads):
-                await asyncio.sleep(max(0.0, start + i / per_second - time.monotonic()))
-                await p.send(EVENTS.name, value, key=uuid.uuid4().bytes)
-            await p.flush()
-        finally:
-            await p.stop()
-
-    asyncio.run(go())
