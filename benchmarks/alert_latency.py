@@ -1,6 +1,6 @@
 """Missing-child report -> police alert latency, on the local broker, beside a raw baseline.
 
-In one run on a fresh local broker (or KAFKA_BOOTSTRAP_SERVERS):
+In one run, each pass on a fresh local broker of its own (or both on KAFKA_BOOTSTRAP_SERVERS):
   (a) baseline: raw aiokafka produce -> consume on a benchmark topic at the same steady rate;
   (b) alerts: reports published on the inbound topic at a steady rate (default 500/s for 60 s),
       routed by the `referral-bus router` worker (a subprocess, `tuned://` transport), each
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,39 @@ async def wait_for_router(kafka: KafkaSettings, timeout: float = 120) -> None:
         await consumer.stop()
 
 
+@contextlib.contextmanager
+def broker_for_pass(external: str) -> Iterator[KafkaSettings]:
+    """The broker a pass runs on: `external` if set, else a local broker of its own, started empty.
+
+    The local broker's memory storage slows down as it fills, so a pass run second on a shared
+    one would pay for the first one's data.
+    """
+    if external:
+        yield KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=external)
+        return
+    broker = LocalBroker().start()
+    try:
+        yield KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+    finally:
+        broker.stop()
+
+
+@contextlib.contextmanager
+def router_worker(kafka: KafkaSettings) -> Iterator[None]:
+    """The `referral-bus router` worker (a subprocess, `tuned://` transport) while the block runs."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+           "REFERRAL_BUS_STATE_DIR": tempfile.mkdtemp(prefix="alert-latency-"),
+           "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
+    router = subprocess.Popen([CLI, "router"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        yield
+    finally:
+        if router.poll() is None:
+            os.killpg(router.pid, signal.SIGTERM)
+            router.wait(20)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds of steady load (default 60).")
@@ -171,38 +206,23 @@ def main() -> None:
                         help="Seconds of baseline load (default: same as --duration).")
     args = parser.parse_args()
 
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-    if not bootstrap:
-        broker = LocalBroker().start()
-        bootstrap = broker.bootstrap
-    kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap)
-    state = tempfile.mkdtemp(prefix="alert-latency-")
-    router = None
-    try:
-        asyncio.run(create_topics(kafka, (*all_topics(), BENCHMARK_BASELINE)))
-        counter = iter(range(10**9))
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    counter = iter(range(10**9))
 
-        def baseline_message(i: int) -> tuple[str, bytes]:
-            key = f"b{next(counter)}"
-            return key, json.dumps({"event_id": key, "pad": "x" * 500}).encode()
+    def baseline_message(i: int) -> tuple[str, bytes]:
+        key = f"b{next(counter)}"
+        return key, json.dumps({"event_id": key, "pad": "x" * 500}).encode()
 
+    with broker_for_pass(external) as kafka:
+        asyncio.run(create_topics(kafka, (BENCHMARK_BASELINE,)))
         base, base_n = asyncio.run(measure(
             kafka, BENCHMARK_BASELINE.name, BENCHMARK_BASELINE.name, args.rate,
             args.baseline_duration or args.duration, baseline_message, lambda v: json.loads(v)["event_id"]))
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REFERRAL_BUS_STATE_DIR": state,
-               "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
-        router = subprocess.Popen([CLI, "router"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+    with broker_for_pass(external) as kafka, router_worker(kafka):
+        asyncio.run(create_topics(kafka, all_topics()))
         asyncio.run(wait_for_router(kafka))
         lat, n = asyncio.run(measure(kafka, EVENTS.name, POLICE_ALERTS.name, args.rate, args.duration,
                                      report, _alert_event_id))
-    finally:
-        if router is not None and router.poll() is None:
-            os.killpg(router.pid, signal.SIGTERM)
-            router.wait(20)
-        if broker is not None:
-            broker.stop()
     alert_ms, base_ms = [ms for _, ms in lat], [ms for _, ms in base]
     # Per-window p99s show what the totals hide: the local broker's memory storage slows down as
     # a topic fills (measured: p50 5 ms on a fresh topic, 33 ms on the same topic 15,000 records

@@ -1,7 +1,8 @@
 """Router throughput: the faust router service against raw aiokafka doing the same work.
 
-Both run in one go on a fresh local broker, over the same events:
-  (a) raw: aiokafka consume -> parse/validate -> route -> produce, in one process;
+They run in one go, each pass on a fresh local broker of its own, over the same events:
+  (a) raw: aiokafka consume -> parse/validate -> route -> produce, in one process; run before
+      and after (b), and taken together, so that a drift of the machine's speed cancels out;
   (b) router: the `referral-bus router` worker (a subprocess), timed by the offsets it commits
       (faust commits only after the producer has flushed what it sent): from its first commit to
       the commit of the last event, so the consumer-group join is not counted. Its referrals are
@@ -9,8 +10,8 @@ Both run in one go on a fresh local broker, over the same events:
       from it (two cores here) that the raw pass does not pay.
 Each pass also reports the CPU time its process and the broker used per event: on a shared,
 noisy machine the throughput of both passes moves with the neighbours, the work per event less.
-The last line printed is one JSON object: raw_msgs_per_s, router_msgs_per_s, ratio (router/raw),
-and the CPU milliseconds per event of each pass.
+The last line printed is one JSON object: raw_msgs_per_s (both raw passes together),
+router_msgs_per_s, ratio (router/raw), each raw pass's rate, and the CPU milliseconds per event.
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ class Span:
     @property
     def cpu_ms_per_event(self) -> float:
         return 1000 * self.cpu / self.events
+
+    def __add__(self, other: Span) -> Span:
+        return Span(self.wall + other.wall, self.events + other.events, self.cpu + other.cpu,
+                    self.broker_cpu + other.broker_cpu)
 
     def figures(self) -> str:
         return (f"{self.rate:,.0f} msg/s; CPU per event: {self.cpu_ms_per_event:.2f} ms"
@@ -210,31 +215,48 @@ def main() -> None:
     for p in payloads:
         outcome = router.handle(p, Position("x", 0, 0))
         expected_out += len(outcome.referrals) if isinstance(outcome, Routed) else 0
-    with _broker(args) as broker:
+    # Each pass on a broker of its own, started empty: the local broker's memory storage slows
+    # down as it fills, and a pass run second on a shared one paid for the first one's data.
+    # The raw pass runs before and after the router, and the router is compared with both
+    # together: the machine's speed drifts over minutes, and the bracket cancels a steady drift.
+    raw_before = run_raw(args, "raw-before", payloads, router)
+    print(f"raw aiokafka consume->route->produce: {raw_before.figures()}")
+    with _broker(args, "router") as broker:
         kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
-        raw_in = TopicSpec("bench.raw.in", "Event", "event_id", EVENTS.partitions, 3_600_000)
-        # The raw pass writes to a copy of each topic the router writes to: the local broker slows
-        # down as a topic fills, so both passes must spread their output over the same topics.
-        raw_out = [replace(t, name=raw_topic(t.name)) for t in all_topics()]
-        asyncio.run(create_topics(kafka, (*all_topics(), raw_in, *raw_out)))
-        asyncio.run(fill(kafka, raw_in.name, payloads))
-        assert broker.process is not None
-        raw = asyncio.run(raw_pass(kafka, raw_in.name, args.events, router, broker.process.pid))
-        print(f"raw aiokafka consume->route->produce: {raw.figures()}")
+        asyncio.run(create_topics(kafka, all_topics()))
         asyncio.run(fill(kafka, EVENTS.name, payloads))
+        assert broker.process is not None
         out_topics = [t.name for t in all_topics() if t.name.startswith("referrals.")]
         routed = router_pass(kafka, args.events, expected_out, out_topics, args.logdir, broker.process.pid)
         print(f"router service (faust):               {routed.figures()}")
+    raw_after = run_raw(args, "raw-after", payloads, router)
+    print(f"raw aiokafka, again:                  {raw_after.figures()}")
+    raw = raw_before + raw_after
     print(json.dumps({"raw_msgs_per_s": round(raw.rate), "router_msgs_per_s": round(routed.rate),
                       "ratio": round(routed.rate / raw.rate, 3), "events": args.events,
+                      "raw_before_msgs_per_s": round(raw_before.rate), "raw_after_msgs_per_s": round(raw_after.rate),
                       "raw_cpu_ms_per_event": round(raw.cpu_ms_per_event, 3),
                       "router_cpu_ms_per_event": round(routed.cpu_ms_per_event, 3)}))
 
 
-def _broker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def run_raw(args: argparse.Namespace, name: str, payloads: list[bytes], router: Router) -> Span:
+    """The raw pass on a fresh broker of its own, over `payloads`."""
+    raw_in = TopicSpec("bench.raw.in", "Event", "event_id", EVENTS.partitions, 3_600_000)
+    # A copy of each topic the router writes to: both passes spread their output over the same
+    # number of topics and partitions.
+    raw_out = [replace(t, name=raw_topic(t.name)) for t in all_topics()]
+    with _broker(args, name) as broker:
+        kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+        asyncio.run(create_topics(kafka, (raw_in, *raw_out)))
+        asyncio.run(fill(kafka, raw_in.name, payloads))
+        assert broker.process is not None
+        return asyncio.run(raw_pass(kafka, raw_in.name, len(payloads), router, broker.process.pid))
+
+
+def _broker(args: argparse.Namespace, name: str):  # type: ignore[no-untyped-def]
     from referral_bus.local_broker import local_broker
 
-    return local_broker(args.logdir / "tansu.log")
+    return local_broker(args.logdir / f"tansu-{name}.log")
 
 
 if __name__ == "__main__":
