@@ -40,6 +40,10 @@ class Agency(_Frozen):
 class EventKind(_Frozen):
     kind: str
     description: str
+    #: False for a kind that assigns no duty of its own but acts on a case the bus already holds
+    #: (`case_resolved` closes the case and stops its pages): the router refers it to no agency,
+    #: and a rule pack may not route it.
+    routed: bool = True
 
 
 class ReporterRole(_Frozen):

@@ -472,8 +472,11 @@ def _sort_key(r: Referral) -> tuple[int, str, str]:
 
 def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:
     """Every referral the plans require for `event`: pure, synchronous, deterministic order
-    (lead before cooperating, then agency, then rule id). Never empty: an event no rule
-    covers yields one triage referral to the joint-conference office."""
+    (lead before cooperating, then agency, then rule id). An event no rule covers yields one
+    triage referral to the joint-conference office; an event of a kind that only acts on an open
+    case (`routed: false` in the catalog, e.g. `case_resolved`) yields none."""
+    if not catalog().event_kinds[event.kind].routed:
+        return []
     dl = deadlines if deadlines is not None else _default_deadlines()
     day = event.occurred_at.date()
     out: list[Referral] = []

@@ -102,6 +102,8 @@ def render_explanation(expl: Explanation) -> str:
                 out.append(f"      constraint: {text}")
         out.append(f"      cites {_cite(r.citation)}{'  [inferred]' if r.inferred else ''}")
     out.append("referrals:")
+    if not expl.referrals and not expl.unrouted:
+        out.append("  (none: this kind acts on an open case and assigns no duty)")
     if expl.unrouted:
         out.append("  (no rule covered the event: sent for manual triage)")
     for ref in expl.referrals:

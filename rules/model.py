@@ -85,6 +85,8 @@ class When(_Strict):
         for k in self.kind:
             if k not in kinds:
                 raise ValueError(f"unknown event kind {k!r}")
+            if not kinds[k].routed:
+                raise ValueError(f"event kind {k!r} acts on an open case and assigns no duty: no rule routes it")
         if len(set(self.kind)) != len(self.kind):
             raise ValueError("duplicate event kind in when.kind")
         return self

@@ -129,6 +129,16 @@ def test_uncovered_event_goes_to_triage(mini: RuleBook, event: Any) -> None:
     assert is_unrouted(r) and is_triage(r)
 
 
+def test_a_case_resolution_is_referred_to_no_agency_not_even_triage(book: RuleBook, event: Any) -> None:
+    # The police's resolution closes the case and stops its pages (the alerts service reads it
+    # from the inbound topic); a triage referral for each one would only be noise for the office.
+    resolution = event("case_resolved", "xian")
+    assert route(resolution, book) == []
+    explained = explain(resolution, book)
+    assert not explained.referrals and not explained.unrouted
+    assert "acts on an open case" in render_explanation(explained)
+
+
 def test_abolished_agencies_map_to_successors(mini: RuleBook, event: Any) -> None:
     refs = route(event("pregnancy_followup_info", "xx_city"), mini)
     assert [(r.role, r.agency) for r in refs] == [("lead", "health"),

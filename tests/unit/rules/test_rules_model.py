@@ -60,6 +60,8 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown op", cond(field="person.sex", op="like", value="f"), "Input should be 'eq'"),
     ("unknown event kind", with_rule(when={"kind": "alien_found"}),
      "unknown event kind 'alien_found'"),
+    ("a kind that only acts on a case", with_rule(when={"kind": "case_resolved"}),
+     "event kind 'case_resolved' acts on an open case and assigns no duty: no rule routes it"),
     ("duplicate kind", with_rule(when={"kind": ["abandoned_infant_found"] * 2}),
      "duplicate event kind in when.kind"),
     ("unknown lead agency", with_rule(lead=["space_force"]),
