@@ -1,8 +1,10 @@
 """Delivery guard: never commit an input offset whose outputs failed to reach the broker.
 
 Sends are not awaited one by one (that would cost a broker round trip per referral); their
-futures are tracked here instead. faust flushes the producer before it commits offsets, and
-the bus's faust consumer (`bus/kafka/faust_transport.py`) asks this guard before each commit.
+futures are tracked here instead, by the producer of the bus's faust transport
+(`bus/kafka/faust_transport.py`), which every send of a worker passes, table changelogs included.
+faust flushes the producer before it commits offsets, and the transport's consumer asks this
+guard before each commit.
 Once a delivery has failed, or an agent stopped before sending all its outputs (`trip`), the
 guard stays failed: no later commit of the process passes it, and the consumer crashes the
 worker, which exits non-zero; the uncommitted input is routed again when it is restarted.
@@ -25,8 +27,8 @@ class DeliveryGuard:
         self._failure: DeliveryFailed | None = None
 
     def track(self, future: Awaitable[Any]) -> None:
-        """Watch a send's future (faust types them as awaitables; they are futures). On the
-        router's per-message path: no conversion, just the append."""
+        """Watch a send's future (faust types them as awaitables; they are futures). On every
+        send's path: no conversion, just the append."""
         self._pending.append(cast("asyncio.Future[Any]", future))
 
     def trip(self, reason: BaseException) -> None:
@@ -38,8 +40,8 @@ class DeliveryGuard:
     async def settle(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for the tracked deliveries to finish.
 
-        Called after faust's producer flush: the broker has answered by then, but a delivery
-        tracked through faust (a table's changelog write) learns it one callback later.
+        Called after faust's producer flush, when the broker has answered the sends the flush
+        covered; a send made meanwhile by another task may still be in flight.
         """
         pending = [fut for fut in self._pending if not fut.done()]
         if pending:

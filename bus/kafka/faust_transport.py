@@ -5,7 +5,7 @@ Tansu broker answers a fetch only when that wait expires, so every faust hop wou
 1.5 s. faust looks transports up by URL scheme (entry point group `faust.transports`); this one
 is registered as `tuned://` in pyproject.toml. Its consumer also holds records fetched during a
 rebalance, hands fetched records to the streams a batch at a time, and refuses to commit past a
-failed delivery (each method says why).
+failed delivery, which its producer reports (each method says why).
 """
 
 from __future__ import annotations
@@ -155,8 +155,33 @@ class Consumer(faust_aiokafka.Consumer):
         return bool(await super()._commit(offsets))
 
 
+class Producer(faust_aiokafka.Producer):
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+                   timestamp: float | None, headers: Any, *, transactional_id: str | None = None) -> Any:
+        """faust's send, every delivery of which the app's delivery guard watches.
+
+        Every message a worker produces passes here: an agent's sends, and the writes faust makes
+        in the background (table changelogs), which it hands over when it flushes its buffer
+        before each commit. A send that raises (no room in the buffer within the request
+        timeout, no metadata) fails the guard for good; a delivery the broker does not
+        acknowledge fails it when the consumer checks it before committing.
+        """
+        guard = getattr(self.app, "delivery_guard", None)
+        try:
+            future = await super().send(topic, key, value, partition, timestamp, headers,
+                                        transactional_id=transactional_id)
+        except Exception as exc:
+            if guard is not None:
+                guard.trip(exc)
+            raise
+        if guard is not None:
+            guard.track(future)
+        return future
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    Producer = Producer
 
 
 def fetch_max_wait_ms(app: Any) -> int:

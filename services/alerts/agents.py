@@ -511,16 +511,6 @@ class KeyedTable(faust.Table):  # type: ignore[type-arg]
         # JSON-encode a str key, quotes included).
         self.key_serializer = "raw"
 
-    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
-        # faust sends a table write in the background and only logs a failed one, while the
-        # message that caused it is committed: the write would be missing after a restart. The
-        # delivery guard holds every commit until the write is acknowledged, and fails for good
-        # if it is not.
-        fut = super().send_changelog(*args, **kwargs)
-        app: Any = self.app  # a BusApp (faust types it as its AppT)
-        app.delivery_guard.track(fut)
-        return fut
-
     def partition_for_key(self, key: Any) -> int | None:
         raw = key if isinstance(key, bytes) else str(key).encode()
         return int(murmur2(raw) & 0x7FFFFFFF) % int(self.partitions or 1)

@@ -31,7 +31,7 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
     async def route_events(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         # faust acks a batch's events only when the loop asks for the next batch, and flushes the
         # producer before committing; sends go straight to the producer (no per-send await of the
-        # broker) and the delivery guard stops a commit past a failed one. At-least-once.
+        # broker), whose delivery guard stops a commit past a failed one. At-least-once.
         midway = False  # a batch taken and not all of its outputs handed to the producer yet
         try:
             # faust's StreamT declares no take_events; its Stream, which agents get, has it.
@@ -42,8 +42,7 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
                     message = delivery.message
                     outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
                     for out in outcome.messages:
-                        app.delivery_guard.track(
-                            await app.producer.send(out.topic, out.key, out.value, None, None, None))
+                        await app.producer.send(out.topic, out.key, out.value, None, None, None)
                     tally.observe(outcome, metrics, message.offset)
                 midway = False
                 tally.flush(metrics)

@@ -8,9 +8,12 @@ import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from aiokafka.errors import RequestTimedOutError
+from faust.exceptions import ProducerSendError
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CollectorRegistry
 
 from referral_bus.faust_app import make_app
@@ -85,14 +88,70 @@ def _alerts(tmp_path: Path) -> Alerts:
     return Alerts(make_app("guard-test", NOWHERE, tmp_path), config, AlertsMetrics(CollectorRegistry()))
 
 
-def test_a_table_write_is_guarded_until_the_broker_acknowledges_it(tmp_path: Path) -> None:
+class _Broker:
+    """Stands in for faust's aiokafka producer below the transport's: each send returns a future
+    the test settles (the broker's answer), or raises."""
+
+    def __init__(self, raises: BaseException | None = None) -> None:
+        self.deliveries: list[asyncio.Future[Any]] = []
+        self.raises = raises
+
+    async def send(self, _producer: Any, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        if self.raises is not None:
+            raise self.raises
+        self.deliveries.append(asyncio.get_running_loop().create_future())
+        return self.deliveries[-1]
+
+
+def test_every_send_is_watched_until_the_broker_answers_it(tmp_path: Path) -> None:
+    async def go() -> None:
+        app = make_app("guard-test", NOWHERE, tmp_path)
+        broker = _Broker()
+        with patch.object(faust_aiokafka.Producer, "send", broker.send):
+            await app.producer.send("referrals.police", b"k", b"{}", None, None, None)
+            await app.producer.send("referrals.health", b"k", b"{}", None, None, None)
+        assert app.delivery_guard.pending == 2
+        broker.deliveries[0].set_result(None)
+        broker.deliveries[1].set_exception(RequestTimedOutError())
+        with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
+            app.delivery_guard.raise_if_failed()
+
+    asyncio.run(go())
+
+
+def test_a_send_that_raises_fails_the_guard_for_good(tmp_path: Path) -> None:
+    async def go() -> None:
+        app = make_app("guard-test", NOWHERE, tmp_path)
+        with (patch.object(faust_aiokafka.Producer, "send", _Broker(raises=ProducerSendError("no room")).send),
+              pytest.raises(ProducerSendError)):
+            await app.producer.send("referrals.police", b"k", b"{}", None, None, None)
+        for _ in range(2):
+            with pytest.raises(DeliveryFailed, match="no room"):
+                app.delivery_guard.raise_if_failed()
+
+    asyncio.run(go())
+
+
+def test_a_table_write_is_watched_once_faust_hands_it_to_the_producer(tmp_path: Path) -> None:
+    # faust buffers a table write and sends it in the background, only logging a failure, while
+    # the message that caused it gets committed; it hands every buffered write to the producer
+    # when it flushes, before each commit, and the commit then checks the guard.
     async def go() -> None:
         alerts = _alerts(tmp_path)
-        fut = alerts.tracked.send_changelog(0, "referral-1", b"{}")
-        assert alerts.app.delivery_guard.pending == 1
-        fut.set_exception(RequestTimedOutError())
+        app: Any = alerts.app
+
+        async def started_producer() -> Any:
+            return app.producer
+
+        app.maybe_start_producer = started_producer
+        broker = _Broker()
+        write = alerts.tracked.send_changelog(0, "referral-1", b"{}")
+        with patch.object(faust_aiokafka.Producer, "send", broker.send):
+            await write.message.channel.publish_message(write, wait=False)  # what the flush does
+        assert app.delivery_guard.pending == 1
+        broker.deliveries[0].set_exception(RequestTimedOutError())
         with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
-            alerts.app.delivery_guard.raise_if_failed()
+            app.delivery_guard.raise_if_failed()
 
     asyncio.run(go())
 
