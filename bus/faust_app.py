@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,22 +19,37 @@ from referral_bus.settings import KafkaSettings
 
 
 class BusApp(faust.App):
-    """A faust app that carries the consumer fetch wait for the `tuned://` transport, and the
-    guard its consumer checks before committing offsets."""
+    """A faust app that carries the consumer fetch wait for the `tuned://` transport, the guard
+    its consumer checks before committing offsets, and the topics its consumer hands to their
+    agent a fetched batch at a time (`bus/kafka/batches.py`)."""
 
     fetch_max_wait_ms: int = 10
     delivery_guard: DeliveryGuard
+    #: Topic name -> the channel of the agent reading it in batches (None until the agent starts).
+    batch_readers: dict[str, Any]
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         services = super().on_init_dependencies()
         # faust's Monitor keeps in-process statistics for faust's web views, which are off:
         # the services export their own Prometheus metrics. As a sensor it runs four times per
-        # event. It stays the app's `monitor` (faust's consumer reports end offsets to it); in
-        # its place a sensor that records nothing, since faust warns at every rebalance that no
-        # sensor recorded it.
+        # event. It stays the app's `monitor` (faust's consumer reports end offsets to it, and
+        # its stuck-stream check reads when each partition's stream last took an event); in its
+        # place a sensor that records only that.
         self.sensors.remove(self.monitor)
-        self.sensors.add(faust.Sensor())
+        self.sensors.add(StreamLiveness(self.monitor))
         return services
+
+
+class StreamLiveness(faust.Sensor):
+    """Records when a stream last took an event of each partition, where faust's check for a
+    stuck stream looks (the Monitor's `stream_inbound_time`); nothing else."""
+
+    def __init__(self, monitor: Any) -> None:
+        super().__init__()
+        self.inbound_time: dict[Any, float] = monitor.stream_inbound_time
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        self.inbound_time[tp] = time.monotonic()
 
 
 def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> BusApp:
@@ -71,6 +87,7 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
     )
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
     app.delivery_guard = DeliveryGuard()
+    app.batch_readers = {}
     return app
 
 

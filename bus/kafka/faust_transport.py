@@ -18,11 +18,14 @@ import aiokafka
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from referral_bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
 from referral_bus.kafka.delivery import DeliveryFailed
 
 DEFAULT_FETCH_MAX_WAIT_MS = 1500
 #: How often a fetch held back during a rebalance checks whether the rebalance has ended.
 REBALANCE_POLL_SECONDS = 0.01
+#: How often a hand-over to an agent whose queue is full checks it again.
+HAND_OVER_POLL_SECONDS = 0.005
 #: Records a fetched batch hands to the streams before it lets other tasks run (faust's figure).
 DELIVERY_YIELD_EVERY = 100
 
@@ -123,10 +126,13 @@ class Consumer(faust_aiokafka.Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _deliver(self, batch: list[tuple[Any, Any]]) -> None:
-        """Hand a fetched batch to the conductor in order, as faust's loop does record by record."""
+        """Hand a fetched batch on in order: records of topics read in batches (`batches.py`) to
+        their agent as lists, every other record to the conductor, as faust's loop does."""
         callback = self.callback
         read_offsets = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
+        batch_readers: dict[str, Any] = getattr(self.app, "batch_readers", {})
+        in_batches: dict[str, list[Any]] = {}
         for n, (tp, message) in enumerate(batch, 1):
             if not n % DELIVERY_YIELD_EVERY:
                 await asyncio.sleep(0)
@@ -136,8 +142,29 @@ class Consumer(faust_aiokafka.Consumer):
                 continue  # read already (faust drops it the same way)
             if read and offset - read > 1 and acks_enabled_for(message.topic):
                 await self._add_gap(tp, read + 1, offset)
-            await callback(message)
+            if message.topic in batch_readers:
+                in_batches.setdefault(message.topic, []).append(message)
+            else:
+                await callback(message)
             read_offsets[tp] = offset
+        for topic, messages in in_batches.items():
+            await self._hand_over(batch_readers, topic, messages)
+
+    async def _hand_over(self, batch_readers: dict[str, Any], topic: str, messages: list[Any]) -> None:
+        """Put `messages` on the queue of `topic`'s agent, `BATCH_MAX` at a time, with at most
+        `BATCHES_WAITING` batches waiting there: beyond, the fetching waits for the agent.
+
+        The agent registers its queue when it starts: until then (at start), wait. Marked read
+        before they are handed over: if a rebalance cuts the hand-over short, the new assignment
+        seeks to the committed offsets, which resets what was read.
+        """
+        while (channel := batch_readers[topic]) is None:
+            await asyncio.sleep(HAND_OVER_POLL_SECONDS)
+        queue = channel.queue
+        for start in range(0, len(messages), BATCH_MAX):
+            while queue.qsize() >= BATCHES_WAITING:
+                await asyncio.sleep(HAND_OVER_POLL_SECONDS)
+            await queue.put(messages[start:start + BATCH_MAX])
 
     async def _commit(self, offsets: Any) -> bool:
         # faust has flushed the producer by now; refuse to commit past a failed delivery, and

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
 import faust
 import structlog
+from faust.types import Message
 from mode import CrashingSupervisor
 
 from referral_bus.faust_app import BusApp
+from referral_bus.kafka.batches import fetched_batches, read_in_batches
 from referral_bus.rules.engine import is_unrouted
 from referral_bus.services.router.handling import Position, Refused, Routed, Router, describe_refusal
 from referral_bus.services.router.metrics import RouterMetrics
@@ -19,50 +20,28 @@ from referral_bus.topics.catalog import EVENTS
 
 log = structlog.get_logger("router")
 
-#: Events handled per batch, and how long a partial batch may wait (seconds).
-BATCH_MAX = 500
-BATCH_WITHIN = 0.005
-
 
 def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
     """Register the routing agent on `app`."""
-    inbound = app.topic(EVENTS.name, key_serializer="raw", value_serializer="raw")
+    inbound = read_in_batches(app, EVENTS.name)
 
-    async def route_events(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        # faust acks a batch's events only when the loop asks for the next batch, and flushes the
-        # producer before committing; sends go straight to the producer (no per-send await of the
-        # broker), whose delivery guard stops a commit past a failed one. At-least-once.
-        midway = False  # a batch taken and not all of its outputs handed to the producer yet
-        try:
-            # faust's StreamT declares no take_events; its Stream, which agents get, has it.
-            async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
-                midway = True
-                tally = Tally()
-                for delivery in batch:
-                    message = delivery.message
-                    outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
-                    for out in outcome.messages:
-                        await app.producer.send(out.topic, out.key, out.value, None, None, None)
-                    tally.observe(outcome, metrics, message.offset)
-                midway = False
-                tally.flush(metrics)
-                app.delivery_guard.raise_if_failed()
-                yield None
-        except Exception as exc:
-            # A send raised (no room in the producer's buffer within the request timeout, no
-            # metadata, a message too large) or a delivery failed: this batch stopped midway.
-            # faust would restart the agent and, closing the batch, ack its events, unsent outputs
-            # and all; the tripped guard refuses every later commit of this process, and the
-            # crashing supervisor stops the worker (exit code 1) instead of restarting the agent.
-            app.delivery_guard.trip(exc)
-            raise
-        except asyncio.CancelledError as exc:
-            # Stopped (SIGTERM) while a send waited for room in the producer's buffer: the batch's
-            # events would be acked by the shutdown's last commit, their remaining outputs never
-            # sent. Between batches nothing is owed and the shutdown commits as usual.
-            if midway:
-                app.delivery_guard.trip(exc)
-            raise
+    async def route_events(stream: faust.StreamT[list[Message]]) -> AsyncIterator[None]:
+        # A batch is acked only when the loop asks for the next one: one that stops midway (a
+        # send raised, the worker was stopped while a send waited for room in the producer's
+        # buffer) is never acked, so no commit passes it, and the crashing supervisor stops the
+        # worker instead of restarting the agent. Sends go straight to the producer, with no
+        # per-send wait for the broker: faust flushes the producer before each commit, and the
+        # delivery guard refuses a commit past a failed delivery. At-least-once.
+        async for batch in fetched_batches(app, stream):
+            tally = Tally()
+            for message in batch:
+                outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
+                for out in outcome.messages:
+                    await app.producer.send(out.topic, out.key, out.value, None, None, None)
+                tally.observe(outcome, metrics, message.offset)
+            tally.flush(metrics)
+            app.delivery_guard.raise_if_failed()
+            yield None
 
     app.agent(inbound, name="route-events", supervisor_strategy=CrashingSupervisor)(route_events)
 

@@ -11,9 +11,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from faust.types import TP
+from faust.types import TP, Message
 
 from referral_bus.faust_app import make_app
+from referral_bus.kafka.batches import BATCH_MAX, BATCHES_WAITING, fetched_batches
 from referral_bus.kafka.faust_transport import ConsumerThread, Transport
 from referral_bus.settings import KafkaSettings
 
@@ -85,3 +86,80 @@ def test_faust_monitor_is_not_run_per_event_and_rebalances_log_no_warning(
     app.on_rebalance_return()
     app.on_rebalance_end()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+async def test_records_of_a_topic_read_in_batches_reach_its_agent_as_lists_in_order(tmp_path: Path) -> None:
+    app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
+    consumer = app.consumer
+    agent_queue: asyncio.Queue[list[Any]] = asyncio.Queue()
+    app.batch_readers["events"] = SimpleNamespace(queue=agent_queue)
+    to_conductor: list[tuple[str, int]] = []
+
+    async def to_streams(message: Any) -> None:
+        to_conductor.append((message.topic, message.offset))
+
+    consumer.callback = to_streams
+    a, b, other = TP("events", 0), TP("events", 1), TP("cases.changes", 0)
+    delivery = asyncio.ensure_future(consumer._deliver(
+        _fetched(a, range(1100)) + _fetched(other, [5]) + _fetched(b, range(300))))
+    batches = []
+    while len(batches) < 3:
+        batches.append(await asyncio.wait_for(agent_queue.get(), 5))
+    await asyncio.wait_for(delivery, 5)
+    assert [len(batch) for batch in batches] == [BATCH_MAX, BATCH_MAX, 400]
+    assert [(m.partition, m.offset) for batch in batches for m in batch] == (
+        [(0, o) for o in range(1100)] + [(1, o) for o in range(300)])
+    assert to_conductor == [("cases.changes", 5)]
+    assert (consumer._read_offset[a], consumer._read_offset[b]) == (1099, 299)
+
+
+async def test_the_hand_over_waits_while_the_agent_has_batches_waiting(tmp_path: Path) -> None:
+    app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
+    agent_queue: asyncio.Queue[list[Any]] = asyncio.Queue()
+    for _ in range(BATCHES_WAITING):
+        agent_queue.put_nowait([])
+    app.batch_readers["events"] = SimpleNamespace(queue=agent_queue)
+    delivery = asyncio.ensure_future(app.consumer._deliver(_fetched(TP("events", 0), range(3))))
+    await asyncio.sleep(0.05)
+    assert not delivery.done() and agent_queue.qsize() == BATCHES_WAITING
+    agent_queue.get_nowait()  # the agent takes a batch
+    await asyncio.wait_for(delivery, 5)
+    assert [m.offset for m in agent_queue._queue[-1]] == [0, 1, 2]  # type: ignore[attr-defined]
+
+
+def _message(offset: int, generation: int) -> Message:
+    return Message("events", 0, offset, 0.0, 0, None, None, b"{}", None, generation_id=generation)
+
+
+async def test_an_agent_gets_batches_acked_when_it_asks_for_the_next_and_none_from_before_a_rebalance(
+        tmp_path: Path) -> None:
+    app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
+    app.batch_readers["events"] = None
+    first = [_message(0, 1), _message(1, 1)]
+    stale = [_message(2, 1)]  # fetched in generation 1, reaching the agent after a rebalance
+    fresh = [_message(2, 2)]
+
+    async def batches() -> AsyncIterator[list[Message]]:
+        yield first
+        app.consumer_generation_id = 2
+        yield stale + fresh
+
+    app.consumer_generation_id = 1
+    taken = aiter(fetched_batches(app, _Iterable(batches)))
+    assert await anext(taken) == first
+    assert not any(m.acked for m in first)  # being handled
+    assert await anext(taken) == fresh
+    assert all(m.acked for m in first) and not stale[0].acked and not fresh[0].acked
+    await taken.aclose()  # the worker stops mid-batch
+    assert not fresh[0].acked
+
+
+class _Iterable:
+    """A stream as `fetched_batches` sees it: its channel's topics, and batches to iterate."""
+
+    def __init__(self, batches: Any) -> None:
+        self.channel = SimpleNamespace(topics=("events",))
+        self._batches = batches
+
+    def __aiter__(self) -> AsyncIterator[list[Message]]:
+        return self._batches()  # type: ignore[no-any-return]

@@ -12,6 +12,8 @@ from unittest.mock import patch
 
 import pytest
 from faust.exceptions import ProducerSendError
+from faust.types import Message
+from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
 from referral_bus.demo_events import scripted_events
@@ -52,14 +54,9 @@ class FakeProducer:
 async def test_agent_sends_each_referral_to_its_agency_topic_and_counts_it(tmp_path: Path) -> None:
     app, registry = router_app(tmp_path)
     producer = FakeProducer()
+    stream = FetchedStream(json.dumps(scripted_events()[0]).encode(), b"{broken")
     with patch.object(type(app), "producer", producer):
-        async with app.agents["route-events"].test_context() as ctx:
-            await ctx.put(json.dumps(scripted_events()[0]).encode())
-            await ctx.put(b"{broken")
-            for _ in range(100):
-                if len(producer.sent) >= 2:
-                    break
-                await asyncio.sleep(0.01)
+        await _run_agent_until(app, stream, lambda: _until(lambda: len(producer.sent) >= 2))
     topics = [topic for topic, _, _ in producer.sent]
     assert "referrals.police.command_center" in topics
     assert topics[-1] == "events.deadletter"
@@ -108,18 +105,16 @@ class RaisingProducer:
         raise ProducerSendError("Error while sending: KafkaTimeoutError()")
 
 
-async def test_a_send_that_raises_crashes_the_agent_and_no_later_commit_passes(tmp_path: Path) -> None:
-    # faust's default supervisor would restart the agent, and closing the half-sent batch acks its
-    # events: a commit would then pass outputs never sent.
+async def test_a_send_that_raises_stops_the_agent_with_its_batch_unacked(tmp_path: Path) -> None:
+    # faust's default supervisor would restart the agent; the crashing one stops the worker, and
+    # no commit passes the batch, whose records are not acked (the producer also fails the
+    # delivery guard for good: tests/unit/test_delivery_guard.py).
     app, _ = router_app(tmp_path)
+    stream = FetchedStream(json.dumps(scripted_events()[0]).encode())
     with patch.object(type(app), "producer", RaisingProducer()), pytest.raises(ProducerSendError):
-        async with app.agents["route-events"].test_context() as ctx:
-            await ctx.put(json.dumps(scripted_events()[0]).encode())
-            for _ in range(100):
-                await asyncio.sleep(0.01)
-    with pytest.raises(DeliveryFailed, match="KafkaTimeoutError"):
-        app.delivery_guard.raise_if_failed()
-
+        await _drive(app.agents["route-events"].fun(stream))
+    assert not any(m.acked for m in stream.batch)
+    assert app.agents["route-events"].supervisor_strategy is CrashingSupervisor
 
 
 class BlockedProducer:
@@ -134,26 +129,33 @@ class BlockedProducer:
         raise AssertionError("unreachable")
 
 
-class OneBatchStream:
-    """What the agent asks of its faust stream: one batch of deliveries, then nothing more."""
+class FetchedStream:
+    """What the agent's stream gives it: one fetched batch of messages, then nothing more."""
 
     def __init__(self, *values: bytes) -> None:
-        self.batch = [SimpleNamespace(message=SimpleNamespace(value=v, topic="events.inbound", partition=0, offset=i))
-                      for i, v in enumerate(values)]
+        self.channel = SimpleNamespace(topics=("events.inbound",))
+        self.batch = [Message("events.inbound", 0, offset, 0.0, 0, None, None, value, None, generation_id=0)
+                      for offset, value in enumerate(values)]
 
-    async def take_events(self, *_: Any, **__: Any) -> AsyncIterator[list[Any]]:
+    async def __aiter__(self) -> AsyncIterator[list[Message]]:
         yield self.batch
         await asyncio.Event().wait()
 
 
-async def _cancel_agent_when(app: BusApp, ready: Callable[[], Awaitable[Any]]) -> None:
+async def _until(done: Callable[[], bool]) -> None:
+    while not done():
+        await asyncio.sleep(0.01)
+
+
+async def _run_agent_until(app: BusApp, stream: FetchedStream, ready: Callable[[], Awaitable[Any]]) -> None:
     """Run the routing agent's loop on one batch and cancel it (what stopping the worker does)."""
-    steps = app.agents["route-events"].fun(OneBatchStream(json.dumps(scripted_events()[0]).encode()))
-    task = asyncio.ensure_future(_drive(steps))
-    await asyncio.wait_for(ready(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    task = asyncio.ensure_future(_drive(app.agents["route-events"].fun(stream)))
+    try:
+        await asyncio.wait_for(ready(), 5)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 async def _drive(steps: AsyncIterator[None]) -> None:
@@ -161,25 +163,20 @@ async def _drive(steps: AsyncIterator[None]) -> None:
         pass
 
 
-async def test_stopping_the_worker_during_a_blocked_send_commits_nothing_past_the_batch(tmp_path: Path) -> None:
-    # Cancelled mid-batch, the shutdown's commit would ack the batch's events, outputs unsent.
+async def test_stopping_the_worker_during_a_blocked_send_leaves_the_batch_unacked(tmp_path: Path) -> None:
+    # The shutdown's last commit covers only acked records: the batch is routed again on restart.
     app, _ = router_app(tmp_path)
     producer = BlockedProducer()
+    stream = FetchedStream(json.dumps(scripted_events()[0]).encode())
     with patch.object(type(app), "producer", producer):
-        await _cancel_agent_when(app, producer.waiting.wait)
-    with pytest.raises(DeliveryFailed, match="CancelledError"):
-        app.delivery_guard.raise_if_failed()
+        await _run_agent_until(app, stream, producer.waiting.wait)
+    assert not any(m.acked for m in stream.batch)
 
 
-async def test_stopping_the_worker_between_batches_leaves_the_commit_alone(tmp_path: Path) -> None:
+async def test_a_batch_is_acked_once_the_agent_asks_for_the_next(tmp_path: Path) -> None:
     app, _ = router_app(tmp_path)
     producer = FakeProducer()
-
-    async def batch_sent() -> None:
-        while not producer.sent:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)  # the loop is back in take_events, waiting for the next batch
-
+    stream = FetchedStream(json.dumps(scripted_events()[0]).encode(), json.dumps(scripted_events()[1]).encode())
     with patch.object(type(app), "producer", producer):
-        await _cancel_agent_when(app, batch_sent)
+        await _run_agent_until(app, stream, lambda: _until(lambda: all(m.acked for m in stream.batch)))
     app.delivery_guard.raise_if_failed()
