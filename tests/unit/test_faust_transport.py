@@ -82,6 +82,9 @@ def test_faust_monitor_is_not_run_per_event_and_rebalances_log_no_warning(
     app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
     list(app.on_init_dependencies())
     assert app.monitor not in set(app.sensors)
+    # What faust's check for a stuck stream reads is still recorded.
+    app.sensors.on_stream_event_in(TP("events", 0), 7, None, None)  # type: ignore[arg-type]
+    assert TP("events", 0) in app.monitor.stream_inbound_time
     app.on_rebalance_start()
     app.on_rebalance_return()
     app.on_rebalance_end()
