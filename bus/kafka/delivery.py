@@ -2,9 +2,10 @@
 
 Sends are not awaited one by one (that would cost a broker round trip per referral); their
 futures are tracked here instead, by the producer of the bus's faust transport
-(`bus/kafka/faust_transport.py`), which every send of a worker passes, table changelogs included.
-faust flushes the producer before it commits offsets, and the transport's consumer asks this
-guard before each commit.
+(`bus/kafka/faust_transport.py`), which every send of a worker passes, and by the alerts
+service's tables from the moment a write is buffered (faust's flush can return before its last
+buffered write reaches the producer). faust flushes the producer before it commits offsets, and
+the transport's consumer asks this guard before each commit.
 Once a delivery has failed, or an agent stopped before sending all its outputs (`trip`), the
 guard stays failed: no later commit of the process passes it, and the consumer crashes the
 worker, which exits non-zero; the uncommitted input is routed again when it is restarted.

@@ -511,6 +511,18 @@ class KeyedTable(faust.Table):  # type: ignore[type-arg]
         # JSON-encode a str key, quotes included).
         self.key_serializer = "raw"
 
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        # faust buffers a table write and sends it in the background, only logging a failed one,
+        # while the message that caused it gets committed. The transport's producer watches the
+        # write once faust hands it over, but faust's flush before a commit can return while the
+        # last write it took from its buffer is still being handed over (blocked on a stalled
+        # broker): watched from the moment it is buffered, the write holds every commit until
+        # the broker acknowledges it, and fails the guard for good if it does not.
+        fut = super().send_changelog(*args, **kwargs)
+        app: Any = self.app  # a BusApp (faust types it as its AppT)
+        app.delivery_guard.track(fut)
+        return fut
+
     def partition_for_key(self, key: Any) -> int | None:
         raw = key if isinstance(key, bytes) else str(key).encode()
         return int(murmur2(raw) & 0x7FFFFFFF) % int(self.partitions or 1)

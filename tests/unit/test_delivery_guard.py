@@ -88,6 +88,18 @@ def _alerts(tmp_path: Path) -> Alerts:
     return Alerts(make_app("guard-test", NOWHERE, tmp_path), config, AlertsMetrics(CollectorRegistry()))
 
 
+def test_a_table_write_is_watched_from_the_moment_faust_buffers_it(tmp_path: Path) -> None:
+    async def go() -> None:
+        alerts = _alerts(tmp_path)
+        fut = alerts.tracked.send_changelog(0, "referral-1", b"{}")
+        assert alerts.app.delivery_guard.pending == 1
+        fut.set_exception(RequestTimedOutError())
+        with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
+            alerts.app.delivery_guard.raise_if_failed()
+
+    asyncio.run(go())
+
+
 class _Broker:
     """Stands in for faust's aiokafka producer below the transport's: each send returns a future
     the test settles (the broker's answer), or raises."""
@@ -133,9 +145,8 @@ def test_a_send_that_raises_fails_the_guard_for_good(tmp_path: Path) -> None:
 
 
 def test_a_table_write_is_watched_once_faust_hands_it_to_the_producer(tmp_path: Path) -> None:
-    # faust buffers a table write and sends it in the background, only logging a failure, while
-    # the message that caused it gets committed; it hands every buffered write to the producer
-    # when it flushes, before each commit, and the commit then checks the guard.
+    # faust hands every buffered write to the producer when it flushes, before each commit, and
+    # the commit then checks the guard.
     async def go() -> None:
         alerts = _alerts(tmp_path)
         app: Any = alerts.app
@@ -146,9 +157,10 @@ def test_a_table_write_is_watched_once_faust_hands_it_to_the_producer(tmp_path: 
         app.maybe_start_producer = started_producer
         broker = _Broker()
         write = alerts.tracked.send_changelog(0, "referral-1", b"{}")
+        assert app.delivery_guard.pending == 1  # the buffered write (the table's own watch)
         with patch.object(faust_aiokafka.Producer, "send", broker.send):
             await write.message.channel.publish_message(write, wait=False)  # what the flush does
-        assert app.delivery_guard.pending == 1
+        assert app.delivery_guard.pending == 2  # and its send
         broker.deliveries[0].set_exception(RequestTimedOutError())
         with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
             app.delivery_guard.raise_if_failed()
