@@ -162,8 +162,10 @@ def test_a_table_write_is_watched_once_faust_hands_it_to_the_producer(tmp_path: 
             await write.message.channel.publish_message(write, wait=False)  # what the flush does
         assert app.delivery_guard.pending == 2  # and its send
         broker.deliveries[0].set_exception(RequestTimedOutError())
+        await asyncio.sleep(0)  # faust's own future for the write learns it one callback later
         with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
             app.delivery_guard.raise_if_failed()
+        assert isinstance(write.exception(), RequestTimedOutError)
 
     asyncio.run(go())
 
