@@ -188,10 +188,11 @@ class Producer(faust_aiokafka.Producer):
         """faust's send, every delivery of which the app's delivery guard watches.
 
         Every message a worker produces passes here: an agent's sends, and the writes faust makes
-        in the background (table changelogs), which it hands over when it flushes its buffer
-        before each commit. A send that raises (no room in the buffer within the request
-        timeout, no metadata) fails the guard for good; a delivery the broker does not
-        acknowledge fails it when the consumer checks it before committing.
+        in the background (table changelogs, which the alerts tables also watch from the moment
+        they are buffered: faust's flush can return before the last one gets here). A send that
+        raises (no room in the buffer within the request timeout, no metadata) fails the guard
+        for good; a delivery the broker does not acknowledge fails it when the consumer checks
+        it before committing.
         """
         guard = getattr(self.app, "delivery_guard", None)
         try:
