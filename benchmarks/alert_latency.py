@@ -31,7 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from referral_bus.kafka.admin import create_topics
-from referral_bus.local_broker import LocalBroker
+from referral_bus.local_broker import local_broker
 from referral_bus.settings import KafkaSettings
 from referral_bus.topics.catalog import BENCHMARK_BASELINE, EVENTS, POLICE_ALERTS, all_topics
 
@@ -175,11 +175,8 @@ def broker_for_pass(external: str) -> Iterator[KafkaSettings]:
     if external:
         yield KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=external)
         return
-    broker = LocalBroker().start()
-    try:
+    with local_broker() as broker:
         yield KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
-    finally:
-        broker.stop()
 
 
 @contextlib.contextmanager

@@ -91,8 +91,10 @@ class Consumer(faust_aiokafka.Consumer):
         delivery blocked on a full stream queue. Here the batch's records are delivered in one
         task raced the same way (with faust's Monitor sensor off, `BusApp`, 15-25 % less CPU per
         event for the router in paired runs of benchmarks/router.py). A suspension cancels the
-        rest of the batch undelivered and not marked read (faust marks them read unsent); the
-        rebalance seeks to the committed offsets and fetches them again. Offsets, gaps and
+        rest of the batch: records for the conductor stay undelivered and not marked read (faust
+        marks them read unsent), records of topics read in batches are marked read but not
+        acked (`_hand_over`); the rebalance seeks to the committed offsets and fetches them
+        again. Offsets, gaps and
         commits are handled as faust does; commits every `commit_every` acks are checked
         between batches rather than between records.
         """
