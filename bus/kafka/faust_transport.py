@@ -4,8 +4,9 @@ faust-streaming 0.15 hard-codes `fetch_max_wait_ms=1500` for its worker consumer
 Tansu broker answers a fetch only when that wait expires, so every faust hop would cost up to
 1.5 s. faust looks transports up by URL scheme (entry point group `faust.transports`); this one
 is registered as `tuned://` in pyproject.toml. Its consumer also holds records fetched during a
-rebalance, hands fetched records to the streams a batch at a time, and refuses to commit past a
-failed delivery, which its producer reports (each method says why).
+rebalance, hands fetched records to the streams a batch at a time, polls the broker less often
+while an agent reading in batches is behind, and refuses to commit past a failed delivery, which
+its producer reports (each method says why).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ REBALANCE_POLL_SECONDS = 0.01
 HAND_OVER_POLL_SECONDS = 0.005
 #: Records a fetched batch hands to the streams before it lets other tasks run (faust's figure).
 DELIVERY_YIELD_EVERY = 100
-#: The consumer's fetch wait while an agent reading in batches is behind (its queue is full).
+#: The consumer's fetch wait while an agent reading in batches is behind: its queue is full, and
+#: fetches bring at least a batch (`BATCH_MAX`) at a time.
 #: The consumer's thread fetches on its own: under a backlog it soon holds every record there is,
 #: and then polls the end of each partition once per fetch wait, for nothing, while the agent
 #: works through what it has; every poll costs that thread and the broker CPU the agent could
@@ -175,9 +177,13 @@ class Consumer(faust_aiokafka.Consumer):
         queue = channel.queue
         if queue.empty():
             self._set_fetch_wait(agent_behind=False)
+        # Live traffic comes a few records per fetch, a backlog at least a batch at a time: a
+        # queue full of small batches is a short stall of the agent, not a reason to poll less.
+        reading_a_backlog = len(messages) >= BATCH_MAX
         for start in range(0, len(messages), BATCH_MAX):
             if queue.qsize() >= BATCHES_WAITING:
-                self._set_fetch_wait(agent_behind=True)
+                if reading_a_backlog:
+                    self._set_fetch_wait(agent_behind=True)
                 while queue.qsize() >= BATCHES_WAITING:
                     await asyncio.sleep(HAND_OVER_POLL_SECONDS)
             await queue.put(messages[start:start + BATCH_MAX])

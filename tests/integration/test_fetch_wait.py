@@ -11,7 +11,7 @@ from typing import Any
 from faust.types import TP
 
 from referral_bus.faust_app import make_app
-from referral_bus.kafka.batches import BATCHES_WAITING
+from referral_bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
 from referral_bus.kafka.faust_transport import BACKLOG_FETCH_MAX_WAIT_MS
 from referral_bus.settings import KafkaSettings
 from referral_bus.topics.catalog import EVENTS
@@ -34,18 +34,28 @@ async def test_the_consumer_polls_less_often_while_its_agent_is_behind(kafka: Ka
         assert fetcher._fetch_max_wait_ms == kafka.fetch_max_wait_ms < BACKLOG_FETCH_MAX_WAIT_MS
 
         agent_queue: asyncio.Queue[list[Any]] = asyncio.Queue()
-        for _ in range(BATCHES_WAITING):
-            agent_queue.put_nowait([])
         app.batch_readers[EVENTS.name] = SimpleNamespace(queue=agent_queue)
-        delivery = asyncio.ensure_future(app.consumer._deliver(_fetched(range(3))))  # type: ignore[attr-defined]
-        await asyncio.sleep(0.05)
-        assert fetcher._fetch_max_wait_ms == BACKLOG_FETCH_MAX_WAIT_MS  # the agent is behind
+        consumer: Any = app.consumer
 
-        while not agent_queue.empty():  # the agent catches up
+        async def hand_over_to_a_full_queue(offsets: range) -> None:
+            for _ in range(BATCHES_WAITING - agent_queue.qsize()):
+                agent_queue.put_nowait([])
+            delivery = asyncio.ensure_future(consumer._deliver(_fetched(offsets)))
+            await asyncio.sleep(0.05)
+            while not agent_queue.empty():  # the agent catches up
+                agent_queue.get_nowait()
+            await asyncio.wait_for(delivery, 5)
+
+        # A short stall of the agent in live traffic (a few records per fetch): no change.
+        await hand_over_to_a_full_queue(range(3))
+        assert fetcher._fetch_max_wait_ms == kafka.fetch_max_wait_ms
+        # A backlog (fetches of a batch or more) with the agent behind: fewer polls.
+        await hand_over_to_a_full_queue(range(3, 3 + BATCH_MAX))
+        assert fetcher._fetch_max_wait_ms == BACKLOG_FETCH_MAX_WAIT_MS
+        # Caught up (its queue empty when the next records come): the bus's own wait again.
+        while not agent_queue.empty():
             agent_queue.get_nowait()
-        await asyncio.wait_for(delivery, 5)
-        agent_queue.get_nowait()
-        await app.consumer._deliver(_fetched(range(3, 5)))  # type: ignore[attr-defined]
+        await consumer._deliver(_fetched(range(3 + BATCH_MAX, 5 + BATCH_MAX)))
         assert fetcher._fetch_max_wait_ms == kafka.fetch_max_wait_ms
     finally:
         await worker_consumer.stop()
