@@ -2,7 +2,8 @@
 
 They run in one go, each pass on a fresh local broker of its own, over the same events:
   (a) raw: aiokafka consume -> parse/validate -> route -> produce, in one process; run before
-      and after (b), and taken together, so that a drift of the machine's speed cancels out;
+      and after each pass of (b), and all taken together, so that the machine's drift and its
+      neighbours' bursts weigh on both sides alike;
   (b) router: the `referral-bus router` worker (a subprocess), timed by the offsets it commits
       (faust commits only after the producer has flushed what it sent): from its first commit to
       the commit of the last event, so the consumer-group join is not counted. Its referrals are
@@ -10,8 +11,8 @@ They run in one go, each pass on a fresh local broker of its own, over the same 
       from it (two cores here) that the raw pass does not pay.
 Each pass also reports the CPU time its process and the broker used per event: on a shared,
 noisy machine the throughput of both passes moves with the neighbours, the work per event less.
-The last line printed is one JSON object: raw_msgs_per_s (both raw passes together),
-router_msgs_per_s, ratio (router/raw), each raw pass's rate, and the CPU milliseconds per event.
+The last line printed is one JSON object: raw_msgs_per_s and router_msgs_per_s (all passes of
+each together), ratio (router/raw), each pass's rate, and the CPU milliseconds per event.
 """
 
 from __future__ import annotations
@@ -203,7 +204,9 @@ def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=100_000, help="Events per pass (default 100k).")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="Router passes, each between two raw passes (default 2: five passes).")
     parser.add_argument("--logdir", type=Path, default=Path(".state/bench-router"))
     args = parser.parse_args()
     args.logdir.mkdir(parents=True, exist_ok=True)
@@ -217,24 +220,31 @@ def main() -> None:
         expected_out += len(outcome.referrals) if isinstance(outcome, Routed) else 0
     # Each pass on a broker of its own, started empty: the local broker's memory storage slows
     # down as it fills, and a pass run second on a shared one paid for the first one's data.
-    # The raw pass runs before and after the router, and the router is compared with both
-    # together: the machine's speed drifts over minutes, and the bracket cancels a steady drift.
-    raw_before = run_raw(args, "raw-before", payloads, router)
-    print(f"raw aiokafka consume->route->produce: {raw_before.figures()}")
-    with _broker(args, "router") as broker:
-        kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
-        asyncio.run(create_topics(kafka, all_topics()))
-        asyncio.run(fill(kafka, EVENTS.name, payloads))
-        assert broker.process is not None
-        out_topics = [t.name for t in all_topics() if t.name.startswith("referrals.")]
-        routed = router_pass(kafka, args.events, expected_out, out_topics, args.logdir, broker.process.pid)
-        print(f"router service (faust):               {routed.figures()}")
-    raw_after = run_raw(args, "raw-after", payloads, router)
-    print(f"raw aiokafka, again:                  {raw_after.figures()}")
-    raw = raw_before + raw_after
+    # Raw and router passes alternate, raw first and last (raw, router, raw, ...), and the
+    # router is compared with all raw passes together: the machine's speed drifts over minutes,
+    # and its neighbours take CPU in bursts of seconds; alternating cancels a steady drift, and
+    # more rounds average the bursts out.
+    raws: list[Span] = []
+    routeds: list[Span] = []
+    for round_ in range(args.rounds + 1):
+        raws.append(run_raw(args, f"raw-{round_}", payloads, router))
+        print(f"raw aiokafka consume->route->produce: {raws[-1].figures()}")
+        if round_ == args.rounds:
+            break
+        with _broker(args, f"router-{round_}") as broker:
+            kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+            asyncio.run(create_topics(kafka, all_topics()))
+            asyncio.run(fill(kafka, EVENTS.name, payloads))
+            assert broker.process is not None
+            out_topics = [t.name for t in all_topics() if t.name.startswith("referrals.")]
+            routeds.append(router_pass(kafka, args.events, expected_out, out_topics, args.logdir,
+                                       broker.process.pid))
+        print(f"router service (faust):               {routeds[-1].figures()}")
+    raw, routed = sum(raws[1:], raws[0]), sum(routeds[1:], routeds[0])
     print(json.dumps({"raw_msgs_per_s": round(raw.rate), "router_msgs_per_s": round(routed.rate),
-                      "ratio": round(routed.rate / raw.rate, 3), "events": args.events,
-                      "raw_before_msgs_per_s": round(raw_before.rate), "raw_after_msgs_per_s": round(raw_after.rate),
+                      "ratio": round(routed.rate / raw.rate, 3), "events": args.events, "rounds": args.rounds,
+                      "raw_passes_msgs_per_s": [round(r.rate) for r in raws],
+                      "router_passes_msgs_per_s": [round(r.rate) for r in routeds],
                       "raw_cpu_ms_per_event": round(raw.cpu_ms_per_event, 3),
                       "router_cpu_ms_per_event": round(routed.cpu_ms_per_event, 3)}))
 
