@@ -224,22 +224,14 @@ def main() -> None:
     # router is compared with all raw passes together: the machine's speed drifts over minutes,
     # and its neighbours take CPU in bursts of seconds; alternating cancels a steady drift, and
     # more rounds average the bursts out.
-    raws: list[Span] = []
+    raws = [run_raw(args, "raw-0", payloads, router)]
+    print(f"raw aiokafka consume->route->produce: {raws[-1].figures()}")
     routeds: list[Span] = []
-    for round_ in range(args.rounds + 1):
+    for round_ in range(1, args.rounds + 1):
+        routeds.append(run_router(args, f"router-{round_}", payloads, expected_out))
+        print(f"router service (faust):               {routeds[-1].figures()}")
         raws.append(run_raw(args, f"raw-{round_}", payloads, router))
         print(f"raw aiokafka consume->route->produce: {raws[-1].figures()}")
-        if round_ == args.rounds:
-            break
-        with _broker(args, f"router-{round_}") as broker:
-            kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
-            asyncio.run(create_topics(kafka, all_topics()))
-            asyncio.run(fill(kafka, EVENTS.name, payloads))
-            assert broker.process is not None
-            out_topics = [t.name for t in all_topics() if t.name.startswith("referrals.")]
-            routeds.append(router_pass(kafka, args.events, expected_out, out_topics, args.logdir,
-                                       broker.process.pid))
-        print(f"router service (faust):               {routeds[-1].figures()}")
     raw, routed = sum(raws[1:], raws[0]), sum(routeds[1:], routeds[0])
     print(json.dumps({"raw_msgs_per_s": round(raw.rate), "router_msgs_per_s": round(routed.rate),
                       "ratio": round(routed.rate / raw.rate, 3), "events": args.events, "rounds": args.rounds,
@@ -247,6 +239,17 @@ def main() -> None:
                       "router_passes_msgs_per_s": [round(r.rate) for r in routeds],
                       "raw_cpu_ms_per_event": round(raw.cpu_ms_per_event, 3),
                       "router_cpu_ms_per_event": round(routed.cpu_ms_per_event, 3)}))
+
+
+def run_router(args: argparse.Namespace, name: str, payloads: list[bytes], expected_out: int) -> Span:
+    """The router pass on a fresh broker of its own, over `payloads`."""
+    with _broker(args, name) as broker:
+        kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+        asyncio.run(create_topics(kafka, all_topics()))
+        asyncio.run(fill(kafka, EVENTS.name, payloads))
+        assert broker.process is not None
+        out_topics = [t.name for t in all_topics() if t.name.startswith("referrals.")]
+        return router_pass(kafka, len(payloads), expected_out, out_topics, args.logdir, broker.process.pid)
 
 
 def run_raw(args: argparse.Namespace, name: str, payloads: list[bytes], router: Router) -> Span:
