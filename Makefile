@@ -42,6 +42,8 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/router.py
 	$(BIN)/python benchmarks/rules.py
+	$(BIN)/python benchmarks/alert_latency.py
+	$(BIN)/python benchmarks/broker_growth.py
 
 schemas: $(STAMP)
 	$(BIN)/referral-bus schemas export

@@ -6,6 +6,9 @@ In one run, each pass on a fresh local broker of its own (or both on KAFKA_BOOTS
       routed by the `referral-bus router` worker (a subprocess, `tuned://` transport), each
       report's police alert consumed from `alerts.police`; latency = alert received - report sent.
 The consumers use the bus's `fetch_max_wait_ms` (REFERRAL_BUS_FETCH_MAX_WAIT_MS, default 10).
+With the local broker it also prints the CPU the broker and the router used in each window: on
+this broker the windows' latency follows the broker's CPU. `--partitions N` gives the inbound,
+police alert and baseline topics N partitions instead of the catalog's.
 The last line printed is one JSON object with p50_ms, p95_ms, p99_ms and baseline_p99_ms.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -30,10 +34,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _cpu import cpu_seconds
+
 from referral_bus.kafka.admin import create_topics
 from referral_bus.local_broker import local_broker
 from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import BENCHMARK_BASELINE, EVENTS, POLICE_ALERTS, all_topics
+from referral_bus.topics.catalog import BENCHMARK_BASELINE, EVENTS, POLICE_ALERTS, TopicSpec, all_topics
 
 WINDOW_S = 10.0
 EVENT_ID = re.compile(rb'"event_id":"([0-9a-f-]{36})"')
@@ -95,9 +102,30 @@ async def paced(producer: AIOKafkaProducer, topic: str, rate: float, duration: f
     return n
 
 
+async def cpu_windows(pids: dict[str, int], window: float, stop: asyncio.Event) -> dict[str, list[float]]:
+    """Per process, the % of a core it used in each `window` seconds until `stop` is set."""
+    shares: dict[str, list[float]] = {name: [] for name in pids}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), window)
+        elapsed = time.monotonic() - started
+        if elapsed < window / 2:
+            break
+        for name, pid in pids.items():
+            now = cpu_seconds(pid)
+            shares[name].append(round(100 * (now - before[name]) / elapsed))
+            before[name] = now
+        started = time.monotonic()
+    return shares
+
+
 async def measure(kafka: KafkaSettings, produce_topic: str, consume_topic: str, rate: float, duration: float,
-                  make: Any, id_of: Any, drain: float = 5.0) -> tuple[list[tuple[float, float]], int]:
-    """(seconds into the run the message was sent, its latency in ms) per message that came back."""
+                  make: Any, id_of: Any, pids: dict[str, int],
+                  drain: float = 5.0) -> tuple[list[tuple[float, float]], int, dict[str, list[float]]]:
+    """(seconds into the run the message was sent, its latency in ms) per message that came back,
+    and the CPU share of each of `pids` per window of the sending."""
     consumer = await tail_consumer(kafka, consume_topic)
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=1)
     await producer.start()
@@ -118,8 +146,13 @@ async def measure(kafka: KafkaSettings, produce_topic: str, consume_topic: str, 
                         latencies.append((sent[key], (now - sent[key]) * 1000))
 
     task = asyncio.create_task(consume())
+    sending = asyncio.Event()
+    cpu = asyncio.create_task(cpu_windows(pids, WINDOW_S, sending))
     try:
-        n = await paced(producer, produce_topic, rate, duration, make, sent)
+        try:
+            n = await paced(producer, produce_topic, rate, duration, make, sent)
+        finally:
+            sending.set()
         deadline = time.monotonic() + drain
         while len(seen) < n and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -129,7 +162,7 @@ async def measure(kafka: KafkaSettings, produce_topic: str, consume_topic: str, 
         await producer.stop()
         await consumer.stop()
     first = min(sent.values(), default=0.0)
-    return [(at - first, ms) for at, ms in latencies], n
+    return [(at - first, ms) for at, ms in latencies], n, await cpu
 
 
 def by_window(samples: list[tuple[float, float]], window: float) -> list[float]:
@@ -166,33 +199,40 @@ async def wait_for_router(kafka: KafkaSettings, timeout: float = 120) -> None:
 
 
 @contextlib.contextmanager
-def broker_for_pass(external: str) -> Iterator[KafkaSettings]:
-    """The broker a pass runs on: `external` if set, else a local broker of its own, started empty.
+def broker_for_pass(external: str) -> Iterator[tuple[KafkaSettings, dict[str, int]]]:
+    """The broker a pass runs on, and its process if it is local: `external` if set, else a local
+    broker of its own, started empty.
 
     The local broker's memory storage slows down as it fills, so a pass run second on a shared
     one would pay for the first one's data.
     """
     if external:
-        yield KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=external)
+        yield KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=external), {}
         return
     with local_broker() as broker:
-        yield KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+        assert broker.process is not None
+        yield KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap), {"broker": broker.process.pid}
 
 
 @contextlib.contextmanager
-def router_worker(kafka: KafkaSettings) -> Iterator[None]:
-    """The `referral-bus router` worker (a subprocess, `tuned://` transport) while the block runs."""
+def router_worker(kafka: KafkaSettings) -> Iterator[int]:
+    """The `referral-bus router` worker (a subprocess, `tuned://` transport) while the block runs;
+    yields its process id."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
            "REFERRAL_BUS_STATE_DIR": tempfile.mkdtemp(prefix="alert-latency-"),
            "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
     router = subprocess.Popen([CLI, "router"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
-        yield
+        yield router.pid
     finally:
         if router.poll() is None:
             os.killpg(router.pid, signal.SIGTERM)
             router.wait(20)
+
+
+def with_partitions(topic: TopicSpec, partitions: int | None) -> TopicSpec:
+    return topic if partitions is None else dataclasses.replace(topic, partitions=partitions)
 
 
 def main() -> None:
@@ -201,7 +241,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="Reports per second (default 500).")
     parser.add_argument("--baseline-duration", type=float, default=None,
                         help="Seconds of baseline load (default: same as --duration).")
+    parser.add_argument("--partitions", type=int, default=None,
+                        help=f"Partitions of the inbound, police alert and baseline topics "
+                             f"(default: the catalog's, {EVENTS.partitions}).")
     args = parser.parse_args()
+    baseline_topic, inbound, alerts = (with_partitions(t, args.partitions)
+                                       for t in (BENCHMARK_BASELINE, EVENTS, POLICE_ALERTS))
+    bus_topics = tuple({inbound.name: inbound, alerts.name: alerts}.get(t.name, t) for t in all_topics())
 
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
     counter = iter(range(10**9))
@@ -210,16 +256,17 @@ def main() -> None:
         key = f"b{next(counter)}"
         return key, json.dumps({"event_id": key, "pad": "x" * 500}).encode()
 
-    with broker_for_pass(external) as kafka:
-        asyncio.run(create_topics(kafka, (BENCHMARK_BASELINE,)))
-        base, base_n = asyncio.run(measure(
-            kafka, BENCHMARK_BASELINE.name, BENCHMARK_BASELINE.name, args.rate,
-            args.baseline_duration or args.duration, baseline_message, lambda v: json.loads(v)["event_id"]))
-    with broker_for_pass(external) as kafka, router_worker(kafka):
-        asyncio.run(create_topics(kafka, all_topics()))
+    with broker_for_pass(external) as (kafka, broker_pid):
+        asyncio.run(create_topics(kafka, (baseline_topic,)))
+        base, base_n, base_cpu = asyncio.run(measure(
+            kafka, baseline_topic.name, baseline_topic.name, args.rate,
+            args.baseline_duration or args.duration, baseline_message, lambda v: json.loads(v)["event_id"],
+            broker_pid))
+    with broker_for_pass(external) as (kafka, broker_pid), router_worker(kafka) as router_pid:
+        asyncio.run(create_topics(kafka, bus_topics))
         asyncio.run(wait_for_router(kafka))
-        lat, n = asyncio.run(measure(kafka, EVENTS.name, POLICE_ALERTS.name, args.rate, args.duration,
-                                     report, _alert_event_id))
+        lat, n, cpu = asyncio.run(measure(kafka, inbound.name, alerts.name, args.rate, args.duration,
+                                          report, _alert_event_id, {**broker_pid, "router": router_pid}))
     alert_ms, base_ms = [ms for _, ms in lat], [ms for _, ms in base]
     # Per-window p99s show what the totals hide: the local broker's memory storage slows down as
     # a topic fills (measured: p50 5 ms on a fresh topic, 33 ms on the same topic 15,000 records
@@ -227,13 +274,20 @@ def main() -> None:
     alert_windows, base_windows = by_window(lat, WINDOW_S), by_window(base, WINDOW_S)
     print(f"p99 per {WINDOW_S:.0f} s window, alerts:   {alert_windows}")
     print(f"p99 per {WINDOW_S:.0f} s window, baseline: {base_windows}")
+    for name, shares in cpu.items():
+        print(f"% of a core per {WINDOW_S:.0f} s window, {name} (alerts pass): {shares}")
+    for name, shares in base_cpu.items():
+        print(f"% of a core per {WINDOW_S:.0f} s window, {name} (baseline pass): {shares}")
     result = {
-        "rate": args.rate, "duration_s": args.duration, "reports": n, "alerts": len(alert_ms),
+        "rate": args.rate, "duration_s": args.duration, "partitions": inbound.partitions,
+        "reports": n, "alerts": len(alert_ms),
         "p50_ms": round(percentile(alert_ms, 0.50), 2), "p95_ms": round(percentile(alert_ms, 0.95), 2),
         "p99_ms": round(percentile(alert_ms, 0.99), 2), "max_ms": round(max(alert_ms, default=float("nan")), 2),
         "baseline_messages": base_n, "baseline_p50_ms": round(percentile(base_ms, 0.50), 2),
         "baseline_p99_ms": round(percentile(base_ms, 0.99), 2),
         "window_p99_ms": alert_windows, "baseline_window_p99_ms": base_windows,
+        **{f"{name}_cpu_window_pct": shares for name, shares in cpu.items()},
+        **{f"baseline_{name}_cpu_window_pct": shares for name, shares in base_cpu.items()},
     }
     print(json.dumps(result))
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _cpu import cpu_seconds
 from _events import events
 
 from referral_bus.kafka import clients
@@ -80,12 +81,6 @@ async def count_output(kafka: KafkaSettings, topics: list[str], expected: int) -
         return seen
     finally:
         await consumer.stop()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
