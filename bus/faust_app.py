@@ -60,11 +60,17 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
     exposes its own /metrics). faust's producer would wait 20 minutes for an unanswering broker;
     the bus's sends fail after its request timeout instead, and a failed send stops the worker
     before it commits past it (`delivery_guard`; README, Failure behaviour).
+
+    faust reads its own environment variables (BROKER_URL, PRODUCER_ACKS, APP_DATADIR, ...) over
+    the values an app is given, so one left in a deployment's environment would move a worker to
+    another broker or weaken its acks without a word. The app gets an empty environment: the
+    bus's settings (README, Configuration) are its only configuration.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     servers = ";".join(f"tuned://{s}" for s in kafka.bootstrap_servers.split(","))
     app = BusApp(
         name,
+        env={},
         broker=servers,
         store="rocksdb://" if conf.pop("rocksdb", False) else "memory://",
         datadir=str(state_dir / name),
