@@ -82,7 +82,7 @@ async def tail_consumer(kafka: KafkaSettings, topic: str) -> AIOKafkaConsumer:
 
 
 async def paced(producer: AIOKafkaProducer, topic: str, rate: float, duration: float,
-                make: Any, sent: dict[str, float]) -> int:
+                make: Any, sent: dict[str, float], clock: asyncio.Event) -> int:
     """Send `make(i)` messages at a steady `rate` for `duration` seconds; record send times.
 
     The messages are made before the clock starts: the load generator shares the machine with
@@ -91,6 +91,7 @@ async def paced(producer: AIOKafkaProducer, topic: str, rate: float, duration: f
     n = int(rate * duration)
     messages = [make(i) for i in range(n)]
     start = time.perf_counter()
+    clock.set()
     for i, (key, value) in enumerate(messages):
         target = start + i / rate
         delay = target - time.perf_counter()
@@ -102,17 +103,20 @@ async def paced(producer: AIOKafkaProducer, topic: str, rate: float, duration: f
     return n
 
 
-async def cpu_windows(pids: dict[str, int], window: float, stop: asyncio.Event) -> dict[str, list[float]]:
-    """Per process, the % of a core it used in each `window` seconds until `stop` is set."""
+async def cpu_windows(pids: dict[str, int], window: float, clock: asyncio.Event,
+                      stop: asyncio.Event) -> dict[str, list[float]]:
+    """Per process, the % of a core it used in each `window` seconds from when `clock` is set
+    (the first send) until `stop` is set: the same windows as the latencies'."""
     shares: dict[str, list[float]] = {name: [] for name in pids}
+    await clock.wait()
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     started = time.monotonic()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), window)
         elapsed = time.monotonic() - started
-        if elapsed < window / 2:
-            break
+        if elapsed < 1.0 and any(shares.values()):
+            break  # the sending ended just after a window closed
         for name, pid in pids.items():
             now = cpu_seconds(pid)
             shares[name].append(round(100 * (now - before[name]) / elapsed))
@@ -146,13 +150,14 @@ async def measure(kafka: KafkaSettings, produce_topic: str, consume_topic: str, 
                         latencies.append((sent[key], (now - sent[key]) * 1000))
 
     task = asyncio.create_task(consume())
-    sending = asyncio.Event()
-    cpu = asyncio.create_task(cpu_windows(pids, WINDOW_S, sending))
+    clock, sending_done = asyncio.Event(), asyncio.Event()
+    cpu = asyncio.create_task(cpu_windows(pids, WINDOW_S, clock, sending_done))
     try:
         try:
-            n = await paced(producer, produce_topic, rate, duration, make, sent)
+            n = await paced(producer, produce_topic, rate, duration, make, sent, clock)
         finally:
-            sending.set()
+            clock.set()
+            sending_done.set()
         deadline = time.monotonic() + drain
         while len(seen) < n and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
