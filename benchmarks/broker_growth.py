@@ -20,10 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _cpu import cpu_seconds
+from alert_latency import tail_consumer
 
 from referral_bus.kafka.admin import create_topics
 from referral_bus.local_broker import local_broker
@@ -36,13 +37,8 @@ SAMPLES = 30
 
 async def measure(kafka: KafkaSettings, broker_pid: int, steps: int, step: int) -> list[dict[str, float]]:
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None,
-                                fetch_max_wait_ms=kafka.fetch_max_wait_ms, enable_auto_commit=False)
     await producer.start()
-    await consumer.start()
-    tp = TopicPartition(TOPIC.name, 0)
-    consumer.assign([tp])
-    await consumer.seek_to_end(tp)
+    consumer = await tail_consumer(kafka, TOPIC.name)
     received = 0
 
     async def consume() -> None:
