@@ -37,10 +37,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 sys.path.insert(0, str(Path(__file__).parent))
 from _cpu import cpu_seconds
 
-from referral_bus.kafka.admin import create_topics
-from referral_bus.local_broker import local_broker
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import BENCHMARK_BASELINE, EVENTS, POLICE_ALERTS, TopicSpec, all_topics
+from bus.kafka.admin import create_topics
+from bus.local_broker import local_broker
+from bus.settings import KafkaSettings
+from topics.catalog import BENCHMARK_BASELINE, EVENTS, POLICE_ALERTS, TopicSpec, all_topics
 
 WINDOW_S = 10.0
 EVENT_ID = re.compile(rb'"event_id":"([0-9a-f-]{36})"')

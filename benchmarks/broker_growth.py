@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _cpu import cpu_seconds
 from alert_latency import tail_consumer
 
-from referral_bus.kafka.admin import create_topics
-from referral_bus.local_broker import local_broker
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import TopicSpec
+from bus.kafka.admin import create_topics
+from bus.local_broker import local_broker
+from bus.settings import KafkaSettings
+from topics.catalog import TopicSpec
 
 TOPIC = TopicSpec("bench.growth", "bytes", "event_id", 1, 3_600_000)
 SAMPLES = 30

@@ -34,16 +34,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _cpu import cpu_seconds
 from _events import events
 
-from referral_bus.kafka import clients
-from referral_bus.kafka.admin import create_topics
-from referral_bus.local_broker import die_with_parent
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook
-from referral_bus.services.router.handling import Position, Routed, Router
-from referral_bus.services.router.outputs import emitters
-from referral_bus.services.router.settings import RouterSettings
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import EVENTS, TopicSpec, all_topics
+from bus.kafka import clients
+from bus.kafka.admin import create_topics
+from bus.local_broker import die_with_parent
+from bus.settings import KafkaSettings
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook
+from services.router.handling import Position, Routed, Router
+from services.router.outputs import emitters
+from services.router.settings import RouterSettings
+from topics.catalog import EVENTS, TopicSpec, all_topics
 
 
 async def fill(kafka: KafkaSettings, topic: str, payloads: list[bytes]) -> None:
@@ -180,7 +180,7 @@ def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: lis
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
            "REFERRAL_BUS_STATE_DIR": str(logdir / "state"), "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
     log = open(logdir / "router.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "referral_bus.cli", "router"], env=env, stdout=log,
+    proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "router"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
     try:
         span = asyncio.run(
@@ -262,7 +262,7 @@ def run_raw(args: argparse.Namespace, name: str, payloads: list[bytes], router: 
 
 
 def _broker(args: argparse.Namespace, name: str):  # type: ignore[no-untyped-def]
-    from referral_bus.local_broker import local_broker
+    from bus.local_broker import local_broker
 
     return local_broker(args.logdir / f"tansu-{name}.log")
 

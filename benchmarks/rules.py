@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.rules.engine import DEFAULT_PACKS_DIR, RuleBook, compile_packs, load_packs, route
-from referral_bus.schemas.events import Event, parse_event_obj
+from rules.catalog import catalog
+from rules.engine import DEFAULT_PACKS_DIR, RuleBook, compile_packs, load_packs, route
+from schemas.events import Event, parse_event_obj
 
 NOW = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
 PERSONS: list[dict[str, Any]] = [

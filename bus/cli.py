@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from referral_bus import logging as bus_logging
-from referral_bus.settings import KafkaSettings, StateSettings
+from bus import logging as bus_logging
+from bus.settings import KafkaSettings, StateSettings
 
 app = typer.Typer(help="Referral and alert bus for anti-trafficking work.", no_args_is_help=True,
                   add_completion=False)
@@ -27,19 +27,19 @@ err_console = Console(stderr=True)
 
 def _mount_subcommands() -> None:
     """Sub-apps that live with their service (one line each)."""
-    from referral_bus.rules.cli import app as rules_app
+    from rules.cli import app as rules_app
 
     app.add_typer(rules_app, name="rules", help="Lint, show and compare rule packs.")
-    from referral_bus.services.intake.cli import mount as mount_intake
+    from services.intake.cli import mount as mount_intake
 
     mount_intake(app)
-    from referral_bus.services.broadcast.cli import broadcast
+    from services.broadcast.cli import broadcast
 
     app.command("broadcast")(broadcast)
-    from referral_bus.services.alerts.cli import register as mount_alerts
+    from services.alerts.cli import register as mount_alerts
 
     mount_alerts(app)
-    from referral_bus.services.report.cli import mount as mount_report
+    from services.report.cli import mount as mount_report
 
     mount_report(app)
 
@@ -60,13 +60,13 @@ def route(
     explain: Annotated[bool, typer.Option("--explain", help="Show the packs and rules considered.")] = False,
 ) -> None:
     """Dry run: validate events and print one JSON line per referral (deterministic order)."""
-    from referral_bus.rules.deadlines import Deadlines
-    from referral_bus.rules.engine import explain as explain_event
-    from referral_bus.rules.engine import load_rulebook
-    from referral_bus.rules.engine import route as route_event
-    from referral_bus.rules.explain import render_explanation
-    from referral_bus.schemas.errors import field_errors, summary
-    from referral_bus.schemas.events import parse_event
+    from rules.deadlines import Deadlines
+    from rules.engine import explain as explain_event
+    from rules.engine import load_rulebook
+    from rules.engine import route as route_event
+    from rules.explain import render_explanation
+    from schemas.errors import field_errors, summary
+    from schemas.events import parse_event
 
     try:
         lines = _read_events(source)
@@ -92,7 +92,7 @@ def route(
 @topics_app.command("list")
 def topics_list() -> None:
     """Show every topic of the catalog."""
-    from referral_bus.topics.catalog import all_topics
+    from topics.catalog import all_topics
 
     table = Table("topic", "value", "key", "partitions", "retention (days)", "cleanup")
     for t in all_topics():
@@ -103,7 +103,7 @@ def topics_list() -> None:
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every catalog topic the broker lacks (idempotent). Uses KAFKA_BOOTSTRAP_SERVERS."""
-    from referral_bus.kafka.admin import create_topics
+    from bus.kafka.admin import create_topics
 
     settings = _require_broker(KafkaSettings())
     applied = asyncio.run(create_topics(settings))
@@ -113,7 +113,7 @@ def topics_create() -> None:
 @schemas_app.command("export")
 def schemas_export() -> None:
     """Write the JSON Schema of every message model under schemas/json/."""
-    from referral_bus.schemas.contract import export
+    from schemas.contract import export
 
     for path in export():
         console.print(f"wrote {path}")
@@ -122,7 +122,7 @@ def schemas_export() -> None:
 @app.command()
 def router() -> None:
     """Run the router worker (faust). Uses KAFKA_BOOTSTRAP_SERVERS."""
-    from referral_bus.services.router.app import run
+    from services.router.app import run
 
     _require_broker(KafkaSettings())
     bus_logging.configure(json=True)
@@ -137,7 +137,7 @@ def tail(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per referral.")] = False,
 ) -> None:
     """Print referrals for one agency as they arrive (its own consumer group; copies dropped by id)."""
-    from referral_bus.services.delivery.tail import tail_agency
+    from services.delivery.tail import tail_agency
 
     settings = _require_broker(KafkaSettings())
     bus_logging.configure(json=False)
@@ -153,8 +153,8 @@ def broker(
     import signal
     import time
 
-    from referral_bus.kafka.admin import create_topics
-    from referral_bus.local_broker import LocalBroker, free_port
+    from bus.kafka.admin import create_topics
+    from bus.local_broker import LocalBroker, free_port
 
     def stop_on_term(*_: object) -> None:
         raise KeyboardInterrupt
@@ -178,7 +178,7 @@ def demo(
     keep_broker: Annotated[bool, typer.Option(help="Leave the local broker and router running.")] = False,
 ) -> None:
     """Start a local broker (unless KAFKA_BOOTSTRAP_SERVERS is set), the router, and a scripted demo."""
-    from referral_bus.demo import run_demo
+    from bus.demo import run_demo
 
     bus_logging.configure(json=False, level="WARNING")
     # Off a terminal (CI, a pipe) rich would wrap the referral table at 80 columns.

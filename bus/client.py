@@ -20,7 +20,7 @@ from typing import Literal
 
 import httpx
 
-from referral_bus.outbox import Item, Outbox, backoff_s
+from bus.outbox import Item, Outbox, backoff_s
 
 Outcome = Literal["sent", "rejected", "retry"]
 

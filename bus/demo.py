@@ -23,17 +23,17 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from referral_bus.demo_events import INVALID_EVENT, scripted_events
-from referral_bus.kafka.admin import create_topics
-from referral_bus.kafka.clients import producer
-from referral_bus.kafka.reader import follow
-from referral_bus.local_broker import LocalBroker, die_with_parent
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook, route
-from referral_bus.schemas.events import parse_event_obj
-from referral_bus.schemas.referrals import Referral
-from referral_bus.settings import KafkaSettings, StateSettings
-from referral_bus.topics.catalog import DEAD_LETTERS, EVENTS, referral_topic_name
+from bus.demo_events import INVALID_EVENT, scripted_events
+from bus.kafka.admin import create_topics
+from bus.kafka.clients import producer
+from bus.kafka.reader import follow
+from bus.local_broker import LocalBroker, die_with_parent
+from bus.settings import KafkaSettings, StateSettings
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook, route
+from schemas.events import parse_event_obj
+from schemas.referrals import Referral
+from topics.catalog import DEAD_LETTERS, EVENTS, referral_topic_name
 
 ARRIVAL_TIMEOUT_S = 90.0
 
@@ -49,7 +49,7 @@ def _start_router(kafka: KafkaSettings, state: StateSettings, log_path: Path) ->
            "REFERRAL_BUS_STATE_DIR": str(state.state_dir)}
     env.setdefault("REFERRAL_BUS_ROUTER_METRICS_PORT", "0")
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-    return subprocess.Popen([sys.executable, "-m", "referral_bus.cli", "router"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "bus.cli", "router"], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=die_with_parent)
 

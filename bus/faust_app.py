@@ -12,10 +12,10 @@ from typing import Any
 import faust
 from mode import ServiceT
 
-from referral_bus.kafka.clients import PRODUCER_LINGER_MS, PRODUCER_MAX_BATCH_BYTES
-from referral_bus.kafka.delivery import DeliveryGuard
-from referral_bus.kafka.partitioner import CachedKeyPartitioner
-from referral_bus.settings import KafkaSettings
+from bus.kafka.clients import PRODUCER_LINGER_MS, PRODUCER_MAX_BATCH_BYTES
+from bus.kafka.delivery import DeliveryGuard
+from bus.kafka.partitioner import CachedKeyPartitioner
+from bus.settings import KafkaSettings
 
 
 class BusApp(faust.App):

@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.rules.engine import RuleBook, Slot, Variant, load_rulebook
-from referral_bus.rules.errors import PackError
+from rules.catalog import catalog
+from rules.engine import RuleBook, Slot, Variant, load_rulebook
+from rules.errors import PackError
 
 app = typer.Typer(help="Rule packs: lint, show, diff.", no_args_is_help=True)
 
@@ -70,7 +70,7 @@ def lint(
                         "../shared/seeds beside the repository).")] = None,
 ) -> None:
     """Check every pack: vocabulary, overrides, verbatim quotes, reachable rules."""
-    from referral_bus.rules.lint import lint as run_lint
+    from rules.lint import lint as run_lint
 
     problems = run_lint(packs, seeds)
     for p in problems:

@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from referral_bus.rules.catalog import CATALOG_DIR, catalog
-from referral_bus.rules.errors import DeadlinesError
+from rules.catalog import CATALOG_DIR, catalog
+from rules.errors import DeadlinesError
 
 DEFAULT_PATH = CATALOG_DIR / "deadlines.yaml"
 

@@ -33,15 +33,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from referral_bus.rules.catalog import Catalog, catalog
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.errors import PackError
-from referral_bus.rules.explain import ConditionCheck, Explanation, PackStep, RuleCheck
-from referral_bus.rules.fields import getter
-from referral_bus.rules.model import Condition, Pack, Rule, Source
-from referral_bus.rules.projection import event_values, project
-from referral_bus.schemas.events import Event
-from referral_bus.schemas.referrals import Citation, Referral, Role, referral_id_for
+from rules.catalog import Catalog, catalog
+from rules.deadlines import Deadlines
+from rules.errors import PackError
+from rules.explain import ConditionCheck, Explanation, PackStep, RuleCheck
+from rules.fields import getter
+from rules.model import Condition, Pack, Rule, Source
+from rules.projection import event_values, project
+from schemas.events import Event
+from schemas.referrals import Citation, Referral, Role, referral_id_for
 
 __all__ = [
     "DEFAULT_PACKS_DIR",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class RulesError(Exception):
-    """Root of every error raised by `referral_bus.rules`."""
+    """Root of every error raised by `rules`."""
 
 
 class PackError(RulesError):

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from referral_bus.schemas.referrals import Citation, Referral
+from schemas.referrals import Citation, Referral
 
 Outcome = Literal["fired", "no_match", "out_of_scope", "not_reached"]
 

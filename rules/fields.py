@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from referral_bus.schemas.events import (
+from schemas.events import (
     BroadcastRelease,
     CaseResolution,
     Event,

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import DEFAULT_PACKS_DIR, compile_packs, load_packs
-from referral_bus.rules.errors import PackError, RulesError
-from referral_bus.rules.model import Condition, Pack, Rule, Source
-from referral_bus.rules.projection import load_projections
-from referral_bus.rules.seeds import SeedError, load_seed
-from referral_bus.schemas.events import Disability, Sex, Wish
+from rules.deadlines import Deadlines
+from rules.engine import DEFAULT_PACKS_DIR, compile_packs, load_packs
+from rules.errors import PackError, RulesError
+from rules.model import Condition, Pack, Rule, Source
+from rules.projection import load_projections
+from rules.seeds import SeedError, load_seed
+from schemas.events import Disability, Sex, Wish
 
 _BOOL_FIELDS = frozenset({
     "person.is_child", "person.is_foreign", "person.willing_to_return_home",
@@ -195,7 +195,7 @@ def quote_problems(pack: Pack, seeds_dir: Path) -> list[Problem]:
 
 def lint(packs_dir: Path | None = None, seeds_dir: Path | None = None) -> list[Problem]:
     """Every problem with the packs in `packs_dir`, quotes checked against `seeds_dir`."""
-    from referral_bus.rules.seeds import default_seeds_dir
+    from rules.seeds import default_seeds_dir
 
     folder = Path(packs_dir) if packs_dir is not None else DEFAULT_PACKS_DIR
     seeds = Path(seeds_dir) if seeds_dir is not None else default_seeds_dir()

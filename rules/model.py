@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.rules.fields import is_known_path
+from rules.catalog import catalog
+from rules.fields import is_known_path
 
 KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 #: Rule-id suffixes the engine reserves for its own referrals (see engine.is_triage).

@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from referral_bus.rules.catalog import CATALOG_DIR, catalog
-from referral_bus.rules.errors import ProjectionError
-from referral_bus.rules.fields import is_known_path
-from referral_bus.schemas.events import Event
+from rules.catalog import CATALOG_DIR, catalog
+from rules.errors import ProjectionError
+from rules.fields import is_known_path
+from schemas.events import Event
 
 DEFAULT_PATH = CATALOG_DIR / "projections.yaml"
 _OBJECTS = frozenset({"person", "location", "reporter"})

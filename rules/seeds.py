@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from referral_bus.rules.errors import SeedError
+from rules.errors import SeedError
 
 __all__ = ["ENV_VAR", "Seed", "SeedError", "default_seeds_dir", "load_seed", "normalise"]
 

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.schemas.events import Event
-from referral_bus.schemas.referrals import Citation, Referral
+from rules.catalog import catalog
+from schemas.events import Event
+from schemas.referrals import Citation, Referral
 
 #: Namespace of alert and escalation ids (a replayed report yields the same ids).
 ALERT_NAMESPACE = uuid.UUID("0c7b3d52-8a41-4f0e-b7d6-2e9a5c1f3b84")

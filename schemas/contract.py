@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from referral_bus.schemas.events import EVENT_ADAPTER
-from referral_bus.schemas.referrals import DeadLetter, Referral
+from schemas.events import EVENT_ADAPTER
+from schemas.referrals import DeadLetter, Referral
 
 JSON_DIR = Path(__file__).parent / "json"
 

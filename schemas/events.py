@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from referral_bus.rules.catalog import catalog
+from rules.catalog import catalog
 
 _ISO_ALPHA2 = re.compile(r"^[A-Z]{2}$")
 

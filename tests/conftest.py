@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from referral_bus.kafka.admin import create_topics
-from referral_bus.local_broker import LocalBroker
-from referral_bus.settings import KafkaSettings
+from bus.kafka.admin import create_topics
+from bus.local_broker import LocalBroker
+from bus.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from referral_bus.rules.catalog import catalog
+from rules.catalog import catalog
 
 Key = Literal["event_id", "case_id", "referral_id", "alert_id", "agency"]
 Cleanup = Literal["delete", "compact"]
@@ -22,7 +22,7 @@ class TopicSpec:
     """One topic: its name, what its messages are, how they are keyed, and how long they stay."""
 
     name: str
-    value: str  # the model in referral_bus.schemas carried as the value
+    value: str  # the model in schemas carried as the value
     key: Key
     partitions: int
     retention_ms: int

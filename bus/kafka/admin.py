@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import TopicSpec, all_topics
+from bus.settings import KafkaSettings
+from topics.catalog import TopicSpec, all_topics
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import faust
 from faust.types import Message
 
-from referral_bus.faust_app import BusApp
+from bus.faust_app import BusApp
 
 #: Records handed to the agent in one batch, at most.
 BATCH_MAX = 500

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from referral_bus.kafka.partitioner import CachedKeyPartitioner
-from referral_bus.settings import KafkaSettings
+from bus.kafka.partitioner import CachedKeyPartitioner
+from bus.settings import KafkaSettings
 
 #: How long every producer of the bus (faust's included) waits to fill a batch, and how big one
 #: may get: a router event fans out to ~6-9 messages that one produce request carries together.

@@ -19,8 +19,8 @@ import aiokafka
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from referral_bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
-from referral_bus.kafka.delivery import DeliveryFailed
+from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
+from bus.kafka.delivery import DeliveryFailed
 
 DEFAULT_FETCH_MAX_WAIT_MS = 1500
 #: How often a fetch held back during a rebalance checks whether the rebalance has ended.

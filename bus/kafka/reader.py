@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from referral_bus.settings import KafkaSettings
+from bus.settings import KafkaSettings
 
 
 async def _assign_all(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

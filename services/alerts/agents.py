@@ -32,11 +32,12 @@ import structlog
 from aiokafka.partitioner import murmur2
 from pydantic import ValidationError
 
-from referral_bus.faust_app import BusApp
-from referral_bus.rules.catalog import catalog
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook, route
-from referral_bus.schemas.alerts import (
+from bus.faust_app import BusApp
+from bus.settings import KafkaSettings
+from rules.catalog import catalog
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook, route
+from schemas.alerts import (
     CaseChange,
     Escalation,
     PoliceAlert,
@@ -45,14 +46,13 @@ from referral_bus.schemas.alerts import (
     case_id_of,
     dump,
 )
-from referral_bus.schemas.events import Event, MissingChildReport, parse_event
-from referral_bus.schemas.referrals import Referral
-from referral_bus.services.alerts import cases as case_rules
-from referral_bus.services.alerts import lifecycle
-from referral_bus.services.alerts.metrics import AlertsMetrics
-from referral_bus.services.alerts.readback import latest_by_key, read_topics
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import (
+from schemas.events import Event, MissingChildReport, parse_event
+from schemas.referrals import Referral
+from services.alerts import cases as case_rules
+from services.alerts import lifecycle
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.readback import latest_by_key, read_topics
+from topics.catalog import (
     ALERT_PARKED,
     ALERT_STATES,
     CASES,

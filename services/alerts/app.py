@@ -7,13 +7,13 @@ import faust
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
 
-from referral_bus.faust_app import make_app, run_worker
-from referral_bus.services.alerts.agents import Alerts, AlertsConfig, wire
-from referral_bus.services.alerts.cases import CasePolicy
-from referral_bus.services.alerts.lag import LagExporter
-from referral_bus.services.alerts.metrics import AlertsMetrics
-from referral_bus.services.alerts.settings import AlertsSettings
-from referral_bus.settings import KafkaSettings, StateSettings
+from bus.faust_app import make_app, run_worker
+from bus.settings import KafkaSettings, StateSettings
+from services.alerts.agents import Alerts, AlertsConfig, wire
+from services.alerts.cases import CasePolicy
+from services.alerts.lag import LagExporter
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.settings import AlertsSettings
 
 log = structlog.get_logger("alerts")
 

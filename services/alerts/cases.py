@@ -16,10 +16,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from referral_bus.rules.catalog import COMMAND_CENTER, catalog
-from referral_bus.schemas.alerts import CaseChange, HistoryEntry, LinkedClue, TrackedState, alert_id_for, case_id_of
-from referral_bus.schemas.events import CaseResolution, Event, MissingChildReport
-from referral_bus.services.alerts.emitter import descriptors_of
+from rules.catalog import COMMAND_CENTER, catalog
+from schemas.alerts import CaseChange, HistoryEntry, LinkedClue, TrackedState, alert_id_for, case_id_of
+from schemas.events import CaseResolution, Event, MissingChildReport
+from services.alerts.emitter import descriptors_of
 
 
 class CasePolicy(BaseModel):

@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from referral_bus.schemas.alerts import Answer, CaseChange, ReferralResponse, TrackedState, dump
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import ALERT_STATES, CASES, RESPONSES
+from bus.settings import KafkaSettings
+from schemas.alerts import Answer, CaseChange, ReferralResponse, TrackedState, dump
+from topics.catalog import ALERT_STATES, CASES, RESPONSES
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,7 +39,7 @@ def _settings() -> KafkaSettings:
 
 async def send_response(settings: KafkaSettings, response: ReferralResponse) -> None:
     """Produce one answer (acks=all) on the responses topic, keyed by the referral id."""
-    from referral_bus.kafka.clients import producer
+    from bus.kafka.clients import producer
 
     p = producer(settings)
     await p.start()
@@ -93,7 +93,7 @@ def done(referral_id: Annotated[str, typer.Argument(help="Referral or alert id."
 
 async def latest(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
     """The last value per key of a compacted state topic (deleted keys dropped)."""
-    from referral_bus.services.alerts.readback import latest_by_key, read_topics
+    from services.alerts.readback import latest_by_key, read_topics
 
     values: dict[str, bytes] = latest_by_key(await read_topics(settings, [topic]))
     return values
@@ -121,7 +121,7 @@ def case_rows(cases: list[CaseChange], states: dict[str, TrackedState], now: dt.
 
     `duties` lists every alert and referral the service tracks for the case, with its status; `open`
     counts those not final (a resolved case has none left, except duties raised after it)."""
-    from referral_bus.services.alerts.lifecycle import FINAL, case_of
+    from services.alerts.lifecycle import FINAL, case_of
 
     by_case: dict[str, list[TrackedState]] = {}
     for state in states.values():
@@ -187,8 +187,8 @@ def status(referral_id: Annotated[str, typer.Argument(help="Referral or alert id
 
 def alerts() -> None:
     """Run the alerts worker (faust). Uses KAFKA_BOOTSTRAP_SERVERS."""
-    from referral_bus import logging as bus_logging
-    from referral_bus.services.alerts.app import run
+    from bus import logging as bus_logging
+    from services.alerts.app import run
 
     _settings()
     bus_logging.configure(json=True)
@@ -205,8 +205,8 @@ def page(
     """Page a duty officer: urgent alerts, re-sends and escalations for one agency, each once."""
     from rich.console import Console
 
-    from referral_bus.services.alerts.pager import page_agency
-    from referral_bus.settings import StateSettings
+    from bus.settings import StateSettings
+    from services.alerts.pager import page_agency
 
     asyncio.run(page_agency(_settings(), StateSettings(), agency, jurisdiction=jurisdiction, follow=follow,
                             idle_exit=idle_exit, as_json=as_json, console=Console()))

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from referral_bus.rules.catalog import COMMAND_CENTER, catalog
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.schemas.alerts import ChildDescriptors, PoliceAlert, alert_id_for, case_id_of, dump
-from referral_bus.schemas.events import Event, MissingChildReport
-from referral_bus.schemas.referrals import Referral
-from referral_bus.services.router.handling import Outgoing
-from referral_bus.topics.catalog import POLICE_ALERTS
+from rules.catalog import COMMAND_CENTER, catalog
+from rules.deadlines import Deadlines
+from schemas.alerts import ChildDescriptors, PoliceAlert, alert_id_for, case_id_of, dump
+from schemas.events import Event, MissingChildReport
+from schemas.referrals import Referral
+from services.router.handling import Outgoing
+from topics.catalog import POLICE_ALERTS
 
 MISSING_CHILD = "child_missing_reported"
 #: An alert is urgent even where a pack gives a slower word for the police's duty.

@@ -12,10 +12,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from referral_bus.rules.catalog import COMMAND_CENTER, catalog
-from referral_bus.services.alerts.metrics import AlertsMetrics
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import ESCALATIONS, EVENTS, POLICE_ALERTS, referral_topic_name
+from bus.settings import KafkaSettings
+from rules.catalog import COMMAND_CENTER, catalog
+from services.alerts.metrics import AlertsMetrics
+from topics.catalog import ESCALATIONS, EVENTS, POLICE_ALERTS, referral_topic_name
 
 log = structlog.get_logger("alerts.lag")
 

@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from referral_bus.rules.catalog import COMMAND_CENTER, JOINT_OFFICE, catalog
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.schemas.alerts import (
+from rules.catalog import COMMAND_CENTER, JOINT_OFFICE, catalog
+from rules.deadlines import Deadlines
+from schemas.alerts import (
     CaseChange,
     Escalation,
     HistoryEntry,
@@ -29,7 +29,7 @@ from referral_bus.schemas.alerts import (
     alert_id_for,
     escalation_id_for,
 )
-from referral_bus.schemas.referrals import Referral, referral_id_for
+from schemas.referrals import Referral, referral_id_for
 
 MISSING_CHILD = "child_missing_reported"
 #: States in which an alert still waits for its first answer (and so may be re-sent/escalated).

@@ -45,13 +45,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from referral_bus.dedup import SeenIds, open_store
-from referral_bus.kafka.clients import consumer
-from referral_bus.schemas.alerts import CaseChange, Escalation, LinkedClue, PoliceAlert
-from referral_bus.services.alerts.lifecycle import outlives_resolution
-from referral_bus.services.delivery.metrics import DeliveryMetrics
-from referral_bus.settings import KafkaSettings, StateSettings
-from referral_bus.topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
+from bus.dedup import SeenIds, open_store
+from bus.kafka.clients import consumer
+from bus.settings import KafkaSettings, StateSettings
+from schemas.alerts import CaseChange, Escalation, LinkedClue, PoliceAlert
+from services.alerts.lifecycle import outlives_resolution
+from services.delivery.metrics import DeliveryMetrics
+from topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
 
 PageKind = Literal["alert", "resend", "escalation", "grouped", "clue", "case_closed", "case"]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from referral_bus.settings import KafkaSettings
+from bus.settings import KafkaSettings
 
 
 async def read_topics(settings: KafkaSettings, topics: Iterable[str],

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from referral_bus.rules.deadlines import Deadlines
+from rules.deadlines import Deadlines
 
 CASES_FILE = Path(__file__).parent / "cases.yaml"
 

@@ -30,15 +30,15 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from referral_bus.kafka import clients
-from referral_bus.kafka.reader import records_to_end
-from referral_bus.schemas.broadcast import CAP_CONTENT_TYPE, BroadcastRefusal, CapMessage, CaseBroadcast
-from referral_bus.schemas.events import parse_event
-from referral_bus.services.broadcast.handling import Outcome, case_id_of, next_due, on_event, on_tick
-from referral_bus.services.broadcast.metrics import BroadcastMetrics
-from referral_bus.services.broadcast.settings import BroadcastConfig, BroadcastSettings
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import BROADCAST_REFUSALS, BROADCAST_STATE, EVENTS, broadcast_topic
+from bus.kafka import clients
+from bus.kafka.reader import records_to_end
+from bus.settings import KafkaSettings
+from schemas.broadcast import CAP_CONTENT_TYPE, BroadcastRefusal, CapMessage, CaseBroadcast
+from schemas.events import parse_event
+from services.broadcast.handling import Outcome, case_id_of, next_due, on_event, on_tick
+from services.broadcast.metrics import BroadcastMetrics
+from services.broadcast.settings import BroadcastConfig, BroadcastSettings
+from topics.catalog import BROADCAST_REFUSALS, BROADCAST_STATE, EVENTS, broadcast_topic
 
 log = structlog.get_logger("broadcast")
 

@@ -16,12 +16,12 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, start_http_server
 
-from referral_bus.schemas.broadcast import CAP_CONTENT_TYPE, CaseBroadcast
-from referral_bus.services.broadcast import feed
-from referral_bus.services.broadcast.agents import BroadcastWorker, Clock, utc_now
-from referral_bus.services.broadcast.metrics import BroadcastMetrics
-from referral_bus.services.broadcast.settings import BroadcastConfig, BroadcastSettings
-from referral_bus.settings import KafkaSettings
+from bus.settings import KafkaSettings
+from schemas.broadcast import CAP_CONTENT_TYPE, CaseBroadcast
+from services.broadcast import feed
+from services.broadcast.agents import BroadcastWorker, Clock, utc_now
+from services.broadcast.metrics import BroadcastMetrics
+from services.broadcast.settings import BroadcastConfig, BroadcastSettings
 
 log = structlog.get_logger("broadcast")
 

@@ -16,8 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from referral_bus.schemas.broadcast import CapMessage, CapStatus, MsgType, PublicChild
-from referral_bus.services.broadcast.settings import BroadcastConfig
+from schemas.broadcast import CapMessage, CapStatus, MsgType, PublicChild
+from services.broadcast.settings import BroadcastConfig
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 XSD_PATH = Path(__file__).with_name("cap-1.2.xsd")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from referral_bus import logging as bus_logging
-from referral_bus.settings import KafkaSettings
+from bus import logging as bus_logging
+from bus.settings import KafkaSettings
 
 
 def broadcast() -> None:
@@ -13,7 +13,7 @@ def broadcast() -> None:
 
     Uses KAFKA_BOOTSTRAP_SERVERS; REFERRAL_BUS_BROADCAST_* settings (config file, feed and metrics ports).
     """
-    from referral_bus.services.broadcast.app import run
+    from services.broadcast.app import run
 
     if not KafkaSettings().bootstrap_servers:
         typer.echo("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)", err=True)

@@ -11,8 +11,8 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 
-from referral_bus.schemas.broadcast import CAP_CONTENT_TYPE, CapMessage, CaseBroadcast
-from referral_bus.services.broadcast.settings import BroadcastConfig
+from schemas.broadcast import CAP_CONTENT_TYPE, CapMessage, CaseBroadcast
+from services.broadcast.settings import BroadcastConfig
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_CONTENT_TYPE = "application/atom+xml"

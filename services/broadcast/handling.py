@@ -21,8 +21,8 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, replace
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.schemas.broadcast import (
+from rules.catalog import catalog
+from schemas.broadcast import (
     BroadcastRefusal,
     CapMessage,
     CaseBroadcast,
@@ -30,11 +30,11 @@ from referral_bus.schemas.broadcast import (
     Release,
     WithdrawalReason,
 )
-from referral_bus.schemas.events import BroadcastRelease, CaseResolution, Event, MissingChildReport
-from referral_bus.services.broadcast import radius
-from referral_bus.services.broadcast.cap import CapInvalidError, Draft, build, identifier_for
-from referral_bus.services.broadcast.public_fields import public_child
-from referral_bus.services.broadcast.settings import BroadcastConfig
+from schemas.events import BroadcastRelease, CaseResolution, Event, MissingChildReport
+from services.broadcast import radius
+from services.broadcast.cap import CapInvalidError, Draft, build, identifier_for
+from services.broadcast.public_fields import public_child
+from services.broadcast.settings import BroadcastConfig
 
 POLICE = "police"
 

@@ -6,7 +6,7 @@ from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from referral_bus.schemas.broadcast import REFUSAL_REASONS, WITHDRAWAL_REASONS, MsgType
+from schemas.broadcast import REFUSAL_REASONS, WITHDRAWAL_REASONS, MsgType
 
 
 class BroadcastMetrics:

@@ -6,8 +6,8 @@ description and the reporter, none of which may reach a broadcast.
 
 from __future__ import annotations
 
-from referral_bus.schemas.broadcast import PublicChild
-from referral_bus.schemas.events import MissingChildReport
+from schemas.broadcast import PublicChild
+from schemas.events import MissingChildReport
 
 
 def public_child(report: MissingChildReport) -> PublicChild:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from referral_bus.services.broadcast.settings import RadiusStep
+from services.broadcast.settings import RadiusStep
 
 
 def stage_at(schedule: Sequence[RadiusStep], last_seen_at: dt.datetime, now: dt.datetime) -> int:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from referral_bus.topics.catalog import BROADCAST_CHANNELS
+from topics.catalog import BROADCAST_CHANNELS
 
 DEFAULT_CONFIG = Path(__file__).with_name("broadcast.yaml")
 _OFFSET = re.compile(r"^[+-]\d\d:\d\d$")

@@ -20,15 +20,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from referral_bus.dedup import SeenIds
-from referral_bus.kafka.clients import consumer as make_consumer
-from referral_bus.rules.catalog import catalog
-from referral_bus.schemas.receipts import AuditRecord, audit_record
-from referral_bus.schemas.referrals import Referral
-from referral_bus.services.delivery.metrics import DeliveryMetrics
-from referral_bus.services.intake.publisher import Publisher
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import AUDIT, referral_topic_name
+from bus.dedup import SeenIds
+from bus.kafka.clients import consumer as make_consumer
+from bus.settings import KafkaSettings
+from rules.catalog import catalog
+from schemas.receipts import AuditRecord, audit_record
+from schemas.referrals import Referral
+from services.delivery.metrics import DeliveryMetrics
+from services.intake.publisher import Publisher
+from topics.catalog import AUDIT, referral_topic_name
 
 log = structlog.get_logger("delivery")
 

@@ -14,10 +14,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics import catalog as topics
-from referral_bus.topics.catalog import BROADCAST_CHANNELS, TopicSpec, broadcast_topic, referral_topic_name
+from bus.settings import KafkaSettings
+from rules.catalog import catalog
+from topics import catalog as topics
+from topics.catalog import BROADCAST_CHANNELS, TopicSpec, broadcast_topic, referral_topic_name
 
 DEFAULT_PLAN = Path(__file__).resolve().parents[2] / "deploy" / "acl.yaml"
 

@@ -10,11 +10,11 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from referral_bus.kafka.clients import consumer as make_consumer
-from referral_bus.schemas.receipts import Receipt
-from referral_bus.services.intake.store import IntakeStore
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import RECEIPTS
+from bus.kafka.clients import consumer as make_consumer
+from bus.settings import KafkaSettings
+from schemas.receipts import Receipt
+from services.intake.store import IntakeStore
+from topics.catalog import RECEIPTS
 
 log = structlog.get_logger("intake")
 

@@ -16,18 +16,18 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from referral_bus.schemas.errors import FieldError
-from referral_bus.schemas.events import EVENT_ADAPTER
-from referral_bus.services.delivery.metrics import DeliveryMetrics
-from referral_bus.services.intake.agents import consume_receipts
-from referral_bus.services.intake.credentials import Credentials
-from referral_bus.services.intake.errors import IntakeError
-from referral_bus.services.intake.metrics import IntakeMetrics
-from referral_bus.services.intake.publisher import KafkaPublisher, Publisher
-from referral_bus.services.intake.routes import IntakeContext, router
-from referral_bus.services.intake.settings import IntakeSettings
-from referral_bus.services.intake.store import IntakeStore
-from referral_bus.settings import KafkaSettings, StateSettings
+from bus.settings import KafkaSettings, StateSettings
+from schemas.errors import FieldError
+from schemas.events import EVENT_ADAPTER
+from services.delivery.metrics import DeliveryMetrics
+from services.intake.agents import consume_receipts
+from services.intake.credentials import Credentials
+from services.intake.errors import IntakeError
+from services.intake.metrics import IntakeMetrics
+from services.intake.publisher import KafkaPublisher, Publisher
+from services.intake.routes import IntakeContext, router
+from services.intake.settings import IntakeSettings
+from services.intake.store import IntakeStore
 
 log = structlog.get_logger("intake")
 

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from referral_bus.settings import KafkaSettings, StateSettings
+from bus.settings import KafkaSettings, StateSettings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -46,9 +46,9 @@ def intake(
     openapi: Annotated[Path | None, typer.Option(help="Write the OpenAPI document here and exit.")] = None,
 ) -> None:
     """Run the intake (HTTP publishing, receipts, agency delivery stream, /metrics)."""
-    from referral_bus import logging as bus_logging
-    from referral_bus.services.intake.app import create_app, openapi_document, run
-    from referral_bus.services.intake.settings import IntakeSettings
+    from bus import logging as bus_logging
+    from services.intake.app import create_app, openapi_document, run
+    from services.intake.settings import IntakeSettings
 
     if openapi is not None:
         app = create_app(IntakeSettings(), KafkaSettings(), StateSettings())
@@ -61,8 +61,8 @@ def intake(
 
 def intake_token(agency: Annotated[str, typer.Argument(help="The agency code the token is for.")]) -> None:
     """Make a new token: prints it once, and the entry to add to the credentials file."""
-    from referral_bus.rules.catalog import catalog
-    from referral_bus.services.intake.credentials import new_token
+    from rules.catalog import catalog
+    from services.intake.credentials import new_token
 
     if agency not in catalog().agencies:
         err_console.print(f"error: unknown agency code {agency!r}")
@@ -82,8 +82,8 @@ def publish(
         help="Give up sending after this many seconds (events stay queued).")] = 30.0,
 ) -> None:
     """Queue events in the durable outbox, then send them until the intake acknowledges each."""
-    from referral_bus.client import ClientAuthError, IntakeClient
-    from referral_bus.outbox import Outbox, OutboxError
+    from bus.client import ClientAuthError, IntakeClient
+    from bus.outbox import Outbox, OutboxError
 
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     stripped = text.strip()
@@ -115,7 +115,7 @@ def publish(
 
 
 def _print_answers(box: object, event_ids: list[str]) -> None:
-    from referral_bus.outbox import Outbox
+    from bus.outbox import Outbox
 
     assert isinstance(box, Outbox)
     wanted = set(event_ids)
@@ -134,8 +134,8 @@ def outbox(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per item (no event contents).")] = False,
 ) -> None:
     """Show what the outbox holds (pending first), and optionally send it."""
-    from referral_bus.client import ClientAuthError, IntakeClient
-    from referral_bus.outbox import Outbox
+    from bus.client import ClientAuthError, IntakeClient
+    from bus.outbox import Outbox
 
     box = Outbox(_outbox_path(outbox))
     if drain:
@@ -180,7 +180,7 @@ def deadletters(
         help="Write each original message to DIR/<partition>-<offset>.json, to fix and replay.")] = None,
 ) -> None:
     """List refused inbound messages: reason and failing fields (no contents unless --export)."""
-    from referral_bus.services.intake.operator import read_dead_letters
+    from services.intake.operator import read_dead_letters
 
     letters = asyncio.run(read_dead_letters(_bootstrap()))
     table = Table("partition:offset", "event_id", "reason", "fields", "received at")
@@ -204,7 +204,7 @@ def replay(
     source: Annotated[str, typer.Argument(help="Fixed events: a JSON event, or JSON lines; '-' reads stdin.")],
 ) -> None:
     """Re-submit fixed events to the inbound topic (validated first, recorded in the audit trail)."""
-    from referral_bus.services.intake.operator import replay_events
+    from services.intake.operator import replay_events
 
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     stripped = text.strip()
@@ -227,7 +227,7 @@ def acl_plan(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per binding.")] = False,
 ) -> None:
     """Show every ACL binding the plan expands to."""
-    from referral_bus.services.intake.acl import expand, load_plan
+    from services.intake.acl import expand, load_plan
 
     bindings = expand(load_plan(path))
     if as_json:
@@ -246,7 +246,7 @@ def acl_apply(
     path: Annotated[Path | None, typer.Option(help="ACL plan file (default deploy/acl.yaml).")] = None,
 ) -> None:
     """Create the plan's ACLs on the broker (Apache Kafka with an authorizer; Tansu has none)."""
-    from referral_bus.services.intake.acl import AclUnsupported, apply_plan, expand, load_plan
+    from services.intake.acl import AclUnsupported, apply_plan, expand, load_plan
 
     bindings = expand(load_plan(path))
     try:

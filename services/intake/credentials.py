@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from referral_bus.rules.catalog import catalog
+from rules.catalog import catalog
 
 _TOKEN = re.compile(r"^rb_(?P<id>[a-z0-9]{6,32})_(?P<secret>[A-Za-z0-9_-]{16,128})$")
 # scrypt cost: ~15 ms per check on these machines, paid once per token per process (cache).

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from referral_bus.schemas.errors import FieldError
+from schemas.errors import FieldError
 
 
 class ErrorBody(BaseModel):

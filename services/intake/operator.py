@@ -7,14 +7,14 @@ import uuid
 
 from pydantic import ValidationError
 
-from referral_bus.kafka.clients import producer as make_producer
-from referral_bus.kafka.reader import read_all
-from referral_bus.schemas.errors import field_errors, summary
-from referral_bus.schemas.events import parse_event
-from referral_bus.schemas.receipts import audit_record
-from referral_bus.schemas.referrals import DeadLetter
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import AUDIT, DEAD_LETTERS, EVENTS
+from bus.kafka.clients import producer as make_producer
+from bus.kafka.reader import read_all
+from bus.settings import KafkaSettings
+from schemas.errors import field_errors, summary
+from schemas.events import parse_event
+from schemas.receipts import audit_record
+from schemas.referrals import DeadLetter
+from topics.catalog import AUDIT, DEAD_LETTERS, EVENTS
 
 
 async def read_dead_letters(kafka: KafkaSettings) -> list[DeadLetter]:

@@ -10,8 +10,8 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from referral_bus.kafka.clients import producer as make_producer
-from referral_bus.settings import KafkaSettings
+from bus.kafka.clients import producer as make_producer
+from bus.settings import KafkaSettings
 
 log = structlog.get_logger("intake")
 

@@ -22,19 +22,19 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from referral_bus.schemas.errors import FieldError, field_errors
-from referral_bus.schemas.events import EVENT_ADAPTER, parse_event
-from referral_bus.schemas.receipts import Receipt, audit_record
-from referral_bus.services.delivery.metrics import DeliveryMetrics
-from referral_bus.services.delivery.reader import AgencyReader, AuditSink
-from referral_bus.services.intake.credentials import Credentials, Principal
-from referral_bus.services.intake.errors import IntakeError, error_responses
-from referral_bus.services.intake.metrics import IntakeMetrics
-from referral_bus.services.intake.publisher import BrokerUnavailable, Publisher
-from referral_bus.services.intake.settings import IntakeSettings
-from referral_bus.services.intake.store import Accepted, IntakeStore, body_digest
-from referral_bus.settings import KafkaSettings, StateSettings
-from referral_bus.topics.catalog import AUDIT, EVENTS
+from bus.settings import KafkaSettings, StateSettings
+from schemas.errors import FieldError, field_errors
+from schemas.events import EVENT_ADAPTER, parse_event
+from schemas.receipts import Receipt, audit_record
+from services.delivery.metrics import DeliveryMetrics
+from services.delivery.reader import AgencyReader, AuditSink
+from services.intake.credentials import Credentials, Principal
+from services.intake.errors import IntakeError, error_responses
+from services.intake.metrics import IntakeMetrics
+from services.intake.publisher import BrokerUnavailable, Publisher
+from services.intake.settings import IntakeSettings
+from services.intake.store import Accepted, IntakeStore, body_digest
+from topics.catalog import AUDIT, EVENTS
 
 log = structlog.get_logger("intake")
 

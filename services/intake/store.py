@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from referral_bus.schemas.receipts import Receipt
+from schemas.receipts import Receipt
 
 
 @dataclass(frozen=True)

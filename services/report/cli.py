@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from referral_bus.settings import KafkaSettings
+from bus.settings import KafkaSettings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -21,10 +21,10 @@ def report(
     out: Annotated[Path, typer.Option(help="Folder for report-<jurisdiction>-<year>.{md,csv,png}.")] = Path("."),
 ) -> None:
     """Annual report (西安 第十二条): per member unit, referrals by situation, answers on time, escalations."""
-    from referral_bus.rules.catalog import catalog
-    from referral_bus.services.report.compute import compute
-    from referral_bus.services.report.reader import read_topics
-    from referral_bus.services.report.render import write_all
+    from rules.catalog import catalog
+    from services.report.compute import compute
+    from services.report.reader import read_topics
+    from services.report.render import write_all
 
     if jurisdiction not in catalog().jurisdictions:
         err_console.print(f"error: unknown jurisdiction {jurisdiction!r}")

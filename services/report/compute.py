@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from referral_bus.schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
-from referral_bus.schemas.referrals import Referral
+from schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
+from schemas.referrals import Referral
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 

@@ -15,13 +15,13 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from referral_bus.kafka.clients import consumer
-from referral_bus.kafka.reader import records_to_end
-from referral_bus.rules.catalog import catalog
-from referral_bus.schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
-from referral_bus.schemas.referrals import Referral
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import ALERT_STATES, CASES, ESCALATIONS, POLICE_ALERTS, RESPONSES, referral_topic_name
+from bus.kafka.clients import consumer
+from bus.kafka.reader import records_to_end
+from bus.settings import KafkaSettings
+from rules.catalog import catalog
+from schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
+from schemas.referrals import Referral
+from topics.catalog import ALERT_STATES, CASES, ESCALATIONS, POLICE_ALERTS, RESPONSES, referral_topic_name
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -6,8 +6,8 @@ import csv
 import io
 from pathlib import Path
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.services.report.compute import Report
+from rules.catalog import catalog
+from services.report.compute import Report
 
 #: 西安 第十二条: member units report by 12月15日, district offices by 12月20日.
 MEMBER_UNITS_DUE = (12, 15)

@@ -11,12 +11,12 @@ import structlog
 from faust.types import Message
 from mode import CrashingSupervisor
 
-from referral_bus.faust_app import BusApp
-from referral_bus.kafka.batches import fetched_batches, read_in_batches
-from referral_bus.rules.engine import is_unrouted
-from referral_bus.services.router.handling import Position, Refused, Routed, Router, describe_refusal
-from referral_bus.services.router.metrics import RouterMetrics
-from referral_bus.topics.catalog import EVENTS
+from bus.faust_app import BusApp
+from bus.kafka.batches import fetched_batches, read_in_batches
+from rules.engine import is_unrouted
+from services.router.handling import Position, Refused, Routed, Router, describe_refusal
+from services.router.metrics import RouterMetrics
+from topics.catalog import EVENTS
 
 log = structlog.get_logger("router")
 

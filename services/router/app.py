@@ -9,15 +9,15 @@ import faust
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
 
-from referral_bus.faust_app import make_app, run_worker
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook
-from referral_bus.services.router.agents import wire
-from referral_bus.services.router.handling import Router
-from referral_bus.services.router.metrics import RouterMetrics
-from referral_bus.services.router.outputs import emitters
-from referral_bus.services.router.settings import RouterSettings
-from referral_bus.settings import KafkaSettings, StateSettings
+from bus.faust_app import make_app, run_worker
+from bus.settings import KafkaSettings, StateSettings
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook
+from services.router.agents import wire
+from services.router.handling import Router
+from services.router.metrics import RouterMetrics
+from services.router.outputs import emitters
+from services.router.settings import RouterSettings
 
 log = structlog.get_logger("router")
 

@@ -15,12 +15,12 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import RuleBook, route
-from referral_bus.schemas.errors import field_errors, summary
-from referral_bus.schemas.events import Event, parse_event
-from referral_bus.schemas.referrals import DeadLetter, Referral
-from referral_bus.topics.catalog import DEAD_LETTERS, referral_topic_name
+from rules.deadlines import Deadlines
+from rules.engine import RuleBook, route
+from schemas.errors import field_errors, summary
+from schemas.events import Event, parse_event
+from schemas.referrals import DeadLetter, Referral
+from topics.catalog import DEAD_LETTERS, referral_topic_name
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,6 @@ def _event_id_if_any(raw: bytes | None) -> str | None:
 
 def describe_refusal(letter: DeadLetter) -> str:
     """One line for operators: the reason and each failing field (no values)."""
-    from referral_bus.schemas.errors import FieldError
+    from schemas.errors import FieldError
 
     return f"{letter.reason}: " + summary([FieldError(**e) for e in letter.errors])

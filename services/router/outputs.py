@@ -7,12 +7,12 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.schemas.events import Event
-from referral_bus.schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record
-from referral_bus.schemas.referrals import DeadLetter, Referral
-from referral_bus.services.router.handling import Emitter, Outgoing
-from referral_bus.topics.catalog import AUDIT, RECEIPTS
+from rules.deadlines import Deadlines
+from schemas.events import Event
+from schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record
+from schemas.referrals import DeadLetter, Referral
+from services.router.handling import Emitter, Outgoing
+from topics.catalog import AUDIT, RECEIPTS
 
 Clock = Callable[[], dt.datetime]
 
@@ -85,8 +85,8 @@ def _reporter_agency(letter: DeadLetter) -> str | None:
 
 def emitters(deadlines: Deadlines) -> tuple[Emitter, ...]:
     """Every emitter the router runs, in order."""
-    from referral_bus.services.alerts.emitter import PoliceAlertEmitter
-    from referral_bus.services.alerts.settings import AlertsSettings
+    from services.alerts.emitter import PoliceAlertEmitter
+    from services.alerts.settings import AlertsSettings
 
     # The alert leads: the command centre pages before anything else is produced for the event.
     # Its deadlines come from the alerts settings (REFERRAL_BUS_ALERTS_DEADLINES_FILE) when set.

@@ -22,7 +22,7 @@ SERVICE_METRIC_MODULES = sorted(p.parent.name for p in (REPO / "services").glob(
 
 def declared(service: str) -> dict[str, tuple[str, frozenset[str]]]:
     """{scraped name: (type, labels)} for every metric the service's metrics.py declares."""
-    module = importlib.import_module(f"referral_bus.services.{service}.metrics")
+    module = importlib.import_module(f"services.{service}.metrics")
     found: dict[str, tuple[str, frozenset[str]]] = {}
     classes: list[tuple[str, Any]] = inspect.getmembers(module, inspect.isclass)
     for _, cls in classes:

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from referral_bus.demo_events import INVALID_EVENT, scripted_events
-from referral_bus.local_broker import LocalBroker
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook, route
-from referral_bus.schemas.events import parse_event_obj
-from referral_bus.settings import KafkaSettings
+from bus.demo_events import INVALID_EVENT, scripted_events
+from bus.local_broker import LocalBroker
+from bus.settings import KafkaSettings
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook, route
+from schemas.events import parse_event_obj
 from tests.integration.conftest import Service, publish, wait_for
 
 from .deploy_support import DEPLOY, PROMETHEUS_MISSING, require_binary

@@ -16,10 +16,10 @@ from typing import TypeVar
 
 import pytest
 
-from referral_bus.kafka.clients import producer
-from referral_bus.local_broker import LocalBroker, die_with_parent
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import EVENTS
+from bus.kafka.clients import producer
+from bus.local_broker import LocalBroker, die_with_parent
+from bus.settings import KafkaSettings
+from topics.catalog import EVENTS
 
 pytestmark = pytest.mark.integration
 

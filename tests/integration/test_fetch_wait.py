@@ -10,11 +10,11 @@ from typing import Any
 
 from faust.types import TP
 
-from referral_bus.faust_app import make_app
-from referral_bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
-from referral_bus.kafka.faust_transport import BACKLOG_FETCH_MAX_WAIT_MS
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import EVENTS
+from bus.faust_app import make_app
+from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
+from bus.kafka.faust_transport import BACKLOG_FETCH_MAX_WAIT_MS
+from bus.settings import KafkaSettings
+from topics.catalog import EVENTS
 
 
 def _fetched(offsets: range) -> list[tuple[TP, Any]]:

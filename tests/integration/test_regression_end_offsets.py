@@ -11,9 +11,9 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from referral_bus.kafka.reader import read_all, records_to_end
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import AUDIT
+from bus.kafka.reader import read_all, records_to_end
+from bus.settings import KafkaSettings
+from topics.catalog import AUDIT
 
 pytestmark = pytest.mark.integration
 

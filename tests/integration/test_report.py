@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from referral_bus.demo_events import CST, scripted_events
-from referral_bus.kafka.clients import producer
-from referral_bus.kafka.reader import read_all
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook, route
-from referral_bus.schemas.alerts import Escalation, ReferralResponse, dump, escalation_id_for
-from referral_bus.schemas.events import Event, parse_event_obj
-from referral_bus.schemas.referrals import Referral
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import ESCALATIONS, EVENTS, RESPONSES, referral_topic_name
+from bus.demo_events import CST, scripted_events
+from bus.kafka.clients import producer
+from bus.kafka.reader import read_all
+from bus.settings import KafkaSettings
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook, route
+from schemas.alerts import Escalation, ReferralResponse, dump, escalation_id_for
+from schemas.events import Event, parse_event_obj
+from schemas.referrals import Referral
+from topics.catalog import ESCALATIONS, EVENTS, RESPONSES, referral_topic_name
 
 from .conftest import CLI, wait_for
 

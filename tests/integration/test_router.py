@@ -14,14 +14,14 @@ from collections import Counter
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from referral_bus.demo_events import INVALID_EVENT, scripted_events
-from referral_bus.kafka.reader import read_all
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook, route
-from referral_bus.schemas.events import Event, parse_event_obj
-from referral_bus.schemas.referrals import DeadLetter, Referral
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import DEAD_LETTERS, referral_topic_name
+from bus.demo_events import INVALID_EVENT, scripted_events
+from bus.kafka.reader import read_all
+from bus.settings import KafkaSettings
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook, route
+from schemas.events import Event, parse_event_obj
+from schemas.referrals import DeadLetter, Referral
+from topics.catalog import DEAD_LETTERS, referral_topic_name
 
 from .conftest import publish, wait_for
 

@@ -12,13 +12,13 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from referral_bus.demo_events import scripted_events
-from referral_bus.kafka.reader import read_all
-from referral_bus.schemas.events import parse_event_obj
-from referral_bus.schemas.referrals import Referral
-from referral_bus.services.router.settings import RouterSettings
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import EVENTS
+from bus.demo_events import scripted_events
+from bus.kafka.reader import read_all
+from bus.settings import KafkaSettings
+from schemas.events import parse_event_obj
+from schemas.referrals import Referral
+from services.router.settings import RouterSettings
+from topics.catalog import EVENTS
 
 from .conftest import publish, wait_for
 from .test_router import expected_referrals, read_referrals

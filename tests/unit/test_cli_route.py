@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from referral_bus.cli import _mount_subcommands, app
-from referral_bus.schemas.referrals import Referral
+from bus.cli import _mount_subcommands, app
+from schemas.referrals import Referral
 
 from .test_schemas import NURSE_REPORT
 

@@ -16,15 +16,15 @@ from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CollectorRegistry
 
-from referral_bus.faust_app import make_app
-from referral_bus.kafka.delivery import DeliveryFailed, DeliveryGuard
-from referral_bus.kafka.faust_transport import Consumer
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.services.alerts import cases
-from referral_bus.services.alerts.agents import Alerts, AlertsConfig
-from referral_bus.services.alerts.metrics import AlertsMetrics
-from referral_bus.services.alerts.settings import CASES_FILE
-from referral_bus.settings import KafkaSettings
+from bus.faust_app import make_app
+from bus.kafka.delivery import DeliveryFailed, DeliveryGuard
+from bus.kafka.faust_transport import Consumer
+from bus.settings import KafkaSettings
+from rules.deadlines import Deadlines
+from services.alerts import cases
+from services.alerts.agents import Alerts, AlertsConfig
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.settings import CASES_FILE
 
 NOWHERE = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", request_timeout_ms=7000)
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from faust.types import TP, Message
 
-from referral_bus.faust_app import make_app
-from referral_bus.kafka.batches import BATCH_MAX, BATCHES_WAITING, fetched_batches
-from referral_bus.kafka.faust_transport import ConsumerThread, Transport
-from referral_bus.settings import KafkaSettings
+from bus.faust_app import make_app
+from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING, fetched_batches
+from bus.kafka.faust_transport import ConsumerThread, Transport
+from bus.settings import KafkaSettings
 
 
 async def test_the_worker_consumer_waits_only_as_long_as_configured(tmp_path: Path) -> None:

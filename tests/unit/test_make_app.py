@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from referral_bus.faust_app import make_app
-from referral_bus.settings import KafkaSettings
+from bus.faust_app import make_app
+from bus.settings import KafkaSettings
 
 #: faust reads these from the environment, over the values its app is given.
 FAUST_ENVIRONMENT = {

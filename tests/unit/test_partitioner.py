@@ -6,7 +6,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from referral_bus.kafka.partitioner import CachedKeyPartitioner
+from bus.kafka.partitioner import CachedKeyPartitioner
 
 
 @given(keys=st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=50),

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from referral_bus import faust_app
-from referral_bus.faust_app import WORKER_SWITCH_INTERVAL_S, make_app, run_worker
-from referral_bus.settings import KafkaSettings
+from bus import faust_app
+from bus.faust_app import WORKER_SWITCH_INTERVAL_S, make_app, run_worker
+from bus.settings import KafkaSettings
 
 
 class RecordingWorker:

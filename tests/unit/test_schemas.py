@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from referral_bus.schemas.contract import JSON_DIR, render, schemas
-from referral_bus.schemas.errors import field_errors
-from referral_bus.schemas.events import (
+from schemas.contract import JSON_DIR, render, schemas
+from schemas.errors import field_errors
+from schemas.events import (
     BroadcastRelease,
     CaseResolution,
     Event,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.topics.catalog import (
+from rules.catalog import catalog
+from topics.catalog import (
     EVENTS,
     all_topics,
     broadcast_topic,

@@ -11,11 +11,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from referral_bus.kafka.clients import producer
-from referral_bus.schemas.alerts import CaseChange, Escalation, PoliceAlert, TrackedState
-from referral_bus.services.alerts.readback import latest_by_key, read_topics
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import ALERT_STATES, CASES, ESCALATIONS, EVENTS, POLICE_ALERTS
+from bus.kafka.clients import producer
+from bus.settings import KafkaSettings
+from schemas.alerts import CaseChange, Escalation, PoliceAlert, TrackedState
+from services.alerts.readback import latest_by_key, read_topics
+from topics.catalog import ALERT_STATES, CASES, ESCALATIONS, EVENTS, POLICE_ALERTS
 
 from ..conftest import wait_for
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from referral_bus.rules.catalog import JOINT_OFFICE
-from referral_bus.schemas.alerts import ReferralResponse, alert_id_for
-from referral_bus.schemas.referrals import Referral
-from referral_bus.services.alerts.cli import send_response
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import POLICE_ALERTS, referral_topic_name
+from bus.settings import KafkaSettings
+from rules.catalog import JOINT_OFFICE
+from schemas.alerts import ReferralResponse, alert_id_for
+from schemas.referrals import Referral
+from services.alerts.cli import send_response
+from topics.catalog import POLICE_ALERTS, referral_topic_name
 
 from ..conftest import publish as publish_bytes
 from .alerts_helpers import (

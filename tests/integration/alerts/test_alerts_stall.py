@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from referral_bus.local_broker import LocalBroker
-from referral_bus.schemas.alerts import PoliceAlert, alert_id_for
-from referral_bus.services.alerts.readback import read_topics
-from referral_bus.services.alerts.settings import AlertsSettings
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import ALERT_STATES, POLICE_ALERTS
+from bus.local_broker import LocalBroker
+from bus.settings import KafkaSettings
+from schemas.alerts import PoliceAlert, alert_id_for
+from services.alerts.readback import read_topics
+from services.alerts.settings import AlertsSettings
+from topics.catalog import ALERT_STATES, POLICE_ALERTS
 
 from .alerts_helpers import publish, report, states, wait_until
 

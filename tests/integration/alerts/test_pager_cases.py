@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from referral_bus.rules.catalog import COMMAND_CENTER
-from referral_bus.schemas.alerts import Escalation, alert_id_for, escalation_id_for
-from referral_bus.schemas.referrals import Referral
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import ESCALATIONS, POLICE_ALERTS, referral_topic_name
+from bus.settings import KafkaSettings
+from rules.catalog import COMMAND_CENTER
+from schemas.alerts import Escalation, alert_id_for, escalation_id_for
+from schemas.referrals import Referral
+from topics.catalog import ESCALATIONS, POLICE_ALERTS, referral_topic_name
 
 from ..conftest import publish as publish_bytes
 from .alerts_helpers import (

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from referral_bus.services.alerts.readback import read_topics
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import BROADCAST_CHANNELS, broadcast_topic
+from bus.settings import KafkaSettings
+from services.alerts.readback import read_topics
+from topics.catalog import BROADCAST_CHANNELS, broadcast_topic
 
 from ..conftest import Service
 

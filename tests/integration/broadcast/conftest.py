@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from referral_bus.local_broker import LocalBroker, free_port
-from referral_bus.services.broadcast.settings import DEFAULT_CONFIG
+from bus.local_broker import LocalBroker, free_port
+from services.broadcast.settings import DEFAULT_CONFIG
 
 from .broadcast_process import SHORT_SCHEDULE, BroadcastProcess
 

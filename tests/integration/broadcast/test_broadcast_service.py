@@ -17,11 +17,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from referral_bus.kafka import clients
-from referral_bus.services.broadcast.cap import CAP_NS, validate
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import BROADCAST_CHANNELS, BROADCAST_REFUSALS, EVENTS, broadcast_topic
+from bus.kafka import clients
+from bus.settings import KafkaSettings
+from services.broadcast.cap import CAP_NS, validate
 from tests.unit.broadcast.broadcast_events import SECRETS, assert_public, release_dict, report_dict, resolved_dict
+from topics.catalog import BROADCAST_CHANNELS, BROADCAST_REFUSALS, EVENTS, broadcast_topic
 
 from .broadcast_process import SHORT_SCHEDULE, BroadcastProcess
 

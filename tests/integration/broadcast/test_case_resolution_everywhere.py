@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from referral_bus.rules.engine import load_rulebook, route
-from referral_bus.schemas.alerts import alert_id_for
-from referral_bus.schemas.events import parse_event_obj
-from referral_bus.services.broadcast.cap import validate
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import BROADCAST_CHANNELS
+from bus.settings import KafkaSettings
+from rules.engine import load_rulebook, route
+from schemas.alerts import alert_id_for
+from schemas.events import parse_event_obj
+from services.broadcast.cap import validate
 from tests.unit.broadcast.broadcast_events import assert_public, release_dict, report_dict, resolved_dict
+from topics.catalog import BROADCAST_CHANNELS
 
 from ..alerts.alerts_helpers import SHORT, cli, publish, states, wait_until
 from ..alerts.test_alerts import _start

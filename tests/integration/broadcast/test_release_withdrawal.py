@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from referral_bus.services.broadcast.cap import validate
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import BROADCAST_CHANNELS
+from bus.settings import KafkaSettings
+from services.broadcast.cap import validate
 from tests.unit.broadcast.broadcast_events import assert_public, release_dict, report_dict
+from topics.catalog import BROADCAST_CHANNELS
 
 from ..alerts.alerts_helpers import publish, wait_until
 from .broadcast_process import SHORT_SCHEDULE, BroadcastProcess, Cap, caps, feed_text, is_ready

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from referral_bus.local_broker import LocalBroker, free_port
-from referral_bus.services.intake.demo import DEMO_TOKENS
+from bus.local_broker import LocalBroker, free_port
+from services.intake.demo import DEMO_TOKENS
 from tests.unit.intake.intake_fakes import HOSPITAL, body, hospital_event
 
 pytestmark = pytest.mark.integration
@@ -72,9 +72,9 @@ def test_deadletters_list_and_replay_fixed_event(broker: LocalBroker, spawn: Cal
     # Publish the invalid event straight to Kafka, as a non-intake client might.
     import asyncio
 
-    from referral_bus.kafka.clients import producer
-    from referral_bus.settings import KafkaSettings
-    from referral_bus.topics.catalog import EVENTS
+    from bus.kafka.clients import producer
+    from bus.settings import KafkaSettings
+    from topics.catalog import EVENTS
 
     async def raw() -> None:
         p = producer(KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap))

@@ -19,16 +19,16 @@ from typing import Any
 import httpx
 import pytest
 
-from referral_bus.client import IntakeClient
-from referral_bus.kafka.reader import read_all
-from referral_bus.local_broker import LocalBroker, free_port
-from referral_bus.outbox import Outbox
-from referral_bus.schemas.receipts import AuditRecord, Receipt
-from referral_bus.schemas.referrals import Referral
-from referral_bus.services.intake.demo import DEMO_TOKENS
-from referral_bus.settings import KafkaSettings
-from referral_bus.topics.catalog import AUDIT, EVENTS, RECEIPTS
+from bus.client import IntakeClient
+from bus.kafka.reader import read_all
+from bus.local_broker import LocalBroker, free_port
+from bus.outbox import Outbox
+from bus.settings import KafkaSettings
+from schemas.receipts import AuditRecord, Receipt
+from schemas.referrals import Referral
+from services.intake.demo import DEMO_TOKENS
 from tests.unit.intake.intake_fakes import body, hospital_event
+from topics.catalog import AUDIT, EVENTS, RECEIPTS
 
 from ..conftest import wait_for
 

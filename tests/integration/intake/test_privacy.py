@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from referral_bus.demo_events import PERSONAL_VALUES
-from referral_bus.local_broker import LocalBroker, free_port
+from bus.demo_events import PERSONAL_VALUES
+from bus.local_broker import LocalBroker, free_port
 
 pytestmark = pytest.mark.integration
 

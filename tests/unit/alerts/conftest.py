@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.schemas.events import Event, parse_event_obj
-from referral_bus.schemas.referrals import Citation, Referral, referral_id_for
+from rules.deadlines import Deadlines
+from schemas.events import Event, parse_event_obj
+from schemas.referrals import Citation, Referral, referral_id_for
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
 

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.schemas.alerts import CaseChange, ReferralResponse, TrackedState, dump
-from referral_bus.schemas.events import Event, MissingChildReport
-from referral_bus.schemas.referrals import Referral
-from referral_bus.services.alerts import cases, lifecycle
-from referral_bus.services.alerts.agents import Alerts, AlertsConfig
-from referral_bus.services.alerts.cli import case_rows
-from referral_bus.services.alerts.emitter import police_alert
-from referral_bus.services.alerts.metrics import AlertsMetrics
-from referral_bus.services.alerts.settings import CASES_FILE
+from rules.deadlines import Deadlines
+from schemas.alerts import CaseChange, ReferralResponse, TrackedState, dump
+from schemas.events import Event, MissingChildReport
+from schemas.referrals import Referral
+from services.alerts import cases, lifecycle
+from services.alerts.agents import Alerts, AlertsConfig
+from services.alerts.cli import case_rows
+from services.alerts.emitter import police_alert
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.settings import CASES_FILE
 
 from .conftest import T0, clue, missing_child, referral, resolution
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from referral_bus.schemas.alerts import CaseChange, ReferralResponse
-from referral_bus.schemas.events import MissingChildReport
-from referral_bus.services.alerts import cases, lifecycle
-from referral_bus.services.alerts.settings import CASES_FILE
+from schemas.alerts import CaseChange, ReferralResponse
+from schemas.events import MissingChildReport
+from services.alerts import cases, lifecycle
+from services.alerts.settings import CASES_FILE
 
 from .conftest import T0, clue, missing_child, referral, resolution
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.schemas.alerts import PoliceAlert, alert_id_for
-from referral_bus.services.alerts.emitter import PoliceAlertEmitter, police_alert
-from referral_bus.topics.catalog import POLICE_ALERTS
+from rules.deadlines import Deadlines
+from schemas.alerts import PoliceAlert, alert_id_for
+from services.alerts.emitter import PoliceAlertEmitter, police_alert
+from topics.catalog import POLICE_ALERTS
 
 from .conftest import clue, missing_child, referral
 

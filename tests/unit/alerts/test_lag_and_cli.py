@@ -6,11 +6,11 @@ import datetime as dt
 
 from aiokafka import TopicPartition
 
-from referral_bus.schemas.events import MissingChildReport
-from referral_bus.services.alerts import cases, lifecycle
-from referral_bus.services.alerts.cli import case_rows
-from referral_bus.services.alerts.emitter import police_alert
-from referral_bus.services.alerts.lag import LagExporter, lag_by_topic
+from schemas.events import MissingChildReport
+from services.alerts import cases, lifecycle
+from services.alerts.cli import case_rows
+from services.alerts.emitter import police_alert
+from services.alerts.lag import LagExporter, lag_by_topic
 
 from .conftest import T0, clue, missing_child, referral
 
@@ -33,7 +33,7 @@ def test_lag_groups_cover_agencies_and_the_router() -> None:
 
 
 def test_case_rows_show_age_alert_state_and_clues(deadlines: object) -> None:
-    from referral_bus.rules.deadlines import Deadlines
+    from rules.deadlines import Deadlines
 
     report = missing_child()
     assert isinstance(report, MissingChildReport)

@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 
-from referral_bus.rules.catalog import JOINT_OFFICE
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.schemas.alerts import ReferralResponse, TrackedState
-from referral_bus.services.alerts import lifecycle
-from referral_bus.services.alerts.emitter import police_alert
+from rules.catalog import JOINT_OFFICE
+from rules.deadlines import Deadlines
+from schemas.alerts import ReferralResponse, TrackedState
+from services.alerts import lifecycle
+from services.alerts.emitter import police_alert
 
 from .conftest import T0, missing_child, referral
 

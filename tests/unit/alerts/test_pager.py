@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from referral_bus.dedup import SeenIds
-from referral_bus.rules.catalog import JOINT_OFFICE
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.schemas.alerts import (
+from bus.dedup import SeenIds
+from rules.catalog import JOINT_OFFICE
+from rules.deadlines import Deadlines
+from schemas.alerts import (
     CaseChange,
     Escalation,
     PoliceAlert,
@@ -24,11 +24,11 @@ from referral_bus.schemas.alerts import (
     alert_id_for,
     escalation_id_for,
 )
-from referral_bus.schemas.events import Event, MissingChildReport
-from referral_bus.services.alerts import cases, lifecycle
-from referral_bus.services.alerts.emitter import police_alert
-from referral_bus.services.alerts.pager import CaseNote, CaseNotes, Page, Pager, decide, pages_in
-from referral_bus.topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
+from schemas.events import Event, MissingChildReport
+from services.alerts import cases, lifecycle
+from services.alerts.emitter import police_alert
+from services.alerts.pager import CaseNote, CaseNotes, Page, Pager, decide, pages_in
+from topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
 
 from .conftest import clue, missing_child, referral, resolution
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from referral_bus.schemas.alerts import ReferralResponse
+from schemas.alerts import ReferralResponse
 
 
 def test_reject_without_reason_is_invalid() -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from referral_bus.schemas.events import Event, parse_event_obj
+from schemas.events import Event, parse_event_obj
 
 T0 = dt.datetime(2026, 11, 20, 6, 0, tzinfo=dt.UTC)
 

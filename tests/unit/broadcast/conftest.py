@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from referral_bus.services.broadcast.settings import DEFAULT_CONFIG, BroadcastConfig
+from services.broadcast.settings import DEFAULT_CONFIG, BroadcastConfig
 
 
 @pytest.fixture

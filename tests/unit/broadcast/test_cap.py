@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from referral_bus.schemas.events import MissingChildReport
-from referral_bus.services.broadcast.cap import (
+from schemas.events import MissingChildReport
+from services.broadcast.cap import (
     CAP_NS,
     CapInvalidError,
     Draft,
@@ -18,8 +18,8 @@ from referral_bus.services.broadcast.cap import (
     identifier_for,
     validate,
 )
-from referral_bus.services.broadcast.public_fields import public_child
-from referral_bus.services.broadcast.settings import BroadcastConfig
+from services.broadcast.public_fields import public_child
+from services.broadcast.settings import BroadcastConfig
 
 from .broadcast_events import T0, report
 

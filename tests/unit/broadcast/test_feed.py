@@ -8,11 +8,11 @@ import xml.etree.ElementTree as ET
 
 from fastapi.testclient import TestClient
 
-from referral_bus.schemas.broadcast import CaseBroadcast
-from referral_bus.services.broadcast import feed
-from referral_bus.services.broadcast.app import make_http_app
-from referral_bus.services.broadcast.handling import on_event, on_tick
-from referral_bus.services.broadcast.settings import BroadcastConfig
+from schemas.broadcast import CaseBroadcast
+from services.broadcast import feed
+from services.broadcast.app import make_http_app
+from services.broadcast.handling import on_event, on_tick
+from services.broadcast.settings import BroadcastConfig
 
 from .broadcast_events import T0, release, report, resolved
 

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from referral_bus.schemas.broadcast import CaseBroadcast
-from referral_bus.schemas.events import Event
-from referral_bus.services.broadcast.handling import Outcome, is_police, next_due, on_event, on_tick
-from referral_bus.services.broadcast.settings import BroadcastConfig
+from schemas.broadcast import CaseBroadcast
+from schemas.events import Event
+from services.broadcast.handling import Outcome, is_police, next_due, on_event, on_tick
+from services.broadcast.settings import BroadcastConfig
 
 from .broadcast_events import T0, release, report, resolved
 
@@ -168,7 +168,7 @@ def test_drills_are_exercise_and_only_go_to_channels_that_accept_them(config: Br
 
 
 def test_events_of_other_kinds_are_ignored(config: BroadcastConfig) -> None:
-    from referral_bus.schemas.events import parse_event_obj
+    from schemas.events import parse_event_obj
 
     other = parse_event_obj({
         "event_id": str(uuid.uuid4()), "kind": "child_of_unknown_origin_found", "jurisdiction": "xian",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from referral_bus.services.broadcast.metrics import BroadcastMetrics
+from services.broadcast.metrics import BroadcastMetrics
 
 
 def test_metric_names_and_labels() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from referral_bus.schemas.broadcast import CapMessage, PublicChild
-from referral_bus.schemas.events import MissingChildReport
-from referral_bus.services.broadcast.handling import on_event, on_tick
-from referral_bus.services.broadcast.public_fields import public_child
-from referral_bus.services.broadcast.settings import BroadcastConfig
+from schemas.broadcast import CapMessage, PublicChild
+from schemas.events import MissingChildReport
+from services.broadcast.handling import on_event, on_tick
+from services.broadcast.public_fields import public_child
+from services.broadcast.settings import BroadcastConfig
 
 from .broadcast_events import SECRETS, T0, assert_public, release, report, resolved
 

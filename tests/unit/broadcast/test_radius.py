@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from referral_bus.services.broadcast import radius
-from referral_bus.services.broadcast.settings import BroadcastConfig
+from services.broadcast import radius
+from services.broadcast.settings import BroadcastConfig
 
 from .broadcast_events import T0
 

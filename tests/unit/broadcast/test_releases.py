@@ -12,12 +12,12 @@ import datetime as dt
 import uuid
 import xml.etree.ElementTree as ET
 
-from referral_bus.schemas.broadcast import CaseBroadcast
-from referral_bus.schemas.events import Event
-from referral_bus.services.broadcast import feed
-from referral_bus.services.broadcast.cap import CAP_NS, validate
-from referral_bus.services.broadcast.handling import Outcome, next_due, on_event, on_tick
-from referral_bus.services.broadcast.settings import BroadcastConfig
+from schemas.broadcast import CaseBroadcast
+from schemas.events import Event
+from services.broadcast import feed
+from services.broadcast.cap import CAP_NS, validate
+from services.broadcast.handling import Outcome, next_due, on_event, on_tick
+from services.broadcast.settings import BroadcastConfig
 
 from .broadcast_events import T0, assert_public, release, report, resolved
 

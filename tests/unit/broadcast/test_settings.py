@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from referral_bus.services.broadcast.settings import (
+from services.broadcast.settings import (
     DEFAULT_CONFIG,
     BroadcastConfig,
     BroadcastConfigError,

@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from referral_bus.services.intake.app import create_app
-from referral_bus.services.intake.settings import IntakeSettings
-from referral_bus.settings import KafkaSettings, StateSettings
+from bus.settings import KafkaSettings, StateSettings
+from services.intake.app import create_app
+from services.intake.settings import IntakeSettings
 from tests.unit.intake.intake_fakes import FakePublisher
 
 

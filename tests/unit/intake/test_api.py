@@ -9,10 +9,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from referral_bus.schemas.receipts import Receipt
-from referral_bus.services.intake.app import OPENAPI_PATH, openapi_document
-from referral_bus.topics.catalog import AUDIT, EVENTS
+from schemas.receipts import Receipt
+from services.intake.app import OPENAPI_PATH, openapi_document
 from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
+from topics.catalog import AUDIT, EVENTS
 
 JSON = {"Content-Type": "application/json"}
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from referral_bus.services.intake.credentials import (
+from services.intake.credentials import (
     Credentials,
     CredentialsError,
     agency_matches,
     new_token,
 )
-from referral_bus.services.intake.settings import DEFAULT_CREDENTIALS
+from services.intake.settings import DEFAULT_CREDENTIALS
 
 
 def test_new_token_verifies_and_only_its_hash_is_stored(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_regression_new_token_ids_survive_a_yaml_round_trip() -> None:
     """An all-digit id (1 in ~40 draws of token_hex(4)) was read back from YAML as an int."""
     import yaml
 
-    from referral_bus.services.intake.credentials import new_token
+    from services.intake.credentials import new_token
 
     for _ in range(200):
         _, entry = new_token()

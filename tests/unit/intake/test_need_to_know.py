@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import RuleBook, load_rulebook, route
-from referral_bus.rules.projection import paths_for
-from referral_bus.schemas.events import parse_event_obj
-from referral_bus.schemas.referrals import Referral
+from rules.deadlines import Deadlines
+from rules.engine import RuleBook, load_rulebook, route
+from rules.projection import paths_for
+from schemas.events import parse_event_obj
+from schemas.referrals import Referral
 
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
 PUBLIC = {"kind", "person.age", "person.sex", "location.place"}

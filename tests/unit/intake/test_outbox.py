@@ -11,11 +11,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from referral_bus.client import ClientAuthError, IntakeClient
-from referral_bus.outbox import Outbox, OutboxError, backoff_s
-from referral_bus.services.intake.demo import DEMO_TOKENS
-from referral_bus.topics.catalog import EVENTS
+from bus.client import ClientAuthError, IntakeClient
+from bus.outbox import Outbox, OutboxError, backoff_s
+from services.intake.demo import DEMO_TOKENS
 from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, body, hospital_event
+from topics.catalog import EVENTS
 
 
 def test_events_survive_reopening_the_outbox(tmp_path: Path) -> None:

@@ -7,15 +7,15 @@ import json
 
 import pytest
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook
-from referral_bus.schemas.receipts import AuditRecord, Receipt
-from referral_bus.services.intake.acl import AclPlan, expand, load_plan
-from referral_bus.services.router.handling import Position, Refused, Routed, Router
-from referral_bus.services.router.outputs import AuditEmitter, ReceiptEmitter
-from referral_bus.topics.catalog import AUDIT, RECEIPTS, all_topics, referral_topic_name
+from rules.catalog import catalog
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook
+from schemas.receipts import AuditRecord, Receipt
+from services.intake.acl import AclPlan, expand, load_plan
+from services.router.handling import Position, Refused, Routed, Router
+from services.router.outputs import AuditEmitter, ReceiptEmitter
 from tests.unit.intake.intake_fakes import HOSPITAL, body, hospital_event
+from topics.catalog import AUDIT, RECEIPTS, all_topics, referral_topic_name
 
 NOW = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
 POS = Position("events.inbound", 0, 7)

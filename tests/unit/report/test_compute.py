@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from referral_bus.schemas.alerts import (
+from schemas.alerts import (
     Escalation,
     PoliceAlert,
     ReferralResponse,
@@ -18,9 +18,9 @@ from referral_bus.schemas.alerts import (
     alert_id_for,
     escalation_id_for,
 )
-from referral_bus.schemas.referrals import Citation, Referral
-from referral_bus.services.report.compute import compute
-from referral_bus.services.report.render import to_csv, to_markdown, write_all
+from schemas.referrals import Citation, Referral
+from services.report.compute import compute
+from services.report.render import to_csv, to_markdown, write_all
 
 CST = dt.timezone(dt.timedelta(hours=8))
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=CST)

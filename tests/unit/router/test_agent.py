@@ -16,15 +16,15 @@ from faust.types import Message
 from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 
-from referral_bus.demo_events import scripted_events
-from referral_bus.faust_app import BusApp, make_app
-from referral_bus.kafka.delivery import DeliveryFailed
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook
-from referral_bus.services.router.agents import wire
-from referral_bus.services.router.handling import Router
-from referral_bus.services.router.metrics import RouterMetrics
-from referral_bus.settings import KafkaSettings
+from bus.demo_events import scripted_events
+from bus.faust_app import BusApp, make_app
+from bus.kafka.delivery import DeliveryFailed
+from bus.settings import KafkaSettings
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook
+from services.router.agents import wire
+from services.router.handling import Router
+from services.router.metrics import RouterMetrics
 
 
 def router_app(tmp_path: Path) -> tuple[BusApp, CollectorRegistry]:
@@ -70,7 +70,7 @@ async def test_agent_sends_each_referral_to_its_agency_topic_and_counts_it(tmp_p
 
 def test_a_failed_delivery_stops_the_commit() -> None:
     async def go() -> None:
-        from referral_bus.kafka.delivery import DeliveryGuard
+        from bus.kafka.delivery import DeliveryGuard
 
         guard = DeliveryGuard()
         fut = await FakeProducer(fail=True).send("t", b"k", b"v")
@@ -83,7 +83,7 @@ def test_a_failed_delivery_stops_the_commit() -> None:
 
 def test_a_failed_delivery_stops_every_later_commit_too() -> None:
     async def go() -> None:
-        from referral_bus.kafka.delivery import DeliveryGuard
+        from bus.kafka.delivery import DeliveryGuard
 
         guard = DeliveryGuard()
         guard.track(await FakeProducer(fail=True).send("t", b"k", b"v"))

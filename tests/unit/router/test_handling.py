@@ -8,13 +8,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from referral_bus.demo_events import INVALID_EVENT, scripted_events
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import load_rulebook
-from referral_bus.schemas.events import Event
-from referral_bus.schemas.referrals import DeadLetter, Referral
-from referral_bus.services.router.handling import Outgoing, Position, Refused, Routed, Router
-from referral_bus.topics.catalog import DEAD_LETTERS
+from bus.demo_events import INVALID_EVENT, scripted_events
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook
+from schemas.events import Event
+from schemas.referrals import DeadLetter, Referral
+from services.router.handling import Outgoing, Position, Refused, Routed, Router
+from topics.catalog import DEAD_LETTERS
 
 HERE = Position("events.inbound", 2, 41)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from referral_bus.rules.engine import RuleBook, load_rulebook
-from referral_bus.schemas.events import Event, parse_event_obj
+from rules.engine import RuleBook, load_rulebook
+from schemas.events import Event, parse_event_obj
 
 NOW = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
 NS = uuid.UUID("1f1e4b58-5a0e-4c1c-9d7a-0b6f3a2e9c41")

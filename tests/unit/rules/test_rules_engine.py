@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import (
+from rules.deadlines import Deadlines
+from rules.engine import (
     RuleBook,
     compile_packs,
     explain,
@@ -19,8 +19,8 @@ from referral_bus.rules.engine import (
     load_packs,
     route,
 )
-from referral_bus.rules.explain import render_explanation
-from referral_bus.schemas.referrals import referral_id_for
+from rules.explain import render_explanation
+from schemas.referrals import referral_id_for
 
 XX = "000_7dbaf2c26904eceb.txt"
 SD = "002_91d53b139879ca8f.txt"
@@ -250,7 +250,7 @@ def test_explain_out_of_scope_and_unrouted(mini: RuleBook, event: Any) -> None:
 
 
 def test_real_book_loads_every_jurisdiction(book: RuleBook) -> None:
-    from referral_bus.rules.catalog import catalog
+    from rules.catalog import catalog
 
     assert set(book.chains) == set(catalog().jurisdictions)
     assert book.chains["xian"] == ("xian", "shaanxi", "national_2021")
@@ -258,7 +258,7 @@ def test_real_book_loads_every_jurisdiction(book: RuleBook) -> None:
 
 
 def test_load_rulebook_is_cached(book: RuleBook) -> None:
-    from referral_bus.rules.engine import load_rulebook
+    from rules.engine import load_rulebook
 
     assert load_rulebook() is book
     assert load_rulebook(Path(__file__).parents[3] / "rules" / "packs") is book

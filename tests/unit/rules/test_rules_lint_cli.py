@@ -11,10 +11,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from referral_bus.rules.cli import app
-from referral_bus.rules.engine import DEFAULT_PACKS_DIR
-from referral_bus.rules.lint import lint
-from referral_bus.rules.seeds import default_seeds_dir, load_seed, normalise
+from rules.cli import app
+from rules.engine import DEFAULT_PACKS_DIR
+from rules.lint import lint
+from rules.seeds import default_seeds_dir, load_seed, normalise
 
 SEEDS = default_seeds_dir()
 # Outside CI a clone without ../shared skips these; in CI (CI=true) a missing folder fails them.

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from referral_bus.rules.engine import compile_packs, load_packs
-from referral_bus.rules.errors import PackError
-from referral_bus.rules.model import Pack
+from rules.engine import compile_packs, load_packs
+from rules.errors import PackError
+from rules.model import Pack
 
 XX = "000_7dbaf2c26904eceb.txt"
 SRC = {"file": XX, "clause": "第四十五条", "quote": "迅速调集警力"}

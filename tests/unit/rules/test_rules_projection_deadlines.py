@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.rules.deadlines import Deadlines
-from referral_bus.rules.engine import RuleBook, route
-from referral_bus.rules.errors import DeadlinesError, ProjectionError
-from referral_bus.rules.projection import load_projections, paths_for, project
+from rules.catalog import catalog
+from rules.deadlines import Deadlines
+from rules.engine import RuleBook, route
+from rules.errors import DeadlinesError, ProjectionError
+from rules.projection import load_projections, paths_for, project
 
 FULL_PERSON = {"age": 9, "sex": "female", "nationality": "CN", "disability": "hearing",
                "name": "Secret Name", "id_number": "110101201501010000",

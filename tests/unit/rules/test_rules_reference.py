@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from referral_bus.rules.catalog import catalog
-from referral_bus.rules.engine import RuleBook, route
+from rules.catalog import catalog
+from rules.engine import RuleBook, route
 
 REF_PATH = Path(__file__).resolve().parents[4] / "shared" / "plan" / "rules.yaml"
 pytestmark = pytest.mark.skipif(not REF_PATH.is_file() and not os.environ.get("CI"),

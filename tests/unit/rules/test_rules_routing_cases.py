@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from referral_bus.rules.engine import RuleBook, is_triage, is_unrouted, route
+from rules.engine import RuleBook, is_triage, is_unrouted, route
 
 CASES_PATH = Path(__file__).parents[2] / "data" / "routing_cases.yaml"
 CASES: list[dict[str, Any]] = yaml.safe_load(CASES_PATH.read_text(encoding="utf-8"))
