@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from bus.kafka.clients import PRODUCER_LINGER_MS, PRODUCER_MAX_BATCH_BYTES
 from bus.kafka.delivery import DeliveryGuard
 from bus.kafka.partitioner import CachedKeyPartitioner
 from bus.settings import KafkaSettings
+from bus.upstream.faust_sensors import StreamLiveness
 
 
 class BusApp(faust.App):
@@ -38,18 +38,6 @@ class BusApp(faust.App):
         self.sensors.remove(self.monitor)
         self.sensors.add(StreamLiveness(self.monitor))
         return services
-
-
-class StreamLiveness(faust.Sensor):
-    """Records when a stream last took an event of each partition, where faust's check for a
-    stuck stream looks (the Monitor's `stream_inbound_time`); nothing else."""
-
-    def __init__(self, monitor: Any) -> None:
-        super().__init__()
-        self.inbound_time: dict[Any, float] = monitor.stream_inbound_time
-
-    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
-        self.inbound_time[tp] = time.monotonic()
 
 
 def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> BusApp:

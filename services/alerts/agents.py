@@ -29,11 +29,11 @@ from typing import Any
 
 import faust
 import structlog
-from aiokafka.partitioner import murmur2
 from pydantic import ValidationError
 
 from bus.faust_app import BusApp
 from bus.settings import KafkaSettings
+from bus.upstream.faust_tables import KeyPartitionedTable, overwrite_store
 from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook, route
@@ -179,12 +179,7 @@ class Alerts:
         app: Any = self.app
         await app.tables.recovery.completed.wait()
         for table, spec in ((self.tracked, ALERT_STATES), (self.parked, ALERT_PARKED), (self.cases, CASES)):
-            latest = latest_by_key(await read_topics(kafka, [spec.name], limit=300.0))
-            store = table.data
-            for key in [k for k in list(store.keys()) if k not in latest]:
-                del store[key]
-            for key, value in latest.items():
-                store[key] = value
+            overwrite_store(table, latest_by_key(await read_topics(kafka, [spec.name], limit=300.0)))
         self.restored.set()
         log.info("tables_restored", tracked=len(self.tracked), cases=len(self.cases))
 
@@ -496,14 +491,9 @@ class Alerts:
             self.metrics.open_cases.labels(j).set(open_cases[j])
 
 
-class KeyedTable(faust.Table):  # type: ignore[type-arg]
-    """A table whose changelog partition follows its key (Kafka's murmur2, like every keyed
-    producer of the bus), not the partition of the message being processed.
-
-    Its tables are written while processing topics of different partition counts, where faust's
-    default (same partition as the source message) refuses to work; faust's own `use_partitioner`
-    asks the producer for topic metadata it may not have yet and fails on the first write.
-    """
+class KeyedTable(KeyPartitionedTable):
+    """A table whose changelog partition follows its key (`KeyPartitionedTable`): its tables are
+    written while processing topics of different partition counts."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -522,13 +512,6 @@ class KeyedTable(faust.Table):  # type: ignore[type-arg]
         app: Any = self.app  # a BusApp (faust types it as its AppT)
         app.delivery_guard.track(fut)
         return fut
-
-    def partition_for_key(self, key: Any) -> int | None:
-        raw = key if isinstance(key, bytes) else str(key).encode()
-        return int(murmur2(raw) & 0x7FFFFFFF) % int(self.partitions or 1)
-
-    def _verify_source_topic_partitions(self, source_topic: str) -> None:
-        return None
 
 
 def _parse(model: Any, raw: bytes | None, what: str) -> Any:

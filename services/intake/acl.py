@@ -142,6 +142,8 @@ async def apply_plan(kafka: KafkaSettings, bindings: list[Binding]) -> int:
     from aiokafka.errors import KafkaError
     from aiokafka.protocol.admin import CreateAclsRequest
 
+    from bus.upstream.aiokafka_admin import send_request
+
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers,
                                 request_timeout_ms=kafka.request_timeout_ms)
     await admin.start()
@@ -151,7 +153,7 @@ async def apply_plan(kafka: KafkaSettings, bindings: list[Binding]) -> int:
             request = CreateAclsRequest(_RESOURCES[b.resource], b.name, _PATTERNS[b.pattern], b.principal,
                                         "*", _OPS[b.operation], _ALLOW)
             try:
-                response = await admin._send_request(request)
+                response = await send_request(admin, request)
             except KafkaError as exc:
                 raise AclUnsupported(f"the broker refused CreateAcls ({type(exc).__name__}): "
                                      "it has no ACL support (the local Tansu broker has none)") from exc

@@ -15,8 +15,9 @@ from faust.types import TP, Message
 
 from bus.faust_app import make_app
 from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING, fetched_batches
-from bus.kafka.faust_transport import ConsumerThread, Transport
+from bus.kafka.faust_transport import Transport
 from bus.settings import KafkaSettings
+from bus.upstream.faust_worker import ConsumerThread
 
 
 async def test_the_worker_consumer_waits_only_as_long_as_configured(tmp_path: Path) -> None:

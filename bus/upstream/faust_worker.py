@@ -1,0 +1,284 @@
+"""The faust worker's Kafka consumer and producer, where the bus overrides faust's own.
+
+The bus's transport (`tuned://`, `bus/kafka/faust_transport.py`) is built on these classes; what
+it adds (handing batches to agents, the fetch wait while an agent is behind) goes through public
+attributes and the two functions at the end of this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiokafka
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from bus.kafka.delivery import DeliveryFailed
+from bus.upstream.registry import NO_ISSUE, workaround
+
+#: faust's own worker fetch wait, for an app that sets none.
+FAUST_FETCH_MAX_WAIT_MS = 1500
+#: How often a fetch held back during a rebalance checks whether the rebalance has ended.
+REBALANCE_POLL_SECONDS = 0.01
+#: Records a fetched batch hands to the streams before it lets other tasks run (faust's figure).
+DELIVERY_YIELD_EVERY = 100
+
+_DRIVER = "faust.transport.drivers.aiokafka"
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """The thread in which faust runs its aiokafka consumer; it builds the worker consumer."""
+
+    @workaround(
+        replaces={f"{_DRIVER}:AIOKafkaConsumerThread._create_worker_consumer": "c179c0bdb9755c3a"},
+        relies_on={"aiokafka.consumer.consumer:AIOKafkaConsumer.start": "5ba1baa38f6246a0"},
+        issue=f"{NO_ISSUE}: faust passes a literal fetch_max_wait_ms=1500 and has no setting for it",
+        recheck="faust still builds the consumer with a fixed wait (if it grew a setting, pass the "
+                "bus's value through it and drop this override); aiokafka's start() still hands "
+                "the consumer's `_fetch_max_wait_ms` to the fetcher it builds.")
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        """faust's worker consumer, fetching with the bus's wait instead of faust's 1500 ms.
+
+        The local broker answers a fetch only when its wait expires, so every faust hop would
+        cost up to 1.5 s (`../shared/BROKER.md`). aiokafka reads this attribute when it builds
+        its fetcher in start(); the constructor call is faust's own.
+        """
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = fetch_max_wait_ms(self.app)
+        return consumer
+
+
+class WorkerConsumer(faust_aiokafka.Consumer):
+    """faust's consumer for the worker, with faust's fetch loop, its rebalance hold and its
+    commit replaced. Records of the topics an agent reads in batches (`bus/kafka/batches.py`)
+    go to `_hand_over`, which the transport's consumer implements."""
+
+    @workaround(
+        replaces={f"{_DRIVER}:Consumer._new_consumer_thread": "8fd0d41b15145615"},
+        issue=NO_ISSUE,
+        recheck="faust still builds its consumer thread in this method, with these arguments.")
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        """The consumer thread whose worker consumer uses the bus's fetch wait (`ConsumerThread`)."""
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    @workaround(
+        replaces={f"{_DRIVER}:Consumer.getmany": "e486c434b7928ee8"},
+        relies_on={"faust.tables.recovery:Recovery.on_recovery_completed": "895e7c415a4d1379",
+                   "faust.tables.recovery:Recovery._resume_streams": "fbe0f747b84c0b27",
+                   "faust.transport.consumer:Consumer._is_changelog_tp": "0032e40d702f957e"},
+        issue="related, fixed for other orderings: faust-streaming/faust#216 (PR #217), "
+              "faust-streaming/faust#221 (PR #223)",
+        recheck="whether faust still resumes flow control (which clears the stream queues) after "
+                "seeking to the committed offsets at the end of a rebalance, with fetches able to "
+                "run in between; if it now resumes before seeking, or drops such records itself "
+                "(by generation id), this hold may go.")
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        """faust's fetch, minus its rebalance race that silently skips records.
+
+        At the end of a rebalance faust resumes the stream partitions, seeks them to the
+        committed offsets, and only then resumes flow control — which CLEARS every stream
+        queue. Records fetched in between (there are some whenever a backlog waits, e.g. after
+        a crash) reach the agents' queues and are wiped; when the seek ran before that fetch,
+        they are never fetched again, and faust takes the next offset it reads for a gap
+        (compaction, transaction markers), acks the skipped ones, and commits past them:
+        records lost for good. So records of stream partitions fetched while the app is still
+        rebalancing are held here until the rebalance ends (queues cleared, read offsets
+        reset), then handed on in order; changelog records pass at once (recovery reads them).
+        If another rebalance starts meanwhile, they are dropped: the next assignment seeks to
+        the committed offsets and fetches them again. (Rebalances are told apart by faust's
+        count, not the generation id: the local broker numbers every generation 1.)
+        """
+        app: Any = self.app
+        held: list[tuple[Any, Any]] = []
+        rebalance = None
+        async for tp, message in super().getmany(timeout):
+            if self._is_changelog_tp(tp) or not (held or app.rebalancing):
+                yield tp, message
+            else:
+                if not held:  # the rebalance this fetch belongs to
+                    rebalance = (app.rebalancing_count, app.consumer_generation_id)
+                held.append((tp, message))
+        if not held:
+            return
+        while (app.rebalancing and not self.should_stop
+               and (app.rebalancing_count, app.consumer_generation_id) == rebalance):
+            await asyncio.sleep(REBALANCE_POLL_SECONDS)
+        if (app.rebalancing or self.should_stop or not self.flow_active
+                or (app.rebalancing_count, app.consumer_generation_id) != rebalance):
+            self.log.info("Dropped %d records fetched during a superseded rebalance", len(held))
+            return
+        for tp, message in held:
+            yield tp, message
+
+    @workaround(
+        replaces={f"{_DRIVER}:Consumer._drain_messages": "8f35dd7a11144daa"},
+        issue=f"{NO_ISSUE} (a cost, not a bug; faust-streaming/faust#229 is about the same "
+              "per-record wait_first)",
+        recheck="diff faust's new _drain_messages with this copy: the stop conditions, the "
+                "errors it handles, the commit every `commit_every` acks, and the offsets, gaps "
+                "and dropped records (done in `_deliver`) must match what faust now does.")
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """faust's fetch loop, racing each fetched batch against a flow suspension, not each record.
+
+        faust hands every record to the conductor inside `wait_first(callback, suspend_flow)`,
+        which starts and cancels four tasks per record so that a rebalance can interrupt a
+        delivery blocked on a full stream queue. Here the batch's records are delivered in one
+        task raced the same way (with faust's Monitor sensor off, `BusApp`, 15-25 % less CPU per
+        event for the router in paired runs of benchmarks/router.py). A suspension cancels the
+        rest of the batch: records for the conductor stay undelivered and not marked read (faust
+        marks them read unsent), records of topics read in batches are marked read but not
+        acked (`_hand_over`); the rebalance seeks to the committed offsets and fetches them
+        again. Offsets, gaps and commits are handled as faust does; commits every
+        `commit_every` acks are checked between batches rather than between records.
+        """
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                batch = [record async for record in self.getmany(timeout=1.0)]
+                await self.sleep(0)  # as faust: a loop of empty fetches must still yield
+                if batch and not self.should_stop:
+                    if self._commit_every is not None and self._n_acked >= self._commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    @workaround(
+        relies_on={"faust.transport.consumer:Consumer._add_gap": "f1cc1db634f5ea09",
+                   "faust.transport.consumer:Consumer.perform_seek": "2b4ceebd23deb7ee"},
+        issue=NO_ISSUE,
+        recheck="faust still records gaps with _add_gap(tp, from, to), keeps the last offset read "
+                "per partition in `_read_offset`, and resets it when it seeks to the committed "
+                "offsets.")
+    async def _deliver(self, batch: list[tuple[Any, Any]]) -> None:
+        """Hand a fetched batch on in order: records of topics read in batches (`batches.py`) to
+        their agent as lists, every other record to the conductor, as faust's loop does (its
+        part of `_drain_messages`)."""
+        callback = self.callback
+        read_offsets = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        batch_readers: dict[str, Any] = getattr(self.app, "batch_readers", {})
+        in_batches: dict[str, list[Any]] = {}
+        for n, (tp, message) in enumerate(batch, 1):
+            if not n % DELIVERY_YIELD_EVERY:
+                await asyncio.sleep(0)
+            offset = message.offset
+            read = read_offsets[tp]
+            if read is not None and offset < read:
+                continue  # read already (faust drops it the same way)
+            if read and offset - read > 1 and acks_enabled_for(message.topic):
+                await self._add_gap(tp, read + 1, offset)
+            if message.topic in batch_readers:
+                in_batches.setdefault(message.topic, []).append(message)
+            else:
+                await callback(message)
+            read_offsets[tp] = offset
+        for topic, messages in in_batches.items():
+            await self._hand_over(batch_readers, topic, messages)
+
+    async def _hand_over(self, batch_readers: dict[str, Any], topic: str, messages: list[Any]) -> None:
+        """Give `messages` (records of `topic`, in order) to the agent reading it in batches."""
+        raise NotImplementedError("the bus's transport consumer hands batches over")
+
+    @workaround(
+        replaces={f"{_DRIVER}:Consumer._commit": "91c201528438395b"},
+        relies_on={"faust.transport.consumer:Consumer._commit_offsets": "86b3e9b0aec773ac"},
+        issue=f"{NO_ISSUE} (robinhood/faust#76 made faust crash when an attached message fails "
+              "during a commit; a failed background send is still only logged)",
+        recheck="faust still flushes the producer before it calls _commit, still swallows what a "
+                "commit raises (if it now stops the worker, raising would do), and _commit still "
+                "takes the offsets and returns whether it committed.")
+    async def _commit(self, offsets: Any) -> bool:
+        """faust's commit, refused past a failed delivery, which crashes the worker.
+
+        faust has flushed the producer by now; the app's delivery guard says whether every
+        output sent so far reached the broker. If not, the worker crashes (it exits 1;
+        restarted, it reads again from the last commit). Crashing here rather than raising:
+        faust swallows what its error-callback commit raises.
+        """
+        guard = getattr(self.app, "delivery_guard", None)
+        if guard is not None:
+            try:
+                await guard.settle(timeout=self.app.conf.producer_request_timeout)
+                guard.raise_if_failed()
+            except DeliveryFailed as exc:
+                self.log.error("Not committing past a failed delivery: %r", exc)
+                await self.crash(exc)
+                return False
+        return bool(await super()._commit(offsets))
+
+
+class Producer(faust_aiokafka.Producer):
+    @workaround(
+        replaces={f"{_DRIVER}:Producer.send": "72f84e7a1b56328e"},
+        relies_on={"faust.topics:Topic.publish_message": "5233ad2ac1e56018"},
+        issue=NO_ISSUE,
+        recheck="every message a worker produces (agents' sends, table changelogs from faust's "
+                "buffer) still reaches the broker through Producer.send, and send still returns "
+                "the delivery's future.")
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+                   timestamp: float | None, headers: Any, *, transactional_id: str | None = None) -> Any:
+        """faust's send, every delivery of which the app's delivery guard watches.
+
+        Every message a worker produces passes here: an agent's sends, and the writes faust makes
+        in the background (table changelogs, which the alerts tables also watch from the moment
+        they are buffered: faust's flush can return before the last one gets here). A send that
+        raises (no room in the buffer within the request timeout, no metadata) fails the guard
+        for good; a delivery the broker does not acknowledge fails it when the consumer checks
+        it before committing.
+        """
+        guard = getattr(self.app, "delivery_guard", None)
+        try:
+            future = await super().send(topic, key, value, partition, timestamp, headers,
+                                        transactional_id=transactional_id)
+        except Exception as exc:
+            if guard is not None:
+                guard.trip(exc)
+            raise
+        if guard is not None:
+            guard.track(future)
+        return future
+
+
+def fetch_max_wait_ms(app: Any) -> int:
+    """The worker's fetch wait: the app's `fetch_max_wait_ms` (`BusApp`), else faust's own."""
+    return int(getattr(app, "fetch_max_wait_ms", FAUST_FETCH_MAX_WAIT_MS))
+
+
+@workaround(
+    relies_on={f"{_DRIVER}:AIOKafkaConsumerThread._ensure_consumer": "a2c77687801ca0e7",
+               "aiokafka.consumer.fetcher:Fetcher._get_actions_per_node": "fd175a69d8d4f9b9"},
+    issue=NO_ISSUE,
+    recheck="faust's consumer thread still keeps its aiokafka consumer in `_consumer`, aiokafka's "
+            "consumer its fetcher in `_fetcher`, and the fetcher reads `_fetch_max_wait_ms` "
+            "afresh for each fetch request it builds.")
+def set_fetch_max_wait(consumer: faust_aiokafka.Consumer, wait_ms: int) -> None:
+    """Change the running worker consumer's fetch wait, from the next fetch request on.
+
+    aiokafka has no setter: its fetcher reads this attribute for each fetch request it builds, in
+    the consumer's thread (an int's assignment is atomic). Nothing happens before the consumer's
+    thread has started it.
+    """
+    thread: Any = consumer._thread
+    fetcher = getattr(thread._consumer, "_fetcher", None)
+    if fetcher is not None:
+        fetcher._fetch_max_wait_ms = wait_ms
