@@ -10,6 +10,8 @@ With the local broker it also prints the CPU the broker and the router used in e
 this broker the windows' latency follows the broker's CPU. `--partitions N` gives the inbound,
 police alert and baseline topics N partitions instead of the catalog's.
 The last line printed is one JSON object with p50_ms, p95_ms, p99_ms and baseline_p99_ms.
+
+    .venv/bin/python -m benchmarks.alert_latency [--rate N] [--duration S] [--partitions N] [--quick]
 """
 
 from __future__ import annotations
@@ -22,21 +24,15 @@ import datetime as dt
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _cpu import cpu_seconds
-
+from benchmarks.support import cpu_seconds, print_result, router_worker, tail_consumer
 from bus.kafka.admin import create_topics
 from bus.local_broker import local_broker
 from bus.settings import KafkaSettings
@@ -44,7 +40,6 @@ from topics.catalog import BENCHMARK_BASELINE, EVENTS, POLICE_ALERTS, TopicSpec,
 
 WINDOW_S = 10.0
 EVENT_ID = re.compile(rb'"event_id":"([0-9a-f-]{36})"')
-CLI = str(Path(sys.executable).with_name("referral-bus"))
 JURISDICTIONS = ("xian", "xx_city", "yunyang", "honghe")
 
 
@@ -65,20 +60,6 @@ def report(i: int) -> tuple[str, bytes]:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-async def tail_consumer(kafka: KafkaSettings, topic: str) -> AIOKafkaConsumer:
-    """A consumer positioned at the current end of `topic` (no group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None,
-                                fetch_max_wait_ms=kafka.fetch_max_wait_ms, enable_auto_commit=False)
-    await consumer.start()
-    await consumer.topics()
-    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-    consumer.assign(parts)
-    await consumer.seek_to_end(*parts)
-    for p in parts:
-        await consumer.position(p)
-    return consumer
 
 
 async def paced(producer: AIOKafkaProducer, topic: str, rate: float, duration: float,
@@ -219,37 +200,26 @@ def broker_for_pass(external: str) -> Iterator[tuple[KafkaSettings, dict[str, in
         yield KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap), {"broker": broker.process.pid}
 
 
-@contextlib.contextmanager
-def router_worker(kafka: KafkaSettings) -> Iterator[int]:
-    """The `referral-bus router` worker (a subprocess, `tuned://` transport) while the block runs;
-    yields its process id."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-           "REFERRAL_BUS_STATE_DIR": tempfile.mkdtemp(prefix="alert-latency-"),
-           "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
-    router = subprocess.Popen([CLI, "router"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        yield router.pid
-    finally:
-        if router.poll() is None:
-            os.killpg(router.pid, signal.SIGTERM)
-            router.wait(20)
-
-
 def with_partitions(topic: TopicSpec, partitions: int | None) -> TopicSpec:
     return topic if partitions is None else dataclasses.replace(topic, partitions=partitions)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=60.0, help="Seconds of steady load (default 60).")
-    parser.add_argument("--rate", type=float, default=500.0, help="Reports per second (default 500).")
+    parser.add_argument("--duration", type=float, default=None, help="Seconds of steady load (default 60).")
+    parser.add_argument("--rate", type=float, default=None, help="Reports per second (default 500).")
     parser.add_argument("--baseline-duration", type=float, default=None,
                         help="Seconds of baseline load (default: same as --duration).")
     parser.add_argument("--partitions", type=int, default=None,
                         help=f"Partitions of the inbound, police alert and baseline topics "
                              f"(default: the catalog's, {EVENTS.partitions}).")
+    parser.add_argument("--logdir", type=Path, default=Path(".state/bench-alert-latency"),
+                        help="Where the router worker keeps its state and log.")
+    parser.add_argument("--quick", action="store_true",
+                        help="50 reports/s for 2 s: checks that the benchmark runs.")
     args = parser.parse_args()
+    args.duration = args.duration or (2.0 if args.quick else 60.0)
+    args.rate = args.rate or (50.0 if args.quick else 500.0)
     baseline_topic, inbound, alerts = (with_partitions(t, args.partitions)
                                        for t in (BENCHMARK_BASELINE, EVENTS, POLICE_ALERTS))
     bus_topics = tuple({inbound.name: inbound, alerts.name: alerts}.get(t.name, t) for t in all_topics())
@@ -267,11 +237,11 @@ def main() -> None:
             kafka, baseline_topic.name, baseline_topic.name, args.rate,
             args.baseline_duration or args.duration, baseline_message, lambda v: json.loads(v)["event_id"],
             broker_pid))
-    with broker_for_pass(external) as (kafka, broker_pid), router_worker(kafka) as router_pid:
+    with broker_for_pass(external) as (kafka, broker_pid), router_worker(kafka, args.logdir) as router:
         asyncio.run(create_topics(kafka, bus_topics))
         asyncio.run(wait_for_router(kafka))
         lat, n, cpu = asyncio.run(measure(kafka, inbound.name, alerts.name, args.rate, args.duration,
-                                          report, _alert_event_id, {**broker_pid, "router": router_pid}))
+                                          report, _alert_event_id, {**broker_pid, "router": router.pid}))
     alert_ms, base_ms = [ms for _, ms in lat], [ms for _, ms in base]
     # Per-window p99s show what the totals hide: the local broker's memory storage slows down as
     # a topic fills (measured: p50 5 ms on a fresh topic, 33 ms on the same topic 15,000 records
@@ -284,7 +254,7 @@ def main() -> None:
     for name, shares in base_cpu.items():
         print(f"% of a core per {WINDOW_S:.0f} s window, {name} (baseline pass): {shares}")
     result = {
-        "rate": args.rate, "duration_s": args.duration, "partitions": inbound.partitions,
+        "quick": args.quick, "rate": args.rate, "duration_s": args.duration, "partitions": inbound.partitions,
         "reports": n, "alerts": len(alert_ms),
         "p50_ms": round(percentile(alert_ms, 0.50), 2), "p95_ms": round(percentile(alert_ms, 0.95), 2),
         "p99_ms": round(percentile(alert_ms, 0.99), 2), "max_ms": round(max(alert_ms, default=float("nan")), 2),
@@ -294,7 +264,7 @@ def main() -> None:
         **{f"{name}_cpu_window_pct": shares for name, shares in cpu.items()},
         **{f"baseline_{name}_cpu_window_pct": shares for name, shares in base_cpu.items()},
     }
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

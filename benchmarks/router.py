@@ -13,30 +13,26 @@ Each pass also reports the CPU time its process and the broker used per event: o
 noisy machine the throughput of both passes moves with the neighbours, the work per event less.
 The last line printed is one JSON object: raw_msgs_per_s and router_msgs_per_s (all passes of
 each together), ratio (router/raw), each pass's rate, and the CPU milliseconds per event.
+
+    .venv/bin/python -m benchmarks.router [--events N] [--rounds N] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _cpu import cpu_seconds
-from _events import events
-
+from benchmarks.events import events
+from benchmarks.support import cpu_seconds, print_result, router_worker
 from bus.kafka import clients
 from bus.kafka.admin import create_topics
-from bus.local_broker import die_with_parent
+from bus.local_broker import LocalBroker, local_broker
 from bus.settings import KafkaSettings
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
@@ -129,6 +125,9 @@ async def wait_for_commits(kafka: KafkaSettings, group: str, topic: str, n: int,
             if done and not first:
                 first, first_done, first_cpu = now, done, [cpu_seconds(p) for p in pids]
             if done >= n:
+                if first_done >= n:
+                    raise RuntimeError(f"the router's first commit covered all {n} events: nothing left to "
+                                       "time (give it more --events)")
                 # The first commit already covers `first_done` events: time the rest.
                 cpu, broker_cpu = (cpu_seconds(p) - c for p, c in zip(pids, first_cpu, strict=True))
                 return Span(now - first, n - first_done, cpu, broker_cpu)
@@ -175,35 +174,28 @@ def raw_topic(name: str) -> str:
     return f"bench.raw.{name}"
 
 
-def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: list[str], logdir: Path,
+def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: list[str], workdir: Path,
                 broker_pid: int) -> Span:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-           "REFERRAL_BUS_STATE_DIR": str(logdir / "state"), "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
-    log = open(logdir / "router.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "router"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
-    try:
+    with router_worker(kafka, workdir) as router:
         span = asyncio.run(
-            wait_for_commits(kafka, RouterSettings().app_name, EVENTS.name, n, (proc.pid, broker_pid)))
+            wait_for_commits(kafka, RouterSettings().app_name, EVENTS.name, n, (router.pid, broker_pid)))
         produced = asyncio.run(count_output(kafka, out_topics, expected_out))
         if produced < expected_out:
             raise RuntimeError(f"router produced {produced}/{expected_out} referrals")
         return span
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=100_000, help="Events per pass (default 100k).")
-    parser.add_argument("--rounds", type=int, default=2,
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=None, help="Events per pass (default 100k).")
+    parser.add_argument("--rounds", type=int, default=None,
                         help="Router passes, each between two raw passes (default 2: five passes).")
     parser.add_argument("--logdir", type=Path, default=Path(".state/bench-router"))
+    parser.add_argument("--quick", action="store_true",
+                        help="3,000 events, one round (raw, router, raw): checks that the benchmark runs.")
     args = parser.parse_args()
+    args.events = args.events or (3000 if args.quick else 100_000)
+    args.rounds = args.rounds or (1 if args.quick else 2)
     args.logdir.mkdir(parents=True, exist_ok=True)
     payloads = events(args.events)
     book, deadlines = load_rulebook(), Deadlines.load()
@@ -228,12 +220,12 @@ def main() -> None:
         raws.append(run_raw(args, f"raw-{round_}", payloads, router))
         print(f"raw aiokafka consume->route->produce: {raws[-1].figures()}")
     raw, routed = sum(raws[1:], raws[0]), sum(routeds[1:], routeds[0])
-    print(json.dumps({"raw_msgs_per_s": round(raw.rate), "router_msgs_per_s": round(routed.rate),
-                      "ratio": round(routed.rate / raw.rate, 3), "events": args.events, "rounds": args.rounds,
-                      "raw_passes_msgs_per_s": [round(r.rate) for r in raws],
-                      "router_passes_msgs_per_s": [round(r.rate) for r in routeds],
-                      "raw_cpu_ms_per_event": round(raw.cpu_ms_per_event, 3),
-                      "router_cpu_ms_per_event": round(routed.cpu_ms_per_event, 3)}))
+    print_result({"quick": args.quick, "raw_msgs_per_s": round(raw.rate), "router_msgs_per_s": round(routed.rate),
+                  "ratio": round(routed.rate / raw.rate, 3), "events": args.events, "rounds": args.rounds,
+                  "raw_passes_msgs_per_s": [round(r.rate) for r in raws],
+                  "router_passes_msgs_per_s": [round(r.rate) for r in routeds],
+                  "raw_cpu_ms_per_event": round(raw.cpu_ms_per_event, 3),
+                  "router_cpu_ms_per_event": round(routed.cpu_ms_per_event, 3)})
 
 
 def run_router(args: argparse.Namespace, name: str, payloads: list[bytes], expected_out: int) -> Span:
@@ -244,7 +236,7 @@ def run_router(args: argparse.Namespace, name: str, payloads: list[bytes], expec
         asyncio.run(fill(kafka, EVENTS.name, payloads))
         assert broker.process is not None
         out_topics = [t.name for t in all_topics() if t.name.startswith("referrals.")]
-        return router_pass(kafka, len(payloads), expected_out, out_topics, args.logdir, broker.process.pid)
+        return router_pass(kafka, len(payloads), expected_out, out_topics, args.logdir / name, broker.process.pid)
 
 
 def run_raw(args: argparse.Namespace, name: str, payloads: list[bytes], router: Router) -> Span:
@@ -261,9 +253,8 @@ def run_raw(args: argparse.Namespace, name: str, payloads: list[bytes], router: 
         return asyncio.run(raw_pass(kafka, raw_in.name, len(payloads), router, broker.process.pid))
 
 
-def _broker(args: argparse.Namespace, name: str):  # type: ignore[no-untyped-def]
-    from bus.local_broker import local_broker
-
+def _broker(args: argparse.Namespace, name: str) -> contextlib.AbstractContextManager[LocalBroker]:
+    """A fresh local broker for the pass `name`, logging beside the pass's other output."""
     return local_broker(args.logdir / f"tansu-{name}.log")
 
 

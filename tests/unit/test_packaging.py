@@ -6,13 +6,15 @@ import importlib.metadata
 from pathlib import Path
 
 PACKAGES = ("bus", "schemas", "topics", "services", "rules")
+#: Importable from the repository (the editable install puts it on sys.path), not shipped.
+DEVELOPMENT_PACKAGES = ("benchmarks",)
 
 
 def test_no_other_installed_distribution_claims_the_bus_package_names() -> None:
     # The folders install under their own short names (README, "Layout"): an application in its own
     # environment, so a collision with another distribution would show here first.
     owners = importlib.metadata.packages_distributions()
-    for name in PACKAGES:
+    for name in PACKAGES + DEVELOPMENT_PACKAGES:
         assert set(owners.get(name, ["referral-bus"])) == {"referral-bus"}, name
 
 
