@@ -1,0 +1,60 @@
+"""Every benchmark runs in its quick mode and ends with its JSON line: `make bench` cannot break
+unnoticed. Only that is checked (exit 0, the line parses, its keys are there), never a figure:
+timings on these shared machines are for the benchmarks to print, not for tests to assert."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_quick(benchmark: str, *args: str) -> dict[str, Any]:
+    """Run `python -m benchmarks.<benchmark> --quick`; its last line of output, parsed."""
+    done = subprocess.run([sys.executable, "-m", f"benchmarks.{benchmark}", "--quick", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) > 1, f"no figures printed before the JSON line:\n{done.stdout}"
+    result = json.loads(lines[-1])
+    assert isinstance(result, dict) and result["quick"] is True, lines[-1]
+    return result
+
+
+def test_the_rules_benchmark_prints_each_jurisdiction_and_the_synthetic_pack() -> None:
+    result = run_quick("rules")
+    assert {"compile_ms", "rules", "rounds", "us_per_event", "synthetic"} <= result.keys()
+    assert {"xian", "yunyang", "national_2021"} <= result["us_per_event"].keys()
+    assert {"rules", "us_per_event", "referrals_per_event", "compile_ms"} <= result["synthetic"].keys()
+
+
+@pytest.mark.integration
+def test_the_router_benchmark_compares_the_router_service_with_raw_aiokafka(tmp_path: Path) -> None:
+    result = run_quick("router", "--logdir", str(tmp_path))
+    assert {"raw_msgs_per_s", "router_msgs_per_s", "ratio", "events", "rounds", "raw_passes_msgs_per_s",
+            "router_passes_msgs_per_s", "raw_cpu_ms_per_event", "router_cpu_ms_per_event"} <= result.keys()
+    assert (len(result["raw_passes_msgs_per_s"]), len(result["router_passes_msgs_per_s"])) == (2, 1)
+
+
+@pytest.mark.integration
+def test_the_alert_latency_benchmark_measures_alerts_beside_its_baseline(tmp_path: Path) -> None:
+    result = run_quick("alert_latency", "--logdir", str(tmp_path))
+    assert {"rate", "duration_s", "partitions", "reports", "alerts", "p50_ms", "p95_ms", "p99_ms", "max_ms",
+            "baseline_messages", "baseline_p50_ms", "baseline_p99_ms", "window_p99_ms",
+            "baseline_window_p99_ms", "broker_cpu_window_pct", "router_cpu_window_pct"} <= result.keys()
+    assert result["alerts"] == result["reports"] > 0  # every report's alert came back
+
+
+@pytest.mark.integration
+def test_the_broker_growth_benchmark_measures_each_step_against_the_empty_partition() -> None:
+    result = run_quick("broker_growth")
+    assert result["fetch_max_wait_ms"] > 0 and len(result["steps"]) == 2
+    for step in result["steps"]:
+        assert {"batches", "ack_p50_ms", "hop_p50_ms", "hop_max_ms", "idle_poll_broker_cpu_pct",
+                "hop_p50_ratio"} <= step.keys()
