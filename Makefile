@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck bench schemas clean
+.PHONY: run test test-fast lint typecheck bench bench-quick schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,15 +30,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/referral-bus rules lint
 
-## mypy (strict) on every package, as the folders are laid out.
+## mypy (strict) on every package, as the folders are laid out, the benchmarks included.
 typecheck: $(STAMP)
-	$(BIN)/mypy -p bus -p schemas -p topics -p services -p rules
+	$(BIN)/mypy -p bus -p schemas -p topics -p services -p rules -p benchmarks
 
+BENCHMARKS := rules router alert_latency broker_growth
+
+## Every benchmark in full (minutes; figures, not pass/fail). `make bench-quick`: each in seconds, as the suite runs them.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/router.py
-	$(BIN)/python benchmarks/rules.py
-	$(BIN)/python benchmarks/alert_latency.py
-	$(BIN)/python benchmarks/broker_growth.py
+	set -e; for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b; done
+
+bench-quick: $(STAMP)
+	set -e; for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b --quick; done
 
 schemas: $(STAMP)
 	$(BIN)/referral-bus schemas export
