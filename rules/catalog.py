@@ -130,8 +130,9 @@ def _load(name: str) -> object:
 def catalog() -> Catalog:
     """The validated catalog (read once per process)."""
     agency_file = _load("agencies.yaml")
-    agencies = agency_file["agencies"]  # type: ignore[index]
-    other_bodies = agency_file.get("other_bodies", {}).get("names", ())  # type: ignore[union-attr]
+    assert isinstance(agency_file, dict)
+    agencies = agency_file["agencies"]
+    other_bodies = agency_file.get("other_bodies", {}).get("names", ())
     kinds = _load("event_kinds.yaml")["event_kinds"]  # type: ignore[index]
     roles = _load("reporter_roles.yaml")["reporter_roles"]  # type: ignore[index]
     urgency = _load("urgency.yaml")["urgency_levels"]  # type: ignore[index]
