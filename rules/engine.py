@@ -333,8 +333,7 @@ def _naming_of(code: str, versions: list[tuple[str, Rule]]) -> Citation | None:
     for _, r in versions:
         n = r.names.get(code)
         if n is not None:
-            return Citation(file=n.file or r.source.file, clause=n.clause or r.source.clause,
-                            quote=n.quote)
+            return _citation(n.cited_in(r.source))
     return None
 
 
@@ -669,20 +668,20 @@ class PlanStatus:
 
 def plan_status(event: Event, referrals: Iterable[Referral]) -> PlanStatus:
     """Which plans of the event's chain had ended when it happened, and whether the plan in
-    force routed it instead. Pure: reads the catalog and the referrals' `decided_by`."""
+    force routed it instead (a referral not flagged `expired_plan` was decided by a plan in
+    force). Pure: reads the catalog and the referrals."""
     cat = catalog()
     day = event.occurred_at.date()
     chain = cat.chain(event.jurisdiction)
     expired = tuple(c for c in chain if cat.jurisdictions[c].expired_on(day))
     if not expired:
         return PlanStatus((), None, None)
-    deciding = [r.decided_by for r in referrals]
-    outside = [c for c in dict.fromkeys(deciding) if c not in chain]
+    in_force = list(dict.fromkeys(r.decided_by for r in referrals if not r.expired_plan))
     ended = max(cat.jurisdictions[c].period.end for c in expired)
-    if outside:
-        return PlanStatus(expired, outside[0],
+    if in_force:
+        return PlanStatus(expired, in_force[0],
                           f"{', '.join(expired)} ended on {ended.isoformat()}, before the event: "
-                          f"routed by the plan in force ({', '.join(outside)}); the expired "
+                          f"routed by the plan in force ({', '.join(in_force)}); the expired "
                           "clause is context only")
     return PlanStatus(expired, None,
                       f"{', '.join(expired)} ended on {ended.isoformat()}, before the event, and "
@@ -755,25 +754,18 @@ def explain(event: Event, book: RuleBook) -> Explanation:
     day = event.occurred_at.date()
     referrals = route(event, book)
     deferral = book.deferral(event.jurisdiction, day)
+    steps = _steps(book, book.chains[event.jurisdiction], event)
     own = _rule_checks(event, book.index, event.jurisdiction, day)
-    if deferral is None:
-        steps, checks, context = _steps(book, book.chains[event.jurisdiction], event), own, []
-        current: tuple[str, ...] = ()
-    else:
-        current = deferral.chain
-        steps = _steps(book, book.chains[event.jurisdiction], event)
-        checks = _rule_checks(event, book.deferred_index, deferral.key, day)
-        context = own
-    used_current = deferral is not None and any(
-        r.decided_by in deferral.chain for r in referrals)
-    if deferral is not None and not used_current:
-        checks, context = context, checks
+    in_force = _rule_checks(event, book.deferred_index, deferral.key, day) if deferral else []
+    # After an expiry, only the plan in force decides referrals that are not flagged expired.
+    used_in_force = deferral is not None and any(not r.expired_plan for r in referrals)
+    checks, context = (in_force, own) if used_in_force else (own, in_force)
     return Explanation(
         event_id=event.event_id, kind=event.kind, jurisdiction=event.jurisdiction,
         chain=steps, rules=tuple(checks), referrals=tuple(referrals),
         unrouted=any(is_unrouted(r) for r in referrals),
-        plan_in_force=current, routed_by_plan_in_force=used_current,
+        plan_in_force=deferral.chain if deferral else (), routed_by_plan_in_force=used_in_force,
         expired_plans=deferral.expired if deferral else (),
         context=tuple(context),
-        triage_citation=(book.deferred_triage[deferral.key] if used_current and deferral
+        triage_citation=(book.deferred_triage[deferral.key] if used_in_force and deferral
                          else book.triage[event.jurisdiction]).citation)

@@ -208,7 +208,8 @@ def _naming_problems(pack: Pack, rule: Rule, seeds_dir: Path) -> list[Problem]:
     out: list[Problem] = []
     for code, n in rule.names.items():
         loc = f"{pack.jurisdiction}.yaml: rule {rule.key} names.{code}"
-        file, clause = n.file or rule.source.file, n.clause or rule.source.clause
+        cited = n.cited_in(rule.source)
+        file, clause = cited.file, cited.clause
         try:
             if not load_seed(seeds_dir, file).quote_in_clause(n.quote, clause):
                 out.append(Problem(loc, f"quote not in {file} {clause}: {n.quote!r}"))

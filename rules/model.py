@@ -60,6 +60,11 @@ class Naming(_Strict):
     clause: str | None = None
     quote: str = Field(min_length=2, max_length=120)
 
+    def cited_in(self, rule_source: Source) -> Source:
+        """The quote with its file and clause, those of the rule's source unless given."""
+        return Source(file=self.file or rule_source.file, clause=self.clause or rule_source.clause,
+                      quote=self.quote)
+
 
 class NotRouted(_Strict):
     """A clause of the plan that assigns a duty but that no rule routes, and why (`rules coverage`)."""
