@@ -203,9 +203,8 @@ def coverage(
         for c in cov.covered_without_duty:
             typer.echo(f"  routed*     {c.label:24} {', '.join(c.rules)}  (names no unit with a "
                        "duty word: the units come from the parent plan)")
-        for p in cov.problems:
-            if "UNEXPLAINED" not in p and "no rule routes it" not in p:
-                typer.echo(f"  problem: {p}")
+        for p in cov.reason_problems:
+            typer.echo(f"  problem: {p}")
     if problems:
         typer.echo(f"{problems} problem(s)", err=True)
         raise typer.Exit(1)

@@ -116,7 +116,16 @@ class SeedCoverage:
     jurisdiction: str
     seed: str
     clauses: tuple[ClauseCoverage, ...]
-    problems: tuple[str, ...]
+    #: not_routed entries that are stale (the clause is routed, or assigns no duty) or unknown.
+    reason_problems: tuple[str, ...]
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Every problem: duty clauses neither routed nor explained, then bad reasons."""
+        unexplained = tuple(
+            f"{self.jurisdiction}.yaml: {c.label}: assigns a duty (names {', '.join(c.units)}) "
+            "but no rule routes it and not_routed gives no reason" for c in self.unexplained)
+        return unexplained + self.reason_problems
 
     @property
     def duty_clauses(self) -> tuple[ClauseCoverage, ...]:
@@ -181,9 +190,6 @@ def seed_coverage(pack: Pack, seeds_dir: Path) -> SeedCoverage:
         reason = reasons.get(p.label)
         clauses.append(ClauseCoverage(p.label, p.text, units, duty, rules, reason))
         where = f"{pack.jurisdiction}.yaml: {p.label}"
-        if duty and not rules and not reason:
-            problems.append(f"{where}: assigns a duty (names {', '.join(units)}) "
-                            "but no rule routes it and not_routed gives no reason")
         if reason and rules:
             problems.append(f"{where}: listed in not_routed but routed by {', '.join(rules)}")
         if reason and not duty:
