@@ -189,10 +189,10 @@ def test_the_triage_quote_must_name_the_office(tmp_path: Path) -> None:
 def test_a_duty_clause_without_rule_or_reason_is_a_problem(tmp_path: Path) -> None:
     folder = _copy_packs(tmp_path)
     _edit(folder, "yunyang", lambda d: d.update(
-        not_routed=[n for n in d["not_routed"] if n["clause"] != "三、(三)2.(7)"]))
+        not_routed=[n for n in d["not_routed"] if n["clause"] != "三、(六)2.(2)"]))
     assert [str(p) for p in lint(folder, SEEDS)] == [
-        "yunyang.yaml: 三、(三)2.(7): assigns a duty (names education, health, womens_federation, "
-        "youth_league) but no rule routes it and not_routed gives no reason"]
+        "yunyang.yaml: 三、(六)2.(2): assigns a duty (names court, police, procuratorate) but no "
+        "rule routes it and not_routed gives no reason"]
 
 
 @needs_seeds
@@ -230,7 +230,7 @@ def test_coverage_cli_prints_each_clause_and_fails_on_an_unexplained_one(tmp_pat
     assert "yunyang (004_ab66e05e62b6cad7.txt): 59 clauses assign a duty" in result.output
     assert "routed      三、(二)2.(1)——4" in result.output
     assert "yunyang.missing_child_rapid_search" in result.output
-    assert "not routed  三、(三)2.(7)" in result.output and "research, no event" in result.output
+    assert "not routed  三、(六)2.(2)" in result.output and "research, no event" in result.output
     folder = _copy_packs(tmp_path)
     _edit(folder, "yunyang", lambda d: d.update(not_routed=d["not_routed"][1:]))
     result = runner.invoke(app, ["coverage", "-j", "yunyang", "--packs", str(folder),
