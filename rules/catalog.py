@@ -31,10 +31,18 @@ class Agency(_Frozen):
     en: str = ""
     parent: str | None = None
     successors: tuple[str, ...] = ()
+    #: How the plans write this unit (e.g. 公安 for 公安机关/公安厅/公安局): a rule's naming quote
+    #: must contain one of them.
+    names: tuple[str, ...] = ()
 
     @property
     def abolished(self) -> bool:
         return bool(self.successors)
+
+    @property
+    def short_zh(self) -> str:
+        """The Chinese name without the bracketed variants, for messages people read."""
+        return self.zh.split("(")[0].split(" / ")[0]
 
 
 class EventKind(_Frozen):
@@ -70,6 +78,9 @@ class Jurisdiction(_Frozen):
     period: Period
     in_seed: bool
     seed: str | None = None
+    #: The plan that replaced this one when its period ended (national 2013-2020 -> 2021-2030):
+    #: events after the end route by it where it covers the situation (guidance 7).
+    succeeded_by: str | None = None
 
     def expired_on(self, day: dt.date) -> bool:
         return day > self.period.end
@@ -81,6 +92,8 @@ class Catalog(_Frozen):
     reporter_roles: dict[str, ReporterRole]
     urgency_levels: tuple[str, ...] = Field(description="Most urgent first.")
     jurisdictions: dict[str, Jurisdiction]
+    #: Names of bodies the plans give duties to that are no agency of the bus (governments).
+    other_body_names: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Catalog:
@@ -91,6 +104,8 @@ class Catalog(_Frozen):
         for j in self.jurisdictions.values():
             if j.parent is not None and j.parent not in self.jurisdictions:
                 raise ValueError(f"jurisdiction {j.code}: unknown parent {j.parent!r}")
+            if j.succeeded_by is not None and j.succeeded_by not in self.jurisdictions:
+                raise ValueError(f"jurisdiction {j.code}: unknown successor {j.succeeded_by!r}")
         return self
 
     def chain(self, jurisdiction: str) -> tuple[str, ...]:
@@ -114,7 +129,10 @@ def _load(name: str) -> object:
 @cache
 def catalog() -> Catalog:
     """The validated catalog (read once per process)."""
-    agencies = _load("agencies.yaml")["agencies"]  # type: ignore[index]
+    agency_file = _load("agencies.yaml")
+    assert isinstance(agency_file, dict)
+    agencies = agency_file["agencies"]
+    other_bodies = agency_file.get("other_bodies", {}).get("names", ())
     kinds = _load("event_kinds.yaml")["event_kinds"]  # type: ignore[index]
     roles = _load("reporter_roles.yaml")["reporter_roles"]  # type: ignore[index]
     urgency = _load("urgency.yaml")["urgency_levels"]  # type: ignore[index]
@@ -125,4 +143,5 @@ def catalog() -> Catalog:
         reporter_roles={r["role"]: ReporterRole(**r) for r in roles},
         urgency_levels=tuple(u["level"] for u in urgency),
         jurisdictions={j["code"]: Jurisdiction(**j) for j in jurisdictions},
+        other_body_names=tuple(other_bodies),
     )

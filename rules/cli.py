@@ -3,6 +3,7 @@
 * `lint` — every problem, one line each; exit 1 if any.
 * `show JURISDICTION` — the effective pack after inheritance, kind by kind.
 * `diff J1 J2` — two jurisdictions compared situation by situation.
+* `coverage` — per plan text, the clauses that assign a duty: routed by which rule, or why not.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rules.catalog import catalog
 from rules.engine import RuleBook, Slot, Variant, load_rulebook
 from rules.errors import PackError
 
-app = typer.Typer(help="Rule packs: lint, show, diff.", no_args_is_help=True)
+app = typer.Typer(help="Rule packs: lint, show, diff, coverage.", no_args_is_help=True)
 
 PacksOpt = Annotated[Path | None, typer.Option("--packs", help="Folder of rule packs.")]
 
@@ -151,3 +152,59 @@ def diff(j1: str, j2: str, packs: PacksOpt = None,
                       "\n".join(_summary(b)) or "— (triage)")
     _console().print(table)
     typer.echo(f"{len(kinds)} kinds; {same} routed alike, {len(kinds) - same} differ")
+
+
+@app.command()
+def coverage(
+    packs: PacksOpt = None,
+    seeds: Annotated[Path | None, typer.Option(
+        "--seeds", help="Folder of plan texts (default: $REFERRAL_BUS_SEEDS_DIR or "
+                        "../shared/seeds beside the repository).")] = None,
+    jurisdiction: Annotated[str | None, typer.Option(
+        "--jurisdiction", "-j", help="Only this plan (e.g. yunyang).")] = None,
+    summary: Annotated[bool, typer.Option("--summary", help="Only the figures per plan.")]
+    = False,
+) -> None:
+    """Per plan text: every clause that assigns a duty (names a unit with 负责/配合/要/应当 … or
+    carries an (X负责, Y配合) tag), the rules that route it, or the reason none does. Exit 1 if
+    a duty clause is neither routed nor explained (rules/coverage.py says how clauses are found)."""
+    from rules.coverage import coverage as compute
+    from rules.engine import load_packs
+    from rules.seeds import default_seeds_dir
+
+    folder = seeds if seeds is not None else default_seeds_dir()
+    try:
+        loaded = load_packs(packs)
+    except PackError as exc:
+        for line in exc.problems:
+            typer.echo(line, err=True)
+        raise typer.Exit(1) from exc
+    if jurisdiction is not None and jurisdiction not in loaded:
+        typer.echo(f"unknown jurisdiction {jurisdiction!r}", err=True)
+        raise typer.Exit(2)
+    results = [c for c in compute(loaded, folder)
+               if jurisdiction is None or c.jurisdiction == jurisdiction]
+    problems = 0
+    for cov in results:
+        typer.echo(f"{cov.jurisdiction} ({cov.seed}): {len(cov.duty_clauses)} clauses assign a "
+                   f"duty; {len(cov.covered)} routed, {len(cov.not_routed)} not routed with a "
+                   f"reason, {len(cov.unexplained)} unexplained")
+        problems += len(cov.problems)
+        if summary:
+            continue
+        for c in cov.duty_clauses:
+            units = ",".join(c.units)
+            if c.covered:
+                typer.echo(f"  routed      {c.label:24} {', '.join(c.rules)}  [{units}]")
+            elif c.reason:
+                typer.echo(f"  not routed  {c.label:24} {c.reason}")
+            else:
+                typer.echo(f"  UNEXPLAINED {c.label:24} [{units}] {c.text[:60]}")
+        for c in cov.covered_without_duty:
+            typer.echo(f"  routed*     {c.label:24} {', '.join(c.rules)}  (names no unit with a "
+                       "duty word: the units come from the parent plan)")
+        for p in cov.reason_problems:
+            typer.echo(f"  problem: {p}")
+    if problems:
+        typer.echo(f"{problems} problem(s)", err=True)
+        raise typer.Exit(1)

@@ -11,10 +11,19 @@ Inheritance is resolved at compile time (jurisdiction-differences.md, section 3)
   cannot be removed; the strictest urgency of the versions wins.
 * A pack's `scope` (山东: women and children) keeps its rules away from out-of-scope events,
   which fall through to the parent's version.
-* Abolished agencies are replaced by their successors; a plan whose period ended before the
-  event happened still routes, and its referrals are flagged `expired_plan`.
-* An event no rule covers goes to the joint-conference office for manual triage
-  (`<jurisdiction>.unrouted`); a rule whose plan names no lead goes there too (`….triage`).
+* Abolished agencies are replaced by their successors.
+* Expired plans (jurisdiction-differences.md, guidance 7): an event that happened after every
+  plan of a chain (or its lower part) had ended routes by the plan in force — the live packs of
+  the chain, then the chain of the expired root's successor (`succeeded_by` in the catalog:
+  national_2013 -> national_2021) — wherever that covers the situation; otherwise the expired
+  plan still routes it and its referrals are flagged `expired_plan`.
+* One event, one role per agency: when several rules fire, an agency that leads one of them gets
+  no cooperating referral from another (the plan never makes a unit its own partner).
+* A rule whose plan names no lead (红河 throughout; "配合相关部门") cooperates with the leads the
+  other rules fired for the event; if none fired, the joint-conference office gets it for manual
+  triage (`….triage`). An event no rule covers goes there too (`<jurisdiction>.unrouted`).
+* Every unit a rule refers to is named by a verbatim quote of the plan (`names`): `explain` shows
+  it for every referral.
 
 The index is keyed by (jurisdiction, event kind): routing an event never looks at rules for
 other kinds or jurisdictions.
@@ -24,7 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -36,7 +45,7 @@ from pydantic import ValidationError
 from rules.catalog import Catalog, catalog
 from rules.deadlines import Deadlines
 from rules.errors import PackError
-from rules.explain import ConditionCheck, Explanation, PackStep, RuleCheck
+from rules.explain import ConditionCheck, Explanation, NamedUnit, PackStep, RuleCheck
 from rules.fields import getter
 from rules.model import Condition, Pack, Rule, Source
 from rules.projection import event_values, project
@@ -45,7 +54,9 @@ from schemas.referrals import Citation, Referral, Role, referral_id_for
 
 __all__ = [
     "DEFAULT_PACKS_DIR",
+    "Deferral",
     "Explanation",
+    "PlanStatus",
     "RuleBook",
     "compile_packs",
     "explain",
@@ -53,6 +64,7 @@ __all__ = [
     "is_unrouted",
     "load_packs",
     "load_rulebook",
+    "plan_status",
     "route",
 ]
 
@@ -62,6 +74,7 @@ _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 UNROUTED_SUFFIX = ".unrouted"
 NO_LEAD_SUFFIX = ".triage"
 TRIAGE_ACTION = "Manual triage"
+TRIAGE_ACTION_ZH = "人工分派"
 
 
 def is_unrouted(referral: Referral) -> bool:
@@ -143,9 +156,11 @@ class Variant:
     cooperating: tuple[str, ...]
     candidate_lead: tuple[str, ...]
     action: str
+    action_zh: str
     urgency: str
     constraints: tuple[str, ...]
     citation: Citation
+    naming: Mapping[str, Citation]
     fields_add: tuple[str, ...]
     fields_drop: tuple[str, ...]
     expires: dt.date
@@ -177,6 +192,19 @@ class TriageTarget:
     expires: dt.date
 
 
+@dataclass(frozen=True, slots=True)
+class Deferral:
+    """For events after `after` in a jurisdiction: the plans of its chain that had ended, and the
+    chain in force that routes the event instead where it covers the situation (guidance 7).
+    `key` indexes the compiled rules of that chain in `RuleBook.deferred_index` and
+    `RuleBook.deferred_triage`."""
+
+    after: dt.date
+    expired: tuple[str, ...]
+    chain: tuple[str, ...]
+    key: str
+
+
 @dataclass(frozen=True, eq=False)
 class RuleBook:
     """The compiled, immutable rule packs. Build with `load_rulebook()`; read by `route()`."""
@@ -186,6 +214,22 @@ class RuleBook:
     index: Mapping[tuple[str, str], tuple[Slot, ...]]
     triage: Mapping[str, TriageTarget]
     rule_count: int
+    deferrals: Mapping[str, tuple[Deferral, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    #: The slots and triage of each deferral's chain in force, keyed like `index` and `triage`
+    #: but by `Deferral.key` (not a jurisdiction).
+    deferred_index: Mapping[tuple[str, str], tuple[Slot, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    deferred_triage: Mapping[str, TriageTarget] = field(
+        default_factory=lambda: MappingProxyType({}))
+
+    def deferral(self, jurisdiction: str, day: dt.date) -> Deferral | None:
+        """The plan in force for an event on `day`, when the jurisdiction's own plan had ended."""
+        found = None
+        for d in self.deferrals.get(jurisdiction, ()):
+            if day > d.after:
+                found = d
+        return found
 
     def slots(self, jurisdiction: str, kind: str) -> tuple[Slot, ...]:
         """The rules for one (jurisdiction, kind), in evaluation order."""
@@ -284,10 +328,20 @@ def _citation(s: Source) -> Citation:
     return Citation(file=s.file, clause=s.clause, quote=s.quote)
 
 
-def _variant(jurisdiction: str, kind: str, versions: list[tuple[str, Rule]],
+def _naming_of(code: str, versions: list[tuple[str, Rule]]) -> Citation | None:
+    """The quote naming unit `code`, from the nearest version that names it."""
+    for _, r in versions:
+        n = r.names.get(code)
+        if n is not None:
+            return _citation(n.cited_in(r.source))
+    return None
+
+
+def _variant(chain: tuple[str, ...], kind: str, versions: list[tuple[str, Rule]],
              packs: Mapping[str, Pack], scopes: Mapping[str, CompiledScope | None],
              cat: Catalog) -> Variant:
-    """Resolve the nearest version in `versions` (nearest first) against its ancestors."""
+    """Resolve the nearest version in `versions` (nearest first) against its ancestors, for an
+    event whose plan chain is `chain`."""
     pack_code, rule = versions[0]
     inherited: list[str] = []
 
@@ -304,6 +358,7 @@ def _variant(jurisdiction: str, kind: str, versions: list[tuple[str, Rule]],
     lead = first("lead") or ()
     cooperating = first("cooperating") or ()
     action = first("action")
+    action_zh = first("action_zh")
     fields = first("fields")
     # Strictest urgency of every version: a child cannot relax its parent's clock.
     urgencies = [r.urgency for _, r in versions if r.urgency is not None]
@@ -316,10 +371,23 @@ def _variant(jurisdiction: str, kind: str, versions: list[tuple[str, Rule]],
     constraints: list[str] = []
     for _, r in reversed(versions):
         constraints.extend(r.constraints)
-    for code in reversed(_chain(jurisdiction, packs)):
+    for code in reversed(chain):
         for pc in packs[code].constraints:
             if pc.applies_to(kind):
                 constraints.append(pc.text)
+    naming: dict[str, Citation] = {}
+    unnamed: list[str] = []
+    for code in (*lead, *cooperating):
+        cite = _naming_of(code, versions)
+        if cite is None:
+            unnamed.append(code)
+            continue
+        # A successor of an abolished unit is named by the quote naming the old unit.
+        for successor in _remap((code,), cat, []):
+            naming.setdefault(successor, cite)
+    if unnamed:
+        raise PackError([f"{pack_code}.yaml: rule {rule.key}: {', '.join(unnamed)} named by no "
+                         "quote in this rule or the versions it inherits from (add names)"])
     remapped: list[str] = []
     lead_codes = _remap(lead, cat, remapped)
     coop_codes = tuple(c for c in _remap(cooperating, cat, remapped) if c not in lead_codes)
@@ -334,9 +402,11 @@ def _variant(jurisdiction: str, kind: str, versions: list[tuple[str, Rule]],
         cooperating=coop_codes,
         candidate_lead=_remap(candidate, cat, remapped),
         action=action,
+        action_zh=action_zh,
         urgency=urgency,
         constraints=tuple(dict.fromkeys(constraints)),
         citation=_citation(rule.source),
+        naming=MappingProxyType(naming),
         fields_add=fields.add if fields else (),
         fields_drop=fields.drop if fields else (),
         expires=cat.jurisdictions[pack_code].period.end,
@@ -346,8 +416,67 @@ def _variant(jurisdiction: str, kind: str, versions: list[tuple[str, Rule]],
     )
 
 
+def _deferrals(code: str, chain: tuple[str, ...], packs: Mapping[str, Pack],
+               cat: Catalog) -> tuple[Deferral, ...]:
+    """The chains in force after each end date of `chain`'s plans, where they differ from it:
+    the packs still running, then the chain of the expired root's successor."""
+    out: list[Deferral] = []
+    ends = sorted({cat.jurisdictions[c].period.end for c in chain})
+    for end in ends:
+        expired = tuple(c for c in chain if cat.jurisdictions[c].period.end <= end)
+        live = [c for c in chain if c not in expired]
+        root = chain[-1]
+        successor = cat.jurisdictions[root].succeeded_by if root in expired else None
+        if successor is not None and successor in packs and \
+                cat.jurisdictions[successor].period.end > end:
+            live.extend(_chain(successor, packs))
+        if not live or tuple(live) == chain:
+            continue
+        out.append(Deferral(after=end, expired=expired, chain=tuple(dict.fromkeys(live)),
+                            key=f"{code}~{end.isoformat()}"))
+    return tuple(out)
+
+
+def _compile_chain(chain: tuple[str, ...], packs: Mapping[str, Pack],
+                   scopes: Mapping[str, CompiledScope | None], cat: Catalog,
+                   problems: list[str]) -> tuple[dict[str, tuple[Slot, ...]], TriageTarget]:
+    """The slots of every event kind for one chain of packs, nearest first, and its triage."""
+    owner = next(c for c in chain if packs[c].triage is not None)
+    t = packs[owner].triage
+    assert t is not None
+    triage = TriageTarget(owner, t.agency, t.urgency, _citation(t.source),
+                          cat.jurisdictions[owner].period.end)
+    # key -> versions nearest first
+    versions: dict[str, list[tuple[str, Rule]]] = {}
+    for pack_code in chain:
+        for rule in packs[pack_code].rules:
+            versions.setdefault(rule.key, []).append((pack_code, rule))
+    by_kind: dict[str, list[Slot]] = {}
+    for key in sorted(versions):
+        vs = versions[key]
+        # The `when` each version applies with: its own, else the nearest ancestor's.
+        whens = []
+        for i in range(len(vs)):
+            when = next((x.when for _, x in vs[i:] if x.when is not None), None)
+            assert when is not None  # a root version always has `when` (model check)
+            whens.append(when)
+        for kind in sorted({k for w in whens for k in w.kind}):
+            variants = []
+            for i in range(len(vs)):
+                if kind not in whens[i].kind:
+                    continue
+                try:
+                    variants.append(_variant(chain, kind, vs[i:], packs, scopes, cat))
+                except PackError as exc:
+                    problems.extend(p for p in exc.problems if p not in problems)
+            if variants:
+                by_kind.setdefault(kind, []).append(Slot(key, tuple(variants)))
+    return {kind: tuple(slots) for kind, slots in by_kind.items()}, triage
+
+
 def compile_packs(packs: Mapping[str, Pack]) -> RuleBook:
-    """Resolve inheritance and build the (jurisdiction, kind) index. Raises PackError."""
+    """Resolve inheritance and build the (jurisdiction, kind) index, and the index of the chain in
+    force after each expiry (keyed by `Deferral.key`). Raises PackError."""
     problems = chain_problems(packs)
     if problems:
         raise PackError(problems)
@@ -361,38 +490,27 @@ def compile_packs(packs: Mapping[str, Pack]) -> RuleBook:
     chains = {code: _chain(code, packs) for code in packs}
     index: dict[tuple[str, str], tuple[Slot, ...]] = {}
     triage: dict[str, TriageTarget] = {}
+    deferrals: dict[str, tuple[Deferral, ...]] = {}
+    deferred_index: dict[tuple[str, str], tuple[Slot, ...]] = {}
+    deferred_triage: dict[str, TriageTarget] = {}
     for code, chain in chains.items():
-        owner = next(c for c in chain if packs[c].triage is not None)
-        t = packs[owner].triage
-        assert t is not None
-        triage[code] = TriageTarget(owner, t.agency, t.urgency, _citation(t.source),
-                                    cat.jurisdictions[owner].period.end)
-        # key -> versions nearest first
-        versions: dict[str, list[tuple[str, Rule]]] = {}
-        for pack_code in chain:
-            for rule in packs[pack_code].rules:
-                versions.setdefault(rule.key, []).append((pack_code, rule))
-        by_kind: dict[str, list[Slot]] = {}
-        for key in sorted(versions):
-            vs = versions[key]
-            # The `when` each version applies with: its own, else the nearest ancestor's.
-            whens = []
-            for i in range(len(vs)):
-                when = next((x.when for _, x in vs[i:] if x.when is not None), None)
-                assert when is not None  # a root version always has `when` (model check)
-                whens.append(when)
-            for kind in sorted({k for w in whens for k in w.kind}):
-                variants = [_variant(code, kind, vs[i:], packs, scopes, cat)
-                            for i in range(len(vs)) if kind in whens[i].kind]
-                by_kind.setdefault(kind, []).append(Slot(key, tuple(variants)))
-        for kind, slots in by_kind.items():
-            index[(code, kind)] = tuple(slots)
+        by_kind, triage[code] = _compile_chain(chain, packs, scopes, cat, problems)
+        index.update({(code, kind): slots for kind, slots in by_kind.items()})
+        deferrals[code] = _deferrals(code, chain, packs, cat)
+        for d in deferrals[code]:
+            by_kind, deferred_triage[d.key] = _compile_chain(d.chain, packs, scopes, cat, problems)
+            deferred_index.update({(d.key, kind): slots for kind, slots in by_kind.items()})
+    if problems:
+        raise PackError(problems)
     return RuleBook(
         packs=MappingProxyType(dict(packs)),
         chains=MappingProxyType(chains),
         index=MappingProxyType(index),
         triage=MappingProxyType(triage),
         rule_count=sum(len(p.rules) for p in packs.values()),
+        deferrals=MappingProxyType({k: v for k, v in deferrals.items() if v}),
+        deferred_index=MappingProxyType(deferred_index),
+        deferred_triage=MappingProxyType(deferred_triage),
     )
 
 
@@ -417,36 +535,49 @@ def _default_deadlines() -> Deadlines:
     return Deadlines.load()
 
 
+def _zh_list(codes: Iterable[str]) -> str:
+    agencies = catalog().agencies
+    return "、".join(agencies[c].short_zh for c in codes)
+
+
 def _referrals_for(event: Event, values: dict[str, Any], v: Variant, deadlines: Deadlines,
-                   triage: TriageTarget, expired: bool) -> list[Referral]:
+                   triage: TriageTarget, expired: bool, event_leads: tuple[str, ...]
+                   ) -> list[Referral]:
+    """The referrals of one fired rule. `event_leads` are the leads of every rule fired for the
+    event: a rule that names no lead cooperates with them (or goes to triage if there are none)."""
     out: list[Referral] = []
     ack = deadlines.ack_by(v.urgency, event.reported_at)
     due = deadlines.due_by(v.urgency, event.reported_at)
 
-    def make(agency: str, role: Role, rule_id: str, action: str) -> Referral:
+    def make(agency: str, role: Role, rule_id: str, action: str, action_zh: str) -> Referral:
         # Every input was validated (the event on arrival, the pack at load): skip re-validation.
         return Referral.model_construct(
             referral_id=referral_id_for(event.event_id, agency, rule_id, role),
             event_id=event.event_id, kind=event.kind, jurisdiction=event.jurisdiction,
-            decided_by=v.pack, agency=agency, role=role, action=action, urgency=v.urgency,
-            reported_at=event.reported_at, ack_by=ack, due_by=due, rule_id=rule_id,
-            citation=v.citation, constraints=v.constraints, exercise=event.exercise,
-            expired_plan=expired, case_id=event.case_id,
+            decided_by=v.pack, agency=agency, role=role, action=action, action_zh=action_zh,
+            urgency=v.urgency, reported_at=event.reported_at, ack_by=ack, due_by=due,
+            rule_id=rule_id, citation=v.citation, constraints=v.constraints,
+            exercise=event.exercise, expired_plan=expired, case_id=event.case_id,
             subject=project(event, agency, add=v.fields_add, drop=v.fields_drop, values=values))
 
+    partners = v.lead or event_leads
     if v.lead:
         for agency in v.lead:
-            out.append(make(agency, "lead", v.rule_id, v.action))
-        leads = ", ".join(v.lead)
-    else:
-        # The plan names no lead (红河 throughout): the joint-conference office assigns one.
+            out.append(make(agency, "lead", v.rule_id, v.action, v.action_zh))
+    elif not event_leads:
+        # The plan names no lead (红河 throughout) and no other rule leads the event: the
+        # joint-conference office assigns one.
         cands = ", ".join(v.candidate_lead) or "none given"
         out.append(make(triage.agency, "lead", v.rule_id + NO_LEAD_SUFFIX,
                         f"{TRIAGE_ACTION}: the plan names no lead for this duty; assign one "
-                        f"(candidate leads: {cands}). Duty: {v.action}"))
-        leads = "the lead to be assigned"
+                        f"(candidate leads: {cands}). Duty: {v.action}",
+                        f"{TRIAGE_ACTION_ZH}：计划未指明负责单位，请指定"
+                        f"（候选：{_zh_list(v.candidate_lead) or '无'}）。职责：{v.action_zh}"))
+    leads = ", ".join(partners) or "the lead to be assigned"
+    leads_zh = _zh_list(partners) or "待指定的负责单位"
     for agency in v.cooperating:
-        out.append(make(agency, "cooperating", v.rule_id, f"Cooperate with {leads}: {v.action}"))
+        out.append(make(agency, "cooperating", v.rule_id, f"Cooperate with {leads}: {v.action}",
+                        f"配合{leads_zh}：{v.action_zh}"))
     return out
 
 
@@ -458,6 +589,7 @@ def _unrouted(event: Event, t: TriageTarget, deadlines: Deadlines) -> Referral:
         decided_by=t.pack, agency=t.agency, role="lead",
         action=f"{TRIAGE_ACTION}: no rule of the {event.jurisdiction} plan chain covers this "
                "event; decide who must act and re-route it",
+        action_zh=f"{TRIAGE_ACTION_ZH}：本地计划中没有规则覆盖此事件，请决定由谁负责并重新分派",
         urgency=t.urgency, reported_at=event.reported_at,
         ack_by=deadlines.ack_by(t.urgency, event.reported_at),
         due_by=deadlines.due_by(t.urgency, event.reported_at),
@@ -470,30 +602,90 @@ def _sort_key(r: Referral) -> tuple[int, str, str]:
     return (0 if r.role == "lead" else 1, r.agency, r.rule_id)
 
 
-def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:
-    """Every referral the plans require for `event`: pure, synchronous, deterministic order
-    (lead before cooperating, then agency, then rule id). An event no rule covers yields one
-    triage referral to the joint-conference office; an event of a kind that only acts on an open
-    case (`routed: false` in the catalog, e.g. `case_resolved`) yields none."""
-    if not catalog().event_kinds[event.kind].routed:
-        return []
-    dl = deadlines if deadlines is not None else _default_deadlines()
-    day = event.occurred_at.date()
-    out: list[Referral] = []
-    values: dict[str, Any] | None = None  # the event dumped once, for every referral's projection
-    for slot in book.index.get((event.jurisdiction, event.kind), ()):
+def _fired(event: Event, index: Mapping[tuple[str, str], tuple[Slot, ...]], key: str
+           ) -> list[Variant]:
+    """The version of each rule that applies to the event in the chain indexed by `key`."""
+    out: list[Variant] = []
+    for slot in index.get((key, event.kind), ()):
         for v in slot.variants:
             if v.scope is not None and not v.scope.contains(event):
                 continue
             if v.matches(event):
-                values = values if values is not None else event_values(event)
-                out.extend(_referrals_for(event, values, v, dl, book.triage[event.jurisdiction],
-                                          day > v.expires))
+                out.append(v)
                 break
+    return out
+
+
+def _referrals(event: Event, fired: list[Variant], triage: TriageTarget, dl: Deadlines
+               ) -> list[Referral]:
+    day = event.occurred_at.date()
+    values = event_values(event)  # the event dumped once, for every referral's projection
+    event_leads = tuple(dict.fromkeys(a for v in fired for a in v.lead))
+    out: list[Referral] = []
+    for v in fired:
+        out.extend(_referrals_for(event, values, v, dl, triage, day > v.expires, event_leads))
+    # One role per agency and event: a lead is not also its own cooperating unit.
+    leading = {r.agency for r in out if r.role == "lead"}
+    return [r for r in out if r.role == "lead" or r.agency not in leading]
+
+
+def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:
+    """Every referral the plans require for `event`: pure, synchronous, deterministic order
+    (lead before cooperating, then agency, then rule id). An event no rule covers yields one
+    triage referral to the joint-conference office; an event of a kind that only acts on an open
+    case (`routed: false` in the catalog, e.g. `case_resolved`) yields none. An event that
+    happened after its jurisdiction's plan ended routes by the plan in force where that covers
+    it (see `RuleBook.deferral`)."""
+    if not catalog().event_kinds[event.kind].routed:
+        return []
+    dl = deadlines if deadlines is not None else _default_deadlines()
+    deferral = book.deferral(event.jurisdiction, event.occurred_at.date())
+    out: list[Referral] = []
+    if deferral is not None:
+        fired = _fired(event, book.deferred_index, deferral.key)
+        if fired:
+            out = _referrals(event, fired, book.deferred_triage[deferral.key], dl)
     if not out:
-        out.append(_unrouted(event, book.triage[event.jurisdiction], dl))
+        fired = _fired(event, book.index, event.jurisdiction)
+        if fired:
+            out = _referrals(event, fired, book.triage[event.jurisdiction], dl)
+    if not out:
+        target = (book.deferred_triage[deferral.key] if deferral is not None
+                  else book.triage[event.jurisdiction])
+        out.append(_unrouted(event, target, dl))
     out.sort(key=_sort_key)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStatus:
+    """What a receipt says about the plans behind an event's routing (guidance 7)."""
+
+    expired_plans: tuple[str, ...]
+    deferred_to: str | None
+    note: str | None
+
+
+def plan_status(event: Event, referrals: Iterable[Referral]) -> PlanStatus:
+    """Which plans of the event's chain had ended when it happened, and whether the plan in
+    force routed it instead (a referral not flagged `expired_plan` was decided by a plan in
+    force). Pure: reads the catalog and the referrals."""
+    cat = catalog()
+    day = event.occurred_at.date()
+    chain = cat.chain(event.jurisdiction)
+    expired = tuple(c for c in chain if cat.jurisdictions[c].expired_on(day))
+    if not expired:
+        return PlanStatus((), None, None)
+    in_force = list(dict.fromkeys(r.decided_by for r in referrals if not r.expired_plan))
+    ended = max(cat.jurisdictions[c].period.end for c in expired)
+    if in_force:
+        return PlanStatus(expired, in_force[0],
+                          f"{', '.join(expired)} ended on {ended.isoformat()}, before the event: "
+                          f"routed by the plan in force ({', '.join(in_force)}); the expired "
+                          "clause is context only")
+    return PlanStatus(expired, None,
+                      f"{', '.join(expired)} ended on {ended.isoformat()}, before the event, and "
+                      "the plan in force covers no such situation: routed by the expired plan")
 
 
 def _checks(conds: tuple[CompiledCondition, ...], event: Event) -> list[ConditionCheck]:
@@ -505,24 +697,10 @@ def _checks(conds: tuple[CompiledCondition, ...], event: Event) -> list[Conditio
     return out
 
 
-def explain(event: Event, book: RuleBook) -> Explanation:
-    """The chain walked, each rule version considered for the event's kind — fired, did not
-    match (and which condition failed), out of the pack's scope, or not reached because a
-    nearer version fired — with its cited clause, and the resulting referrals."""
-    chain = book.chains[event.jurisdiction]
-    cat = catalog()
-    day = event.occurred_at.date()
-    steps = []
-    for code in chain:
-        pack = book.packs[code]
-        in_scope = True if pack.scope is None else any(
-            _compile_condition(c).matches(event) for c in pack.scope.any)
-        steps.append(PackStep(jurisdiction=code, title=pack.title,
-                              expired=day > cat.jurisdictions[code].period.end,
-                              in_scope=in_scope,
-                              scope=pack.scope.description if pack.scope else None))
+def _rule_checks(event: Event, index: Mapping[tuple[str, str], tuple[Slot, ...]], key: str,
+                 day: dt.date) -> list[RuleCheck]:
     checks: list[RuleCheck] = []
-    for slot in book.slots(event.jurisdiction, event.kind):
+    for slot in index.get((key, event.kind), ()):
         fired: str | None = None
         for v in slot.variants:
             conds: list[ConditionCheck] = []
@@ -547,9 +725,47 @@ def explain(event: Event, book: RuleBook) -> Explanation:
                 checks=tuple(conds), lead=v.lead, cooperating=v.cooperating,
                 candidate_lead=v.candidate_lead, urgency=v.urgency, constraints=v.constraints,
                 inherited=v.inherited, remapped=v.remapped, citation=v.citation,
-                expired_plan=day > v.expires, inferred=v.inferred))
+                names=tuple(NamedUnit(agency=a, citation=c) for a, c in v.naming.items()),
+                action_zh=v.action_zh, expired_plan=day > v.expires, inferred=v.inferred))
+    return checks
+
+
+def _steps(book: RuleBook, chain: tuple[str, ...], event: Event) -> tuple[PackStep, ...]:
+    cat = catalog()
+    day = event.occurred_at.date()
+    steps = []
+    for code in chain:
+        pack = book.packs[code]
+        in_scope = True if pack.scope is None else any(
+            _compile_condition(c).matches(event) for c in pack.scope.any)
+        steps.append(PackStep(jurisdiction=code, title=pack.title,
+                              expired=day > cat.jurisdictions[code].period.end,
+                              in_scope=in_scope,
+                              scope=pack.scope.description if pack.scope else None))
+    return tuple(steps)
+
+
+def explain(event: Event, book: RuleBook) -> Explanation:
+    """The chain walked, each rule version considered for the event's kind — fired, did not
+    match (and which condition failed), out of the pack's scope, or not reached because a
+    nearer version fired — with its cited clause and the quote naming each unit, and the
+    resulting referrals. After an expiry, the plan in force is walked first and the expired
+    plan's rules are kept as context."""
+    day = event.occurred_at.date()
     referrals = route(event, book)
+    deferral = book.deferral(event.jurisdiction, day)
+    steps = _steps(book, book.chains[event.jurisdiction], event)
+    own = _rule_checks(event, book.index, event.jurisdiction, day)
+    in_force = _rule_checks(event, book.deferred_index, deferral.key, day) if deferral else []
+    # After an expiry, only the plan in force decides referrals that are not flagged expired.
+    used_in_force = deferral is not None and any(not r.expired_plan for r in referrals)
+    checks, context = (in_force, own) if used_in_force else (own, in_force)
     return Explanation(
         event_id=event.event_id, kind=event.kind, jurisdiction=event.jurisdiction,
-        chain=tuple(steps), rules=tuple(checks), referrals=tuple(referrals),
-        unrouted=any(is_unrouted(r) for r in referrals))
+        chain=steps, rules=tuple(checks), referrals=tuple(referrals),
+        unrouted=any(is_unrouted(r) for r in referrals),
+        plan_in_force=deferral.chain if deferral else (), routed_by_plan_in_force=used_in_force,
+        expired_plans=deferral.expired if deferral else (),
+        context=tuple(context),
+        triage_citation=(book.deferred_triage[deferral.key] if used_in_force and deferral
+                         else book.triage[event.jurisdiction]).citation)

@@ -25,6 +25,13 @@ class ConditionCheck(_Frozen):
     result: Literal["match", "no_match", "unknown"]
 
 
+class NamedUnit(_Frozen):
+    """A unit a rule refers to, and the verbatim quote of the plan naming it."""
+
+    agency: str
+    citation: Citation
+
+
 class RuleCheck(_Frozen):
     """One version of a rule (one pack's) considered for the event."""
 
@@ -42,8 +49,14 @@ class RuleCheck(_Frozen):
     inherited: tuple[str, ...] = ()
     remapped: tuple[str, ...] = ()
     citation: Citation
+    names: tuple[NamedUnit, ...] = ()
+    action_zh: str = ""
     expired_plan: bool = False
     inferred: bool = False
+
+    def naming(self, agency: str) -> Citation | None:
+        """The quote naming `agency` in this rule (or the version it inherits it from)."""
+        return next((n.citation for n in self.names if n.agency == agency), None)
 
 
 class PackStep(_Frozen):
@@ -67,33 +80,42 @@ class Explanation(_Frozen):
     rules: tuple[RuleCheck, ...]
     referrals: tuple[Referral, ...]
     unrouted: bool
+    #: After an expiry (guidance 7): the chain in force, whether it routed the event, the plans
+    #: that had ended, and the rules of the chain that did not route it (context only).
+    plan_in_force: tuple[str, ...] = ()
+    routed_by_plan_in_force: bool = False
+    expired_plans: tuple[str, ...] = ()
+    context: tuple[RuleCheck, ...] = ()
+    triage_citation: Citation | None = None
+
+    def naming(self, referral: Referral) -> Citation | None:
+        """The clause and quote naming the referral's agency (the triage clause for triage)."""
+        for r in self.rules:
+            if r.outcome == "fired" and referral.rule_id == r.rule_id:
+                return r.naming(referral.agency)
+        return self.triage_citation
 
 
 def _cite(c: Citation) -> str:
     return f"{c.file} {c.clause} 「{c.quote}」"
 
 
-def render_explanation(expl: Explanation) -> str:
-    """Plain text for people who maintain rules: chain, rules considered, referrals."""
-    out: list[str] = []
-    out.append(f"event {expl.event_id}  kind={expl.kind}  jurisdiction={expl.jurisdiction}")
-    chain = " -> ".join(
-        f"{s.jurisdiction}{' (expired)' if s.expired else ''}"
-        f"{'' if s.in_scope else ' (event out of scope: ' + (s.scope or '') + ')'}"
-        for s in expl.chain)
-    out.append(f"chain: {chain}")
-    out.append("rules considered:")
-    if not expl.rules:
+_MARKS = {"fired": "✔", "no_match": "✘", "out_of_scope": "∅", "not_reached": "·"}
+
+
+def _render_rules(rules: tuple[RuleCheck, ...], out: list[str]) -> None:
+    if not rules:
         out.append("  (no rule in the chain handles this kind)")
-    marks = {"fired": "✔", "no_match": "✘", "out_of_scope": "∅", "not_reached": "·"}
-    for r in expl.rules:
-        out.append(f"  {marks[r.outcome]} {r.rule_id} [{r.outcome}] {r.reason}")
+    for r in rules:
+        out.append(f"  {_MARKS[r.outcome]} {r.rule_id} [{r.outcome}] {r.reason}")
         for chk in r.checks:
             out.append(f"      {chk.result:8} {chk.condition}  (event: {chk.value})")
         if r.outcome == "fired":
             lead = ", ".join(r.lead) or "(none named: " + ", ".join(r.candidate_lead) + ")"
             out.append(f"      lead: {lead}; cooperating: {', '.join(r.cooperating) or '-'};"
                        f" urgency: {r.urgency}")
+            if r.action_zh:
+                out.append(f"      action: {r.action_zh}")
             if r.inherited:
                 out.append(f"      inherited: {'; '.join(r.inherited)}")
             if r.remapped:
@@ -101,6 +123,34 @@ def render_explanation(expl: Explanation) -> str:
             for text in r.constraints:
                 out.append(f"      constraint: {text}")
         out.append(f"      cites {_cite(r.citation)}{'  [inferred]' if r.inferred else ''}")
+
+
+def render_explanation(expl: Explanation) -> str:
+    """Plain text for people who maintain rules: chain, rules considered, referrals, and for
+    each referral the clause and verbatim quote naming its agency."""
+    out: list[str] = []
+    out.append(f"event {expl.event_id}  kind={expl.kind}  jurisdiction={expl.jurisdiction}")
+    chain = " -> ".join(
+        f"{s.jurisdiction}{' (expired)' if s.expired else ''}"
+        f"{'' if s.in_scope else ' (event out of scope: ' + (s.scope or '') + ')'}"
+        for s in expl.chain)
+    out.append(f"chain: {chain}")
+    if expl.plan_in_force:
+        ended = ", ".join(expl.expired_plans)
+        force = " -> ".join(expl.plan_in_force)
+        if expl.routed_by_plan_in_force:
+            out.append(f"plan period: {ended} had ended when the event happened; routed by the "
+                       f"plan in force: {force} (the expired plan's rules below are context)")
+        else:
+            out.append(f"plan period: {ended} had ended when the event happened, but the plan in "
+                       f"force ({force}) covers no such situation: routed by the expired plan")
+    out.append("rules considered:")
+    _render_rules(expl.rules, out)
+    if expl.context:
+        label = ("expired plan, for context (not routed)" if expl.routed_by_plan_in_force
+                 else "plan in force, considered first (nothing fired)")
+        out.append(f"{label}:")
+        _render_rules(expl.context, out)
     out.append("referrals:")
     if not expl.referrals and not expl.unrouted:
         out.append("  (none: this kind acts on an open case and assigns no duty)")
@@ -110,4 +160,9 @@ def render_explanation(expl: Explanation) -> str:
         flags = " [expired plan]" if ref.expired_plan else ""
         out.append(f"  {ref.role:11} {ref.agency:40} {ref.urgency:12} {ref.rule_id}{flags}")
         out.append(f"      decided by {ref.decided_by}: {_cite(ref.citation)}")
+        named = expl.naming(ref)
+        if named is not None:
+            out.append(f"      named in {_cite(named)}")
+        if ref.action_zh:
+            out.append(f"      {ref.action_zh}")
     return "\n".join(out)

@@ -1,25 +1,31 @@
 """`referral-bus rules lint`: every check on the packs, one line per problem.
 
 Fails on: a pack that does not load (unknown agency, event kind, urgency or field; override of a
-key no parent has; …), a quote that is not verbatim in the cited clause of the plan text, and a
-rule no event can reach (contradictory conditions, values outside a field's domain, conditions
-that contradict the pack's scope or the event kind's own model).
+key no parent has; a unit no quote names; …), a quote that is not verbatim in the cited clause of
+the plan text, a naming quote that does not contain the unit's name as the plan writes it, an
+`action_zh` that is not the clause's own words, a rule no event can reach (contradictory
+conditions, values outside a field's domain, conditions that contradict the pack's scope or the
+event kind's own model), and a clause of a plan that assigns a duty that no rule routes and
+`not_routed` does not explain (rules/coverage.py).
 """
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rules.catalog import catalog
+from rules.coverage import names_unit, seed_coverage
 from rules.deadlines import Deadlines
 from rules.engine import DEFAULT_PACKS_DIR, compile_packs, load_packs
 from rules.errors import PackError, RulesError
 from rules.model import Condition, Pack, Rule, Source
 from rules.projection import load_projections
-from rules.seeds import SeedError, load_seed
+from rules.seeds import SeedError, load_seed, normalise
 from schemas.events import Disability, Sex, Wish
 
 _BOOL_FIELDS = frozenset({
@@ -177,7 +183,8 @@ def _sources(pack: Pack) -> list[tuple[str, Source]]:
 
 
 def quote_problems(pack: Pack, seeds_dir: Path) -> list[Problem]:
-    """Every cited quote must lie within the cited clause of the plan text."""
+    """Every cited quote must lie within the cited clause of the plan text; every naming quote
+    must also contain the name of its unit; `action_zh` must be the clause's own words."""
     out: list[Problem] = []
     for where, s in _sources(pack):
         loc = f"{pack.jurisdiction}.yaml: {where}"
@@ -187,6 +194,58 @@ def quote_problems(pack: Pack, seeds_dir: Path) -> list[Problem]:
                 out.append(Problem(loc, f"quote not in {s.file} {s.clause}: {s.quote!r}"))
         except SeedError as exc:
             out.append(Problem(loc, str(exc)))
+    if pack.triage is not None and not names_unit(pack.triage.source.quote, pack.triage.agency):
+        out.append(Problem(f"{pack.jurisdiction}.yaml: triage",
+                           f"quote does not name {pack.triage.agency} "
+                           f"({', '.join(catalog().agencies[pack.triage.agency].names)})"))
+    for rule in pack.rules:
+        out.extend(_naming_problems(pack, rule, seeds_dir))
+        out.extend(_action_zh_problems(pack, rule, seeds_dir))
+    return out
+
+
+def _naming_problems(pack: Pack, rule: Rule, seeds_dir: Path) -> list[Problem]:
+    out: list[Problem] = []
+    for code, n in rule.names.items():
+        loc = f"{pack.jurisdiction}.yaml: rule {rule.key} names.{code}"
+        cited = n.cited_in(rule.source)
+        file, clause = cited.file, cited.clause
+        try:
+            if not load_seed(seeds_dir, file).quote_in_clause(n.quote, clause):
+                out.append(Problem(loc, f"quote not in {file} {clause}: {n.quote!r}"))
+                continue
+        except SeedError as exc:
+            out.append(Problem(loc, str(exc)))
+            continue
+        if not names_unit(n.quote, code):
+            names = "、".join(catalog().agencies[code].names) or "(no names in the catalog)"
+            out.append(Problem(loc, f"quote does not name {code} as the plan writes it "
+                                    f"({names}): {n.quote!r}"))
+    units = {*(rule.lead or ()), *(rule.cooperating or ()), *rule.candidate_lead}
+    for code in rule.names:
+        # An override may re-name an inherited unit with its own plan's words.
+        if code not in units and not rule.override:
+            out.append(Problem(f"{pack.jurisdiction}.yaml: rule {rule.key} names.{code}",
+                               "names a unit that is neither lead nor cooperating"))
+    return out
+
+
+def _action_zh_problems(pack: Pack, rule: Rule, seeds_dir: Path) -> list[Problem]:
+    """`action_zh` is the clause's own words: each fragment (split at ； or …) lies verbatim in
+    the rule's source clause or one of its also_cited clauses."""
+    if rule.action_zh is None:
+        return []
+    texts = []
+    for s in (rule.source, *rule.also_cited):
+        try:
+            texts.append(normalise(load_seed(seeds_dir, s.file).clause_text(s.clause)))
+        except SeedError:
+            continue
+    out = []
+    for fragment in re.split(r"[；…]+", rule.action_zh):
+        if fragment and not any(normalise(fragment) in t for t in texts):
+            out.append(Problem(f"{pack.jurisdiction}.yaml: rule {rule.key} action_zh",
+                               f"not the clause's own words: {fragment!r}"))
     return out
 
 
@@ -220,6 +279,8 @@ def lint(packs_dir: Path | None = None, seeds_dir: Path | None = None) -> list[P
         pack = packs[code]
         if seeds.is_dir():
             problems.extend(quote_problems(pack, seeds))
+            if pack.seed is not None:
+                problems.extend(Problem(*_split(p)) for p in seed_coverage(pack, seeds).problems)
         for rule in pack.rules:
             resolved = _resolved_when(code, rule.key, packs)
             why = unreachable(rule, pack, resolved)

@@ -44,6 +44,35 @@ class Source(_Strict):
     quote: str = Field(min_length=2, max_length=120)
 
 
+def _as_naming(value: Any) -> Any:
+    """`names: {police: 依法移送公安机关处理}` is a quote in the rule's own clause."""
+    if isinstance(value, str):
+        return {"quote": value}
+    return value
+
+
+class Naming(_Strict):
+    """Where the plan names one unit of a rule: a verbatim quote that contains the unit's name as
+    the plan writes it (`rules lint` checks both). File and clause default to the rule's source;
+    a unit named elsewhere (红河's member list, XX 第四十条 for the police) gives its own."""
+
+    file: str | None = None
+    clause: str | None = None
+    quote: str = Field(min_length=2, max_length=120)
+
+    def cited_in(self, rule_source: Source) -> Source:
+        """The quote with its file and clause, those of the rule's source unless given."""
+        return Source(file=self.file or rule_source.file, clause=self.clause or rule_source.clause,
+                      quote=self.quote)
+
+
+class NotRouted(_Strict):
+    """A clause of the plan that assigns a duty but that no rule routes, and why (`rules coverage`)."""
+
+    clause: str = Field(min_length=2)
+    reason: str = Field(min_length=10)
+
+
 class Condition(_Strict):
     """One test on an event field. A field whose value is unknown (null) does not match,
     unless `if_unknown: match` (used by scope filters, which keep doubtful cases in scope)."""
@@ -137,12 +166,18 @@ class Rule(_Strict):
     candidate_lead: tuple[str, ...] = ()
     cooperating: tuple[str, ...] | None = None
     action: str | None = Field(default=None, min_length=3)
+    action_zh: str | None = Field(
+        default=None, min_length=2,
+        description="The action in the clause's own words (verbatim fragments joined by ；).")
     urgency: str | None = None
     constraints: tuple[str, ...] = ()
     fields: Fields | None = None
     source: Source
     also_cited: tuple[Source, ...] = Field(
         default=(), description="Further clauses (often in other seeds) showing the same duty.")
+    names: dict[str, Annotated[Naming, BeforeValidator(_as_naming)]] = Field(
+        default_factory=dict,
+        description="Per unit of lead and cooperating: the quote naming it as the plan writes it.")
     inferred: bool = False
     notes: str = ""
 
@@ -151,7 +186,8 @@ class Rule(_Strict):
         if self.key in RESERVED_KEYS:
             raise ValueError(f"rule key {self.key!r} is reserved")
         if not self.override:
-            missing = [n for n in ("when", "lead", "action", "urgency") if getattr(self, n) is None]
+            missing = [n for n in ("when", "lead", "action", "action_zh", "urgency")
+                       if getattr(self, n) is None]
             if missing:
                 raise ValueError(f"rule {self.key}: missing {', '.join(missing)} "
                                  "(only an override may inherit them)")
@@ -168,6 +204,15 @@ class Rule(_Strict):
             raise ValueError(f"rule {self.key}: unknown urgency {self.urgency!r}")
         if len(set(self.constraints)) != len(self.constraints):
             raise ValueError(f"rule {self.key}: duplicate constraint")
+        agencies = catalog().agencies
+        for code in self.names:
+            if code not in agencies:
+                raise ValueError(f"rule {self.key} names: unknown agency {code!r}")
+        units = (*(self.lead or ()), *(self.cooperating or ()))
+        unnamed = [c for c in units if c not in self.names]
+        if unnamed and not self.override:
+            raise ValueError(f"rule {self.key}: {', '.join(unnamed)} not named: add names.<unit>, "
+                             "a quote of the plan naming it")
         return self
 
 
@@ -233,6 +278,8 @@ class Pack(_Strict):
     triage: Triage | None = None
     constraints: tuple[PackConstraint, ...] = ()
     rules: tuple[Rule, ...] = ()
+    not_routed: tuple[NotRouted, ...] = Field(
+        default=(), description="Clauses of this plan that assign a duty no rule routes, and why.")
 
     @model_validator(mode="after")
     def _check(self) -> Pack:
@@ -264,6 +311,11 @@ class Pack(_Strict):
                                      f"{r.source.file}, not this plan's text {self.seed}")
         if self.parent is None and self.triage is None:
             raise ValueError(f"pack {self.jurisdiction}: a root pack must declare triage")
+        if self.not_routed and self.seed is None:
+            raise ValueError(f"pack {self.jurisdiction}: not_routed needs a plan text (seed)")
+        clauses = [n.clause for n in self.not_routed]
+        if len(set(clauses)) != len(clauses):
+            raise ValueError(f"pack {self.jurisdiction}: a clause is listed twice in not_routed")
         return self
 
 

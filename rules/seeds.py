@@ -8,7 +8,14 @@ Clause references come in the shapes the seeds use:
   (款 and para both pick the n-th paragraph of the article);
 * numbered sections (山东 002, 云阳 004, 红河 003): ``二、(一)2.(3)——2`` — section 二、,
   sub-section (一), item 2., measure (3), then the n-th "——" dash item inside it;
-  ``三、二是`` — the paragraph starting 二是 inside section 三、.
+  ``三、二是`` — the paragraph starting 二是 inside section 三、; ``二、 para 2`` — the n-th
+  paragraph of a section that has paragraphs without a number of their own.
+
+`Seed.paragraphs()` walks the plan text proper (from its first article or numbered section; the
+notice, title and preamble before it assign nothing) and gives every paragraph its canonical
+clause label: ``第十五条`` for a one-paragraph article, ``第十五条第二款`` otherwise; the number
+path for a numbered line (``二、(一)2.(2)——3``); the enclosing path with `` para N`` for a line
+without a number. Every label resolves back to its paragraph with `clause_text`.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from pathlib import Path
 
 from rules.errors import SeedError
 
-__all__ = ["ENV_VAR", "Seed", "SeedError", "default_seeds_dir", "load_seed", "normalise"]
+__all__ = ["ENV_VAR", "Paragraph", "Seed", "SeedError", "default_seeds_dir", "load_seed", "normalise"]
 
 ENV_VAR = "REFERRAL_BUS_SEEDS_DIR"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +38,7 @@ _CN = "一二三四五六七八九十百零"
 _ARTICLE = re.compile(rf"^第[{_CN}]+条")
 _CHAPTER = re.compile(rf"^第[{_CN}]+章")
 _ARTICLE_REF = re.compile(rf"^(第[{_CN}]+条)(?:第([{_CN}]+)款)?(?:\s*para\s*(\d+))?$")
+_SECTION_PARA = re.compile(r"^(.*?)\s+para\s*(\d+)$")
 _SECTION_TOKEN = re.compile(
     rf"([{_CN}]+、)|(\([{_CN}]+\))|(\d+\.)|(\(\d+\))|(——\d+)|([{_CN}]+是)")
 _LEVELS = (
@@ -69,6 +77,24 @@ def _cn_number(s: str) -> int:
     return _CN_DIGITS[s]
 
 
+def _cn_numeral(n: int) -> str:
+    """1..99 in Chinese numerals (款 labels)."""
+    digits = "零一二三四五六七八九"
+    if n < 10:
+        return digits[n]
+    tens, units = divmod(n, 10)
+    return (digits[tens] if tens > 1 else "") + "十" + (digits[units] if units else "")
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of the plan text proper, with its canonical clause label."""
+
+    label: str
+    text: str
+    line: int
+
+
 @dataclass(frozen=True)
 class Seed:
     """One plan text, split into lines normalised for clause parsing (NFKC, stripped)."""
@@ -96,6 +122,17 @@ class Seed:
         return self.lines[paras[n - 1]]
 
     def _section(self, clause: str) -> str:
+        para = _SECTION_PARA.match(clause.strip())
+        if para:
+            start, end = self._section_span(para.group(1))
+            lines = [i for i in range(start, end) if self.lines[i]]
+            n = int(para.group(2))
+            if not 1 <= n <= len(lines):
+                raise SeedError(f"{self.name}: {para.group(1)} has {len(lines)} paragraph(s), not {n}")
+            return self.lines[lines[n - 1]]
+        return self._span_text(*self._section_span(clause))
+
+    def _section_span(self, clause: str) -> tuple[int, int]:
         compact = clause.replace(" ", "")
         tokens = [m.group(0) for m in _SECTION_TOKEN.finditer(compact)]
         if not tokens or "".join(tokens) != compact:
@@ -119,7 +156,87 @@ class Seed:
                          if any(p.match(self.lines[i]) for p in _LEVELS[: level + 1])
                          and not _LEVELS[4].match(self.lines[i])), end)
             start, end = found, stop
-        return self._span_text(start, end)
+        return start, end
+
+    def paragraphs(self) -> tuple[Paragraph, ...]:
+        """Every paragraph of the plan text proper, with its canonical clause label."""
+        articled = any(_ARTICLE.match(ln) for ln in self.lines)
+        return self._article_paragraphs() if articled else self._section_paragraphs()
+
+    def _article_paragraphs(self) -> tuple[Paragraph, ...]:
+        out: list[Paragraph] = []
+        head: str | None = None
+        group: list[int] = []
+
+        def flush() -> None:
+            for k, i in enumerate(group, 1):
+                label = head if len(group) == 1 else f"{head}第{_cn_numeral(k)}款"
+                out.append(Paragraph(str(label), self.lines[i], i))
+
+        for i, ln in enumerate(self.lines):
+            if _CHAPTER.match(ln):
+                if head is not None:
+                    flush()
+                head, group = None, []
+                continue
+            m = _ARTICLE.match(ln)
+            if m:
+                if head is not None:
+                    flush()
+                head, group = m.group(0), [i]
+            elif ln and head is not None:
+                group.append(i)
+        if head is not None:
+            flush()
+        return tuple(out)
+
+    def _section_paragraphs(self) -> tuple[Paragraph, ...]:
+        out: list[Paragraph] = []
+        stack: list[tuple[int, str]] = []  # (level, token) of the enclosing numbers
+        dash = 0
+        started = False
+        counts: dict[str, int] = {}
+        for i, ln in enumerate(self.lines):
+            if not ln:
+                continue
+            level = next((k for k, p in enumerate(_LEVELS) if k != 4 and p.match(ln)), None)
+            if level is None and not started:
+                continue
+            if level == 0:
+                started = True
+            if level is not None:
+                token = _LEVELS[level].match(ln).group(0)  # type: ignore[union-attr]
+                while stack and stack[-1][0] >= level:
+                    stack.pop()
+                stack.append((level, token))
+                dash = 0
+                label = "".join(t for _, t in stack)
+                counts[label] = 1
+                out.append(Paragraph(label, ln, i))
+                continue
+            path = "".join(t for _, t in stack)
+            if _LEVELS[4].match(ln):
+                dash += 1
+                label = f"{path}——{dash}"
+                counts[label] = 1
+                out.append(Paragraph(label, ln, i))
+                continue
+            # A line without a number: the n-th paragraph of the enclosing span.
+            owner = f"{path}——{dash}" if dash else path
+            counts[owner] = counts.get(owner, 1) + 1
+            out.append(Paragraph(f"{owner} para {counts[owner]}", ln, i))
+        return tuple(out)
+
+    def paragraph_at(self, quote: str, clause: str) -> Paragraph | None:
+        """The paragraph of `clause` the quote lies in (None if it is not verbatim there)."""
+        span = normalise(self.clause_text(clause))
+        q = normalise(quote)
+        if q not in span:
+            return None
+        for p in self.paragraphs():
+            if q in normalise(p.text) and normalise(p.text) in span:
+                return p
+        return None
 
     def clause_text(self, clause: str) -> str:
         """The text of the cited clause (raises SeedError if it cannot be found)."""

@@ -76,6 +76,7 @@ class PoliceAlert(_Frozen):
     agency: AgencyCode
     urgency: str
     action: str
+    action_zh: str = Field(default="", description="The action in the plan's own words (Chinese), for consoles.")
     raised_at: AwareDatetime = Field(description="The report's reported_at: the deadline counts from it.")
     ack_deadline: AwareDatetime | None
     attempt: int = Field(default=1, ge=1)

@@ -56,6 +56,14 @@ class Receipt(_Frozen):
     routed_to: tuple[RoutedTo, ...] = ()
     refusal_reason: str | None = Field(default=None, description="Stable reason code when refused.")
     refusal_errors: tuple[RefusalField, ...] = ()
+    expired_plans: tuple[str, ...] = Field(
+        default=(), description="Plans of the event's jurisdiction whose period had ended when it "
+                                "happened (e.g. 山东 2015-2020, 云阳 2013-2020).")
+    routed_by_plan_in_force: str | None = Field(
+        default=None, description="The plan in force that routed the event instead of its expired "
+                                  "plan (jurisdiction-differences.md, guidance 7); null if none did.")
+    plan_note: str | None = Field(
+        default=None, description="Why: the expired plans and which plan routed the event.")
     issued_at: AwareDatetime
 
 

@@ -42,6 +42,7 @@ class Referral(BaseModel):
     agency: str
     role: Role
     action: str
+    action_zh: str = Field(default="", description="The action in the plan's own words (Chinese), for consoles.")
     urgency: str
     reported_at: AwareDatetime
     ack_by: AwareDatetime | None = Field(description="When an acknowledgement is due.")

@@ -22,6 +22,7 @@ MISSING_CHILD = "child_missing_reported"
 ALERT_URGENCY = "immediate"
 DEFAULT_ACTION = ("Rapid child-missing search (儿童失踪快速查找机制): deploy officers at once to "
                   "intercept and search.")
+DEFAULT_ACTION_ZH = "落实儿童失踪快速查找机制,迅速调集警力开展堵截、查找工作"
 
 
 def _lead(referrals: Sequence[Referral]) -> Referral | None:
@@ -62,6 +63,7 @@ def police_alert(event: Event, referrals: Sequence[Referral], deadlines: Deadlin
         agency=COMMAND_CENTER,
         urgency=urgency,
         action=lead.action if lead else DEFAULT_ACTION,
+        action_zh=lead.action_zh if lead and lead.action_zh else DEFAULT_ACTION_ZH,
         raised_at=event.reported_at,
         ack_deadline=deadlines.ack_by(urgency, event.reported_at),
         exercise=event.exercise,

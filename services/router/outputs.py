@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rules.deadlines import Deadlines
+from rules.engine import plan_status
 from schemas.events import Event
 from schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record
 from schemas.referrals import DeadLetter, Referral
@@ -23,7 +24,8 @@ def _utcnow() -> dt.datetime:
 
 @dataclass(frozen=True)
 class ReceiptEmitter:
-    """The reporter's receipt: every agency the event went to and the clause, or why it was refused.
+    """The reporter's receipt: every agency the event went to and the clause, or why it was refused;
+    and, for an event after its plan ended, that the plan in force routed it (guidance 7).
 
     Pure but for the clock, which tests inject. Keyed by event id, like the event.
     """
@@ -31,13 +33,15 @@ class ReceiptEmitter:
     now: Clock = field(default=_utcnow)
 
     def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
+        plans = plan_status(event, referrals)
         receipt = Receipt(
             event_id=str(event.event_id), status="routed", reporter_agency=event.reporter.agency,
             kind=event.kind, jurisdiction=event.jurisdiction, exercise=event.exercise,
             routed_to=tuple(RoutedTo(agency=r.agency, role=r.role, referral_id=r.referral_id,
                                      rule_id=r.rule_id, clause=r.citation.clause, file=r.citation.file)
                             for r in referrals),
-            issued_at=self.now())
+            expired_plans=plans.expired_plans, routed_by_plan_in_force=plans.deferred_to,
+            plan_note=plans.note, issued_at=self.now())
         return (Outgoing(RECEIPTS.name, receipt.event_id.encode(), receipt.model_dump_json().encode()),)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:

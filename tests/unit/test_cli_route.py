@@ -63,3 +63,32 @@ def test_explain_shows_the_deciding_article() -> None:
     code, out, _ = route("--explain", "-", stdin=json.dumps(NURSE_REPORT))
     assert code == 0
     assert "三、(一)2.(3)" in out
+
+
+def test_explain_names_every_referred_unit_with_the_plans_words() -> None:
+    """For every referral: the clause and the verbatim quote naming that unit as the plan writes
+    it; after 2020 the 云阳 clause is shown as context, the plan in force routes the report."""
+    from rules.catalog import catalog
+    from rules.coverage import names_unit
+
+    in_period = {**NURSE_REPORT, "occurred_at": "2018-11-20T08:00:00+08:00",
+                 "reported_at": "2018-11-20T08:20:00+08:00"}
+    for event in (NURSE_REPORT, in_period):
+        code, out, _ = route("--explain", "-", stdin=json.dumps(event))
+        assert code == 0
+        lines = out.split("\nreferrals:\n")[1].splitlines()
+        heads = [i for i, line in enumerate(lines) if line.startswith(("  lead ", "  cooperating "))]
+        referrals = [Referral.model_validate_json(line) for line in out.splitlines()
+                     if line.startswith("{")]
+        assert heads and len(heads) == len(referrals)
+        for i, referral in zip(heads, referrals, strict=True):
+            assert lines[i].split()[1] == referral.agency
+            named = next(line for line in lines[i + 1:i + 4] if "named in " in line)
+            quote = named.split("「")[1].rstrip("」")
+            # The unit's own name, or the name of the abolished unit it succeeds (卫生局 …).
+            assert names_unit(quote, referral.agency) or any(
+                names_unit(quote, old) for old, a in catalog().agencies.items()
+                if referral.agency in a.successors), (referral.agency, quote)
+    assert "plan period:" in route("--explain", "-", stdin=json.dumps(NURSE_REPORT))[1]
+    in_period_out = route("--explain", "-", stdin=json.dumps(in_period))[1]
+    assert "plan period:" not in in_period_out and "named in 004_ab66e05e62b6cad7.txt" in in_period_out

@@ -77,7 +77,9 @@ def sse_referrals(url: str, agency: str, *, idle_exit: float = 4, max_items: int
 def test_hospital_publishes_police_receive_other_agency_refused(kafka: KafkaSettings, spawn: Callable[..., Any],
                                                                 intake_url: str, tmp_path: Path) -> None:
     router = spawn("router")
-    event = hospital_event()
+    # XX市: health supervises the mandatory report (第三十一条), the police handle it (第四十条).
+    # (云阳's 2013-2020 plan has ended: a 2025 report there routes by the plan in force, police only.)
+    event = hospital_event(jurisdiction="xx_city", location={"place": "XX市人民医院"})
     box = Outbox(tmp_path / "outbox.sqlite")
     client = IntakeClient(intake_url, DEMO_TOKENS[HOSPITAL], box)
     client.publish(body(event))

@@ -38,14 +38,37 @@ N21 = {
     "rules": [
         {"key": "training", "when": {"kind": "rescued_victim_job_training",
                                      "all": [{"field": "person.age", "op": "ge", "value": 16}]},
-         "lead": ["hr_social_security"], "action": "train", "urgency": "immediate",
-         "constraints": ["parent constraint"], "source": src()},
+         "lead": ["hr_social_security"], "action": "train", "action_zh": "职业培训",
+         "urgency": "immediate", "constraints": ["parent constraint"], "source": src(),
+         "names": {"hr_social_security": "人力资源社会保障部门"}},
         {"key": "remapped", "when": {"kind": "pregnancy_followup_info"},
          "lead": ["population_family_planning"], "cooperating": ["comprehensive_governance_office"],
-         "action": "follow up", "urgency": "unspecified", "source": src()},
+         "action": "follow up", "action_zh": "孕情管理", "urgency": "unspecified", "source": src(),
+         "names": {"population_family_planning": "人口计生委", "comprehensive_governance_office": "综治办"}},
         {"key": "nolead", "when": {"kind": "prevention_focus"}, "lead": [],
          "candidate_lead": ["police", "civil_affairs"], "cooperating": ["womens_federation"],
-         "action": "prevent", "urgency": "unspecified", "source": src()},
+         "action": "prevent", "action_zh": "配合相关部门", "urgency": "unspecified", "source": src(),
+         "names": {"womens_federation": "妇联"}},
+        # One event, two rules naming health: it leads one, so it is not also a partner.
+        {"key": "asks_health", "when": {"kind": "birth_certificate_verification_request"},
+         "lead": ["police"], "cooperating": ["health"], "action": "look up",
+         "action_zh": "查询", "urgency": "unspecified", "source": src(),
+         "names": {"police": "公安机关", "health": "卫生健康部门"}},
+        {"key": "health_leads", "when": {"kind": "birth_certificate_verification_request"},
+         "lead": ["health"], "action": "compare", "action_zh": "比对", "urgency": "unspecified",
+         "source": src(), "names": {"health": "卫生健康部门"}},
+        # A partner of an unnamed department (配合相关部门) cooperates with the event's leads.
+        {"key": "partner_only", "when": {"kind": "fake_paternity_test_found"}, "lead": [],
+         "candidate_lead": ["justice"], "cooperating": ["womens_federation"], "action": "help",
+         "action_zh": "配合相关部门", "urgency": "unspecified", "source": src(),
+         "names": {"womens_federation": "妇联"}},
+        {"key": "named_lead", "when": {"kind": "fake_paternity_test_found"}, "lead": ["justice"],
+         "action": "punish", "action_zh": "依法查处", "urgency": "unspecified", "source": src(),
+         "names": {"justice": "司法行政部门"}},
+        # The plan in force after 2020 for a 2013-generation dropout.
+        {"key": "school", "when": {"kind": "school_dropout_control"}, "lead": ["education"],
+         "action": "keep in school", "action_zh": "控辍保学", "urgency": "unspecified",
+         "source": src(clause="第二十一条"), "names": {"education": "教育部门"}},
     ],
 }
 XXC = {
@@ -56,21 +79,28 @@ XXC = {
                   "all": [{"field": "person.age", "op": "ge", "value": 16},
                           {"field": "person.sex", "value": "female"}]},
          "lead": ["trade_union"], "urgency": "unspecified",
-         "constraints": ["child constraint"], "source": src(clause="第六十三条")},
+         "constraints": ["child constraint"], "source": src(clause="第六十三条"),
+         "names": {"trade_union": "工会"}},
     ],
 }
 N13 = {
     "jurisdiction": "national_2013", "parent": None, "generation_common": True,
     "triage": {"source": src(clause="第九条")},
     "rules": [{"key": "labour", "when": {"kind": "forced_labour_found"}, "lead": ["police"],
-               "action": "rescue", "urgency": "prompt", "source": src()}],
+               "action": "rescue", "action_zh": "解救", "urgency": "prompt", "source": src(),
+               "names": {"police": "公安机关"}},
+              {"key": "school", "when": {"kind": "school_dropout_control"},
+               "lead": ["youth_league"], "action": "keep in school (2013)",
+               "action_zh": "切实控制学生辍学", "urgency": "unspecified", "source": src(),
+               "names": {"youth_league": "共青团"}}],
 }
 SDP = {
     "jurisdiction": "shandong", "parent": "national_2013", "seed": SD,
     "scope": {"description": "women and children", "source": src(SD, "一、"),
               "any": [{"field": "person.sex", "value": "female", "if_unknown": "match"},
                       {"field": "person.is_child", "value": True, "if_unknown": "match"}]},
-    "rules": [{"key": "labour", "override": True, "lead": ["court"], "source": src(SD, "一、")}],
+    "rules": [{"key": "labour", "override": True, "lead": ["court"], "source": src(SD, "一、"),
+               "names": {"court": "省法院"}}],
 }
 
 
@@ -208,7 +238,10 @@ def test_route_is_pure_and_deterministic(mini: RuleBook, event: Any) -> None:
 
 def test_index_is_by_jurisdiction_and_kind(mini: RuleBook) -> None:
     assert {k for (j, k) in mini.index if j == "xx_city"} == {
-        "rescued_victim_job_training", "pregnancy_followup_info", "prevention_focus"}
+        "rescued_victim_job_training", "pregnancy_followup_info", "prevention_focus",
+        "birth_certificate_verification_request", "fake_paternity_test_found",
+        "school_dropout_control"}
+    assert all(j in mini.chains for (j, _) in mini.index)  # jurisdictions only
     slots = mini.slots("xx_city", "rescued_victim_job_training")
     assert [[v.rule_id for v in s.variants] for s in slots] == [
         ["xx_city.training", "national_2021.training"]]
@@ -262,3 +295,99 @@ def test_load_rulebook_is_cached(book: RuleBook) -> None:
 
     assert load_rulebook() is book
     assert load_rulebook(Path(__file__).parents[3] / "rules" / "packs") is book
+
+
+# ------------------------------------------------------------------ one role per agency and event
+
+
+def test_a_lead_is_not_also_its_own_partner(mini: RuleBook, event: Any) -> None:
+    refs = route(event("birth_certificate_verification_request", "xx_city"), mini)
+    assert sorted((r.role, r.agency, r.rule_id) for r in refs) == [
+        ("lead", "health", "national_2021.health_leads"),
+        ("lead", "police", "national_2021.asks_health")]
+
+
+def test_a_partner_of_an_unnamed_department_cooperates_with_the_events_leads(
+        mini: RuleBook, event: Any) -> None:
+    refs = route(event("fake_paternity_test_found", "xx_city"), mini)
+    assert [(r.role, r.agency) for r in refs] == [("lead", "justice"),
+                                                  ("cooperating", "womens_federation")]
+    assert not any(is_triage(r) for r in refs)
+    partner = one(refs, "cooperating")
+    assert partner.action == "Cooperate with justice: help"
+    assert partner.action_zh == "配合司法行政部门：配合相关部门"
+
+
+def test_action_zh_is_carried_and_names_the_leads_for_partners(mini: RuleBook, event: Any) -> None:
+    refs = route(event("pregnancy_followup_info", "xx_city"), mini)
+    assert [r.action_zh for r in refs] == ["孕情管理", "配合卫生健康部门：孕情管理"]
+    triage = one(route(event("prevention_focus", "xx_city"), mini))
+    assert triage.action_zh.startswith("人工分派") and "公安机关、民政部门" in triage.action_zh
+
+
+# ------------------------------------------------------------------ expired plans (guidance 7)
+
+
+def test_expired_plan_defers_to_the_plan_in_force(mini: RuleBook, event: Any) -> None:
+    late = one(route(event("school_dropout_control", "shandong"), mini))
+    assert (late.agency, late.decided_by, late.expired_plan) == ("education", "national_2021", False)
+    early = one(route(event("school_dropout_control", "shandong",
+                            occurred_at=dt.datetime(2016, 1, 1, tzinfo=dt.UTC)), mini))
+    assert (early.agency, early.decided_by, early.expired_plan) == (
+        "youth_league", "national_2013", False)
+
+
+def test_expired_plan_routes_where_the_plan_in_force_has_no_rule(mini: RuleBook, event: Any) -> None:
+    r = one(route(event("forced_labour_found", "shandong", {"sex": "female"}), mini))
+    assert (r.agency, r.decided_by, r.expired_plan) == ("court", "shandong", True)
+
+
+def test_plan_status_says_why(mini: RuleBook, event: Any) -> None:
+    from rules.engine import plan_status
+
+    ev = event("school_dropout_control", "shandong")
+    status = plan_status(ev, route(ev, mini))
+    assert status.expired_plans == ("shandong", "national_2013")
+    assert status.deferred_to == "national_2021"
+    assert status.note is not None and "ended on 2020-12-31" in status.note
+    ev = event("forced_labour_found", "shandong", {"sex": "female"})
+    status = plan_status(ev, route(ev, mini))
+    assert status.deferred_to is None and "routed by the expired plan" in (status.note or "")
+    ev = event("school_dropout_control", "xx_city")
+    assert plan_status(ev, route(ev, mini)) == type(status)((), None, None)
+
+
+def test_explain_keeps_the_expired_clause_as_context(mini: RuleBook, event: Any) -> None:
+    expl = explain(event("school_dropout_control", "shandong"), mini)
+    assert expl.routed_by_plan_in_force and expl.plan_in_force == ("national_2021",)
+    assert [(c.rule_id, c.outcome) for c in expl.rules] == [("national_2021.school", "fired")]
+    assert [(c.rule_id, c.outcome) for c in expl.context] == [("national_2013.school", "fired")]
+    text = render_explanation(expl)
+    assert "routed by the plan in force: national_2021" in text
+    assert "expired plan, for context (not routed)" in text and "切实控制学生辍学" in text
+
+
+# ------------------------------------------------------------------ the quote naming each unit
+
+
+def test_explain_names_every_referred_unit_with_its_quote(mini: RuleBook, event: Any) -> None:
+    expl = explain(event("pregnancy_followup_info", "xx_city"), mini)
+    named = {r.agency: expl.naming(r) for r in expl.referrals}
+    # Successors of abolished units are named by the quote naming the old unit.
+    assert named["health"] is not None and named["health"].quote == "人口计生委"
+    assert named["political_legal_committee"] is not None
+    assert named["political_legal_committee"].quote == "综治办"
+    assert "named in 000_7dbaf2c26904eceb.txt 第一条 「人口计生委」" in render_explanation(expl)
+
+
+def test_a_unit_no_quote_names_fails_to_compile(tmp_path: Path) -> None:
+    from rules.errors import PackError
+
+    child = {**XXC, "rules": [{**XXC["rules"][0], "names": {}}]}  # type: ignore[index]
+    for p in (N21, child):
+        (tmp_path / f"{p['jurisdiction']}.yaml").write_text(yaml.safe_dump(p, allow_unicode=True))
+    with pytest.raises(PackError) as exc:
+        compile_packs(load_packs(tmp_path))
+    assert exc.value.problems == [
+        "xx_city.yaml: rule training: trade_union named by no quote in this rule or the versions "
+        "it inherits from (add names)"]

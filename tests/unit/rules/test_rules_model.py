@@ -22,7 +22,8 @@ SRC = {"file": XX, "clause": "第四十五条", "quote": "迅速调集警力"}
 def rule(**kw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "key": "r", "when": {"kind": "child_missing_reported"}, "lead": ["police"],
-        "action": "search", "urgency": "immediate", "source": dict(SRC)}
+        "action": "search", "action_zh": "迅速调集警力", "urgency": "immediate", "source": dict(SRC),
+        "names": {"police": "公安机关指挥中心"}}
     base.update(kw)
     return base
 
@@ -82,6 +83,21 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("bad key", with_rule(key="Bad Key"), "String should match pattern"),
     ("missing fields outside an override", with_rule(lead=None, urgency=None),
      "rule r: missing lead, urgency (only an override may inherit them)"),
+    ("the clause's own words are required", with_rule(action_zh=None),
+     "rule r: missing action_zh (only an override may inherit them)"),
+    ("every unit is named by a quote", with_rule(cooperating=["health", "education"]),
+     "rule r: health, education not named: add names.<unit>, a quote of the plan naming it"),
+    ("names are agencies", with_rule(names={"police": "公安", "space_force": "太空军"}),
+     "rule r names: unknown agency 'space_force'"),
+    ("not_routed needs a plan text",
+     {"jurisdiction": "national_2021", "parent": None, "generation_common": True,
+      "triage": {"source": SRC}, "not_routed": [{"clause": "第四条", "reason": "organisation only"}]},
+     "pack national_2021: not_routed needs a plan text (seed)"),
+    ("a not_routed clause once",
+     pack(not_routed=[{"clause": "第四条", "reason": "organisation only"}] * 2),
+     "pack xx_city: a clause is listed twice in not_routed"),
+    ("a reason is given", pack(not_routed=[{"clause": "第四条", "reason": "no"}]),
+     "String should have at least 10 characters"),
     ("extra field", with_rule(priority=1), "Extra inputs are not permitted"),
     ("quote too short", with_rule(source={**SRC, "quote": "x"}),
      "String should have at least 2 characters"),
