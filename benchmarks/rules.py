@@ -89,6 +89,7 @@ def synthetic_book(n_rules: int = 1000) -> RuleBook:
                                  {"field": "person.sex", "op": "in",
                                   "value": ["female", "male"][: 1 + i % 2]}]},
                 "lead": [agencies[i % len(agencies)]], "action": f"synthetic duty {i}",
+                "action_zh": f"合成职责 {i}", "names": {agencies[i % len(agencies)]: "反拐"},
                 "urgency": catalog().urgency_levels[i % 9],
                 "source": {"file": "001_56bdd0a940e471fd.txt", "clause": "第一条",
                            "quote": "反拐"}})
