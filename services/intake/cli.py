@@ -61,8 +61,8 @@ def intake(
 
 def intake_token(agency: Annotated[str, typer.Argument(help="The agency code the token is for.")]) -> None:
     """Make a new token: prints it once, and the entry to add to the credentials file."""
+    from bus.credentials import new_token
     from rules.catalog import catalog
-    from services.intake.credentials import new_token
 
     if agency not in catalog().agencies:
         err_console.print(f"error: unknown agency code {agency!r}")
