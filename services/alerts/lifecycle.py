@@ -137,7 +137,7 @@ def apply_response(state: TrackedState, response: ReferralResponse) -> Outcome:
     if state.has(ref):
         return Outcome(state, applied=False)
     entry = HistoryEntry(at=response.responded_at, what=response.answer, ref=ref, by=response.agency,
-                         detail=response.reason or response.note)
+                         detail=response.reason or response.note, officer=response.officer)
     if state.status in FINAL:
         refused = f"{state.id} is {state.status}"
         ignored = entry.model_copy(update={"what": f"{response.answer} (ignored: {state.status})"})
