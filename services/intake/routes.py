@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bus.credentials import Credentials, Principal
+from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.errors import FieldError, field_errors
 from schemas.events import EVENT_ADAPTER, parse_event
@@ -31,7 +32,6 @@ from services.delivery.metrics import DeliveryMetrics
 from services.delivery.reader import AgencyReader, AuditSink
 from services.intake.errors import IntakeError, error_responses
 from services.intake.metrics import IntakeMetrics
-from services.intake.publisher import BrokerUnavailable, Publisher
 from services.intake.settings import IntakeSettings
 from services.intake.store import Accepted, IntakeStore, body_digest
 from topics.catalog import AUDIT, EVENTS
