@@ -163,6 +163,8 @@ class Escalation(_Frozen):
 TrackedStatus = Literal[
     "sent", "acknowledged", "accepted", "rejected", "done", "grouped", "closed",
 ]
+#: States an answer can no longer change (the alerts service decides by them; readers show them).
+FINAL_STATUSES: frozenset[str] = frozenset({"done", "rejected", "closed", "grouped"})
 
 
 class HistoryEntry(_Frozen):
