@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel, ValidationError
@@ -93,6 +93,9 @@ class BusReader:
         self.ready = asyncio.Event()
         self.undecodable = 0
         self._positions: dict[TopicPartition, int] = {}
+        # Partitions of the followed topics as the catalog declares them: fewer means a topic
+        # is not there yet.
+        self._expected = sum(t.partitions for t in topics)
 
     def apply(self, record: ConsumerRecord[bytes, bytes]) -> Change | None:
         """Decode one record into the state; None for a tombstone, a key-less or undecodable record."""
@@ -128,33 +131,52 @@ class BusReader:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2.0)
 
+    async def _partitions(self) -> list[TopicPartition]:
+        """The followed topics' partitions, asked of the broker by a fresh client: a running
+        consumer's metadata only follows the topics it already has."""
+        probe = consumer(self.kafka, group_id=None)
+        await probe.start()
+        try:
+            await probe.topics()
+            return [TopicPartition(t.name, p) for t in self.topics
+                    for p in sorted(probe.partitions_for_topic(t.name) or ())]
+        finally:
+            await probe.stop()
+
     async def _run(self, stop: asyncio.Event) -> None:
         c = consumer(self.kafka, group_id=None)
         await c.start()
         try:
-            await c.topics()
-            parts = [TopicPartition(t.name, p) for t in self.topics
-                     for p in sorted(c.partitions_for_topic(t.name) or ())]
-            if not parts:
-                raise KafkaError("the console's topics do not exist yet (referral-bus topics create)")
+            parts = await self._partitions()
             c.assign(parts)
             if not self.ready.is_set():
-                await c.seek_to_beginning(*parts)
-                async for record in records_to_end(c, parts):
-                    self.apply(record)
+                if parts:
+                    await c.seek_to_beginning(*parts)
+                    async for record in records_to_end(c, parts):
+                        self.apply(record)
                 for tp in parts:
                     self._positions[tp] = await c.position(tp)
                 self.ready.set()
                 log.info("console_restored", states=len(self.bus.states), cases=len(self.bus.cases),
                          broadcasts=len(self.bus.broadcasts))
             else:
-                # Re-connected after an outage: go on from where this process had read.
-                for tp in parts:
-                    if tp in self._positions:
-                        c.seek(tp, self._positions[tp])
-                    else:
-                        await c.seek_to_beginning(tp)
+                await self._resume(c, parts)
+            checked = time.monotonic()
             while not stop.is_set():
+                if len(parts) < self._expected and time.monotonic() - checked > 2.0:
+                    # A followed topic may appear after the console started (a table's changelog
+                    # is created by its first write on a broker that creates topics on demand).
+                    checked = time.monotonic()
+                    found = await self._partitions()
+                    if set(found) != set(parts):
+                        for tp in parts:
+                            self._positions[tp] = await c.position(tp)
+                        parts = found
+                        c.assign(parts)
+                        await self._resume(c, parts)
+                if not parts:
+                    await asyncio.sleep(0.5)
+                    continue
                 batches = await c.getmany(timeout_ms=500, max_records=1000)
                 now_ms = int(self.clock() * 1000)
                 for tp, records in batches.items():
@@ -169,3 +191,11 @@ class BusReader:
         finally:
             with contextlib.suppress(Exception):
                 await c.stop()
+
+    async def _resume(self, c: AIOKafkaConsumer, parts: list[TopicPartition]) -> None:
+        """Go on from where this process had read; a partition never read starts at its beginning."""
+        for tp in parts:
+            if tp in self._positions:
+                c.seek(tp, self._positions[tp])
+            else:
+                await c.seek_to_beginning(tp)
