@@ -236,8 +236,13 @@ def broadcast_rings(bus: BusState, case_id: uuid.UUID | None) -> Json | None:
 # -- cards and rows --------------------------------------------------------------------------
 
 def _answers(history: Iterable[HistoryEntry], jurisdiction: str) -> list[Json]:
-    return [{"what": h.what, "agency": h.by, "officer": h.officer, "at": local_time(h.at, jurisdiction)}
-            for h in history if h.what in ANSWERS]
+    """Answers given, once each (an answer to an alert is recorded on its twin referral too)."""
+    out: dict[str, Json] = {}
+    for h in history:
+        if h.what in ANSWERS:
+            out.setdefault(h.ref or f"{h.what}|{h.at}", {"what": h.what, "agency": h.by, "officer": h.officer,
+                                                         "at": local_time(h.at, jurisdiction)})
+    return sorted(out.values(), key=lambda a: a["at"]["ms"] if a["at"] else 0)
 
 
 def _timeline(state: TrackedState) -> list[Json]:

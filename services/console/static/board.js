@@ -122,7 +122,7 @@ function renderCard(card) {
     : h("p", {class: "no-coords"}, I18N.t("noCoords"));
   const clues = h("section", {class: "clues"}, h("h4", {}, I18N.t("clues")),
     card.clues.length ? h("ul", {}, card.clues.map((c) => h("li", {},
-      `${c.ref} · ${I18N.name("kinds", c.kind)} · ${I18N.name("jurisdictions", c.jurisdiction)} · ${c.reason}`))) :
+      `${c.ref} · ${I18N.name("kinds", c.kind)} · ${I18N.name("jurisdictions", c.jurisdiction)} · ${I18N.reason(c.reason)}`))) :
       h("p", {class: "muted"}, I18N.t("noClues")));
   const duties = h("section", {class: "duties"}, h("h4", {}, I18N.t("duties")),
     h("ul", {}, card.duties.map((d) => h("li", {},

@@ -115,6 +115,24 @@ const I18N = {
       return this.names;
     }
   },
+  // A clue's match reason as the alerts service words it ("same jurisdiction; age 7 ~ 6; ..."),
+  // in the reader's language.
+  reason(text) {
+    if (this.lang === "en" || !text) return text || "";
+    const rules = [
+      [/^names the case$/, () => "指明本案"],
+      [/^same jurisdiction$/, () => "同一辖区"],
+      [/^neighbouring jurisdiction (\S+)$/, (m) => "相邻辖区 " + this.name("jurisdictions", m[1])],
+      [/^([\d.]+) h after last seen$/, (m) => "最后出现后 " + m[1] + " 小时"],
+      [/^age (\S+) ~ (\S+)$/, (m) => "年龄 " + m[1] + " ≈ " + m[2]],
+      [/^sex (\S+)$/, (m) => "性别 " + this.t(m[1])],
+      [/^place (.+)$/, (m) => "地点 " + m[1]],
+    ];
+    return text.split("; ").map((part) => {
+      for (const [re, f] of rules) { const m = part.match(re); if (m) return f(m); }
+      return part;
+    }).join("；");
+  },
   toggle() {
     this.lang = this.lang === "en" ? "zh-CN" : "en";
     localStorage.setItem("rb.lang", this.lang);

@@ -44,6 +44,14 @@ def missing_child(place: str = "西安北站东广场", lat: float = 34.3776, lo
     }
 
 
+def release(report: dict[str, Any]) -> dict[str, Any]:
+    now = dt.datetime.now(CST)
+    return {"event_id": str(uuid.uuid4()), "kind": "missing_child_info_release", "jurisdiction": "xian",
+            "occurred_at": now.isoformat(), "reported_at": now.isoformat(),
+            "reporter": {"agency": "police", "role": "public"}, "case_id": report["event_id"],
+            "guardian_consent": True, "public_contact": "110 / 029-86868686"}
+
+
 def publish(intake: str, event: dict[str, Any], agency: str = "police") -> None:
     r = httpx.post(f"{intake}/v1/events", content=json.dumps(event, ensure_ascii=False).encode(),
                    headers={"Authorization": f"Bearer {DEMO_TOKENS[agency]}", "Content-Type": "application/json"},
@@ -77,6 +85,7 @@ def test_two_desks_one_acknowledges_unentitled_agency_sees_nothing(
     short = {"REFERRAL_BUS_ALERTS_DEADLINES_FILE": str(SHORT_DEADLINES)}
     spawn("router", env=short)
     spawn("alerts", env={**short, "REFERRAL_BUS_ALERTS_LAG_INTERVAL": "0"})
+    spawn("broadcast", env={"REFERRAL_BUS_BROADCAST_HTTP_PORT": "0"})
     wang, li = desk(browser, console, "cc-wang"), desk(browser, console, "cc-li")
     chen = desk(browser, console, "edu-chen")  # education: not addressed by a missing-child alert
 
@@ -143,6 +152,13 @@ def test_two_desks_one_acknowledges_unentitled_agency_sees_nothing(
     assert [(a.referral_id, a.agency, a.officer) for a in answers] == [
         (alert, "police.command_center", "王明 (cc-wang)")]
 
-    shot = tmp_path / "console-board.png"
-    wang.screenshot(path=str(shot), full_page=False)
-    keep_screenshot(shot, "console-board.png")
+    # The police release the broadcast with the guardian's consent: the card draws its circle.
+    publish(intake, release(acked))
+    card(li, alert).locator("svg.map circle.ring.current").wait_for(timeout=60_000)
+    assert "100 km" in card(li, alert).locator("figure.map-box").inner_text()
+
+    board_shot, card_shot = tmp_path / "console-board.png", tmp_path / "console-card.png"
+    li.screenshot(path=str(board_shot), full_page=False)
+    card(li, alert).screenshot(path=str(card_shot))
+    keep_screenshot(board_shot, "console-board.png")
+    keep_screenshot(card_shot, "console-card.png")
