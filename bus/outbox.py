@@ -54,7 +54,9 @@ class Outbox:
         # The field that makes resending safe: `event_id` for events; the console's answers
         # use `response_id` (the column keeps its historical name).
         self.id_field = id_field
-        self._db = sqlite3.connect(str(path), isolation_level=None)
+        # check_same_thread=False: a web service may build it in one thread and use it from its event
+        # loop's; every statement is one autocommit call, which SQLite serialises.
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: the event is on disk when `add` returns, even across a power cut.
         self._db.execute("PRAGMA synchronous=FULL")
