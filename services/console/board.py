@@ -17,11 +17,9 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Literal, Protocol
 
-from rules.catalog import catalog
-from rules.engine import load_rulebook
+from bus.presentation import local_time, plan_title
 from rules.projection import paths_for
 from schemas.alerts import ANSWERS, FINAL_STATUSES, CaseChange, HistoryEntry, TrackedState
 from schemas.broadcast import CaseBroadcast
@@ -89,28 +87,6 @@ class BusState:
 
 
 # -- names, times, references ----------------------------------------------------------------
-
-def local_time(t: dt.datetime | None, jurisdiction: str) -> Json | None:
-    """A time as the jurisdiction reads it: `2026-11-20 08:00:00` in its zone (from the catalog),
-    with the instant in ms for countdowns. Never UTC, never microseconds."""
-    if t is None:
-        return None
-    j = catalog().jurisdictions.get(jurisdiction)
-    zone = j.zone if j is not None else dt.UTC
-    local = t.astimezone(zone)
-    return {"text": local.strftime("%Y-%m-%d %H:%M:%S"), "ms": int(t.timestamp() * 1000),
-            "zone": str(zone)}
-
-
-@cache
-def plan_titles() -> Mapping[str, str]:
-    """Plan text file (a citation's `file`) -> the plan's title, from the rule packs."""
-    return {p.seed: p.title for p in load_rulebook().packs.values() if p.seed and p.title}
-
-
-def plan_title(file: str) -> str | None:
-    return plan_titles().get(file)
-
 
 def action_zh(model: Any) -> str:
     """The action in the clause's own Chinese words (b-rules adds `action_zh`); "" until then."""

@@ -9,8 +9,6 @@ the intake knows them by. The browser keeps a report on the device until the int
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from rules.catalog import catalog
-from schemas.references import short_ref
-from services.console.board import Json, local_time, plan_title
 
 
 class FormConfig(BaseModel):
@@ -85,52 +81,3 @@ def _json(r: httpx.Response) -> Any:
         return r.json()
     except ValueError:
         return {"error": {"code": "http_error", "message": f"HTTP {r.status_code}", "fields": []}}
-
-
-def receipt_view(status: dict[str, Any]) -> Json:
-    """The intake's event status as the reporter reads it: each agency told, its role, the plan's
-    title and the article, the deadlines in the jurisdiction's local time; or the refusal."""
-    receipt = status.get("receipt") or {}
-    jurisdiction = receipt.get("jurisdiction") or ""
-    routed = []
-    for r in receipt.get("routed_to") or ():
-        routed.append({
-            "agency": r.get("agency"), "role": r.get("role"), "clause": r.get("clause"),
-            "plan": plan_title(r.get("file") or "") or _jurisdiction_title(jurisdiction),
-            "urgency": r.get("urgency"),
-            "ack_by": local_time(_time(r.get("ack_by")), jurisdiction),
-            "due_by": local_time(_time(r.get("due_by")), jurisdiction),
-        })
-    event_id = str(status.get("event_id", ""))
-    ref = None
-    if jurisdiction in catalog().jurisdictions:
-        try:
-            ref = short_ref(jurisdiction, uuid.UUID(event_id))
-        except ValueError:
-            ref = None
-    return {
-        "event_id": event_id, "ref": ref, "status": status.get("status"), "jurisdiction": jurisdiction or None,
-        "exercise": bool(receipt.get("exercise")),
-        "accepted_at": local_time(_time(status.get("accepted_at")), jurisdiction),
-        "routed_to": routed,
-        "refusal": None if receipt.get("refusal_reason") is None else {
-            "reason": receipt.get("refusal_reason"),
-            "fields": [{"field": e.get("field"), "reason": e.get("reason")}
-                       for e in receipt.get("refusal_errors") or ()],
-        },
-    }
-
-
-def _jurisdiction_title(code: str) -> str | None:
-    j = catalog().jurisdictions.get(code)
-    return j.zh if j is not None else None
-
-
-def _time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)

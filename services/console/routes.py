@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bus.presentation import receipt_view
 from rules.catalog import catalog
 from schemas.alerts import Answer, ReferralResponse
 from services.console.agents import BusReader, Change, Fanout
@@ -26,7 +27,7 @@ from services.console.answers import AnswerDesk
 from services.console.auth import Session, Sessions, SignInRefused
 from services.console.board import answers_allowed, snapshot, view, visible
 from services.console.metrics import ConsoleMetrics
-from services.console.reporting import FormConfig, IntakeGateway, IntakeUnavailable, receipt_view
+from services.console.reporting import FormConfig, IntakeGateway, IntakeUnavailable
 from services.console.settings import ConsoleSettings
 
 log = structlog.get_logger("console")

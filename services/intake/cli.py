@@ -257,12 +257,52 @@ def acl_apply(
     console.print(f"created {created} ACL bindings")
 
 
+def receipt(
+    event_id: Annotated[str, typer.Argument(help="The event id `publish` printed.")],
+    token: TokenOpt,
+    url: UrlOpt = DEFAULT_URL,
+    wait: Annotated[float, typer.Option(help="Wait up to this many seconds for the routing result.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="The receipt as JSON.")] = False,
+) -> None:
+    """An event's receipt, in Chinese: who was told, under which plan and article, by when; or why it
+    was refused and what to fix. Exit 0 routed, 1 refused, 3 not routed yet, 4 not found."""
+    import time
+
+    import httpx
+
+    from bus.presentation import receipt_lines_zh, receipt_view
+
+    deadline = time.monotonic() + wait
+    with httpx.Client(base_url=url.rstrip("/"), timeout=10.0,
+                      headers={"Authorization": f"Bearer {token}"}) as http:
+        while True:
+            try:
+                r = http.get(f"/v1/events/{event_id}")
+            except httpx.HTTPError as exc:
+                err_console.print(f"error: the intake at {url} did not answer ({type(exc).__name__})")
+                raise typer.Exit(3) from exc
+            if r.status_code in (401, 404, 422):
+                err_console.print(f"error: {r.json().get('error', {}).get('message', r.status_code)}")
+                raise typer.Exit(4)
+            view = receipt_view(r.json())
+            if view["status"] in ("routed", "refused") or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+    if as_json:
+        sys.stdout.write(json.dumps(view, ensure_ascii=False) + "\n")
+    else:
+        for line in receipt_lines_zh(view):
+            console.print(line, soft_wrap=True, highlight=False)
+    raise typer.Exit({"routed": 0, "refused": 1}.get(view["status"], 3))
+
+
 def mount(app: typer.Typer) -> None:
     """Register this issue's commands on the main CLI."""
     app.command("intake")(intake)
     app.command("intake-token")(intake_token)
     app.command("publish")(publish)
     app.command("outbox")(outbox)
+    app.command("receipt")(receipt)
     app.command("deadletters")(deadletters)
     app.command("replay")(replay)
     app.add_typer(acl_app, name="acl")

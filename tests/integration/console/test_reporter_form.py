@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from bus.settings import KafkaSettings
 from services.intake.demo import DEMO_TOKENS
 from topics.catalog import EVENTS
 
+from ..conftest import CLI
 from .conftest import keep_screenshot, off_loop, wait_js
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -28,7 +30,8 @@ def inbound_ids(kafka: KafkaSettings) -> list[str]:
 
 
 def test_report_made_offline_is_delivered_once_with_its_receipt(
-        kafka: KafkaSettings, spawn: Callable[..., Any], console: str, browser: Any, tmp_path: Path) -> None:
+        kafka: KafkaSettings, spawn: Callable[..., Any], intake: str, console: str, browser: Any,
+        tmp_path: Path) -> None:
     spawn("router")
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True,
                                   has_touch=True)
@@ -75,6 +78,15 @@ def test_report_made_offline_is_delivered_once_with_its_receipt(
     page.reload()
     page.wait_for_selector("#kind option", state="attached")
     assert off_loop(inbound_ids, kafka).count(event_id) == 1
+
+    # The same receipt in the terminal.
+    done = subprocess.run([CLI, "receipt", event_id, "--token", DEMO_TOKENS["womens_federation"], "--url", intake],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "已通知" in done.stdout and "公安机关（负责）" in done.stdout and "确认时限" in done.stdout
+    other = subprocess.run([CLI, "receipt", event_id, "--token", DEMO_TOKENS["police"], "--url", intake],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert other.returncode == 4  # another agency's event: not found for it
 
     shot = tmp_path / "console-report.png"
     page.screenshot(path=str(shot), full_page=True)

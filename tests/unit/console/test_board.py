@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from bus.presentation import local_time
 from schemas.alerts import ReferralResponse
 from schemas.references import matches, short_ref
 from services.console.board import (
     BusState,
     PendingAnswer,
     answers_allowed,
-    local_time,
     restrict,
     snapshot,
     view,

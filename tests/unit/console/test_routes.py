@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from bus.presentation import receipt_view
 from bus.settings import KafkaSettings, StateSettings
 from schemas.alerts import ReferralResponse
 from services.console.app import create_app
 from services.console.demo import demo_password
-from services.console.reporting import receipt_view
 from services.console.routes import ConsoleContext
 from services.console.settings import ConsoleSettings
 
