@@ -79,9 +79,10 @@ def publish(
     url: UrlOpt = DEFAULT_URL,
     outbox: OutboxOpt = None,
     timeout: Annotated[float, typer.Option(
-        help="Give up sending after this many seconds (events stay queued).")] = 30.0,
+        help="Stop waiting after this many seconds (events stay queued); 0 waits until they are sent.")] = 30.0,
 ) -> None:
-    """Queue events in the durable outbox, then send them until the intake acknowledges each."""
+    """Queue events in the durable outbox, then send them until the intake acknowledges each: while
+    the intake is unreachable the outbox retries by itself (with backoff) and says so."""
     from bus.client import ClientAuthError, IntakeClient
     from bus.outbox import Outbox, OutboxError
 
@@ -99,7 +100,12 @@ def publish(
                 err_console.print(f"error: event {n}: {exc}")
                 raise typer.Exit(2) from exc
             console.print(f"queued {event_id}" + ("" if new else " (already in the outbox)"))
-        result = client.drain(deadline_s=timeout)
+
+        def waiting(item: object, seconds: float) -> None:
+            err_console.print(f"the intake is not answering; events are safe in the outbox, retrying in "
+                              f"{seconds:.0f} s (Ctrl-C stops waiting, `referral-bus outbox --drain` resumes)")
+
+        result = client.drain(deadline_s=timeout or None, on_retry=waiting)
     except ClientAuthError as exc:
         err_console.print(f"error: {exc}; events stay in the outbox")
         raise typer.Exit(4) from exc
