@@ -99,8 +99,8 @@ class IntakeClient:
                     # with the rest of the queue; everything waits for the next due time.
                     result.retries += 1
                     if on_retry is not None:
-                        nxt = self.outbox.next_due()
-                        on_retry(item, max(0.0, (nxt - dt.datetime.now(dt.UTC)).total_seconds()) if nxt else 0.0)
+                        again = next((i for i in self.outbox.items("pending") if i.event_id == item.event_id), item)
+                        on_retry(again, max(0.0, (again.next_attempt_at - dt.datetime.now(dt.UTC)).total_seconds()))
                     break
             pending = self.outbox.counts()["pending"]
             if pending == 0 or (end is not None and time.monotonic() >= end):
