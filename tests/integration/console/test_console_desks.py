@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +19,7 @@ import httpx
 import pytest
 
 from bus.kafka.reader import read_all
+from bus.local_broker import LocalBroker
 from bus.settings import KafkaSettings
 from schemas.alerts import Escalation, ReferralResponse, alert_id_for
 from services.console.demo import demo_password
@@ -162,3 +165,30 @@ def test_two_desks_one_acknowledges_unentitled_agency_sees_nothing(
     card(li, alert).screenshot(path=str(card_shot))
     keep_screenshot(board_shot, "console-board.png")
     keep_screenshot(card_shot, "console-card.png")
+
+
+def test_an_answer_made_while_the_broker_is_unreachable_is_queued_and_sent_when_it_returns(
+        kafka: KafkaSettings, broker: LocalBroker, spawn: Callable[..., Any], intake: str, console: str,
+        browser: Any) -> None:
+    spawn("router")
+    spawn("alerts", env={"REFERRAL_BUS_ALERTS_LAG_INTERVAL": "0"})
+    wang = desk(browser, console, "cc-wang")
+    report = missing_child()
+    publish(intake, report)
+    alert = alert_id_for(uuid.UUID(report["event_id"]))
+    card(wang, alert).wait_for(timeout=60_000)
+
+    assert broker.process is not None
+    os.kill(broker.process.pid, signal.SIGSTOP)
+    try:
+        card(wang, alert).locator('button[data-answer="acknowledged"]').click()
+        queued = card(wang, alert).locator(".pending-queued")
+        queued.wait_for(timeout=30_000)
+        assert "排队" in queued.inner_text()
+        assert "连接中断" in wang.locator("#banner").inner_text()
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)
+    card(wang, alert).locator(".badge.status-acknowledged").first.wait_for(timeout=60_000)
+    wait_js(wang, "document.getElementById('banner').hidden === true", 30)
+    answers = [ReferralResponse.model_validate_json(r) for r in off_loop(_read, kafka, RESPONSES.name)]
+    assert {(a.referral_id, a.officer) for a in answers} == {(alert, "王明 (cc-wang)")}
