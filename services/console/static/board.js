@@ -84,6 +84,7 @@ function answerButtons(item) {
   return h("div", {class: "answers-buttons"}, (item.allowed || []).map((answer) =>
     h("button", {type: "button", class: answer === "rejected" ? "danger" : "primary",
       dataset: {answer, id: item.id}, disabled: waiting.has(answer) || null,
+      "aria-label": `${I18N.t("act_" + answer)} ${item.ref}`,
       onclick: () => startAnswer(item, answer)}, I18N.t("act_" + answer))));
 }
 
