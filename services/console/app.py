@@ -123,5 +123,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
     log.info("console_starting", host=host or settings.host, port=port or settings.port,
              metrics_port=settings.metrics_port, bootstrap=kafka.bootstrap_servers,
              answers="http" if settings.answer_url else "topic")
+    # Open boards are endless streams: on SIGTERM they are cut after a few seconds (the pages
+    # reconnect to the next console) rather than holding the shutdown.
     uvicorn.run(app, host=host or settings.host, port=port if port is not None else settings.port,
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False, timeout_graceful_shutdown=5)
