@@ -27,6 +27,11 @@ def test_addressed_to_is_the_receiver_and_every_agency_an_escalation_reached() -
     alert, _ = alert_pair()
     assert alert.addressed_to() == {"police.command_center"}
     assert escalated(alert).addressed_to() == {"police.command_center", "anti_trafficking_office"}
+    # Escalated on to a parent's command centre, the joint office it reached before stays entitled.
+    twice = escalated(escalated(alert), to="police.criminal_investigation", level=2)
+    assert twice.target_agency == "police.criminal_investigation"
+    assert twice.addressed_to() == {"police.command_center", "anti_trafficking_office",
+                                    "police.criminal_investigation"}
 
 
 def test_every_jurisdiction_has_a_known_time_zone() -> None:
