@@ -19,6 +19,7 @@ run: $(STAMP)
 ## Set up and run every test, including integration tests on a real broker the suite starts.
 test: $(STAMP)
 	bash deploy/install-prometheus.sh
+	bash deploy/install-browser.sh
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/pytest -q

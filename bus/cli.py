@@ -42,6 +42,9 @@ def _mount_subcommands() -> None:
     from services.report.cli import mount as mount_report
 
     mount_report(app)
+    from services.console.cli import mount as mount_console
+
+    mount_console(app)
 
 
 def _read_events(source: str) -> list[tuple[int, str]]:

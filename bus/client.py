@@ -80,8 +80,10 @@ class IntakeClient:
         self.outbox.mark_retry(item.event_id, f"HTTP {response.status_code}", when)
         return "retry", retry_after
 
-    def drain(self, *, deadline_s: float | None = None, idle_poll_s: float = 0.2) -> DrainResult:
-        """Send every pending event until none is left or the deadline passes."""
+    def drain(self, *, deadline_s: float | None = None, idle_poll_s: float = 0.2,
+              on_retry: Callable[[Item, float], None] | None = None) -> DrainResult:
+        """Send every pending event until none is left or the deadline passes (None: until sent).
+        `on_retry(item, seconds)` is told of each attempt that failed and when the next one is."""
         result = DrainResult()
         end = None if deadline_s is None else time.monotonic() + deadline_s
         while True:
@@ -96,6 +98,9 @@ class IntakeClient:
                     # The intake or the network is down: stop this pass rather than hammering it
                     # with the rest of the queue; everything waits for the next due time.
                     result.retries += 1
+                    if on_retry is not None:
+                        again = next((i for i in self.outbox.items("pending") if i.event_id == item.event_id), item)
+                        on_retry(again, max(0.0, (again.next_attempt_at - dt.datetime.now(dt.UTC)).total_seconds()))
                     break
             pending = self.outbox.counts()["pending"]
             if pending == 0 or (end is not None and time.monotonic() >= end):

@@ -48,10 +48,15 @@ def backoff_s(attempts: int, *, base: float = 1.0, cap: float = 60.0, jitter: fl
 class Outbox:
     """A SQLite outbox file. One writer process at a time is assumed (SQLite serialises anyway)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, id_field: str = "event_id") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None)
+        # The field that makes resending safe: `event_id` for events; the console's answers
+        # use `response_id` (the column keeps its historical name).
+        self.id_field = id_field
+        # check_same_thread=False: a web service may build it in one thread and use it from its event
+        # loop's; every statement is one autocommit call, which SQLite serialises.
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: the event is on disk when `add` returns, even across a power cut.
         self._db.execute("PRAGMA synchronous=FULL")
@@ -67,9 +72,9 @@ class Outbox:
             obj = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise OutboxError("not valid JSON") from exc
-        event_id = obj.get("event_id") if isinstance(obj, dict) else None
+        event_id = obj.get(self.id_field) if isinstance(obj, dict) else None
         if not isinstance(event_id, str) or not event_id:
-            raise OutboxError("the event has no event_id (needed to resend it safely)")
+            raise OutboxError(f"the item has no {self.id_field} (needed to resend it safely)")
         at = (now or dt.datetime.now(dt.UTC)).isoformat()
         cur = self._db.execute(
             "INSERT OR IGNORE INTO outbox (event_id, body, status, created_at, next_attempt_at) "

@@ -7,6 +7,7 @@ rule packs, topics) refers to these codes.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from functools import cache
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class Agency(_Frozen):
 class EventKind(_Frozen):
     kind: str
     description: str
+    zh: str = Field(default="", description="What a person reads in Chinese (the console, receipts).")
     #: False for a kind that assigns no duty of its own but acts on a case the bus already holds
     #: (`case_resolved` closes the case and stops its pages): the router refers it to no agency,
     #: and a rule pack may not route it.
@@ -63,6 +65,7 @@ class ReporterRole(_Frozen):
 class UrgencyLevel(_Frozen):
     level: str
     description: str
+    zh: str = Field(default="", description="The plans' own word for it (紧急, 迅速 ...).")
 
 
 class Period(_Frozen):
@@ -81,6 +84,20 @@ class Jurisdiction(_Frozen):
     #: The plan that replaced this one when its period ended (national 2013-2020 -> 2021-2030):
     #: events after the end route by it where it covers the situation (guidance 7).
     succeeded_by: str | None = None
+    timezone: str = Field(description="IANA zone of the jurisdiction's local time: every time a person "
+                                      "reads about its alerts and referrals is shown in it.")
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> Jurisdiction:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"jurisdiction {self.code}: unknown time zone {self.timezone!r}") from exc
+        return self
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
 
     def expired_on(self, day: dt.date) -> bool:
         return day > self.period.end
@@ -94,6 +111,7 @@ class Catalog(_Frozen):
     jurisdictions: dict[str, Jurisdiction]
     #: Names of bodies the plans give duties to that are no agency of the bus (governments).
     other_body_names: tuple[str, ...] = ()
+    urgency_zh: dict[str, str] = Field(default_factory=dict, description="Level -> its Chinese word.")
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Catalog:
@@ -142,6 +160,7 @@ def catalog() -> Catalog:
         event_kinds={k["kind"]: EventKind(**k) for k in kinds},
         reporter_roles={r["role"]: ReporterRole(**r) for r in roles},
         urgency_levels=tuple(u["level"] for u in urgency),
+        urgency_zh={u["level"]: UrgencyLevel(**u).zh for u in urgency},
         jurisdictions={j["code"]: Jurisdiction(**j) for j in jurisdictions},
         other_body_names=tuple(other_bodies),
     )

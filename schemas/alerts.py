@@ -110,6 +110,9 @@ class ReferralResponse(_Frozen):
     note: str | None = Field(default=None, max_length=4000)
     responded_at: AwareDatetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
     exercise: bool = False
+    officer: str | None = Field(
+        default=None, min_length=1, max_length=100,
+        description="Who answered: the person (officer, desk) of the agency, as the console signed them in.")
 
     @model_validator(mode="after")
     def _reason_and_note(self) -> ReferralResponse:
@@ -161,6 +164,8 @@ class Escalation(_Frozen):
 TrackedStatus = Literal[
     "sent", "acknowledged", "accepted", "rejected", "done", "grouped", "closed",
 ]
+#: States an answer can no longer change (the alerts service decides by them; readers show them).
+FINAL_STATUSES: frozenset[str] = frozenset({"done", "rejected", "closed", "grouped"})
 
 
 class HistoryEntry(_Frozen):
@@ -171,6 +176,7 @@ class HistoryEntry(_Frozen):
     ref: str | None = None
     by: str | None = None
     detail: str | None = None
+    officer: str | None = Field(default=None, description="The person who gave an answer (ReferralResponse.officer).")
 
 
 class TrackedState(_Frozen):
@@ -210,6 +216,13 @@ class TrackedState(_Frozen):
     def has(self, ref: str) -> bool:
         """True when the response or escalation `ref` has already been applied."""
         return any(h.ref == ref for h in self.history)
+
+    def addressed_to(self) -> frozenset[str]:
+        """The agencies entitled to answer this alert or referral: the one it was addressed to and
+        every agency a re-send or an escalation reached (DECISIONS.md 2). A re-assignment after a
+        rejection is a referral of its own, addressed to the joint office."""
+        reached = {h.by for h in self.history if h.what in ("resend", "escalate") and h.by}
+        return frozenset({self.agency, self.target_agency, *reached})
 
 
 class LinkedClue(_Frozen):

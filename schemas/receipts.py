@@ -34,6 +34,9 @@ class RoutedTo(_Frozen):
     rule_id: str
     clause: str
     file: str
+    urgency: str | None = None
+    ack_by: AwareDatetime | None = Field(default=None, description="When the agency must acknowledge.")
+    due_by: AwareDatetime | None = Field(default=None, description="When the action is due, if the urgency sets it.")
 
 
 class RefusalField(_Frozen):

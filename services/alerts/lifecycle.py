@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from rules.catalog import COMMAND_CENTER, JOINT_OFFICE, catalog
 from rules.deadlines import Deadlines
 from schemas.alerts import (
+    FINAL_STATUSES,
     CaseChange,
     Escalation,
     HistoryEntry,
@@ -35,7 +36,7 @@ MISSING_CHILD = "child_missing_reported"
 #: States in which an alert still waits for its first answer (and so may be re-sent/escalated).
 WAITING = frozenset({"sent"})
 #: States an answer can no longer change.
-FINAL = frozenset({"done", "rejected", "closed", "grouped"})
+FINAL = FINAL_STATUSES
 #: Fallback interval between ladder steps for an urgency level with no ack deadline.
 DEFAULT_STEP = dt.timedelta(minutes=5)
 
@@ -137,7 +138,7 @@ def apply_response(state: TrackedState, response: ReferralResponse) -> Outcome:
     if state.has(ref):
         return Outcome(state, applied=False)
     entry = HistoryEntry(at=response.responded_at, what=response.answer, ref=ref, by=response.agency,
-                         detail=response.reason or response.note)
+                         detail=response.reason or response.note, officer=response.officer)
     if state.status in FINAL:
         refused = f"{state.id} is {state.status}"
         ignored = entry.model_copy(update={"what": f"{response.answer} (ignored: {state.status})"})

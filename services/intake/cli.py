@@ -61,8 +61,8 @@ def intake(
 
 def intake_token(agency: Annotated[str, typer.Argument(help="The agency code the token is for.")]) -> None:
     """Make a new token: prints it once, and the entry to add to the credentials file."""
+    from bus.credentials import new_token
     from rules.catalog import catalog
-    from services.intake.credentials import new_token
 
     if agency not in catalog().agencies:
         err_console.print(f"error: unknown agency code {agency!r}")
@@ -79,9 +79,10 @@ def publish(
     url: UrlOpt = DEFAULT_URL,
     outbox: OutboxOpt = None,
     timeout: Annotated[float, typer.Option(
-        help="Give up sending after this many seconds (events stay queued).")] = 30.0,
+        help="Stop waiting after this many seconds (events stay queued); 0 waits until they are sent.")] = 30.0,
 ) -> None:
-    """Queue events in the durable outbox, then send them until the intake acknowledges each."""
+    """Queue events in the durable outbox, then send them until the intake acknowledges each: while
+    the intake is unreachable the outbox retries by itself (with backoff) and says so."""
     from bus.client import ClientAuthError, IntakeClient
     from bus.outbox import Outbox, OutboxError
 
@@ -99,7 +100,12 @@ def publish(
                 err_console.print(f"error: event {n}: {exc}")
                 raise typer.Exit(2) from exc
             console.print(f"queued {event_id}" + ("" if new else " (already in the outbox)"))
-        result = client.drain(deadline_s=timeout)
+
+        def waiting(item: object, seconds: float) -> None:
+            err_console.print(f"the intake is not answering; events are safe in the outbox, retrying in "
+                              f"{seconds:.0f} s (Ctrl-C stops waiting, `referral-bus outbox --drain` resumes)")
+
+        result = client.drain(deadline_s=timeout or None, on_retry=waiting)
     except ClientAuthError as exc:
         err_console.print(f"error: {exc}; events stay in the outbox")
         raise typer.Exit(4) from exc
@@ -257,12 +263,52 @@ def acl_apply(
     console.print(f"created {created} ACL bindings")
 
 
+def receipt(
+    event_id: Annotated[str, typer.Argument(help="The event id `publish` printed.")],
+    token: TokenOpt,
+    url: UrlOpt = DEFAULT_URL,
+    wait: Annotated[float, typer.Option(help="Wait up to this many seconds for the routing result.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="The receipt as JSON.")] = False,
+) -> None:
+    """An event's receipt, in Chinese: who was told, under which plan and article, by when; or why it
+    was refused and what to fix. Exit 0 routed, 1 refused, 3 not routed yet, 4 not found."""
+    import time
+
+    import httpx
+
+    from bus.presentation import receipt_lines_zh, receipt_view
+
+    deadline = time.monotonic() + wait
+    with httpx.Client(base_url=url.rstrip("/"), timeout=10.0,
+                      headers={"Authorization": f"Bearer {token}"}) as http:
+        while True:
+            try:
+                r = http.get(f"/v1/events/{event_id}")
+            except httpx.HTTPError as exc:
+                err_console.print(f"error: the intake at {url} did not answer ({type(exc).__name__})")
+                raise typer.Exit(3) from exc
+            if r.status_code in (401, 404, 422):
+                err_console.print(f"error: {r.json().get('error', {}).get('message', r.status_code)}")
+                raise typer.Exit(4)
+            view = receipt_view(r.json())
+            if view["status"] in ("routed", "refused") or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+    if as_json:
+        sys.stdout.write(json.dumps(view, ensure_ascii=False) + "\n")
+    else:
+        for line in receipt_lines_zh(view):
+            console.print(line, soft_wrap=True, highlight=False)
+    raise typer.Exit({"routed": 0, "refused": 1}.get(view["status"], 3))
+
+
 def mount(app: typer.Typer) -> None:
     """Register this issue's commands on the main CLI."""
     app.command("intake")(intake)
     app.command("intake-token")(intake_token)
     app.command("publish")(publish)
     app.command("outbox")(outbox)
+    app.command("receipt")(receipt)
     app.command("deadletters")(deadletters)
     app.command("replay")(replay)
     app.add_typer(acl_app, name="acl")

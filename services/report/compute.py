@@ -39,6 +39,7 @@ class AgencyRow:
     acknowledged_late: int
     not_acknowledged: int
     no_deadline: int  # referrals without an ack_by: nothing to be on time for
+    rejected: int  # refused by the agency: neither answered on time nor late, counted as what it is
     median_ack_minutes: float | None
     escalations: int
     open: int
@@ -48,6 +49,10 @@ class AgencyRow:
     def on_time_rate(self) -> float | None:
         due = self.acknowledged_on_time + self.acknowledged_late + self.not_acknowledged
         return self.acknowledged_on_time / due if due else None
+
+    @property
+    def late_or_unanswered(self) -> int:
+        return self.acknowledged_late + self.not_acknowledged
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,20 @@ class Report:
     def row(self, agency: str) -> AgencyRow:
         return next(r for r in self.rows if r.agency == agency)
 
+    def total(self) -> AgencyRow:
+        """Every agency's line added up (the median over agencies is not a median: left empty)."""
+        def add(field: str) -> int:
+            return sum(int(getattr(r, field)) for r in self.rows)
+
+        kinds: Counter[str] = Counter()
+        for r in self.rows:
+            kinds.update(r.by_kind)
+        return AgencyRow(agency="total", received=add("received"), by_kind=dict(sorted(kinds.items())),
+                         acknowledged_on_time=add("acknowledged_on_time"), acknowledged_late=add("acknowledged_late"),
+                         not_acknowledged=add("not_acknowledged"), no_deadline=add("no_deadline"),
+                         rejected=add("rejected"), median_ack_minutes=None, escalations=add("escalations"),
+                         open=add("open"), drills=add("drills"))
+
 
 def in_year(t: dt.datetime, year: int) -> bool:
     return t.astimezone(CST).year == year
@@ -85,8 +104,10 @@ def compute(
 ) -> Report:
     """The report of `jurisdiction` for `year`.
 
-    - acknowledged on time: the first answer of any kind (acknowledged, accepted, rejected, done)
-      given no later than the referral's `ack_by`; a referral without `ack_by` is counted under
+    - rejected: the agency rejected the referral (whenever it did): counted as a rejection, not
+      as an answer on time or late;
+    - acknowledged on time: otherwise, the first answer (acknowledged, accepted, done) given no
+      later than the referral's `ack_by`; a referral without `ack_by` is counted under
       `no_deadline` instead;
     - median ack time: minutes from `reported_at` to that first answer, over answered referrals;
     - escalations: distinct escalations (re-sends included) about the unit's referrals;
@@ -126,6 +147,7 @@ def compute(
 
     first_answer: dict[uuid.UUID, dt.datetime] = {}
     done: set[uuid.UUID] = set()
+    rejected: set[uuid.UUID] = set()
     response_ids: set[uuid.UUID] = set()
     response_dups = 0
     for resp in responses:
@@ -141,6 +163,8 @@ def compute(
             first_answer[rid] = resp.responded_at
         if resp.answer == "done":
             done.add(rid)
+        if resp.answer == "rejected":
+            rejected.add(rid)
 
     escalated: Counter[uuid.UUID] = Counter()
     escalation_ids: set[uuid.UUID] = set()
@@ -170,13 +194,15 @@ def compute(
     rows: list[AgencyRow] = []
     for agency in sorted(set(per_agency) | set(drills)):
         mine = per_agency.get(agency, [])
-        on_time = late = missing = no_deadline = 0
+        on_time = late = missing = no_deadline = refused = 0
         minutes: list[float] = []
         for r in mine:
             answered = first_answer.get(r.referral_id)
             if answered is not None:
                 minutes.append((answered - r.reported_at).total_seconds() / 60)
-            if r.ack_by is None:
+            if r.referral_id in rejected:
+                refused += 1
+            elif r.ack_by is None:
                 no_deadline += 1
             elif answered is None:
                 missing += 1
@@ -192,6 +218,7 @@ def compute(
             acknowledged_late=late,
             not_acknowledged=missing,
             no_deadline=no_deadline,
+            rejected=refused,
             median_ack_minutes=round(statistics.median(minutes), 1) if minutes else None,
             escalations=sum(escalated[r.referral_id] for r in mine),
             open=sum(1 for r in mine if is_open(r.referral_id)),

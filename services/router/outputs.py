@@ -38,7 +38,8 @@ class ReceiptEmitter:
             event_id=str(event.event_id), status="routed", reporter_agency=event.reporter.agency,
             kind=event.kind, jurisdiction=event.jurisdiction, exercise=event.exercise,
             routed_to=tuple(RoutedTo(agency=r.agency, role=r.role, referral_id=r.referral_id,
-                                     rule_id=r.rule_id, clause=r.citation.clause, file=r.citation.file)
+                                     rule_id=r.rule_id, clause=r.citation.clause, file=r.citation.file,
+                                     urgency=r.urgency, ack_by=r.ack_by, due_by=r.due_by)
                             for r in referrals),
             expired_plans=plans.expired_plans, routed_by_plan_in_force=plans.deferred_to,
             plan_note=plans.note, issued_at=self.now())

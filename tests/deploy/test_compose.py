@@ -35,8 +35,9 @@ SUBCOMMANDS: frozenset[tuple[str, ...]] = frozenset({
     ("alerts",),
     ("broadcast",),
     ("intake",),
+    ("console",),
 })
-PROJECT_SERVICES = {"topics", "intake", "router", "alerts", "broadcast"}
+PROJECT_SERVICES = {"topics", "intake", "router", "alerts", "broadcast", "console"}
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 

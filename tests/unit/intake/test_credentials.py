@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.intake.credentials import (
+from bus.credentials import (
     Credentials,
     CredentialsError,
     agency_matches,
@@ -57,7 +57,7 @@ def test_regression_new_token_ids_survive_a_yaml_round_trip() -> None:
     """An all-digit id (1 in ~40 draws of token_hex(4)) was read back from YAML as an int."""
     import yaml
 
-    from services.intake.credentials import new_token
+    from bus.credentials import new_token
 
     for _ in range(200):
         _, entry = new_token()

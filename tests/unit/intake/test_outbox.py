@@ -72,8 +72,10 @@ def test_broker_down_keeps_events_pending_then_drains(client: TestClient, publis
     for _ in range(3):
         c.publish(body(hospital_event()))
     publisher.down = True
-    result = c.drain(deadline_s=0)
+    told: list[tuple[str, float]] = []
+    result = c.drain(deadline_s=0, on_retry=lambda item, wait: told.append((item.event_id, wait)))
     assert result.pending == 3 and result.retries == 1  # stops at the first failure, no hammering
+    assert len(told) == 1 and told[0][1] >= 4  # the waiting publisher is told when the next try is
     [item] = [i for i in box.items() if i.attempts]
     assert item.last_error == "HTTP 503"
     assert item.next_attempt_at >= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)  # Retry-After: 5

@@ -135,7 +135,7 @@ def sample() -> Sample:
 
 def test_csv_has_one_line_per_agency_with_kind_columns(sample: Sample) -> None:
     rows = list(csv.DictReader(io.StringIO(to_csv(compute(*sample, [], "xian", 2026)))))
-    assert [r["agency"] for r in rows] == ["civil_affairs", "police"]
+    assert [r["agency"] for r in rows] == ["civil_affairs", "police", "total"]
     police = rows[1]
     assert police["received"] == "2" and police["acknowledged_on_time"] == "1"
     assert police["kind:child_missing_reported"] == "1" and police["kind:abandoned_infant_found"] == "1"
@@ -145,11 +145,34 @@ def test_csv_has_one_line_per_agency_with_kind_columns(sample: Sample) -> None:
 def test_markdown_names_the_deadlines_and_the_open_source(sample: Sample) -> None:
     md = to_markdown(compute(*sample, [], "xian", 2026))
     assert "2026-12-15" in md and "2026-12-20" in md
-    assert "no 'done' answer on referrals.responses" in md
-    assert "| 公安机关 (`police`) | 2 | 1 |" in md
+    assert "没有“办结”答复" in md
+    assert "| 公安机关（`police`） | 2 | 1 |" in md
 
 
 def test_write_all_writes_a_png(sample: Sample, tmp_path: Path) -> None:
     paths = write_all(compute(*sample, [], "xian", 2026), tmp_path)
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths["png"].name in paths["md"].read_text()
+
+
+def test_rejections_count_as_rejections_not_as_answers_on_time() -> None:
+    a, b, c = (referral("education") for _ in range(3))
+    responses = [answer(a, 5, "rejected", reason="not ours"), answer(b, 5), answer(c, 90)]
+    row = compute([a, b, c], responses, [], "xian", 2026).row("education")
+    assert (row.rejected, row.acknowledged_on_time, row.acknowledged_late, row.not_acknowledged) == (1, 1, 1, 0)
+    assert row.on_time_rate == 0.5
+
+
+def test_the_report_is_in_chinese_with_totals_and_late_in_the_warning_colour(sample: Sample, tmp_path: Path) -> None:
+    from services.report.render import COLOURS
+
+    report = compute(*sample, [], "xian", 2026)
+    md = to_markdown(report)
+    assert md.startswith("# 反拐工作年度报告：西安市")
+    assert "| **合计** | 3 | 1 | 1 | 1 | 0 |" in md
+    rows = list(csv.DictReader(io.StringIO(to_csv(report))))
+    assert rows[-1]["agency"] == "total" and rows[-1]["received"] == "3"
+    # Late and unanswered are warning colours (orange/red family), on time is green.
+    on_time, late, missing = (int(COLOURS[k][1:3], 16) - int(COLOURS[k][3:5], 16)
+                              for k in ("on_time", "late", "not_answered"))
+    assert on_time < 0 < late and missing > 0  # red channel below green for on time, above it for warnings

@@ -1,4 +1,6 @@
-"""Who may publish: agency tokens (stored hashed) and which kinds each agency may publish.
+"""Who may publish or sign in: agency tokens (stored hashed) and which kinds each agency may publish.
+
+Shared by the intake (bearer tokens) and the console (signing in with an agency token).
 
 Tokens look like `rb_<token_id>_<secret>`; the file keeps, per token id, a random salt and the
 scrypt hash of the secret, so a leaked file does not leak a token. Verified tokens are cached

@@ -1,0 +1,33 @@
+"""Console metrics (names fixed by deploy/metrics.yaml). Labels are codes from bounded sets."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+ANSWER_OUTCOMES = ("published", "queued", "refused")
+SIGN_IN_RESULTS = ("ok", "refused")
+
+
+class ConsoleMetrics:
+    """One instance per registry, so each test gets fresh counters."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sign_ins = Counter(
+            "referral_bus_console_sign_ins", "Console sign-in attempts, by result.", ["result"], registry=registry)
+        self.desks = Gauge(
+            "referral_bus_console_desks", "Open live boards (one per browser tab).", registry=registry)
+        self.answers = Counter(
+            "referral_bus_console_answers",
+            "Answers given in the console: published on the bus, queued while it was unreachable, or refused "
+            "for good.", ["outcome"], registry=registry)
+        self.outbox_pending = Gauge(
+            "referral_bus_console_outbox_pending", "Answers waiting in the console's outbox for the bus.",
+            registry=registry)
+        self.fanout_seconds = Histogram(
+            "referral_bus_console_fanout_seconds",
+            "From a decision's arrival on the bus (record timestamp) to its push to the open boards.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10), registry=registry)
+        for outcome in ANSWER_OUTCOMES:
+            self.answers.labels(outcome)
+        for result in SIGN_IN_RESULTS:
+            self.sign_ins.labels(result)
