@@ -32,6 +32,7 @@ other kinds or jurisdictions.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -48,9 +49,9 @@ from rules.errors import PackError
 from rules.explain import ConditionCheck, Explanation, NamedUnit, PackStep, RuleCheck
 from rules.fields import getter
 from rules.model import Condition, Pack, Rule, Source
-from rules.projection import event_values, project
+from rules.projection import Projector, event_values, projector
 from schemas.events import Event
-from schemas.referrals import Citation, Referral, Role, referral_id_for
+from schemas.referrals import Citation, Referral, ReferralIds, Role, referral_id_suffix
 
 __all__ = [
     "DEFAULT_PACKS_DIR",
@@ -167,12 +168,28 @@ class Variant:
     inferred: bool
     inherited: tuple[str, ...]
     remapped: tuple[str, ...]
+    #: The joint-conference office of the chain, for a rule whose plan names no lead.
+    triage: TriageTarget
+    #: The referrals this rule makes, by the leads of the other rules fired for the event
+    #: (`duties`): built on first use, then shared by every event.
+    _duties: dict[tuple[str, ...], tuple[Duty, ...]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def matches(self, event: Event) -> bool:
         for c in self.all:
             if not c.matches(event):
                 return False
         return not self.any or any(c.matches(event) for c in self.any)
+
+    def duties(self, event_leads: tuple[str, ...]) -> tuple[Duty, ...]:
+        """The referrals this rule makes when it fires, `event_leads` being the leads of every
+        rule fired for the event: a rule that names no lead cooperates with them, or goes to
+        triage if there are none."""
+        key = () if self.lead else event_leads
+        found = self._duties.get(key)
+        if found is None:
+            found = self._duties[key] = _duties_of(self, key)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +206,21 @@ class TriageTarget:
     agency: str
     urgency: str
     citation: Citation
+    expires: dt.date
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Duty:
+    """One referral a fired rule makes, with everything but the event's own values resolved
+    once: `template` holds the referral's fields that do not depend on the event (agency, role,
+    action, urgency, rule, citation, constraints); routing copies it with the event's ids,
+    times, flags and need-to-know subject (`_build`)."""
+
+    template: Referral
+    sort_key: tuple[int, str, str]
+    #: The part of the referral id's name that does not depend on the event.
+    id_suffix: bytes
+    projector: Projector
     expires: dt.date
 
 
@@ -222,6 +254,9 @@ class RuleBook:
         default_factory=lambda: MappingProxyType({}))
     deferred_triage: Mapping[str, TriageTarget] = field(
         default_factory=lambda: MappingProxyType({}))
+    #: The triage referral of an event no rule covers, per (jurisdiction, deferral key): built
+    #: on first use (`_unrouted_duty`).
+    unrouted: dict[tuple[str, str | None], Duty] = field(default_factory=dict, repr=False)
 
     def deferral(self, jurisdiction: str, day: dt.date) -> Deferral | None:
         """The plan in force for an event on `day`, when the jurisdiction's own plan had ended."""
@@ -339,7 +374,7 @@ def _naming_of(code: str, versions: list[tuple[str, Rule]]) -> Citation | None:
 
 def _variant(chain: tuple[str, ...], kind: str, versions: list[tuple[str, Rule]],
              packs: Mapping[str, Pack], scopes: Mapping[str, CompiledScope | None],
-             cat: Catalog) -> Variant:
+             cat: Catalog, triage: TriageTarget) -> Variant:
     """Resolve the nearest version in `versions` (nearest first) against its ancestors, for an
     event whose plan chain is `chain`."""
     pack_code, rule = versions[0]
@@ -413,6 +448,7 @@ def _variant(chain: tuple[str, ...], kind: str, versions: list[tuple[str, Rule]]
         inferred=rule.inferred,
         inherited=tuple(inherited),
         remapped=tuple(dict.fromkeys(remapped)),
+        triage=triage,
     )
 
 
@@ -466,7 +502,7 @@ def _compile_chain(chain: tuple[str, ...], packs: Mapping[str, Pack],
                 if kind not in whens[i].kind:
                     continue
                 try:
-                    variants.append(_variant(chain, kind, vs[i:], packs, scopes, cat))
+                    variants.append(_variant(chain, kind, vs[i:], packs, scopes, cat, triage))
                 except PackError as exc:
                     problems.extend(p for p in exc.problems if p not in problems)
             if variants:
@@ -540,26 +576,35 @@ def _zh_list(codes: Iterable[str]) -> str:
     return "、".join(agencies[c].short_zh for c in codes)
 
 
-def _referrals_for(event: Event, values: dict[str, Any], v: Variant, deadlines: Deadlines,
-                   triage: TriageTarget, expired: bool, event_leads: tuple[str, ...]
-                   ) -> list[Referral]:
-    """The referrals of one fired rule. `event_leads` are the leads of every rule fired for the
-    event: a rule that names no lead cooperates with them (or goes to triage if there are none)."""
-    out: list[Referral] = []
-    ack = deadlines.ack_by(v.urgency, event.reported_at)
-    due = deadlines.due_by(v.urgency, event.reported_at)
+#: Values of a template's event fields until routing copies it with an event's own.
+_NO_EVENT: dict[str, Any] = {
+    "referral_id": uuid.UUID(int=0), "event_id": uuid.UUID(int=0), "kind": "", "jurisdiction": "",
+    "reported_at": dt.datetime(1970, 1, 1, tzinfo=dt.UTC), "ack_by": None, "due_by": None,
+    "exercise": False, "expired_plan": False, "case_id": None, "subject": {}}
 
-    def make(agency: str, role: Role, rule_id: str, action: str, action_zh: str) -> Referral:
-        # Every input was validated (the event on arrival, the pack at load): skip re-validation.
-        return Referral.model_construct(
-            referral_id=referral_id_for(event.event_id, agency, rule_id, role),
-            event_id=event.event_id, kind=event.kind, jurisdiction=event.jurisdiction,
-            decided_by=v.pack, agency=agency, role=role, action=action, action_zh=action_zh,
-            urgency=v.urgency, reported_at=event.reported_at, ack_by=ack, due_by=due,
-            rule_id=rule_id, citation=v.citation, constraints=v.constraints,
-            exercise=event.exercise, expired_plan=expired, case_id=event.case_id,
-            subject=project(event, agency, add=v.fields_add, drop=v.fields_drop, values=values))
 
+def _duty(agency: str, role: Role, rule_id: str, action: str, action_zh: str, *, decided_by: str,
+          urgency: str, citation: Citation, constraints: tuple[str, ...], expires: dt.date,
+          fields_add: tuple[str, ...] = (), fields_drop: tuple[str, ...] = ()) -> Duty:
+    # Every input was validated (the pack at load, the event on arrival): no re-validation.
+    template = Referral.model_construct(
+        **_NO_EVENT, decided_by=decided_by, agency=agency, role=role, action=action,
+        action_zh=action_zh, urgency=urgency, rule_id=rule_id, citation=citation,
+        constraints=constraints)
+    return Duty(template, (0 if role == "lead" else 1, agency, rule_id),
+                referral_id_suffix(agency, rule_id, role), projector(agency, fields_add, fields_drop),
+                expires)
+
+
+def _duties_of(v: Variant, event_leads: tuple[str, ...]) -> tuple[Duty, ...]:
+    """The referrals of rule version `v` when it fires (`Variant.duties`)."""
+
+    def make(agency: str, role: Role, rule_id: str, action: str, action_zh: str) -> Duty:
+        return _duty(agency, role, rule_id, action, action_zh, decided_by=v.pack, urgency=v.urgency,
+                     citation=v.citation, constraints=v.constraints, expires=v.expires,
+                     fields_add=v.fields_add, fields_drop=v.fields_drop)
+
+    out: list[Duty] = []
     partners = v.lead or event_leads
     if v.lead:
         for agency in v.lead:
@@ -568,7 +613,7 @@ def _referrals_for(event: Event, values: dict[str, Any], v: Variant, deadlines: 
         # The plan names no lead (红河 throughout) and no other rule leads the event: the
         # joint-conference office assigns one.
         cands = ", ".join(v.candidate_lead) or "none given"
-        out.append(make(triage.agency, "lead", v.rule_id + NO_LEAD_SUFFIX,
+        out.append(make(v.triage.agency, "lead", v.rule_id + NO_LEAD_SUFFIX,
                         f"{TRIAGE_ACTION}: the plan names no lead for this duty; assign one "
                         f"(candidate leads: {cands}). Duty: {v.action}",
                         f"{TRIAGE_ACTION_ZH}：计划未指明负责单位，请指定"
@@ -578,28 +623,27 @@ def _referrals_for(event: Event, values: dict[str, Any], v: Variant, deadlines: 
     for agency in v.cooperating:
         out.append(make(agency, "cooperating", v.rule_id, f"Cooperate with {leads}: {v.action}",
                         f"配合{leads_zh}：{v.action_zh}"))
-    return out
+    return tuple(out)
 
 
-def _unrouted(event: Event, t: TriageTarget, deadlines: Deadlines) -> Referral:
-    rule_id = f"{event.jurisdiction}{UNROUTED_SUFFIX}"
-    return Referral(
-        referral_id=referral_id_for(event.event_id, t.agency, rule_id, "lead"),
-        event_id=event.event_id, kind=event.kind, jurisdiction=event.jurisdiction,
-        decided_by=t.pack, agency=t.agency, role="lead",
-        action=f"{TRIAGE_ACTION}: no rule of the {event.jurisdiction} plan chain covers this "
-               "event; decide who must act and re-route it",
-        action_zh=f"{TRIAGE_ACTION_ZH}：本地计划中没有规则覆盖此事件，请决定由谁负责并重新分派",
-        urgency=t.urgency, reported_at=event.reported_at,
-        ack_by=deadlines.ack_by(t.urgency, event.reported_at),
-        due_by=deadlines.due_by(t.urgency, event.reported_at),
-        rule_id=rule_id, citation=t.citation, exercise=event.exercise,
-        expired_plan=event.occurred_at.date() > t.expires, case_id=event.case_id,
-        subject=project(event, t.agency))
+def _unrouted_duty(book: RuleBook, jurisdiction: str, deferral: Deferral | None) -> Duty:
+    """The triage referral of an event of `jurisdiction` that no rule covers (built once)."""
+    key = (jurisdiction, deferral.key if deferral is not None else None)
+    found = book.unrouted.get(key)
+    if found is None:
+        t = book.deferred_triage[deferral.key] if deferral is not None else book.triage[jurisdiction]
+        found = book.unrouted[key] = _duty(
+            t.agency, "lead", f"{jurisdiction}{UNROUTED_SUFFIX}",
+            f"{TRIAGE_ACTION}: no rule of the {jurisdiction} plan chain covers this "
+            "event; decide who must act and re-route it",
+            f"{TRIAGE_ACTION_ZH}：本地计划中没有规则覆盖此事件，请决定由谁负责并重新分派",
+            decided_by=t.pack, urgency=t.urgency, citation=t.citation, constraints=(),
+            expires=t.expires)
+    return found
 
 
-def _sort_key(r: Referral) -> tuple[int, str, str]:
-    return (0 if r.role == "lead" else 1, r.agency, r.rule_id)
+def _duty_order(d: Duty) -> tuple[int, str, str]:
+    return d.sort_key
 
 
 def _fired(event: Event, index: Mapping[tuple[str, str], tuple[Slot, ...]], key: str
@@ -616,17 +660,40 @@ def _fired(event: Event, index: Mapping[tuple[str, str], tuple[Slot, ...]], key:
     return out
 
 
-def _referrals(event: Event, fired: list[Variant], triage: TriageTarget, dl: Deadlines
-               ) -> list[Referral]:
-    day = event.occurred_at.date()
-    values = event_values(event)  # the event dumped once, for every referral's projection
+def _duties(fired: list[Variant]) -> list[Duty]:
+    """The referrals the fired rules make, one role per agency: a lead is not also its own
+    cooperating unit."""
     event_leads = tuple(dict.fromkeys(a for v in fired for a in v.lead))
+    duties = [d for v in fired for d in v.duties(event_leads)]
+    leading = {d.template.agency for d in duties if d.template.role == "lead"}
+    return [d for d in duties if d.template.role == "lead" or d.template.agency not in leading]
+
+
+def _build(event: Event, duties: list[Duty], dl: Deadlines) -> list[Referral]:
+    """The referrals of `duties` for `event`: each duty's template with the event's values.
+    The event is dumped once, each subject projected once per projection, each deadline
+    computed once per urgency, and the event's part of the referral ids hashed once."""
+    day = event.occurred_at.date()
+    reported_at = event.reported_at
+    values = event_values(event)
+    ids = ReferralIds(event.event_id)
+    shared = {"event_id": event.event_id, "kind": event.kind, "jurisdiction": event.jurisdiction,
+              "reported_at": reported_at, "exercise": event.exercise, "case_id": event.case_id}
+    subjects: dict[Projector, dict[str, Any]] = {}
+    clocks: dict[str, tuple[dt.datetime | None, dt.datetime | None]] = {}
     out: list[Referral] = []
-    for v in fired:
-        out.extend(_referrals_for(event, values, v, dl, triage, day > v.expires, event_leads))
-    # One role per agency and event: a lead is not also its own cooperating unit.
-    leading = {r.agency for r in out if r.role == "lead"}
-    return [r for r in out if r.role == "lead" or r.agency not in leading]
+    for d in duties:
+        subject = subjects.get(d.projector)
+        if subject is None:
+            subject = subjects[d.projector] = d.projector.subject(values)
+        urgency = d.template.urgency
+        clock = clocks.get(urgency)
+        if clock is None:
+            clock = clocks[urgency] = (dl.ack_by(urgency, reported_at), dl.due_by(urgency, reported_at))
+        out.append(d.template.model_copy(update={
+            **shared, "referral_id": ids(d.id_suffix), "ack_by": clock[0], "due_by": clock[1],
+            "expired_plan": day > d.expires, "subject": subject}))
+    return out
 
 
 def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:
@@ -635,26 +702,22 @@ def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -
     triage referral to the joint-conference office; an event of a kind that only acts on an open
     case (`routed: false` in the catalog, e.g. `case_resolved`) yields none. An event that
     happened after its jurisdiction's plan ended routes by the plan in force where that covers
-    it (see `RuleBook.deferral`)."""
+    it (see `RuleBook.deferral`).
+
+    Referrals of one event that have the same need-to-know projection share one `subject`."""
     if not catalog().event_kinds[event.kind].routed:
         return []
     dl = deadlines if deadlines is not None else _default_deadlines()
     deferral = book.deferral(event.jurisdiction, event.occurred_at.date())
-    out: list[Referral] = []
+    duties: list[Duty] = []
     if deferral is not None:
-        fired = _fired(event, book.deferred_index, deferral.key)
-        if fired:
-            out = _referrals(event, fired, book.deferred_triage[deferral.key], dl)
-    if not out:
-        fired = _fired(event, book.index, event.jurisdiction)
-        if fired:
-            out = _referrals(event, fired, book.triage[event.jurisdiction], dl)
-    if not out:
-        target = (book.deferred_triage[deferral.key] if deferral is not None
-                  else book.triage[event.jurisdiction])
-        out.append(_unrouted(event, target, dl))
-    out.sort(key=_sort_key)
-    return out
+        duties = _duties(_fired(event, book.deferred_index, deferral.key))
+    if not duties:
+        duties = _duties(_fired(event, book.index, event.jurisdiction))
+    if not duties:
+        duties = [_unrouted_duty(book, event.jurisdiction, deferral)]
+    duties.sort(key=_duty_order)
+    return _build(event, duties, dl)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ catalog and the event models; `project()` builds the subject from it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from rules.catalog import CATALOG_DIR, catalog
 from rules.errors import ProjectionError
 from rules.fields import is_known_path
-from schemas.events import Event
+from schemas.events import Event, Location, Person, Reporter
 
 DEFAULT_PATH = CATALOG_DIR / "projections.yaml"
 _OBJECTS = frozenset({"person", "location", "reporter"})
@@ -110,11 +111,6 @@ def _default_paths_for(agency: str, add: tuple[str, ...], drop: tuple[str, ...])
     return _paths_for(load_projections(), agency, add, drop)
 
 
-def event_values(event: Event) -> dict[str, Any]:
-    """The event as JSON-ready values, computed once per event and shared by its projections."""
-    return event.model_dump(mode="json", exclude_none=True)
-
-
 def _picked(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if v not in ("", [], {})} or None
@@ -123,26 +119,122 @@ def _picked(value: Any) -> Any:
     return value
 
 
+_UNSET: Any = object()
+
+
+class EventValues:
+    """An event's values for its projections, computed once per event and shared by them: the
+    event as JSON-ready values (`model_dump(mode="json", exclude_none=True)`), and each
+    top-level value with its unknown parts left out (empty strings, lists and objects, one
+    level down too), as a projection reads it."""
+
+    __slots__ = ("_dumped", "_picked", "event")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self._dumped: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
+        self._picked: dict[str, Any] = {}
+
+    def picked(self, head: str) -> Any:
+        """The value of top-level field `head`, unknown parts left out; None if unknown."""
+        value = self._picked.get(head, _UNSET)
+        if value is _UNSET:
+            value = self._picked[head] = _picked(self._dumped.get(head))
+        return value
+
+    def has(self, head: str) -> bool:
+        """Whether the event has a value for `head` (even one whose parts are all unknown)."""
+        return head in self._dumped
+
+
+def event_values(event: Event) -> EventValues:
+    """The values every projection of `event` reads (`EventValues`)."""
+    return EventValues(event)
+
+
+_FIELDS_OF: dict[str, frozenset[str]] = {
+    "person": frozenset(Person.model_fields), "location": frozenset(Location.model_fields),
+    "reporter": frozenset(Reporter.model_fields)}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Projector:
+    """One agency's projection (after a rule's `fields` change), compiled into steps, one per
+    run of paths with the same head: a whole value (`person`, `description`: no fields), or
+    fields of it (`person.age`, `person.sex`), each with its full path when it is a derived
+    property (`person.is_child`) that the JSON values do not hold. Compared by identity: one
+    per (agency, add, drop), from `projector()`."""
+
+    paths: tuple[str, ...]
+    steps: tuple[tuple[str, tuple[tuple[str, str | None], ...]], ...]
+
+    def subject(self, values: EventValues) -> dict[str, Any]:
+        """The subject for the event whose values (`event_values`) are `values`. Parts of it
+        (a whole `person`, a list) may be shared with the event's other subjects."""
+        subject: dict[str, Any] = {}
+        for head, fields in self.steps:
+            value = values.picked(head)
+            if not fields:
+                if value is not None:
+                    subject[head] = value
+                continue
+            source = value if isinstance(value, dict) else {}
+            into = None
+            for name, derived in fields:
+                field_value = source.get(name)
+                if field_value is None:
+                    # Picked values lack unknown parts; a derived property is not among them.
+                    if derived is None or not values.has(head):
+                        continue
+                    field_value = _picked(_value(values.event, derived))
+                    if field_value is None:
+                        continue
+                elif isinstance(field_value, dict):
+                    field_value = _picked(field_value)
+                    if field_value is None:
+                        continue
+                if into is None:
+                    into = subject.get(head)
+                    if into is None or into is value:  # never write into the shared values
+                        into = subject[head] = dict(into or {})
+                into[name] = field_value
+        return subject
+
+
+def _compiled(paths: tuple[str, ...]) -> Projector:
+    steps: list[tuple[str, list[tuple[str, str | None]]]] = []
+    for path in paths:
+        head, _, name = path.partition(".")
+        if not name:
+            steps.append((head, []))
+            continue
+        # A field of a nested model, or a key of `details`, that the JSON values lack is None;
+        # anything else (a property such as person.is_child) is read from the event itself.
+        derived = None if head == "details" or name in _FIELDS_OF.get(head, frozenset()) else path
+        if steps and steps[-1][0] == head and steps[-1][1]:
+            steps[-1][1].append((name, derived))
+        else:
+            steps.append((head, [(name, derived)]))
+    return Projector(paths, tuple((head, tuple(fields)) for head, fields in steps))
+
+
+@cache
+def _default_projector(agency: str, add: tuple[str, ...], drop: tuple[str, ...]) -> Projector:
+    return _compiled(_default_paths_for(agency, add, drop))
+
+
+def projector(agency: str, add: Iterable[str] = (), drop: Iterable[str] = (),
+              table: Projections | None = None) -> Projector:
+    """The compiled projection of `agency` after a rule's `fields` change; one object per
+    (agency, add, drop) for the default table, so that it can key a per-event cache."""
+    if table is None:
+        return _default_projector(agency, tuple(add), tuple(drop))
+    return _compiled(_paths_for(table, agency, add, drop))
+
+
 def project(event: Event, agency: str, *, add: Iterable[str] = (), drop: Iterable[str] = (),
-            table: Projections | None = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
+            table: Projections | None = None, values: EventValues | None = None) -> dict[str, Any]:
     """The subject of `agency`'s referral: the declared fields of the event, nested as in the
     event (`{"person": {"age": 7}}`), unknown values left out. Pass `values` (from
     `event_values`) when projecting one event for several agencies."""
-    data = values if values is not None else event_values(event)
-    subject: dict[str, Any] = {}
-    for path in paths_for(agency, add, drop, table):
-        head, _, tail = path.partition(".")
-        value = data.get(head)
-        if tail:
-            value = value.get(tail) if isinstance(value, dict) else None
-            if value is None and head in data:
-                value = _value(event, path)  # a derived property such as person.is_child
-        value = _picked(value)
-        if value is None:
-            continue
-        if tail:
-            subject.setdefault(head, {})[tail] = value
-        else:
-            subject[head] = value
-    return subject
-
+    return projector(agency, add, drop, table).subject(values if values is not None else event_values(event))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from typing import Any, Literal
 
@@ -17,6 +18,27 @@ Role = Literal["lead", "cooperating"]
 def referral_id_for(event_id: uuid.UUID, agency: str, rule_id: str, role: str) -> uuid.UUID:
     """Deterministic id: the same event routed again produces the same referral id."""
     return uuid.uuid5(REFERRAL_NAMESPACE, f"{event_id}|{agency}|{rule_id}|{role}")
+
+
+def referral_id_suffix(agency: str, rule_id: str, role: str) -> bytes:
+    """The part of a referral id's name that does not depend on the event (`ReferralIds`)."""
+    return f"{agency}|{rule_id}|{role}".encode()
+
+
+class ReferralIds:
+    """`referral_id_for` for the referrals of one event, with the namespace and event id hashed
+    once: `ReferralIds(event_id)(referral_id_suffix(agency, rule_id, role))` is
+    `referral_id_for(event_id, agency, rule_id, role)` (uuid5: SHA-1 of namespace + name)."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, event_id: uuid.UUID) -> None:
+        self._prefix = hashlib.sha1(REFERRAL_NAMESPACE.bytes + f"{event_id}|".encode(), usedforsecurity=False)
+
+    def __call__(self, suffix: bytes) -> uuid.UUID:
+        digest = self._prefix.copy()
+        digest.update(suffix)
+        return uuid.UUID(bytes=digest.digest()[:16], version=5)
 
 
 class Citation(BaseModel):
