@@ -58,3 +58,11 @@ def test_the_broker_growth_benchmark_measures_each_step_against_the_empty_partit
     for step in result["steps"]:
         assert {"batches", "ack_p50_ms", "hop_p50_ms", "hop_max_ms", "idle_poll_broker_cpu_pct",
                 "hop_p50_ratio"} <= step.keys()
+
+
+def test_the_step_benchmark_prints_each_situation_beside_its_baseline() -> None:
+    result = run_quick("step")
+    assert {"events", "rounds", "us_per_event", "baseline_us_per_event", "ratio", "messages_per_event",
+            "referrals_per_event", "goal"} <= result.keys()
+    assert {"missing_child_xian", "transport_clue_xx_city"} <= result["us_per_event"].keys()
+    assert result["us_per_event"].keys() == result["baseline_us_per_event"].keys() == result["ratio"].keys()
