@@ -51,7 +51,7 @@ from rules.fields import getter
 from rules.model import Condition, Pack, Rule, Source
 from rules.projection import Projector, event_values, projector
 from schemas.events import Event
-from schemas.referrals import Citation, Referral, ReferralIds, Role, referral_id_suffix
+from schemas.referrals import Citation, Referral, Role, referral_id_suffix, referral_ids
 
 __all__ = [
     "DEFAULT_PACKS_DIR",
@@ -219,7 +219,7 @@ class Duty:
     template: Referral
     sort_key: tuple[int, str, str]
     #: The part of the referral id's name that does not depend on the event.
-    id_suffix: bytes
+    id_suffix: str
     projector: Projector
     expires: dt.date
 
@@ -676,7 +676,7 @@ def _build(event: Event, duties: list[Duty], dl: Deadlines) -> list[Referral]:
     day = event.occurred_at.date()
     reported_at = event.reported_at
     values = event_values(event)
-    ids = ReferralIds(event.event_id)
+    ids = referral_ids(event.event_id)
     shared = {"event_id": event.event_id, "kind": event.kind, "jurisdiction": event.jurisdiction,
               "reported_at": reported_at, "exercise": event.exercise, "case_id": event.case_id}
     subjects: dict[Projector, dict[str, Any]] = {}

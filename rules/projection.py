@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import to_jsonable_python
 
 from rules.catalog import CATALOG_DIR, catalog
 from rules.errors import ProjectionError
@@ -123,28 +124,37 @@ _UNSET: Any = object()
 
 
 class EventValues:
-    """An event's values for its projections, computed once per event and shared by them: the
-    event as JSON-ready values (`model_dump(mode="json", exclude_none=True)`), and each
-    top-level value with its unknown parts left out (empty strings, lists and objects, one
-    level down too), as a projection reads it."""
+    """An event's values for its projections, each top-level field read once per event and
+    shared by them: as JSON-ready values (`model_dump(mode="json", exclude_none=True)` of that
+    field) with unknown parts left out (empty strings, lists and objects, one level down too)."""
 
-    __slots__ = ("_dumped", "_picked", "event")
+    __slots__ = ("_fields", "_picked", "event")
 
     def __init__(self, event: Event) -> None:
         self.event = event
-        self._dumped: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
+        self._fields = _fields_of(event.__class__)
         self._picked: dict[str, Any] = {}
 
     def picked(self, head: str) -> Any:
         """The value of top-level field `head`, unknown parts left out; None if unknown."""
         value = self._picked.get(head, _UNSET)
         if value is _UNSET:
-            value = self._picked[head] = _picked(self._dumped.get(head))
+            # Only the event's own fields: a field of another kind's model (`last_seen_at` on a
+            # clue) is unknown here, without pydantic's slow path for a missing attribute.
+            value = getattr(self.event, head) if head in self._fields else None
+            if value is not None and value.__class__ is not str:
+                value = to_jsonable_python(value, exclude_none=True)
+            value = self._picked[head] = _picked(value)
         return value
 
     def has(self, head: str) -> bool:
         """Whether the event has a value for `head` (even one whose parts are all unknown)."""
-        return head in self._dumped
+        return head in self._fields and getattr(self.event, head) is not None
+
+
+@cache
+def _fields_of(model: type[Event]) -> frozenset[str]:
+    return frozenset(model.model_fields)
 
 
 def event_values(event: Event) -> EventValues:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.wire import Uuid5, dump_values
 
 #: Namespace of deterministic audit ids: the same step recorded twice has the same id.
 AUDIT_NAMESPACE = uuid.UUID("0c7f3a55-93b1-4f5e-8d1e-2a6b0f4c9e21")
@@ -96,3 +99,21 @@ def audit_record(event_id: str | uuid.UUID, action: AuditAction, actor: str, at:
                           f"{event_id}|{action}|{actor}|{referral_id or ''}|{agency or ''}|{detail or ''}")
     return AuditRecord(audit_id=audit_id, event_id=str(event_id), action=action, actor=actor, at=at,
                        referral_id=referral_id, agency=agency, detail=detail)
+
+
+def audit_records_json(event_id: str | uuid.UUID, action: AuditAction, actor: str, at: dt.datetime,
+                       entries: Iterable[tuple[uuid.UUID | None, str | None, str | None]]) -> list[bytes]:
+    """`audit_record(event_id, action, actor, at, referral_id=…, agency=…, detail=…)`, serialised,
+    for each (referral_id, agency, detail) of one step of one event (the router's 'routed' per
+    referral): the ids derived with the event's part hashed once, the values (the bus's own) not
+    validated again."""
+    event_text = str(event_id)
+    ids = Uuid5(AUDIT_NAMESPACE, f"{event_text}|{action}|{actor}|")
+    out = []
+    for referral_id, agency, detail in entries:
+        referral_text = str(referral_id) if referral_id is not None else ""
+        out.append(dump_values(AuditRecord, {
+            "audit_id": ids.text(f"{referral_text}|{agency or ''}|{detail or ''}"),
+            "event_id": event_text, "action": action, "actor": actor, "at": at,
+            "referral_id": referral_text or None, "agency": agency, "detail": detail}))
+    return out

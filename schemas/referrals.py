@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.wire import Uuid5
 
 #: Namespace of the deterministic referral ids: a replayed event yields the same ids.
 REFERRAL_NAMESPACE = uuid.UUID("5b0f7c1e-2d4a-4e63-9a3f-7f3c2b1a0d11")
@@ -20,25 +21,15 @@ def referral_id_for(event_id: uuid.UUID, agency: str, rule_id: str, role: str) -
     return uuid.uuid5(REFERRAL_NAMESPACE, f"{event_id}|{agency}|{rule_id}|{role}")
 
 
-def referral_id_suffix(agency: str, rule_id: str, role: str) -> bytes:
-    """The part of a referral id's name that does not depend on the event (`ReferralIds`)."""
-    return f"{agency}|{rule_id}|{role}".encode()
+def referral_id_suffix(agency: str, rule_id: str, role: str) -> str:
+    """The part of a referral id's name that does not depend on the event (`referral_ids`)."""
+    return f"{agency}|{rule_id}|{role}"
 
 
-class ReferralIds:
-    """`referral_id_for` for the referrals of one event, with the namespace and event id hashed
-    once: `ReferralIds(event_id)(referral_id_suffix(agency, rule_id, role))` is
-    `referral_id_for(event_id, agency, rule_id, role)` (uuid5: SHA-1 of namespace + name)."""
-
-    __slots__ = ("_prefix",)
-
-    def __init__(self, event_id: uuid.UUID) -> None:
-        self._prefix = hashlib.sha1(REFERRAL_NAMESPACE.bytes + f"{event_id}|".encode(), usedforsecurity=False)
-
-    def __call__(self, suffix: bytes) -> uuid.UUID:
-        digest = self._prefix.copy()
-        digest.update(suffix)
-        return uuid.UUID(bytes=digest.digest()[:16], version=5)
+def referral_ids(event_id: uuid.UUID) -> Uuid5:
+    """`referral_id_for` for the referrals of one event, the event's part hashed once:
+    `referral_ids(event_id)(referral_id_suffix(agency, rule_id, role))`."""
+    return Uuid5(REFERRAL_NAMESPACE, f"{event_id}|")
 
 
 class Citation(BaseModel):
@@ -97,3 +88,4 @@ class DeadLetter(BaseModel):
     original_b64: str = Field(description="The message value exactly as received, base64.")
     received_at: dt.datetime
     event_id: str | None = None
+

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rules.catalog import COMMAND_CENTER, catalog
 from rules.deadlines import Deadlines
-from schemas.alerts import ChildDescriptors, PoliceAlert, alert_id_for, case_id_of, dump
+from schemas.alerts import ChildDescriptors, PoliceAlert, alert_id_for, case_id_of
 from schemas.events import Event, MissingChildReport
 from schemas.referrals import Referral
+from schemas.wire import dump_values
 from services.router.handling import Outgoing
 from topics.catalog import POLICE_ALERTS
 
@@ -51,28 +53,44 @@ def descriptors_of(event: Event) -> ChildDescriptors:
 
 def police_alert(event: Event, referrals: Sequence[Referral], deadlines: Deadlines) -> PoliceAlert | None:
     """The urgent alert a missing-child report raises for its jurisdiction's command centre."""
+    values = police_alert_values(event, referrals, deadlines)
+    return None if values is None else PoliceAlert(**values)
+
+
+def police_alert_values(event: Event, referrals: Sequence[Referral], deadlines: Deadlines
+                        ) -> dict[str, Any] | None:
+    """The fields of `police_alert` (every one, in the model's order), from the validated event
+    and the referrals the engine built."""
     if event.kind != MISSING_CHILD:
         return None
     lead = _lead(referrals)
     urgency = _most_urgent(lead.urgency, ALERT_URGENCY) if lead else ALERT_URGENCY
-    return PoliceAlert(
-        alert_id=alert_id_for(event.event_id),
-        case_id=case_id_of(event),
-        event_id=event.event_id,
-        jurisdiction=event.jurisdiction,
-        agency=COMMAND_CENTER,
-        urgency=urgency,
-        action=lead.action if lead else DEFAULT_ACTION,
-        action_zh=lead.action_zh if lead and lead.action_zh else DEFAULT_ACTION_ZH,
-        raised_at=event.reported_at,
-        ack_deadline=deadlines.ack_by(urgency, event.reported_at),
-        exercise=event.exercise,
-        lead_referral_id=lead.referral_id if lead else None,
-        referral_ids=tuple(r.referral_id for r in referrals if r is not lead),
-        rule_id=lead.rule_id if lead else None,
-        citation=lead.citation if lead else None,
-        descriptors=descriptors_of(event),
-    )
+    person = event.person
+    if isinstance(event, MissingChildReport):
+        place, seen = event.last_seen_location.place, event.last_seen_at
+    else:
+        place, seen = (event.location.place if event.location else None), event.occurred_at
+    return {
+        "alert_id": alert_id_for(event.event_id),
+        "case_id": case_id_of(event),
+        "event_id": event.event_id,
+        "jurisdiction": event.jurisdiction,
+        "agency": COMMAND_CENTER,
+        "urgency": urgency,
+        "action": lead.action if lead else DEFAULT_ACTION,
+        "action_zh": lead.action_zh if lead and lead.action_zh else DEFAULT_ACTION_ZH,
+        "raised_at": event.reported_at,
+        "ack_deadline": deadlines.ack_by(urgency, event.reported_at),
+        "attempt": 1,
+        "exercise": event.exercise,
+        "lead_referral_id": lead.referral_id if lead else None,
+        "referral_ids": tuple(r.referral_id for r in referrals if r is not lead),
+        "rule_id": lead.rule_id if lead else None,
+        "citation": lead.citation if lead else None,
+        # `descriptors_of(event)`, as values.
+        "descriptors": {"age": person.age if person else None, "sex": person.sex if person else None,
+                        "place": place, "last_seen_at": seen},
+    }
 
 
 @dataclass(frozen=True)
@@ -83,7 +101,9 @@ class PoliceAlertEmitter:
     deadlines: Deadlines
 
     def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
-        alert = police_alert(event, referrals, self.deadlines)
-        if alert is None:
+        # Serialised as the model writes it, without validating what the bus built (schemas/wire.py).
+        values = police_alert_values(event, referrals, self.deadlines)
+        if values is None:
             return ()
-        return (Outgoing(POLICE_ALERTS.name, alert.key, dump(alert)),)
+        key = str(values["case_id"]).encode()  # PoliceAlert.key
+        return (Outgoing(POLICE_ALERTS.name, key, dump_values(PoliceAlert, values)),)

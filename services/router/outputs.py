@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from rules.deadlines import Deadlines
 from rules.engine import plan_status
 from schemas.events import Event
-from schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record
+from schemas.receipts import Receipt, RefusalField, audit_record, audit_records_json
 from schemas.referrals import DeadLetter, Referral
+from schemas.wire import dump_values
 from services.router.handling import Emitter, Outgoing
 from topics.catalog import AUDIT, RECEIPTS
 
@@ -33,17 +34,21 @@ class ReceiptEmitter:
     now: Clock = field(default=_utcnow)
 
     def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
+        # Built from the validated event and the referrals the engine built: serialised as the
+        # model writes it, without validating it all again (schemas/wire.py); every field given.
         plans = plan_status(event, referrals)
-        receipt = Receipt(
-            event_id=str(event.event_id), status="routed", reporter_agency=event.reporter.agency,
-            kind=event.kind, jurisdiction=event.jurisdiction, exercise=event.exercise,
-            routed_to=tuple(RoutedTo(agency=r.agency, role=r.role, referral_id=r.referral_id,
-                                     rule_id=r.rule_id, clause=r.citation.clause, file=r.citation.file,
-                                     urgency=r.urgency, ack_by=r.ack_by, due_by=r.due_by)
-                            for r in referrals),
-            expired_plans=plans.expired_plans, routed_by_plan_in_force=plans.deferred_to,
-            plan_note=plans.note, issued_at=self.now())
-        return (Outgoing(RECEIPTS.name, receipt.event_id.encode(), receipt.model_dump_json().encode()),)
+        event_id = str(event.event_id)
+        receipt = dump_values(Receipt, {
+            "event_id": event_id, "status": "routed", "reporter_agency": event.reporter.agency,
+            "kind": event.kind, "jurisdiction": event.jurisdiction, "exercise": event.exercise,
+            "routed_to": [{"agency": r.agency, "role": r.role, "referral_id": r.referral_id,
+                           "rule_id": r.rule_id, "clause": r.citation.clause, "file": r.citation.file,
+                           "urgency": r.urgency, "ack_by": r.ack_by, "due_by": r.due_by}
+                          for r in referrals],
+            "refusal_reason": None, "refusal_errors": (),
+            "expired_plans": plans.expired_plans, "routed_by_plan_in_force": plans.deferred_to,
+            "plan_note": plans.note, "issued_at": self.now()})
+        return (Outgoing(RECEIPTS.name, event_id.encode(), receipt),)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
         """A 'refused' receipt when the refused message's event id could be read."""
@@ -64,10 +69,10 @@ class AuditEmitter:
     now: Clock = field(default=_utcnow)
 
     def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
-        at = self.now()
-        records = [audit_record(event.event_id, "routed", "router", at, referral_id=r.referral_id,
-                                agency=r.agency, detail=r.role) for r in referrals]
-        return tuple(Outgoing(AUDIT.name, rec.key, rec.model_dump_json().encode()) for rec in records)
+        key = str(event.event_id).encode()  # AuditRecord.key
+        records = audit_records_json(event.event_id, "routed", "router", self.now(),
+                                     ((r.referral_id, r.agency, r.role) for r in referrals))
+        return tuple(Outgoing(AUDIT.name, key, record) for record in records)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
         if letter.event_id is None:

@@ -12,7 +12,7 @@ from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import RuleBook, route
 from rules.errors import DeadlinesError, ProjectionError
-from rules.projection import load_projections, paths_for, project
+from rules.projection import event_values, load_projections, paths_for, project
 
 FULL_PERSON = {"age": 9, "sex": "female", "nationality": "CN", "disability": "hearing",
                "name": "Secret Name", "id_number": "110101201501010000",
@@ -144,3 +144,16 @@ def test_unknown_level_rejected(tmp_path: Path) -> None:
     data["soon"] = {"ack_within": dt.timedelta(minutes=1), "due_within": None}
     with pytest.raises(ValueError, match="unknown urgency level"):
         Deadlines(deadlines=data)  # type: ignore[arg-type]
+
+
+def test_projections_of_one_event_share_its_values_but_not_what_a_rule_adds(event: Any) -> None:
+    """The router projects an event once per agency from values read once; a rule that adds a
+    derived field to a whole object (police get all of `person`, plus `person.is_child`) adds it
+    to that referral only."""
+    ev = event("rescued_victim_needs_assistance", "xx_city", FULL_PERSON, location=LOCATION)
+    values = event_values(ev)
+    widened = project(ev, "police", add=["person.is_child"], values=values)
+    assert widened["person"]["is_child"] is True and widened["person"]["name"] == "Secret Name"
+    plain = project(ev, "police", values=values)
+    assert "is_child" not in plain["person"] and plain == project(ev, "police")
+    assert project(ev, "health", add=["person.is_child"], values=values)["person"]["is_child"] is True

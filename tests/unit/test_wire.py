@@ -1,0 +1,117 @@
+"""The wire format of messages the bus builds itself (schemas/wire.py): the same bytes the models
+write, without building and validating them first."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from bus.demo_events import scripted_events
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook
+from schemas.alerts import PoliceAlert
+from schemas.receipts import AUDIT_NAMESPACE, AuditRecord, Receipt, audit_record, audit_records_json
+from schemas.referrals import Citation, Referral, referral_id_for, referral_id_suffix, referral_ids
+from schemas.wire import Uuid5, dump_values, model_values
+from services.alerts.emitter import police_alert
+from services.router.handling import Position, Routed, Router
+from services.router.outputs import AuditEmitter, ReceiptEmitter, emitters
+from topics.catalog import AUDIT, POLICE_ALERTS, RECEIPTS
+
+AT = dt.datetime(2026, 12, 5, 8, 30, 1, 250000, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+CITATION = Citation(file="001_56bdd0a940e471fd.txt", clause="第八条", quote="认真执行 \"快速查找\"\n机制")
+
+
+def test_dump_values_writes_what_the_model_writes_defaults_and_nested_models_included() -> None:
+    values: dict[str, Any] = {"referral_id": uuid.uuid4(), "event_id": uuid.uuid4(), "kind": "child_missing_reported",
+                              "jurisdiction": "xian", "decided_by": "xian", "agency": "police.command_center",
+                              "role": "lead", "action": "Search at once", "urgency": "immediate",
+                              "reported_at": AT, "ack_by": AT + dt.timedelta(minutes=5), "due_by": None,
+                              "rule_id": "xian.x", "citation": CITATION,
+                              "subject": {"person": {"age": 6, "wishes": ["return_home"]}, "lat": 1e-05}}
+    assert dump_values(Referral, values) == Referral(**values).model_dump_json().encode()
+    assert json.loads(dump_values(Referral, values))["constraints"] == []  # a default filled in
+
+
+def test_model_values_refuses_a_missing_required_field_and_an_unknown_one() -> None:
+    with pytest.raises(KeyError, match="AuditRecord.audit_id is required"):
+        model_values(AuditRecord, {"event_id": "e", "action": "routed", "actor": "router", "at": AT})
+    with pytest.raises(ValueError, match="no field"):
+        model_values(AuditRecord, {"audit_id": uuid.uuid4(), "event_id": "e", "action": "routed",
+                                   "actor": "router", "at": AT, "colour": "red"})
+
+
+@given(st.uuids(), st.text(), st.text())
+def test_uuid5_hashes_the_prefix_once_and_gives_uuid5(namespace: uuid.UUID, prefix: str, suffix: str) -> None:
+    ids = Uuid5(namespace, prefix)
+    assert ids(suffix) == uuid.uuid5(namespace, prefix + suffix)
+    assert ids.text(suffix) == str(uuid.uuid5(namespace, prefix + suffix))
+
+
+def test_referral_ids_of_one_event_are_referral_id_for() -> None:
+    event_id = uuid.uuid4()
+    ids = referral_ids(event_id)
+    for agency, rule_id, role in [("police", "xian.a", "lead"), ("civil_affairs", "national_2021.b", "cooperating")]:
+        assert ids(referral_id_suffix(agency, rule_id, role)) == referral_id_for(event_id, agency, rule_id, role)
+
+
+def test_audit_records_of_one_step_are_audit_record_serialised() -> None:
+    event_id = uuid.uuid4()
+    entries = [(uuid.uuid4(), "police", "lead"), (None, None, "invalid_event"), (uuid.uuid4(), "health", None)]
+    got = audit_records_json(event_id, "routed", "router", AT, entries)
+    assert got == [audit_record(event_id, "routed", "router", AT, referral_id=r, agency=a, detail=d)
+                   .model_dump_json().encode() for r, a, d in entries]
+    assert uuid.UUID(json.loads(got[0])["audit_id"]).version == 5
+    assert AUDIT_NAMESPACE  # the ids are in the audit namespace (compared above)
+
+
+MODEL_OF: dict[str, type[BaseModel]] = {POLICE_ALERTS.name: PoliceAlert, RECEIPTS.name: Receipt,
+                                        AUDIT.name: AuditRecord}
+
+
+@pytest.mark.parametrize("situation", range(5))
+def test_every_message_the_router_builds_is_what_its_model_writes(situation: int) -> None:
+    """Each output, read back into its model and written again, is the same bytes: nothing the
+    model would write differently (a format, an order, a default) and nothing it would refuse."""
+    deadlines = Deadlines.load()
+    router = Router(load_rulebook(), deadlines, emitters(deadlines))
+    for exercise, case_id in ((False, None), (True, str(uuid.uuid4()))):
+        event = dict(scripted_events()[situation], exercise=exercise)
+        if case_id:
+            event["case_id"] = case_id
+        outcome = router.handle(json.dumps(event, ensure_ascii=False).encode(), Position("events.inbound", 0, 0))
+        assert isinstance(outcome, Routed)
+        topics = {m.topic for m in outcome.messages}
+        assert {RECEIPTS.name, AUDIT.name} <= topics
+        assert (POLICE_ALERTS.name in topics) == (event["kind"] == "child_missing_reported")
+        for message in outcome.messages:
+            model = MODEL_OF.get(message.topic, Referral)
+            assert model.model_validate_json(message.value).model_dump_json().encode() == message.value
+
+
+def test_the_alert_receipt_and_audit_are_those_the_validated_models_give() -> None:
+    deadlines = Deadlines.load()
+    router = Router(load_rulebook(), deadlines)
+    fixed = lambda: AT  # noqa: E731
+    raw = json.dumps(scripted_events()[0], ensure_ascii=False).encode()
+    outcome = router.handle(raw, Position("events.inbound", 0, 0))
+    assert isinstance(outcome, Routed)
+    event, referrals = outcome.event, outcome.referrals
+    alert = police_alert(event, referrals, deadlines)
+    assert alert is not None
+    (alert_message,) = emitters(deadlines)[0](event, referrals)
+    assert (alert_message.key, alert_message.value) == (alert.key, alert.model_dump_json().encode())
+    (receipt,) = ReceiptEmitter(now=fixed)(event, referrals)
+    assert Receipt.model_validate_json(receipt.value).routed_to[0].referral_id == referrals[0].referral_id
+    audit = AuditEmitter(now=fixed)(event, referrals)
+    assert [m.value for m in audit] == [
+        audit_record(event.event_id, "routed", "router", AT, referral_id=r.referral_id, agency=r.agency,
+                     detail=r.role).model_dump_json().encode() for r in referrals]
+    assert {m.key for m in audit} == {str(event.event_id).encode()}
