@@ -1,0 +1,294 @@
+"""Router CPU by load: the % of a core the router worker uses idle, at steady rates (20 and 100
+events/s by default) and in bulk, and its CPU per event at each, beside a raw aiokafka worker
+doing the same work measured in the same run.
+
+Each worker runs as a process of its own on a fresh local broker of its own, and is measured
+through /proc (all its threads):
+  (a) raw: aiokafka consume -> `Router.handle` -> produce -> wait for the acks -> commit, the
+      router's producer settings and fetch wait (REFERRAL_BUS_FETCH_MAX_WAIT_MS), the loop a
+      Kafka client's user writes first;
+  (b) router: the `referral-bus router` worker (faust, `tuned://` transport), as deployed.
+Phases, in order, after the worker has routed a first event: idle (nothing sent); each rate
+(events sent at a steady pace, measured from the first send until the worker has committed the
+last); bulk (events sent as fast as the producer can, until all are committed). The events are
+the router benchmark's clues (benchmarks/events.py). The broker's CPU is printed too: a worker's
+polling costs the broker as well. CPU per event at a rate is compared with the same worker's
+bulk figure: the cost of an event that arrives alone against one that arrives with others.
+
+    .venv/bin/python -m benchmarks.router_cpu [--rates 20,100] [--window S] [--idle S]
+        [--bulk N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from benchmarks.events import events
+from benchmarks.support import cpu_seconds, print_result, router_worker, tail_consumer
+from bus.kafka import clients
+from bus.kafka.admin import create_topics
+from bus.local_broker import die_with_parent, local_broker
+from bus.settings import KafkaSettings
+from services.router.settings import RouterSettings
+from topics.catalog import EVENTS, RECEIPTS, all_topics
+
+RAW_GROUP = "bench-raw-worker"
+
+
+@dataclass
+class Phase:
+    """One measured stretch: wall seconds, events the worker handled, CPU seconds of the worker
+    and of the broker."""
+
+    name: str
+    wall: float
+    events: int
+    cpu: float
+    broker_cpu: float
+
+    @property
+    def pct(self) -> float:
+        return 100 * self.cpu / self.wall
+
+    @property
+    def broker_pct(self) -> float:
+        return 100 * self.broker_cpu / self.wall
+
+    @property
+    def ms_per_event(self) -> float | None:
+        return 1000 * self.cpu / self.events if self.events else None
+
+    def figures(self) -> dict[str, Any]:
+        per = self.ms_per_event
+        return {"cpu_pct": round(self.pct, 2), "broker_cpu_pct": round(self.broker_pct, 2),
+                "events": self.events, "seconds": round(self.wall, 1),
+                "cpu_ms_per_event": None if per is None else round(per, 3)}
+
+
+# --------------------------------------------------------------------------------------------
+# The raw worker (a process of its own: `python -m benchmarks.router_cpu --raw-worker`)
+
+
+async def raw_worker(kafka: KafkaSettings) -> None:
+    """Consume -> route -> produce -> commit until SIGTERM, with plain aiokafka."""
+    from rules.deadlines import Deadlines
+    from rules.engine import load_rulebook
+    from services.router.handling import Position, Router
+    from services.router.outputs import emitters
+
+    deadlines = Deadlines.load()
+    router = Router(load_rulebook(), deadlines, emitters(deadlines))
+    consumer = clients.consumer(kafka, EVENTS.name, group_id=RAW_GROUP)
+    producer = clients.producer(kafka)
+    await consumer.start()
+    await producer.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    gc.collect()
+    gc.freeze()  # as the bus's workers do (bus.faust_app.run_worker)
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=1000)
+            futures = []
+            for records in batches.values():
+                for rec in records:
+                    outcome = router.handle(rec.value, Position(rec.topic, rec.partition, rec.offset))
+                    for out in outcome.messages:
+                        futures.append(await producer.send(out.topic, out.value, key=out.key))
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+@contextlib.contextmanager
+def raw_process(kafka: KafkaSettings, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
+    with open(workdir / "raw.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.router_cpu", "--raw-worker"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# --------------------------------------------------------------------------------------------
+# Load and measurement
+
+
+class Load:
+    """Sends events to the inbound topic and tells when the worker has committed them."""
+
+    def __init__(self, kafka: KafkaSettings, group: str) -> None:
+        self.kafka, self.group = kafka, group
+        self.sent = 0
+        self.payloads = iter(events(10**6 // 5))  # generated lazily enough: a few MB at most used
+
+    async def __aenter__(self) -> Load:
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.kafka.bootstrap_servers, acks="all", linger_ms=1)
+        self.probe = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap_servers, group_id=self.group,
+                                      enable_auto_commit=False)
+        await self.producer.start()
+        await self.probe.start()
+        await self.probe.topics()
+        partitions = sorted(self.probe.partitions_for_topic(EVENTS.name) or ())
+        self.parts = [TopicPartition(EVENTS.name, p) for p in partitions]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+        await self.probe.stop()
+
+    async def send(self, n: int, rate: float | None) -> None:
+        """`n` events at `rate` per second (None: as fast as the producer goes)."""
+        start = time.perf_counter()
+        futures = []
+        for i in range(n):
+            if rate is not None:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            futures.append(await self.producer.send(EVENTS.name, next(self.payloads), key=str(self.sent).encode()))
+            self.sent += 1
+        await asyncio.gather(*futures)
+
+    async def committed(self) -> int:
+        return sum([await self.probe.committed(tp) or 0 for tp in self.parts])
+
+    async def all_committed(self, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while await self.committed() < self.sent:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker committed {await self.committed()}/{self.sent} events")
+            await asyncio.sleep(0.05)
+
+
+async def wait_until_routing(kafka: KafkaSettings, load: Load, timeout: float = 120) -> None:
+    """Send events until a receipt comes back: the worker has joined its group and routes."""
+    receipts = await tail_consumer(kafka, RECEIPTS.name)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await load.send(1, None)
+            if any((await receipts.getmany(timeout_ms=1000)).values()):
+                await load.all_committed()
+                return
+        raise RuntimeError("the worker routed nothing")
+    finally:
+        await receipts.stop()
+
+
+async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: argparse.Namespace) -> list[Phase]:
+    worker, broker = pids["worker"], pids["broker"]
+    out = []
+    async with Load(kafka, group) as load:
+        await wait_until_routing(kafka, load)
+        await asyncio.sleep(args.settle)
+
+        def start() -> tuple[float, float, float]:
+            return time.perf_counter(), cpu_seconds(worker), cpu_seconds(broker)
+
+        def done(name: str, since: tuple[float, float, float], n: int) -> Phase:
+            t, c, b = since
+            phase = Phase(name, time.perf_counter() - t, n, cpu_seconds(worker) - c, cpu_seconds(broker) - b)
+            f = phase.figures()
+            per = "" if f["cpu_ms_per_event"] is None else f", {f['cpu_ms_per_event']:.3f} ms CPU per event"
+            print(f"  {name:>8}: {f['cpu_pct']:6.2f}% of a core{per}; broker {f['broker_cpu_pct']:5.1f}%; "
+                  f"{f['events']} events in {f['seconds']} s", flush=True)
+            out.append(phase)
+            return phase
+
+        since = start()
+        await asyncio.sleep(args.idle)
+        done("idle", since, 0)
+        for rate in args.rates:
+            n = max(1, round(rate * args.window))
+            since = start()
+            await load.send(n, rate)
+            await load.all_committed()
+            done(f"{rate:g}/s", since, n)
+            await asyncio.sleep(args.settle)
+        since = start()
+        await load.send(args.bulk, None)
+        await load.all_committed()
+        done("bulk", since, args.bulk)
+    return out
+
+
+def run(kind: str, args: argparse.Namespace) -> list[Phase]:
+    workdir = args.logdir / kind
+    workdir.mkdir(parents=True, exist_ok=True)
+    with local_broker(workdir / "tansu.log") as broker:
+        assert broker.process is not None
+        kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+        asyncio.run(create_topics(kafka, all_topics()))
+        worker = raw_process(kafka, workdir) if kind == "raw" else router_worker(kafka, workdir)
+        group = RAW_GROUP if kind == "raw" else RouterSettings().app_name
+        with worker as proc:
+            print(f"{kind} worker (fetch wait {kafka.fetch_max_wait_ms} ms):", flush=True)
+            return asyncio.run(phases(kafka, group, {"worker": proc.pid, "broker": broker.process.pid}, args))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default=None, help="Steady rates, events/s, comma-separated (default 20,100).")
+    parser.add_argument("--window", type=float, default=None, help="Seconds of each steady rate (default 30).")
+    parser.add_argument("--idle", type=float, default=None, help="Seconds of the idle window (default 30).")
+    parser.add_argument("--bulk", type=int, default=None, help="Events of the bulk phase (default 20,000).")
+    parser.add_argument("--settle", type=float, default=None, help="Pause between phases, s (default 3).")
+    parser.add_argument("--workers", default="raw,router", help="Which workers, in order (default raw,router).")
+    parser.add_argument("--logdir", type=Path, default=Path(".state/bench-router-cpu"))
+    parser.add_argument("--quick", action="store_true", help="2 s windows, 300 bulk events: checks that it runs.")
+    parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.raw_worker:
+        asyncio.run(raw_worker(KafkaSettings()))
+        return
+    args.rates = [float(r) for r in (args.rates or "20,100").split(",")]
+    args.window = args.window or (2.0 if args.quick else 30.0)
+    args.idle = args.idle or (2.0 if args.quick else 30.0)
+    args.bulk = args.bulk or (300 if args.quick else 20_000)
+    args.settle = args.settle if args.settle is not None else (0.5 if args.quick else 3.0)
+    results: dict[str, Any] = {"quick": args.quick, "rates": args.rates, "window_s": args.window,
+                               "idle_s": args.idle, "bulk_events": args.bulk}
+    kinds = args.workers.split(",")
+    for kind in kinds:
+        measured = run(kind, args)
+        bulk = measured[-1].ms_per_event
+        results[kind] = {p.name: p.figures() for p in measured}
+        results[f"{kind}_vs_bulk"] = {p.name: round(p.ms_per_event / bulk, 2) for p in measured
+                                      if p.ms_per_event is not None and bulk}
+    print("CPU per event at each rate / the same worker's bulk figure: "
+          + ", ".join(f"{kind} {results[f'{kind}_vs_bulk']}" for kind in kinds))
+    if {"raw", "router"} <= set(kinds):
+        print("router / raw, % of a core: " + ", ".join(
+            f"{name} {results['router'][name]['cpu_pct'] / max(results['raw'][name]['cpu_pct'], 0.01):.2f}"
+            for name in results["router"]))
+    print_result(results)
+
+
+if __name__ == "__main__":
+    main()
