@@ -24,6 +24,7 @@ class BusApp(faust.App):
     agent a fetched batch at a time (`bus/kafka/batches.py`)."""
 
     fetch_max_wait_ms: int = 10
+    idle_fetch_max_wait_ms: int = 0
     delivery_guard: DeliveryGuard
     #: Topic name -> the channel of the agent reading it in batches (None until the agent starts).
     batch_readers: dict[str, Any]
@@ -80,6 +81,7 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
         **conf,
     )
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
+    app.idle_fetch_max_wait_ms = kafka.idle_fetch_max_wait_ms
     app.delivery_guard = DeliveryGuard()
     app.batch_readers = {}
     return app

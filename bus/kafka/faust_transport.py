@@ -7,7 +7,8 @@ is registered as `tuned://` in pyproject.toml. Its consumer and producer are fau
 overrides of `bus/upstream/faust_worker.py` (the fetch wait, records fetched during a rebalance
 held, fetched records handed to the streams a batch at a time, no commit past a failed delivery,
 every send watched); here, what the bus does with them: hand the batches of topics read in
-batches to their agent, and poll the broker less often while that agent is behind.
+batches to their agent, poll the broker less often while that agent is behind, and less often
+again while the worker's topics are quiet.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from typing import Any
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
-from bus.upstream.faust_worker import Producer, WorkerConsumer, fetch_max_wait_ms, set_fetch_max_wait
+from bus.upstream.faust_worker import (
+    Producer,
+    WorkerConsumer,
+    fetch_max_wait_ms,
+    idle_fetch_max_wait_ms,
+    set_fetch_max_wait,
+)
 
 #: How often a hand-over to an agent whose queue is full checks it again.
 HAND_OVER_POLL_SECONDS = 0.005
@@ -35,8 +42,22 @@ HAND_OVER_POLL_SECONDS = 0.005
 BACKLOG_FETCH_MAX_WAIT_MS = 250
 
 
+#: The states of the worker's fetch wait (`Consumer._set_fetch_wait`). Quiet: a second without
+#: records, until records come; the wait is then the app's idle wait (REFERRAL_BUS_IDLE_FETCH_MAX_WAIT_MS).
+#: Each empty poll costs the worker ~0.5 ms of CPU and the broker as much (aiokafka encodes and
+#: decodes every request in Python): polling every 10 ms kept an idle router at ~5 % of a core
+#: and its broker at ~5 %, 100 ms at ~1 % each (benchmarks/router_cpu.py). On Tansu, which
+#: answers a waiting fetch only at its next check, the first record after a quiet spell may wait
+#: up to about half the idle wait; on Apache Kafka, which answers on arrival, not at all.
+BUSY, BEHIND, QUIET = "busy", "behind", "quiet"
+
+
 class Consumer(WorkerConsumer):
-    """The worker consumer of `tuned://`: hands the records of topics read in batches to their agent."""
+    """The worker consumer of `tuned://`: hands the records of topics read in batches to their
+    agent, and fetches at the wait that suits the traffic: the bus's own, longer while an agent is
+    behind, longer again while the topics are quiet."""
+
+    _fetch_wait_state: str = BUSY
 
     async def _hand_over(self, batch_readers: dict[str, Any], topic: str, messages: list[Any]) -> None:
         """Put `messages` on the queue of `topic`'s agent, `BATCH_MAX` at a time, with at most
@@ -51,22 +72,38 @@ class Consumer(WorkerConsumer):
             await asyncio.sleep(HAND_OVER_POLL_SECONDS)
         queue = channel.queue
         if queue.empty():
-            self._set_fetch_wait(agent_behind=False)
+            self._set_fetch_wait(BUSY)
         # Live traffic comes a few records per fetch, a backlog at least a batch at a time: a
         # queue full of small batches is a short stall of the agent, not a reason to poll less.
         reading_a_backlog = len(messages) >= BATCH_MAX
         for start in range(0, len(messages), BATCH_MAX):
             if queue.qsize() >= BATCHES_WAITING:
                 if reading_a_backlog:
-                    self._set_fetch_wait(agent_behind=True)
+                    self._set_fetch_wait(BEHIND)
                 while queue.qsize() >= BATCHES_WAITING:
                     await asyncio.sleep(HAND_OVER_POLL_SECONDS)
             await queue.put(messages[start:start + BATCH_MAX])
 
-    def _set_fetch_wait(self, *, agent_behind: bool) -> None:
-        """The bus's fetch wait, or `BACKLOG_FETCH_MAX_WAIT_MS` while an agent is behind."""
+    def _on_quiet(self) -> None:
+        """No record for a second: poll at the app's idle wait until records come."""
+        self._set_fetch_wait(QUIET)
+
+    def _on_records(self) -> None:
+        """Records again after a quiet spell: the bus's own wait from the next fetch on (while an
+        agent is behind, `_hand_over` lengthens it again)."""
+        if self._fetch_wait_state == QUIET:
+            self._set_fetch_wait(BUSY)
+
+    def _set_fetch_wait(self, state: str) -> None:
+        """The worker's fetch wait: the bus's own (`BUSY`), `BACKLOG_FETCH_MAX_WAIT_MS` while an
+        agent is behind (`BEHIND`), or the app's idle wait while its topics are quiet (`QUIET`)."""
+        self._fetch_wait_state = state
         wait = fetch_max_wait_ms(self.app)
-        set_fetch_max_wait(self, max(wait, BACKLOG_FETCH_MAX_WAIT_MS) if agent_behind else wait)
+        if state == BEHIND:
+            wait = max(wait, BACKLOG_FETCH_MAX_WAIT_MS)
+        elif state == QUIET:
+            wait = max(wait, idle_fetch_max_wait_ms(self.app))
+        set_fetch_max_wait(self, wait)
 
 
 class Transport(faust_aiokafka.Transport):

@@ -24,6 +24,9 @@ FAUST_FETCH_MAX_WAIT_MS = 1500
 REBALANCE_POLL_SECONDS = 0.01
 #: Records a fetched batch hands to the streams before it lets other tasks run (faust's figure).
 DELIVERY_YIELD_EVERY = 100
+#: How long the fetch loop waits for records before it goes round again (faust's figure): a
+#: fetch that brings nothing for this long means the worker's topics are quiet.
+FETCH_TIMEOUT_S = 1.0
 
 _DRIVER = "faust.transport.drivers.aiokafka"
 
@@ -138,9 +141,12 @@ class WorkerConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                batch = [record async for record in self.getmany(timeout=1.0)]
+                batch = [record async for record in self.getmany(timeout=FETCH_TIMEOUT_S)]
                 await self.sleep(0)  # as faust: a loop of empty fetches must still yield
-                if batch and not self.should_stop:
+                if not batch:
+                    self._on_quiet()
+                elif not self.should_stop:
+                    self._on_records()
                     if self._commit_every is not None and self._n_acked >= self._commit_every:
                         self._n_acked = 0
                         await self.commit()
@@ -198,6 +204,12 @@ class WorkerConsumer(faust_aiokafka.Consumer):
     async def _hand_over(self, batch_readers: dict[str, Any], topic: str, messages: list[Any]) -> None:
         """Give `messages` (records of `topic`, in order) to the agent reading it in batches."""
         raise NotImplementedError("the bus's transport consumer hands batches over")
+
+    def _on_quiet(self) -> None:
+        """No record came for `FETCH_TIMEOUT_S` (the transport's consumer polls less often then)."""
+
+    def _on_records(self) -> None:
+        """A fetch brought records, about to be delivered."""
 
     @workaround(
         replaces={f"{_DRIVER}:Consumer._commit": "91c201528438395b"},
@@ -262,6 +274,12 @@ class Producer(faust_aiokafka.Producer):
 def fetch_max_wait_ms(app: Any) -> int:
     """The worker's fetch wait: the app's `fetch_max_wait_ms` (`BusApp`), else faust's own."""
     return int(getattr(app, "fetch_max_wait_ms", FAUST_FETCH_MAX_WAIT_MS))
+
+
+def idle_fetch_max_wait_ms(app: Any) -> int:
+    """The worker's fetch wait while its topics are quiet: the app's `idle_fetch_max_wait_ms`
+    (`BusApp`), else its fetch wait."""
+    return int(getattr(app, "idle_fetch_max_wait_ms", 0)) or fetch_max_wait_ms(app)
 
 
 @workaround(
