@@ -8,15 +8,18 @@ through /proc (all its threads):
       router's producer settings and fetch wait (REFERRAL_BUS_FETCH_MAX_WAIT_MS), the loop a
       Kafka client's user writes first;
   (b) router: the `referral-bus router` worker (faust, `tuned://` transport), as deployed.
-Phases, in order, after the worker has routed a first event: idle (nothing sent); each rate
-(events sent at a steady pace, measured from the first send until the worker has committed the
-last); bulk (events sent as fast as the producer can, until all are committed). The events are
-the router benchmark's clues (benchmarks/events.py). The broker's CPU is printed too: a worker's
-polling costs the broker as well. CPU per event at a rate is compared with the same worker's
-bulk figure: the cost of an event that arrives alone against one that arrives with others.
+Phases, in order, after the worker has routed a first event: idle (nothing sent); lone (events
+sent one at a time, `--lone-gap` apart, each with the worker quiet before it: their CPU net of
+the idle rate is what one event costs when it arrives alone); each rate (events sent at a steady
+pace, measured from the first send until the worker has committed the last); bulk (events sent
+as fast as the producer can, until all are committed). The events are the router benchmark's
+clues (benchmarks/events.py). The broker's CPU is printed too: a worker's polling costs the
+broker as well. CPU per event at each load is compared with the same worker's bulk figure.
+`--profile` records the lone phase with py-spy (without pausing the worker) and prints the
+share of its CPU per stage.
 
     .venv/bin/python -m benchmarks.router_cpu [--rates 20,100] [--window S] [--idle S]
-        [--bulk N] [--quick]
+        [--lone N] [--lone-gap S] [--bulk N] [--profile] [--quick]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +63,8 @@ class Phase:
     events: int
     cpu: float
     broker_cpu: float
+    #: For events sent one at a time: the worker's idle CPU share, which their figure is net of.
+    idle_share: float = 0.0
 
     @property
     def pct(self) -> float:
@@ -72,11 +78,19 @@ class Phase:
     def ms_per_event(self) -> float | None:
         return 1000 * self.cpu / self.events if self.events else None
 
+    @property
+    def ms_per_event_net_of_idle(self) -> float | None:
+        return 1000 * (self.cpu - self.idle_share * self.wall) / self.events if self.events else None
+
     def figures(self) -> dict[str, Any]:
         per = self.ms_per_event
-        return {"cpu_pct": round(self.pct, 2), "broker_cpu_pct": round(self.broker_pct, 2),
-                "events": self.events, "seconds": round(self.wall, 1),
-                "cpu_ms_per_event": None if per is None else round(per, 3)}
+        out = {"cpu_pct": round(self.pct, 2), "broker_cpu_pct": round(self.broker_pct, 2),
+               "events": self.events, "seconds": round(self.wall, 1),
+               "cpu_ms_per_event": None if per is None else round(per, 3)}
+        net = self.ms_per_event_net_of_idle
+        if self.idle_share and net is not None:
+            out["cpu_ms_per_event_net_of_idle"] = round(net, 3)
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,11 +225,14 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
         def start() -> tuple[float, float, float]:
             return time.perf_counter(), cpu_seconds(worker), cpu_seconds(broker)
 
-        def done(name: str, since: tuple[float, float, float], n: int) -> Phase:
+        def done(name: str, since: tuple[float, float, float], n: int, idle_share: float = 0.0) -> Phase:
             t, c, b = since
-            phase = Phase(name, time.perf_counter() - t, n, cpu_seconds(worker) - c, cpu_seconds(broker) - b)
+            phase = Phase(name, time.perf_counter() - t, n, cpu_seconds(worker) - c, cpu_seconds(broker) - b,
+                          idle_share)
             f = phase.figures()
             per = "" if f["cpu_ms_per_event"] is None else f", {f['cpu_ms_per_event']:.3f} ms CPU per event"
+            if idle_share:
+                per += f" ({f['cpu_ms_per_event_net_of_idle']:.3f} net of the idle rate)"
             print(f"  {name:>8}: {f['cpu_pct']:6.2f}% of a core{per}; broker {f['broker_cpu_pct']:5.1f}%; "
                   f"{f['events']} events in {f['seconds']} s", flush=True)
             out.append(phase)
@@ -223,7 +240,18 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
 
         since = start()
         await asyncio.sleep(args.idle)
-        done("idle", since, 0)
+        idle = done("idle", since, 0)
+        if args.lone:
+            spy = start_profile(worker, args, args.workdir / "lone-profile.txt") if args.profile else None
+            since = start()
+            for _ in range(args.lone):
+                await load.send(1, None)
+                await asyncio.sleep(args.lone_gap)
+            await load.all_committed()
+            done("lone", since, args.lone, idle_share=idle.cpu / idle.wall)
+            if spy is not None:
+                print_profile(spy)
+            await asyncio.sleep(args.settle)
         for rate in args.rates:
             n = max(1, round(rate * args.window))
             since = start()
@@ -238,8 +266,66 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Where a lone event's CPU goes (py-spy)
+
+#: Stages of a worker's work, by the code found in a sampled stack (the first that matches).
+STAGES = (
+    ("routing step (Router.handle: validate, route, build and serialise every output)", ("Router.handle",)),
+    ("agent's sends (faust producer, delivery guard)", ("route_events", "Producer.send")),
+    ("agent: batches, metrics", ("route_events", "fetched_batches", "Agent._slurp")),
+    ("hand-over: faust's fetch loop, records to the agent", ("_drain_messages", "Fetcher._fetcher", "_deliver")),
+    ("commits: faust's commit, producer flush, offsets", ("_commit", "Consumer.commit", "flush")),
+    ("produce requests (aiokafka sender: encode, send, acks)", ("Sender.", "MessageAccumulator")),
+    ("consumer thread: fetch requests, responses, thread calls", ("Thread-",)),
+)
+
+
+Profile = tuple[subprocess.Popen[bytes], Path]
+
+
+def start_profile(pid: int, args: argparse.Namespace, out: Path) -> Profile | None:
+    """py-spy recording `pid` for the lone phase, without pausing it (so that it costs the worker
+    nothing it would not spend anyway); None (and a word) if py-spy is not installed."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("  (no profile: py-spy is not installed; `.venv/bin/pip install py-spy`)")
+        return None
+    seconds = int(args.lone * args.lone_gap + 5)
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "1000", "--nonblocking", "--threads",
+                             "--format", "raw", "--duration", str(seconds), "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+
+
+def stage_of(frames: list[str]) -> str:
+    text = ";".join(frames)
+    for stage, marks in STAGES:
+        if all(m in text for m in marks[:1]) and (len(marks) == 1 or any(m in text for m in marks[1:])):
+            return stage
+    return "event loop, timers, other"
+
+
+def print_profile(profile: Profile) -> None:
+    """Share of the worker's busy samples per stage over the lone phase (idle polling included)."""
+    spy, path = profile
+    spy.wait()
+    counts: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        frames = stack.split(";")
+        if "select (" in frames[-1]:
+            continue  # waiting in the event loop
+        stage = stage_of(frames)
+        counts[stage] = counts.get(stage, 0) + int(samples)
+    total = sum(counts.values()) or 1
+    print(f"  where the lone phase's CPU went ({total} samples at 1 kHz, py-spy --nonblocking, "
+          f"idle polling included; raw stacks in {path}):")
+    for stage, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"    {100 * n / total:5.1f}%  {stage}")
+
+
 def run(kind: str, args: argparse.Namespace) -> list[Phase]:
-    workdir = args.logdir / kind
+    workdir = args.workdir = args.logdir / kind
     workdir.mkdir(parents=True, exist_ok=True)
     with local_broker(workdir / "tansu.log") as broker:
         assert broker.process is not None
@@ -259,6 +345,11 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=None, help="Seconds of the idle window (default 30).")
     parser.add_argument("--bulk", type=int, default=None, help="Events of the bulk phase (default 20,000).")
     parser.add_argument("--settle", type=float, default=None, help="Pause between phases, s (default 3).")
+    parser.add_argument("--lone", type=int, default=None,
+                        help="Events sent one at a time after the idle window (default 40; 0: none).")
+    parser.add_argument("--lone-gap", type=float, default=None, help="Seconds between lone events (default 1.5).")
+    parser.add_argument("--profile", action="store_true",
+                        help="Record the lone phase with py-spy and print where the CPU went.")
     parser.add_argument("--workers", default="raw,router", help="Which workers, in order (default raw,router).")
     parser.add_argument("--logdir", type=Path, default=Path(".state/bench-router-cpu"))
     parser.add_argument("--quick", action="store_true", help="2 s windows, 300 bulk events: checks that it runs.")
@@ -272,6 +363,8 @@ def main() -> None:
     args.idle = args.idle or (2.0 if args.quick else 30.0)
     args.bulk = args.bulk or (300 if args.quick else 20_000)
     args.settle = args.settle if args.settle is not None else (0.5 if args.quick else 3.0)
+    args.lone = args.lone if args.lone is not None else (2 if args.quick else 40)
+    args.lone_gap = args.lone_gap or (0.5 if args.quick else 1.5)
     results: dict[str, Any] = {"quick": args.quick, "rates": args.rates, "window_s": args.window,
                                "idle_s": args.idle, "bulk_events": args.bulk}
     kinds = args.workers.split(",")

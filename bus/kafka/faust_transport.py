@@ -20,6 +20,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
 from bus.upstream.faust_worker import (
+    FETCH_TIMEOUT_S,
     Producer,
     WorkerConsumer,
     fetch_max_wait_ms,
@@ -42,14 +43,21 @@ HAND_OVER_POLL_SECONDS = 0.005
 BACKLOG_FETCH_MAX_WAIT_MS = 250
 
 
-#: The states of the worker's fetch wait (`Consumer._set_fetch_wait`). Quiet: a second without
-#: records, until records come; the wait is then the app's idle wait (REFERRAL_BUS_IDLE_FETCH_MAX_WAIT_MS).
+#: The states of the worker's fetch wait (`Consumer._set_fetch_wait`). Quiet: no records for
+#: `QUIET_AFTER_S`, until records come; the wait is then the app's idle wait
+#: (REFERRAL_BUS_IDLE_FETCH_MAX_WAIT_MS).
 #: Each empty poll costs the worker ~0.5 ms of CPU and the broker as much (aiokafka encodes and
 #: decodes every request in Python): polling every 10 ms kept an idle router at ~5 % of a core
 #: and its broker at ~5 %, 100 ms at ~1 % each (benchmarks/router_cpu.py). On Tansu, which
 #: answers a waiting fetch only at its next check, the first record after a quiet spell may wait
 #: up to about half the idle wait; on Apache Kafka, which answers on arrival, not at all.
 BUSY, BEHIND, QUIET = "busy", "behind", "quiet"
+#: How long a worker keeps polling at the bus's own wait after its last record. Every poll of
+#: that tail is paid by each event that arrives alone: 1 s cost a lone event ~70 ms of the
+#: router's CPU (and as much of the broker's). Events of a steady 20/s arrive within 230 ms of
+#: the one before 99 times in 100 (Poisson), so at that rate they keep the bus's wait and its
+#: latency; sparser events may pay up to about half the idle wait on Tansu.
+QUIET_AFTER_S = 0.25
 
 
 class Consumer(WorkerConsumer):
@@ -84,9 +92,15 @@ class Consumer(WorkerConsumer):
                     await asyncio.sleep(HAND_OVER_POLL_SECONDS)
             await queue.put(messages[start:start + BATCH_MAX])
 
+    def _fetch_timeout(self) -> float:
+        """While busy, the fetch loop goes round after `QUIET_AFTER_S` without records, to poll
+        less often from then on."""
+        return QUIET_AFTER_S if self._fetch_wait_state == BUSY else FETCH_TIMEOUT_S
+
     def _on_quiet(self) -> None:
-        """No record for a second: poll at the app's idle wait until records come."""
-        self._set_fetch_wait(QUIET)
+        """No record for `QUIET_AFTER_S`: poll at the app's idle wait until records come."""
+        if self._fetch_wait_state != BEHIND:
+            self._set_fetch_wait(QUIET)
 
     def _on_records(self) -> None:
         """Records again after a quiet spell: the bus's own wait from the next fetch on (while an

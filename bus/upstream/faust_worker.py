@@ -24,8 +24,8 @@ FAUST_FETCH_MAX_WAIT_MS = 1500
 REBALANCE_POLL_SECONDS = 0.01
 #: Records a fetched batch hands to the streams before it lets other tasks run (faust's figure).
 DELIVERY_YIELD_EVERY = 100
-#: How long the fetch loop waits for records before it goes round again (faust's figure): a
-#: fetch that brings nothing for this long means the worker's topics are quiet.
+#: How long the fetch loop waits for records before it goes round again (faust's figure), unless
+#: the consumer asks for less (`_fetch_timeout`).
 FETCH_TIMEOUT_S = 1.0
 
 _DRIVER = "faust.transport.drivers.aiokafka"
@@ -141,7 +141,7 @@ class WorkerConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                batch = [record async for record in self.getmany(timeout=FETCH_TIMEOUT_S)]
+                batch = [record async for record in self.getmany(timeout=self._fetch_timeout())]
                 await self.sleep(0)  # as faust: a loop of empty fetches must still yield
                 if not batch:
                     self._on_quiet()
@@ -205,8 +205,12 @@ class WorkerConsumer(faust_aiokafka.Consumer):
         """Give `messages` (records of `topic`, in order) to the agent reading it in batches."""
         raise NotImplementedError("the bus's transport consumer hands batches over")
 
+    def _fetch_timeout(self) -> float:
+        """How long the fetch loop waits for records before it goes round again."""
+        return FETCH_TIMEOUT_S
+
     def _on_quiet(self) -> None:
-        """No record came for `FETCH_TIMEOUT_S` (the transport's consumer polls less often then)."""
+        """No record came within `_fetch_timeout()` (the transport's consumer polls less often then)."""
 
     def _on_records(self) -> None:
         """A fetch brought records, about to be delivered."""

@@ -12,8 +12,9 @@ from faust.types import TP
 
 from bus.faust_app import make_app
 from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
-from bus.kafka.faust_transport import BACKLOG_FETCH_MAX_WAIT_MS
+from bus.kafka.faust_transport import BACKLOG_FETCH_MAX_WAIT_MS, QUIET_AFTER_S
 from bus.settings import KafkaSettings
+from bus.upstream.faust_worker import FETCH_TIMEOUT_S
 from topics.catalog import EVENTS
 
 
@@ -74,9 +75,12 @@ async def test_the_consumer_polls_less_often_while_its_topics_are_quiet(kafka: K
         fetcher = worker_consumer._fetcher
         consumer: Any = app.consumer
         assert fetcher._fetch_max_wait_ms == kafka.fetch_max_wait_ms
+        # While busy, the fetch loop gives up waiting for records soon, to notice a quiet spell.
+        assert consumer._fetch_timeout() == QUIET_AFTER_S < FETCH_TIMEOUT_S
 
-        consumer._on_quiet()  # the fetch loop found nothing for a second
+        consumer._on_quiet()  # the fetch loop found nothing for QUIET_AFTER_S
         assert fetcher._fetch_max_wait_ms == 300
+        assert consumer._fetch_timeout() == FETCH_TIMEOUT_S
         consumer._on_records()
         assert fetcher._fetch_max_wait_ms == kafka.fetch_max_wait_ms
 
