@@ -238,19 +238,23 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
             out.append(phase)
             return phase
 
+        spy = py_spy() if args.profile else None
+        idle_profile = spy and Profile(spy, worker, args.idle, args.workdir / "idle-profile.txt")
         since = start()
         await asyncio.sleep(args.idle)
         idle = done("idle", since, 0)
         if args.lone:
-            spy = start_profile(worker, args, args.workdir / "lone-profile.txt") if args.profile else None
+            lone_s = args.lone * args.lone_gap
+            lone_profile = spy and Profile(spy, worker, lone_s, args.workdir / "lone-profile.txt")
             since = start()
             for _ in range(args.lone):
                 await load.send(1, None)
                 await asyncio.sleep(args.lone_gap)
             await load.all_committed()
             done("lone", since, args.lone, idle_share=idle.cpu / idle.wall)
-            if spy is not None:
-                print_profile(spy)
+            if idle_profile and lone_profile:
+                print_lone_profile(idle_profile.stages(), args.idle, lone_profile.stages(), lone_s, args.lone,
+                                   lone_profile.out)
             await asyncio.sleep(args.settle)
         for rate in args.rates:
             n = max(1, round(rate * args.window))
@@ -269,7 +273,8 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
 # --------------------------------------------------------------------------------------------
 # Where a lone event's CPU goes (py-spy)
 
-#: Stages of a worker's work, by the code found in a sampled stack (the first that matches).
+#: Stages of a worker's work, by the code found in a sampled stack (the first that matches: the
+#: first mark, and one of the others if there are others).
 STAGES = (
     ("routing step (Router.handle: validate, route, build and serialise every output)", ("Router.handle",)),
     ("agent's sends (faust producer, delivery guard)", ("route_events", "Producer.send")),
@@ -281,47 +286,61 @@ STAGES = (
 )
 
 
-Profile = tuple[subprocess.Popen[bytes], Path]
+class Profile:
+    """py-spy recording a worker without pausing it (so that it costs the worker nothing it would
+    not spend anyway), only where a thread holds the GIL (Python running, not waiting), for
+    `seconds`; `stages()` counts its samples per stage."""
+
+    def __init__(self, spy: str, pid: int, seconds: float, out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--rate", "1000", "--nonblocking", "--gil", "--threads",
+             "--format", "raw", "--duration", str(max(1, round(seconds))), "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stages(self) -> dict[str, int]:
+        self.proc.wait()
+        counts: dict[str, int] = {}
+        for line in self.out.read_text().splitlines() if self.out.exists() else ():
+            stack, _, samples = line.rpartition(" ")
+            frames = stack.split(";")
+            if "select (" in frames[-1]:
+                continue  # waiting in the event loop
+            stage = stage_of(frames)
+            counts[stage] = counts.get(stage, 0) + int(samples)
+        return counts
 
 
-def start_profile(pid: int, args: argparse.Namespace, out: Path) -> Profile | None:
-    """py-spy recording `pid` for the lone phase, without pausing it (so that it costs the worker
-    nothing it would not spend anyway); None (and a word) if py-spy is not installed."""
+def py_spy() -> str | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        print("  (no profile: py-spy is not installed; `.venv/bin/pip install py-spy`)")
-        return None
-    seconds = int(args.lone * args.lone_gap + 5)
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "1000", "--nonblocking", "--threads",
-                             "--format", "raw", "--duration", str(seconds), "--output", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+    if Path(spy).exists():
+        return spy
+    print("  (no profile: py-spy is not installed; `.venv/bin/pip install py-spy`)")
+    return None
 
 
 def stage_of(frames: list[str]) -> str:
     text = ";".join(frames)
     for stage, marks in STAGES:
-        if all(m in text for m in marks[:1]) and (len(marks) == 1 or any(m in text for m in marks[1:])):
+        if marks[0] in text and (len(marks) == 1 or any(m in text for m in marks[1:])):
             return stage
     return "event loop, timers, other"
 
 
-def print_profile(profile: Profile) -> None:
-    """Share of the worker's busy samples per stage over the lone phase (idle polling included)."""
-    spy, path = profile
-    spy.wait()
-    counts: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        stack, _, samples = line.rpartition(" ")
-        frames = stack.split(";")
-        if "select (" in frames[-1]:
-            continue  # waiting in the event loop
-        stage = stage_of(frames)
-        counts[stage] = counts.get(stage, 0) + int(samples)
-    total = sum(counts.values()) or 1
-    print(f"  where the lone phase's CPU went ({total} samples at 1 kHz, py-spy --nonblocking, "
-          f"idle polling included; raw stacks in {path}):")
-    for stage, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        print(f"    {100 * n / total:5.1f}%  {stage}")
+def print_lone_profile(idle: dict[str, int], idle_s: float, lone: dict[str, int], lone_s: float,
+                       events: int, out: Path) -> None:
+    """Per stage: the worker's CPU while idle and while lone events came, and what one lone event
+    cost net of the idle rate (1 sample = 1 ms of Python holding the GIL)."""
+    print(f"  where a lone event's CPU went (py-spy at 1 kHz, --nonblocking --gil; stacks in {out.parent}):")
+    print(f"    {'stage':76} {'idle ms/s':>9} {'lone ms/s':>9} {'ms/event':>8}")
+    rows = []
+    for stage in {*idle, *lone}:
+        per_event = (lone.get(stage, 0) - idle.get(stage, 0) * lone_s / idle_s) / events
+        rows.append((per_event, stage))
+    for per_event, stage in sorted(rows, reverse=True):
+        print(f"    {stage:76} {idle.get(stage, 0) / idle_s:9.2f} {lone.get(stage, 0) / lone_s:9.2f} {per_event:8.2f}")
+    total = (sum(lone.values()) - sum(idle.values()) * lone_s / idle_s) / events
+    print(f"    {'all':76} {sum(idle.values()) / idle_s:9.2f} {sum(lone.values()) / lone_s:9.2f} {total:8.2f}")
 
 
 def run(kind: str, args: argparse.Namespace) -> list[Phase]:
