@@ -1,5 +1,8 @@
-"""Rule-engine benchmark: µs per routed event for each jurisdiction (full pack chain), and for
-a synthetic pack of 1,000 rules. Prints a table, then one JSON object on the last line.
+"""Rule-engine benchmark: µs per routed event for each jurisdiction (full pack chain), beside a
+baseline measured in the same run (json.loads + json.dumps of each event's JSON), and for a
+synthetic pack of 1,000 rules: spread over every kind (the events match some of them), and all of
+one kind that none of the events has (routing should not notice them: flat in the rules that do
+not match an event's kind). Prints a table, then one JSON object on the last line.
 
     .venv/bin/python -m benchmarks.rules [--rounds N] [--synthetic-rules N] [--quick]
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shutil
 import tempfile
 import time
@@ -57,26 +61,32 @@ def events_for(jurisdiction: str) -> list[Event]:
     return out
 
 
-def per_event_us(book: RuleBook, events: list[Event], rounds: int) -> tuple[float, float]:
-    """(µs per event, referrals per event), best of `rounds` passes."""
-    best = float("inf")
+def per_event_us(book: RuleBook, events: list[Event], rounds: int) -> tuple[float, float, float]:
+    """(µs per event, referrals per event, baseline µs per event), best of `rounds` passes each,
+    interleaved; the baseline is json.loads + json.dumps of each event's JSON."""
+    best = base = float("inf")
     count = 0
+    raws = [e.model_dump_json() for e in events]
     for _ in range(rounds):
         t0 = time.perf_counter()
         count = sum(len(route(e, book)) for e in events)
         best = min(best, time.perf_counter() - t0)
-    return best / len(events) * 1e6, count / len(events)
+        t0 = time.perf_counter()
+        for raw in raws:
+            json.dumps(json.loads(raw), ensure_ascii=False)
+        base = min(base, time.perf_counter() - t0)
+    return best / len(events) * 1e6, count / len(events), base / len(events) * 1e6
 
 
-def synthetic_book(n_rules: int = 1000) -> RuleBook:
+def synthetic_book(n_rules: int = 1000, kinds: list[str] | None = None) -> RuleBook:
     """national_2021 and shaanxi as shipped, and a xian pack of `n_rules` generated rules spread
-    over every event kind a rule may route (the catalog's `routed` kinds), each with two
-    conditions."""
+    over `kinds` (default: every event kind a rule may route, the catalog's `routed` kinds), each
+    with two conditions."""
     tmp = Path(tempfile.mkdtemp(prefix="rulebench-"))
     try:
         for name in ("national_2021", "shaanxi"):
             shutil.copy(DEFAULT_PACKS_DIR / f"{name}.yaml", tmp / f"{name}.yaml")
-        kinds = sorted(k for k, kind in catalog().event_kinds.items() if kind.routed)
+        kinds = kinds or sorted(k for k, kind in catalog().event_kinds.items() if kind.routed)
         agencies = sorted(a for a in catalog().agencies
                           if a != "unspecified" and not catalog().agencies[a].abolished)
         national_keys = {r.key for r in load_packs(DEFAULT_PACKS_DIR)["national_2021"].rules}
@@ -118,19 +128,32 @@ def main() -> None:
     results: dict[str, Any] = {"quick": args.quick, "rounds": rounds, "compile_ms": round(compile_ms, 1),
                                "rules": book.rule_count, "us_per_event": {}}
     print(f"compiled {book.rule_count} rules in {compile_ms:.0f} ms")
-    print(f"{'jurisdiction':16} {'chain':45} {'µs/event':>9} {'referrals/event':>16}")
+    print(f"{'jurisdiction':16} {'chain':45} {'µs/event':>9} {'referrals/event':>16} {'baseline µs':>12} {'ratio':>6}")
+    results["baseline_us_per_event"], results["ratio"] = {}, {}
     for code in sorted(book.chains):
-        us, per = per_event_us(book, events_for(code), rounds)
+        us, per, base = per_event_us(book, events_for(code), rounds)
         results["us_per_event"][code] = round(us, 1)
-        print(f"{code:16} {' -> '.join(book.chains[code]):45} {us:9.1f} {per:16.2f}")
+        results["baseline_us_per_event"][code] = round(base, 1)
+        results["ratio"][code] = round(us / base, 2)
+        print(f"{code:16} {' -> '.join(book.chains[code]):45} {us:9.1f} {per:16.2f} {base:12.1f} {us / base:6.1f}")
     t0 = time.perf_counter()
     synth = synthetic_book(n_rules)
     synth_ms = (time.perf_counter() - t0) * 1e3
-    us, per = per_event_us(synth, events_for("xian"), rounds)
-    print(f"{'synthetic':16} {f'{n_rules} rules + national_2021':45} {us:9.1f} {per:16.2f}"
-          f"   (load+compile {synth_ms:.0f} ms)")
+    us, per, base = per_event_us(synth, events_for("xian"), rounds)
+    print(f"{'synthetic':16} {f'{n_rules} rules + national_2021':45} {us:9.1f} {per:16.2f} {base:12.1f} "
+          f"{us / base:6.1f}   (load+compile {synth_ms:.0f} ms)")
     results["synthetic"] = {"rules": n_rules, "us_per_event": round(us, 1), "referrals_per_event": round(per, 2),
-                            "compile_ms": round(synth_ms, 1)}
+                            "compile_ms": round(synth_ms, 1), "baseline_us_per_event": round(base, 1)}
+    # The same number of rules all for one kind, against one rule of it: the xian events of every
+    # other kind, routed by both books in the same passes, should not notice the difference.
+    unused = sorted(k for k, kind in catalog().event_kinds.items() if kind.routed)[0]
+    others = [e for e in events_for("xian") if e.kind != unused]
+    crowded_us, _, _ = per_event_us(synthetic_book(n_rules, kinds=[unused]), others, rounds)
+    sparse_us, _, _ = per_event_us(synthetic_book(1, kinds=[unused]), others, rounds)
+    print(f"{'other kinds':16} {f'{n_rules} rules, all of {unused}':45} {crowded_us:9.1f}"
+          f"   against 1 rule of it: {sparse_us:.1f} µs, ratio {crowded_us / sparse_us:.2f}")
+    results["flat"] = {"rules_of_another_kind": n_rules, "kind": unused, "us_per_event": round(crowded_us, 1),
+                       "one_rule_us_per_event": round(sparse_us, 1), "ratio": round(crowded_us / sparse_us, 2)}
     print_result(results)
 
 
