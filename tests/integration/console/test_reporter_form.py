@@ -14,7 +14,11 @@ from typing import Any
 import pytest
 
 from bus.kafka.reader import read_all
+from bus.presentation import ROLES_ZH
 from bus.settings import KafkaSettings
+from rules.catalog import catalog
+from rules.engine import load_rulebook, route
+from schemas.events import parse_event
 from services.intake.demo import DEMO_TOKENS
 from topics.catalog import EVENTS
 
@@ -69,7 +73,12 @@ def test_report_made_offline_is_delivered_once_with_its_receipt(
     box = page.locator(f'.receipt[data-event-id="{event_id}"][data-status="routed"]')
     box.wait_for(timeout=60_000)
     text = box.inner_text()
-    assert "已通知" in text and "公安机关" in text and "负责" in text
+    # Who was told is what the plan says (the rule engine, dry run), each with its role in Chinese.
+    referrals = route(parse_event(queued["body"]), load_rulebook())
+    told = [(catalog().agencies[r.agency].zh, ROLES_ZH[r.role]) for r in referrals]
+    assert told and "已通知" in text
+    for name, role in told:
+        assert f"{name}（{role}）" in text
     assert "XX市贯彻中国反对拐卖人口行动计划实施细则" in text and "第" in text  # the plan's title and article
     assert "确认时限" in text and ".txt" not in text
 
@@ -83,7 +92,8 @@ def test_report_made_offline_is_delivered_once_with_its_receipt(
     done = subprocess.run([CLI, "receipt", event_id, "--token", DEMO_TOKENS["womens_federation"], "--url", intake],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert "已通知" in done.stdout and "公安机关（负责）" in done.stdout and "确认时限" in done.stdout
+    assert "已通知" in done.stdout and "确认时限" in done.stdout
+    assert all(f"{name}（{role}）" in done.stdout for name, role in told)
     other = subprocess.run([CLI, "receipt", event_id, "--token", DEMO_TOKENS["police"], "--url", intake],
                            capture_output=True, text=True, timeout=60, check=False)
     assert other.returncode == 4  # another agency's event: not found for it
