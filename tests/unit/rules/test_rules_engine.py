@@ -65,6 +65,11 @@ N21 = {
         {"key": "named_lead", "when": {"kind": "fake_paternity_test_found"}, "lead": ["justice"],
          "action": "punish", "action_zh": "依法查处", "urgency": "unspecified", "source": src(),
          "names": {"justice": "司法行政部门"}},
+        # For a girl, education leads too: the partner above then cooperates with both.
+        {"key": "girls_schooling", "when": {"kind": "fake_paternity_test_found",
+                                            "all": [{"field": "person.sex", "value": "female"}]},
+         "lead": ["education"], "action": "school", "action_zh": "保障入学", "urgency": "unspecified",
+         "source": src(), "names": {"education": "教育部门"}},
         # The plan in force after 2020 for a 2013-generation dropout.
         {"key": "school", "when": {"kind": "school_dropout_control"}, "lead": ["education"],
          "action": "keep in school", "action_zh": "控辍保学", "urgency": "unspecified",
@@ -316,6 +321,19 @@ def test_a_partner_of_an_unnamed_department_cooperates_with_the_events_leads(
     partner = one(refs, "cooperating")
     assert partner.action == "Cooperate with justice: help"
     assert partner.action_zh == "配合司法行政部门：配合相关部门"
+
+
+def test_a_partner_names_each_events_own_leads(mini: RuleBook, event: Any) -> None:
+    """The referrals a rule makes are built once per set of leads it cooperates with and shared by
+    the events that have those leads: each event still gets its own."""
+    for _ in range(2):  # the second time from what the first built
+        boy = route(event("fake_paternity_test_found", "xx_city", {"sex": "male"}), mini)
+        girl = route(event("fake_paternity_test_found", "xx_city", {"sex": "female"}), mini)
+        assert one(boy, "cooperating").action == "Cooperate with justice: help"
+        assert one(girl, "cooperating").action == "Cooperate with education, justice: help"
+        assert one(girl, "cooperating").action_zh == "配合教育部门、司法行政部门：配合相关部门"
+        assert [r.agency for r in girl if r.role == "lead"] == ["education", "justice"]
+        assert one(boy, "cooperating").event_id != one(girl, "cooperating").event_id
 
 
 def test_action_zh_is_carried_and_names_the_leads_for_partners(mini: RuleBook, event: Any) -> None:
