@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from bus.faust_app import BusApp
 from bus.settings import KafkaSettings
-from rules.catalog import catalog
+from rules.catalog import CASE_RESOLVED, catalog
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook, route
 from schemas.alerts import (
@@ -43,9 +43,9 @@ from schemas.alerts import (
     PoliceAlert,
     ReferralResponse,
     TrackedState,
-    case_id_of,
     dump,
 )
+from schemas.cases import report_case
 from schemas.events import Event, MissingChildReport, parse_event
 from schemas.referrals import Referral
 from services.alerts import cases as case_rules
@@ -351,13 +351,13 @@ class Alerts:
             return  # the router dead-letters it
         now = _utcnow()
         if isinstance(event, MissingChildReport):
-            existing = self.case(case_id_of(event))
+            existing = self.case(report_case(event))
             if existing is None:
                 await self.put_case(case_rules.open_case(event))
-                log.info("case_opened", case_id=str(case_id_of(event)), jurisdiction=event.jurisdiction)
+                log.info("case_opened", case_id=str(report_case(event)), jurisdiction=event.jurisdiction)
             elif (grouped := case_rules.group_report(existing, event)) is not None:
                 await self.put_case(grouped)
-        elif event.kind == "case_resolved":
+        elif event.kind == CASE_RESOLVED:
             await self._close(event, now)
         else:
             await self._link(event, now)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from rules.catalog import COMMAND_CENTER, JOINT_OFFICE, catalog
+from rules.catalog import COMMAND_CENTER, JOINT_OFFICE, MISSING_CHILD, catalog
 from rules.deadlines import Deadlines
 from schemas.alerts import (
     CaseChange,
@@ -29,9 +29,10 @@ from schemas.alerts import (
     alert_id_for,
     escalation_id_for,
 )
+from schemas.cases import case_of as case_named
+from schemas.cases import referral_case
 from schemas.referrals import Referral, referral_id_for
 
-MISSING_CHILD = "child_missing_reported"
 #: States in which an alert still waits for its first answer (and so may be re-sent/escalated).
 WAITING = frozenset({"sent"})
 #: States an answer can no longer change.
@@ -99,21 +100,10 @@ def twin_of(referral: Referral) -> uuid.UUID | None:
     return None
 
 
-def referral_case(referral: Referral) -> uuid.UUID | None:
-    """The case a referral belongs to: the one its event names, or for a missing-child report that
-    names none, the case the report opens (its own event id, as `schemas.alerts.case_id_of`)."""
-    case_id: uuid.UUID | None = referral.case_id
-    if case_id is None and referral.kind == MISSING_CHILD:
-        case_id = referral.event_id
-    return case_id
-
-
 def case_of(state: TrackedState) -> uuid.UUID | None:
-    """The case of a tracked alert or referral (also for states stored before `referral_case`)."""
-    case_id: uuid.UUID | None = state.case_id
-    if case_id is None and state.event_kind == MISSING_CHILD:
-        case_id = state.event_id
-    return case_id
+    """The case of a tracked alert or referral (`schemas.cases`; also for states stored before
+    referrals were tracked with their case)."""
+    return case_named(state.event_kind, state.event_id, state.case_id)
 
 
 def track_referral(referral: Referral) -> TrackedState:

@@ -34,8 +34,9 @@ from bus.kafka import clients
 from bus.kafka.reader import records_to_end
 from bus.settings import KafkaSettings
 from schemas.broadcast import CAP_CONTENT_TYPE, BroadcastRefusal, CapMessage, CaseBroadcast
+from schemas.cases import event_case
 from schemas.events import parse_event
-from services.broadcast.handling import Outcome, case_id_of, next_due, on_event, on_tick
+from services.broadcast.handling import Outcome, next_due, on_event, on_tick
 from services.broadcast.metrics import BroadcastMetrics
 from services.broadcast.settings import BroadcastConfig, BroadcastSettings
 from topics.catalog import BROADCAST_REFUSALS, BROADCAST_STATE, EVENTS, broadcast_topic
@@ -142,7 +143,7 @@ class BroadcastWorker:
             event = parse_event(rec.value)
         except ValidationError:
             return  # the router dead-letters invalid events; nothing to broadcast from one
-        case_id = case_id_of(event)
+        case_id = event_case(event)
         if case_id is None:
             return
         async with self._lock:
