@@ -33,6 +33,7 @@ from aiokafka.partitioner import murmur2
 from pydantic import ValidationError
 
 from bus.faust_app import BusApp
+from bus.kafka.reader import latest_by_key, read_all
 from bus.settings import KafkaSettings
 from rules.catalog import CASE_RESOLVED, catalog
 from rules.deadlines import Deadlines
@@ -51,7 +52,6 @@ from schemas.referrals import Referral
 from services.alerts import cases as case_rules
 from services.alerts import lifecycle
 from services.alerts.metrics import AlertsMetrics
-from services.alerts.readback import latest_by_key, read_topics
 from topics.catalog import (
     ALERT_PARKED,
     ALERT_STATES,
@@ -179,7 +179,7 @@ class Alerts:
         app: Any = self.app
         await app.tables.recovery.completed.wait()
         for table, spec in ((self.tracked, ALERT_STATES), (self.parked, ALERT_PARKED), (self.cases, CASES)):
-            latest = latest_by_key(await read_topics(kafka, [spec.name], limit=300.0))
+            latest = latest_by_key(await read_all(kafka, [spec.name], limit=300.0))
             store = table.data
             for key in [k for k in list(store.keys()) if k not in latest]:
                 del store[key]

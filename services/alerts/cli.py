@@ -93,10 +93,9 @@ def done(referral_id: Annotated[str, typer.Argument(help="Referral or alert id."
 
 async def latest(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
     """The last value per key of a compacted state topic (deleted keys dropped)."""
-    from services.alerts.readback import latest_by_key, read_topics
+    from bus.kafka.reader import latest_by_key, read_all
 
-    values: dict[str, bytes] = latest_by_key(await read_topics(settings, [topic]))
-    return values
+    return latest_by_key(await read_all(settings, [topic]))
 
 
 async def load_cases(settings: KafkaSettings) -> tuple[list[CaseChange], dict[str, TrackedState]]:
