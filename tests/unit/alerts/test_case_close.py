@@ -22,9 +22,9 @@ from schemas.referrals import Referral
 from services.alerts import cases, lifecycle
 from services.alerts.agents import Alerts, AlertsConfig
 from services.alerts.cli import case_rows
-from services.alerts.emitter import police_alert
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.settings import CASES_FILE
+from services.router.alert import police_alert
 
 from .conftest import T0, clue, missing_child, referral, resolution
 

@@ -26,8 +26,8 @@ from schemas.alerts import (
 )
 from schemas.events import Event, MissingChildReport
 from services.alerts import cases, lifecycle
-from services.alerts.emitter import police_alert
 from services.alerts.pager import CaseNote, CaseNotes, Page, Pager, decide, pages_in
+from services.router.alert import police_alert
 from topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
 
 from .conftest import clue, missing_child, referral, resolution

@@ -1,7 +1,8 @@
 """The router's police-alert output: a missing-child report raises an urgent alert in the same step.
 
-Pure: the alert is a function of the event and its referrals (and the deadlines configuration),
-so a report routed twice raises the same alert with the same id.
+Pure: the alert is a function of the event and its referrals (and the alert deadlines the router
+is configured with, `RouterSettings.alert_deadlines`), so a report routed twice raises the same
+alert with the same id.
 """
 
 from __future__ import annotations
