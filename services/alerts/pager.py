@@ -46,11 +46,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from bus.dedup import SeenIds, open_store
+from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.clients import consumer
 from bus.settings import KafkaSettings, StateSettings
 from schemas.alerts import CaseChange, Escalation, LinkedClue, PoliceAlert
 from services.alerts.lifecycle import outlives_resolution
-from services.delivery.metrics import DeliveryMetrics
 from topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
 
 PageKind = Literal["alert", "resend", "escalation", "grouped", "clue", "case_closed", "case"]

@@ -10,11 +10,11 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.markup import escape
 
+from bus.agency_reader import AgencyReader, AuditSink
+from bus.delivery_metrics import DeliveryMetrics
+from bus.kafka.publisher import KafkaPublisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.referrals import Referral
-from services.delivery.metrics import DeliveryMetrics
-from services.delivery.reader import AgencyReader, AuditSink
-from services.intake.publisher import KafkaPublisher
 
 
 def group_for(agency: str) -> str:

@@ -16,15 +16,15 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bus.delivery_metrics import DeliveryMetrics
+from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.errors import FieldError
 from schemas.events import EVENT_ADAPTER
-from services.delivery.metrics import DeliveryMetrics
 from services.intake.agents import consume_receipts
 from services.intake.credentials import Credentials
 from services.intake.errors import IntakeError
 from services.intake.metrics import IntakeMetrics
-from services.intake.publisher import KafkaPublisher, Publisher
 from services.intake.routes import IntakeContext, router
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore

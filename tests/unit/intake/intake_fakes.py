@@ -7,8 +7,8 @@ import json
 import uuid
 from typing import Any
 
+from bus.kafka.publisher import BrokerUnavailable, Written
 from services.intake.demo import DEMO_TOKENS
-from services.intake.publisher import BrokerUnavailable, Written
 
 HOSPITAL = "health.designated_medical_institution"
 

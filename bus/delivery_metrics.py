@@ -1,4 +1,4 @@
-"""Delivery metrics, shared by `tail` and the intake's delivery endpoint. Bounded labels only."""
+"""Delivery metrics, shared by `tail`, the intake's delivery endpoint and the pager. Bounded labels only."""
 
 from __future__ import annotations
 

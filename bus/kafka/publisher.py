@@ -1,4 +1,5 @@
-"""Publishing to the broker with an acknowledgement, or a clear failure within a deadline."""
+"""Publishing to the broker with an acknowledgement, or a clear failure within a deadline (the intake's
+events, the console's answers)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from aiokafka.errors import KafkaError
 from bus.kafka.clients import producer as make_producer
 from bus.settings import KafkaSettings
 
-log = structlog.get_logger("intake")
+log = structlog.get_logger("publisher")
 
 
 class BrokerUnavailable(Exception):
@@ -29,7 +30,7 @@ class Written:
 
 
 class Publisher(Protocol):
-    """What the intake needs from a producer (a fake in unit tests)."""
+    """What a publishing service needs from a producer (a fake in unit tests)."""
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> Written: ...
 
