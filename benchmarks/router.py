@@ -180,7 +180,7 @@ def router_pass(kafka: KafkaSettings, n: int, expected_out: int, out_topics: lis
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
            "REFERRAL_BUS_STATE_DIR": str(logdir / "state"), "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
     log = open(logdir / "router.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "router"], env=env, stdout=log,
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "router"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
     try:
         span = asyncio.run(

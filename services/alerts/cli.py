@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bus.cli import require_broker
 from bus.settings import KafkaSettings
 from schemas.alerts import Answer, CaseChange, ReferralResponse, TrackedState, dump
 from topics.catalog import ALERT_STATES, CASES, RESPONSES
@@ -27,14 +28,6 @@ err_console = Console(stderr=True)
 
 AgencyOpt = Annotated[str | None, typer.Option(help="Your agency code, e.g. police.command_center.")]
 ExerciseOpt = Annotated[bool, typer.Option("--exercise", help="Answer given in a drill.")]
-
-
-def _settings() -> KafkaSettings:
-    settings = KafkaSettings()
-    if not settings.bootstrap_servers:
-        err_console.print("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)")
-        raise typer.Exit(2)
-    return settings
 
 
 async def send_response(settings: KafkaSettings, response: ReferralResponse) -> None:
@@ -59,7 +52,7 @@ def _answer(answer: Answer, referral_id: str, agency: str | None, reason: str | 
             if isinstance(exc, ValidationError) else str(exc)
         err_console.print(f"error: {detail}")
         raise typer.Exit(2) from exc
-    asyncio.run(send_response(_settings(), response))
+    asyncio.run(send_response(require_broker(), response))
     sys.stdout.write(json.dumps({"response_id": str(response.response_id), "referral_id": referral_id,
                                  "answer": answer}) + "\n")
 
@@ -152,7 +145,7 @@ def case_rows(cases: list[CaseChange], states: dict[str, TrackedState], now: dt.
 def cases(as_json: Annotated[bool, typer.Option("--json", help="One JSON line per case.")] = False,
           include_closed: Annotated[bool, typer.Option("--all", help="Closed cases too.")] = False) -> None:
     """Open missing-child cases: age, alert state, open duties and linked clues (`--all`: closed too)."""
-    all_cases, states = asyncio.run(load_cases(_settings()))
+    all_cases, states = asyncio.run(load_cases(require_broker()))
     rows = case_rows(all_cases, states, dt.datetime.now(dt.UTC), include_closed)
     if as_json:
         for row in rows:
@@ -176,7 +169,7 @@ def _referrals_text(referrals: list[dict[str, str]]) -> str:
 
 def status(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")]) -> None:
     """The tracked state of one referral or alert, as JSON."""
-    states = asyncio.run(latest(_settings(), ALERT_STATES.name))
+    states = asyncio.run(latest(require_broker(), ALERT_STATES.name))
     raw = states.get(referral_id)
     if raw is None:
         err_console.print(f"error: no tracked referral or alert {referral_id}")
@@ -189,7 +182,7 @@ def alerts() -> None:
     from bus import logging as bus_logging
     from services.alerts.app import run
 
-    _settings()
+    require_broker()
     bus_logging.configure(json=True)
     run()
 
@@ -207,12 +200,12 @@ def page(
     from bus.settings import StateSettings
     from services.alerts.pager import page_agency
 
-    asyncio.run(page_agency(_settings(), StateSettings(), agency, jurisdiction=jurisdiction, follow=follow,
+    asyncio.run(page_agency(require_broker(), StateSettings(), agency, jurisdiction=jurisdiction, follow=follow,
                             idle_exit=idle_exit, as_json=as_json, console=Console()))
 
 
 def register(app: typer.Typer) -> None:
-    """Mount the commands on the main `referral-bus` CLI."""
+    """Mount the commands on the `referral-bus` CLI (`services/cli.py`)."""
     app.command()(alerts)
     app.command()(page)
     for command in (ack, accept, reject, done):

@@ -1,4 +1,4 @@
-"""Commands of the intake issue, mounted on `referral-bus` by `mount(app)`:
+"""Commands of the intake issue, mounted on `referral-bus` by `register(app)` (`services/cli.py`):
 
 `intake`, `intake-token`, `publish`, `outbox`, `deadletters`, `replay`, `acl plan|apply`.
 """
@@ -257,7 +257,7 @@ def acl_apply(
     console.print(f"created {created} ACL bindings")
 
 
-def mount(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     """Register this issue's commands on the main CLI."""
     app.command("intake")(intake)
     app.command("intake-token")(intake_token)
