@@ -99,6 +99,9 @@ class PoliceAlert(_Frozen):
     rule_id: str | None = None
     citation: Citation | None = None
     descriptors: ChildDescriptors = ChildDescriptors()
+    subject: dict[str, Any] = Field(
+        default_factory=dict, description="The report's fields the command centre needs to know (its lead "
+                                          "referral's `subject`): what its duty officer is shown of the child.")
 
     @property
     def key(self) -> bytes:
@@ -214,6 +217,16 @@ class TrackedState(_Frozen):
     grouped: bool = Field(
         default=False, description="A clue's referral grouped under the open case it was linked to (`case_id`): "
                                    "answered as usual, never paged nor given a deadline of its own.")
+    grouped_under: uuid.UUID | None = Field(
+        default=None, description="An alert grouped under its open case (status `grouped`): the case's own "
+                                  "alert, which stands for it.")
+    after_resolution: AwareDatetime | None = Field(
+        default=None, description="A duty of a resolved case that stays open because it was raised after the "
+                                  "resolution (a new report, the found child's aftercare): when the police "
+                                  "reported the resolution.")
+    escalation: Escalation | None = Field(
+        default=None, description="The latest re-send, escalation or re-assignment applied: what its receiver "
+                                  "is paged with.")
     referral: Referral | None = None
     alert: PoliceAlert | None = None
     history: tuple[HistoryEntry, ...] = ()
@@ -231,10 +244,12 @@ class LinkedClue(_Frozen):
     jurisdiction: str
     reason: str
     linked_at: AwareDatetime
-    referral_agencies: tuple[str, ...] = ()
+    referral_agencies: tuple[str, ...] = Field(
+        default=(), description="The agencies the clue was referred to, as their referrals reach the alerts "
+                                "service (`clue_referred` changes add the late ones).")
 
 
-CaseChangeKind = Literal["opened", "clue_linked", "report_grouped", "closed", "close_refused"]
+CaseChangeKind = Literal["opened", "clue_linked", "clue_referred", "report_grouped", "closed", "close_refused"]
 
 
 class CaseChange(_Frozen):

@@ -157,6 +157,21 @@ def link_clue(case: CaseChange, event: Event, reason: str, at: dt.datetime,
                                    "last_clue": clue, "refusal": None})
 
 
+def refer_clue(case: CaseChange, event_id: uuid.UUID, agency: str, at: dt.datetime) -> CaseChange | None:
+    """The case with `agency` among a linked clue's referral agencies: a referral of the clue that
+    reached the alerts service after the clue was linked. None if the clue is not linked here or
+    already lists the agency."""
+    for i, clue in enumerate(case.clues):
+        if clue.event_id == event_id:
+            if agency in clue.referral_agencies:
+                return None
+            referred = clue.model_copy(update={"referral_agencies": tuple(sorted({*clue.referral_agencies, agency}))})
+            return case.model_copy(update={"change": "clue_referred", "changed_at": at,
+                                           "clues": (*case.clues[:i], referred, *case.clues[i + 1:]),
+                                           "last_clue": None, "refusal": None})
+    return None
+
+
 def group_referral(state: TrackedState, case_id: uuid.UUID, reason: str, at: dt.datetime) -> TrackedState | None:
     """A referral of a clue linked to an open case, grouped under that case: it carries the
     case id and the `grouped` flag and never gets a deadline of its own (the case's owner has the

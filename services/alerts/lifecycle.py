@@ -78,8 +78,10 @@ class Target:
 
 # -- tracking ---------------------------------------------------------------------------------
 
-def track_alert(alert: PoliceAlert, *, grouped: bool = False) -> TrackedState:
-    """The state of a newly raised alert; `grouped` when its case already has an active alert."""
+def track_alert(alert: PoliceAlert, *, grouped: bool = False, under: uuid.UUID | None = None) -> TrackedState:
+    """The state of a newly raised alert; `grouped` (`under` the case's own alert) when its case
+    already has an active alert."""
+    grouped = grouped or under is not None
     return TrackedState(
         id=alert.alert_id, kind="alert", event_id=alert.event_id, event_kind=MISSING_CHILD,
         case_id=alert.case_id, jurisdiction=alert.jurisdiction, agency=alert.agency, role="lead",
@@ -87,7 +89,7 @@ def track_alert(alert: PoliceAlert, *, grouped: bool = False) -> TrackedState:
         next_deadline=None if grouped else alert.ack_deadline,
         status="grouped" if grouped else "sent",
         target_agency=alert.agency, target_jurisdiction=alert.jurisdiction, exercise=alert.exercise,
-        twin_id=alert.lead_referral_id, alert=alert,
+        twin_id=alert.lead_referral_id, alert=alert, grouped_under=under,
         history=(HistoryEntry(at=alert.raised_at, what="grouped" if grouped else "raised"),),
     )
 
@@ -146,7 +148,8 @@ def apply_response(state: TrackedState, response: ReferralResponse) -> Outcome:
     new = state.model_copy(update=updates)
     if status == "rejected" and state.role == "lead" and state.agency != JOINT_OFFICE and _reassigns(state):
         reassign = reassignment(new, response)
-        new = new.model_copy(update={"reassigned_to": reassign.referral.referral_id if reassign.referral else None})
+        new = new.model_copy(update={"reassigned_to": reassign.referral.referral_id if reassign.referral else None,
+                                     "escalation": reassign.escalation})
         effects.append(reassign)
     return Outcome(new, applied=True, effects=tuple(effects))
 
@@ -257,7 +260,7 @@ def apply_escalation(state: TrackedState, escalation: Escalation) -> Outcome:
         "step": escalation.step, "level": escalation.level,
         "resends": state.resends + (escalation.action == "resend"),
         "target_agency": escalation.target_agency, "target_jurisdiction": escalation.target_jurisdiction,
-        "next_deadline": escalation.ack_deadline, "history": (*state.history, entry),
+        "next_deadline": escalation.ack_deadline, "history": (*state.history, entry), "escalation": escalation,
     }), applied=True)
 
 
@@ -304,8 +307,20 @@ def ungroup(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedSt
         return None
     entry = HistoryEntry(at=at, what="ungrouped", ref=f"case:{case.case_id}",
                          detail="raised after the case was resolved")
-    return state.model_copy(update={"status": "sent", "next_deadline": state.ack_deadline,
-                                    "history": (*state.history, entry)})
+    return state.model_copy(update={"status": "sent", "next_deadline": state.ack_deadline, "grouped_under": None,
+                                    "after_resolution": case.resolved_at, "history": (*state.history, entry)})
+
+
+def outlive(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedState | None:
+    """An open alert or referral of `case`, resolved, that the resolution leaves open because it was
+    raised after it (`outlives_resolution`: a new report, the found child's aftercare): marked with
+    when the case was resolved, once, so that readers show it as such. None for any other state."""
+    if (state.status in FINAL or state.after_resolution is not None or case_of(state) != case.case_id
+            or is_matched_clue(state) or not _outlives(state, case)):
+        return None
+    entry = HistoryEntry(at=at, what="kept_open", ref=f"case:{case.case_id}",
+                         detail="raised after the case was resolved")
+    return state.model_copy(update={"after_resolution": case.resolved_at, "history": (*state.history, entry)})
 
 
 def is_matched_clue(state: TrackedState) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from rules.catalog import COMMAND_CENTER, MISSING_CHILD, catalog, is_police
 from rules.deadlines import Deadlines
+from rules.projection import project
 from schemas.alerts import PoliceAlert, alert_id_for, descriptors_of, dump
 from schemas.cases import report_case
 from schemas.events import Event
@@ -60,6 +61,10 @@ def police_alert(event: Event, referrals: Sequence[Referral], deadlines: Deadlin
         rule_id=lead.rule_id if lead else None,
         citation=lead.citation if lead else None,
         descriptors=descriptors_of(event),
+        # The command centre's own referral carries its need-to-know (with the rule's field changes);
+        # without one, the catalog's projection for the command centre.
+        subject=lead.subject if lead is not None and lead.agency == COMMAND_CENTER
+        else project(event, COMMAND_CENTER),
     )
 
 
