@@ -193,15 +193,28 @@ def page(
     follow: Annotated[bool, typer.Option(help="Keep waiting for new pages.")] = True,
     idle_exit: Annotated[float, typer.Option(help="With --no-follow, stop after this many idle seconds.")] = 2.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per page.")] = False,
+    desk: Annotated[str | None, typer.Option(help="This desk's name, to keep its memory apart (default: the "
+                                                  "first desk of the agency no other pager holds).")] = None,
 ) -> None:
-    """Page a duty officer: urgent alerts, re-sends and escalations for one agency, each once."""
-    from rich.console import Console
+    """Page a duty officer: urgent alerts, re-sends and escalations for one agency, each once.
 
+    Every desk sees every page of its agency (no consumer group); a desk remembers what it showed."""
+    from bus import logging as bus_logging
     from bus.settings import StateSettings
-    from services.alerts.pager import page_agency
+    from services.alerts.pager.loop import page_agency
+    from services.alerts.pager.memory import DeskTaken
 
-    asyncio.run(page_agency(require_broker(), StateSettings(), agency, jurisdiction=jurisdiction, follow=follow,
-                            idle_exit=idle_exit, as_json=as_json, console=Console()))
+    settings = require_broker()
+    bus_logging.configure(json=False, level="WARNING")
+    try:
+        asyncio.run(page_agency(settings, StateSettings(), agency, jurisdiction=jurisdiction, follow=follow,
+                                idle_exit=idle_exit, as_json=as_json, console=console, desk_name=desk,
+                                err_console=err_console))
+    except DeskTaken as exc:
+        err_console.print(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass
 
 
 def register(app: typer.Typer) -> None:

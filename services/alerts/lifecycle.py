@@ -285,7 +285,8 @@ def outlives_resolution(event_id: uuid.UUID, raised_at: dt.datetime, case_report
     """Whether an alert or referral of a resolved case stays open: it was raised after the
     resolution was reported (`CaseChange.resolved_at`) and is not of a report that opened or
     joined the case (`case_reports`: the case's `event_id` and `grouped_reports`). The one rule the
-    alerts service closes by (`closes_with_case`) and the pager pages by."""
+    alerts service closes by (`closes_with_case`) and keeps open by (`outlive`, `ungroup`), and
+    publishes as `TrackedState.after_resolution` for readers to show."""
     return event_id not in case_reports and resolved_at is not None and raised_at > resolved_at
 
 
