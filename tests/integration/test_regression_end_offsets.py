@@ -21,9 +21,11 @@ from bus.kafka.reader import assign_from_start, read_all, records_to_end
 from bus.settings import KafkaSettings
 from schemas.referrals import DeadLetter
 from services.alerts.cli import latest
+from services.alerts.pager.feed import DecisionFeed
+from services.alerts.pager.memory import DeskMemory
 from services.intake.operator import read_dead_letters
 from services.report.reader import read_topics as read_report_topics
-from topics.catalog import ALERT_STATES, AUDIT, DEAD_LETTERS, RESPONSES
+from topics.catalog import ALERT_STATES, AUDIT, CASES, DEAD_LETTERS, RESPONSES
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +78,16 @@ async def _dead_letters(kafka: KafkaSettings) -> int:
     return len(await read_dead_letters(kafka))
 
 
+async def _pager(kafka: KafkaSettings) -> int:
+    """A desk reads `cases.changes` to its end before deciding the states of each fetch."""
+    feed = DecisionFeed(kafka, DeskMemory(None), timeout=30.0)
+    await feed.connect()
+    try:
+        return len(await feed.cases_to_end())
+    finally:
+        await feed.disconnect()
+
+
 Reader = Callable[[KafkaSettings], Awaitable[int]]
 
 READERS: dict[str, tuple[str, Callable[[int], bytes], Reader]] = {
@@ -84,6 +96,7 @@ READERS: dict[str, tuple[str, Callable[[int], bytes], Reader]] = {
     "the annual report": (RESPONSES.name, _padding, _report),
     "`referral-bus cases` and `status` (latest per key)": (ALERT_STATES.name, _padding, _cli_latest),
     "`referral-bus deadletters`": (DEAD_LETTERS.name, _dead_letter, _dead_letters),
+    "`referral-bus page` (case changes)": (CASES.name, _padding, _pager),
 }
 
 

@@ -16,7 +16,6 @@ for as long as its request timeout, each logging an error.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -57,6 +56,10 @@ class DecisionFeed:
     async def _bounded(self, call: Awaitable[T]) -> T:
         try:
             return await asyncio.wait_for(call, self.timeout)
+        except asyncio.CancelledError as exc:
+            _reraise_if_cancelled()
+            # aiokafka lets the cancellation of one of its own tasks out when a connection drops.
+            raise BrokerUnreachable("connection lost") from exc
         except (TimeoutError, KafkaError, OSError) as exc:
             raise BrokerUnreachable(type(exc).__name__) from exc
 
@@ -80,9 +83,14 @@ class DecisionFeed:
     async def disconnect(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            # A stop that cannot reach the broker would wait for it; the connections close anyway.
-            with contextlib.suppress(Exception):
+            # A stop that cannot reach the broker would wait for it, or let out the cancellation of
+            # one of aiokafka's tasks; the connections close anyway.
+            try:
                 await asyncio.wait_for(consumer.stop(), self.timeout)
+            except asyncio.CancelledError:
+                _reraise_if_cancelled()
+            except Exception as exc:
+                log.debug("consumer_stop_failed", error=type(exc).__name__)
 
     async def cases_to_end(self) -> list[ConsumerRecord[bytes, bytes]]:
         """Every case change up to now."""
@@ -108,6 +116,13 @@ class DecisionFeed:
     def handled(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Remember that `record` is handled: a restart or a reconnection goes on after it."""
         self.memory.advance(record.topic, record.partition, record.offset + 1)
+
+
+def _reraise_if_cancelled() -> None:
+    """Re-raise when the desk itself is being cancelled (Ctrl-C), not only a task of the client."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def decision(record: ConsumerRecord[bytes, bytes]) -> Decision | None:
