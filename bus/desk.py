@@ -97,6 +97,12 @@ def notices_of_state(state: TrackedState, desk: Desk) -> list[Notice]:
     case_id = case_of(state.event_kind, state.event_id, state.case_id)
     common: dict[str, Any] = {"case_id": case_id, "state": state, "after_resolution": state.after_resolution}
     esc = state.escalation
+    if (state.status == "rejected" and esc is not None and esc.action == "reassign"
+            and esc.target_agency == desk.agency and desk.sees(esc.target_jurisdiction)):
+        # A lead's rejection handed back to the joint office (a referral's, or an alert's without one).
+        subject = state.referral.subject if state.referral is not None else esc.alert.subject if esc.alert else {}
+        return [Notice(str(esc.escalation_id), "reassign", needs_answer=True, escalation=esc,
+                       alert=esc.alert, child=Child.of(subject, desk.agency), **common)]
     if state.kind == "alert" and state.alert is not None:
         if state.status == "grouped":
             if state.agency != desk.agency or not desk.sees(state.jurisdiction):
@@ -112,11 +118,6 @@ def notices_of_state(state: TrackedState, desk: Desk) -> list[Notice]:
                            **common)]
         return [Notice(str(esc.escalation_id), "escalation", needs_answer=True, alert=alert, escalation=esc,
                        child=child, **common)]
-    if (state.status == "rejected" and esc is not None and esc.action == "reassign"
-            and esc.target_agency == desk.agency and desk.sees(esc.target_jurisdiction)):
-        subject = state.referral.subject if state.referral is not None else {}
-        return [Notice(str(esc.escalation_id), "reassign", needs_answer=True, escalation=esc,
-                       alert=esc.alert, child=Child.of(subject, desk.agency), **common)]
     return []
 
 

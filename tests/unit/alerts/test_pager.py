@@ -104,6 +104,16 @@ def test_an_escalation_pages_its_target() -> None:
     assert json.loads(render.as_json(page, JOINT_OFFICE))["action"] == "escalate"
 
 
+def test_a_rejected_alert_without_a_lead_referral_is_re_assigned_and_paged_to_the_joint_office() -> None:
+    state = _tracked(missing_child())
+    assert state.twin_id is None
+    rejected = lifecycle.apply_response(state, ReferralResponse(referral_id=state.id, answer="rejected",
+                                                                reason="not ours", responded_at=T0)).state
+    (page,) = notices_of_state(rejected, Desk(JOINT_OFFICE, "xian"))
+    assert page.kind == "reassign" and "REASSIGN" in render.text(page) and page.child is not None
+    assert not notices_of_state(rejected, Desk(CENTRE))
+
+
 def test_an_unreadable_message_is_not_a_page() -> None:
     assert decision(record(ALERT_STATES.name, b"{not json")) is None
     assert decision(record(CASES.name, b'{"case_id": 1}')) is None
