@@ -87,3 +87,15 @@ def test_the_router_raises_the_alert_with_the_deadlines_file_the_alerts_service_
     alert = police_alert(event, [], RouterSettings().alert_deadlines(deadlines))
     assert alert is not None and alert.ack_deadline == event.reported_at + Deadlines.load(short).for_level(
         "immediate").ack_within
+
+
+def test_the_alert_carries_the_command_centres_need_to_know_of_the_child(deadlines: Deadlines) -> None:
+    event = missing_child().model_copy(update={"description": "red coat"})
+    alert = police_alert(event, [], deadlines)
+    assert alert is not None
+    assert alert.subject["person"] == {"age": 6, "sex": "female"} and alert.subject["description"] == "red coat"
+    assert alert.subject["last_seen_location"] == {"place": "西安北站"}
+    # With the command centre's own lead referral, exactly what that referral carries.
+    lead = referral(event, "police.command_center").model_copy(update={"subject": {"person": {"age": 6}}})
+    with_lead = police_alert(event, [lead], deadlines)
+    assert with_lead is not None and with_lead.subject == {"person": {"age": 6}}
