@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.errors import FieldError
@@ -24,7 +23,7 @@ from schemas.events import EVENT_ADAPTER
 from services.intake.agents import consume_receipts
 from services.intake.credentials import Credentials
 from services.intake.errors import IntakeError
-from services.intake.metrics import IntakeMetrics
+from services.intake.metrics import DeliveryStreamMetrics, IntakeMetrics
 from services.intake.routes import IntakeContext, router
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
@@ -45,7 +44,7 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
         credentials=credentials if credentials is not None else Credentials.load(settings.credentials),
         store=store if store is not None else IntakeStore(state.state_dir / "intake" / "intake.sqlite"),
         publisher=publisher if publisher is not None else KafkaPublisher(kafka, settings.publish_timeout_s),
-        metrics=IntakeMetrics(registry), delivery_metrics=DeliveryMetrics(registry),
+        metrics=IntakeMetrics(registry), delivery_metrics=DeliveryStreamMetrics(registry),
     )
 
     @contextlib.asynccontextmanager

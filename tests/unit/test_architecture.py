@@ -97,7 +97,6 @@ def test_no_service_imports_another(module: str) -> None:
 def test_reading_a_topic_to_its_end_is_done_in_one_place() -> None:
     """End offsets are a floor on the local broker (tests/integration/test_regression_end_offsets.py):
     only the reader decides "caught up" from them; the lag exporter and the report's progress bar
-    report them, and a desk asks for them to check that the broker answers."""
+    report them."""
     asking = {m for m, path in MODULES.items() if "end_offsets(" in path.read_text(encoding="utf-8")}
-    assert asking == {"bus.kafka.reader", "services.alerts.lag", "services.report.reader",
-                      "services.alerts.pager.feed"}
+    assert asking == {"bus.kafka.reader", "services.alerts.lag", "services.report.reader"}

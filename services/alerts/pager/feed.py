@@ -93,7 +93,9 @@ class DecisionFeed:
                 log.debug("consumer_stop_failed", error=type(exc).__name__)
 
     async def cases_to_end(self) -> list[ConsumerRecord[bytes, bytes]]:
-        """Every case change up to now."""
+        """Every case change up to now. It asks the broker for the end offsets, which needs an answer
+        (an idle fetch comes back empty whether the broker answers or not): each cycle of a desk
+        learns whether the broker is there."""
         assert self._consumer is not None, "connect first"
 
         async def read() -> list[ConsumerRecord[bytes, bytes]]:
@@ -107,11 +109,6 @@ class DecisionFeed:
         assert self._consumer is not None, "connect first"
         batches = await self._bounded(self._consumer.getmany(*self._states, timeout_ms=wait_ms, max_records=500))
         return [record for records in batches.values() for record in records]
-
-    async def check(self) -> None:
-        """Ask the broker something that needs an answer (a fetch does not: it returns empty)."""
-        assert self._consumer is not None, "connect first"
-        await self._bounded(self._consumer.end_offsets(self._states[:1] or self._cases[:1]))
 
     def handled(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Remember that `record` is handled: a restart or a reconnection goes on after it."""

@@ -129,8 +129,6 @@ async def page_agency(settings: KafkaSettings, state: StateSettings, agency: str
         dropped = pager.duplicates
         states = await feed.states(wait_ms=200)
         cases = await feed.cases_to_end()
-        if not states and not cases:
-            await feed.check()  # an idle fetch comes back empty whether the broker answers or not
         for record in (*cases, *states):
             item = decision(record)
             if item is not None:
