@@ -1,4 +1,4 @@
-"""Outputs of a routed event beside its referrals. Each is a pure `Emitter`; services add theirs here."""
+"""Outputs of a routed event beside its referrals, each a pure `Emitter`: the police alert, the receipt, the audit."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from schemas.events import Event
 from schemas.receipts import Receipt, RefusalField, audit_record, audit_records_json
 from schemas.referrals import DeadLetter, Referral
 from schemas.wire import dump_values
+from services.router.alert import PoliceAlertEmitter
 from services.router.handling import Emitter, Outgoing
 from topics.catalog import AUDIT, RECEIPTS
 
@@ -93,11 +94,7 @@ def _reporter_agency(letter: DeadLetter) -> str | None:
     return agency if isinstance(agency, str) and len(agency) <= 64 else None
 
 
-def emitters(deadlines: Deadlines) -> tuple[Emitter, ...]:
-    """Every emitter the router runs, in order."""
-    from services.alerts.emitter import PoliceAlertEmitter
-    from services.alerts.settings import AlertsSettings
-
+def emitters(alert_deadlines: Deadlines) -> tuple[Emitter, ...]:
+    """Every emitter the router runs, in order; the police alert with `alert_deadlines`."""
     # The alert leads: the command centre pages before anything else is produced for the event.
-    # Its deadlines come from the alerts settings (REFERRAL_BUS_ALERTS_DEADLINES_FILE) when set.
-    return (PoliceAlertEmitter(AlertsSettings().deadlines(deadlines)), ReceiptEmitter(), AuditEmitter())
+    return (PoliceAlertEmitter(alert_deadlines), ReceiptEmitter(), AuditEmitter())

@@ -20,7 +20,7 @@ from schemas.alerts import PoliceAlert
 from schemas.receipts import AUDIT_NAMESPACE, AuditRecord, Receipt, audit_record, audit_records_json
 from schemas.referrals import Citation, Referral, referral_id_for, referral_id_suffix, referral_ids
 from schemas.wire import Uuid5, dump_values, model_values
-from services.alerts.emitter import police_alert
+from services.router.alert import police_alert
 from services.router.handling import Position, Routed, Router
 from services.router.outputs import AuditEmitter, ReceiptEmitter, emitters
 from topics.catalog import AUDIT, POLICE_ALERTS, RECEIPTS
