@@ -374,6 +374,11 @@ def _reason(kind: str, message: str, seen: _Seen, names: frozenset[str]) -> str:
     return "(withheld)"
 
 
+def reason_for(kind: str, message: str) -> str:
+    """A reason for one pydantic error of a value the caller cannot list (an HTTP parameter)."""
+    return _reason(kind, message, _Seen(), frozenset())
+
+
 def _echoes(text: str, seen: _Seen, names: frozenset[str]) -> bool:
     """Whether `text` repeats a string the sender wrote (the schema's own field names aside)."""
     return any(len(s) >= _ECHO_MIN_CHARS and s in text and s not in names for s in seen.strings)

@@ -17,7 +17,3 @@ class DeliveryMetrics:
             "referral_bus_delivery_refused",
             "Messages on an agency's referral topic that were not a referral for it, by reason.",
             ["reason"], registry=registry)
-        self.internal_errors = Counter(
-            "referral_bus_internal_errors",
-            "Messages a per-message step could not handle because of an unexpected error (a bug), by step.",
-            ["step"], registry=registry)

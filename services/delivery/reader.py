@@ -128,8 +128,8 @@ class AgencyReader:
         try:
             found = self._examine(value)
         except Exception as exc:
+            # Counted as refused with reason internal_error (the reader shares the intake's registry).
             fault("deliver", exc, topic=tp.topic, partition=tp.partition, offset=offset)
-            self._metrics.internal_errors.labels("deliver").inc()
             found = "internal_error"
         if isinstance(found, str) and found != "duplicate":
             self._metrics.refused.labels(found).inc()

@@ -77,5 +77,5 @@ def test_an_unexpected_error_is_counted_and_the_reader_goes_on(reader: AgencyRea
     with patch("services.delivery.reader.REFERRAL.decode", explode), capture_logs() as logs:
         assert reader.examine(referral.model_dump_json().encode(), TP, 4) == "internal_error"
     assert MARK not in json.dumps(logs)
-    assert reader._metrics.internal_errors.labels("deliver")._value.get() == 1
+    assert refused(reader, "internal_error") == 1
     assert reader.examine(referral.model_dump_json().encode(), TP, 5) == referral
