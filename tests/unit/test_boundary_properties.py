@@ -2,9 +2,11 @@
 
 For arbitrary bytes, arbitrary JSON and events with arbitrary fields (lone surrogates, controls,
 NaN, deep nesting, wrong types, unknown keys): no exception escapes the step, each input has
-exactly one outcome with a reason, and no string the sender wrote (8 characters or more, not a
-UUID or a code the bus knows) appears in the outcome's reason, a log line or an audit record.
-Log lines are captured from structlog.
+exactly one outcome with a reason, and no string the sender wrote appears in the outcome's
+reason, a log line or an audit record. The generated strings are marked (MARK at both ends:
+tests/hostile.py), so an echo is found exactly, not by chance (hypothesis also draws strings
+from the code under test, which its fixed texts hold by design). Log lines are captured from
+structlog.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from services.router.agents import Tally
 from services.router.handling import Refused, Routed, Router
 from services.router.metrics import RouterMetrics
 from services.router.outputs import emitters
-from tests.hostile import any_text, json_values, marked_text, messages, submitted_strings
+from tests.hostile import MARK, any_text, holds_mark, json_values, marked_text, messages
 from tests.unit.intake.intake_fakes import FakePublisher, auth
 from topics.catalog import AUDIT, DEAD_LETTERS, RECEIPTS
 
@@ -60,10 +62,10 @@ PROPERTY = settings(max_examples=int(os.environ.get("REFERRAL_BUS_PROPERTY_EXAMP
 
 
 def assert_not_repeated(raw: bytes | None, *texts: str) -> None:
-    """No string the sender wrote appears in any of `texts`."""
-    joined = "\n".join(texts)
-    for text in submitted_strings(raw):
-        assert text not in joined, f"repeated: {text!r}"
+    """No marked string the sender wrote appears, even in part, in any of `texts`."""
+    if holds_mark(raw):
+        joined = "\n".join(texts)
+        assert MARK not in joined, f"repeated: ...{joined[max(0, joined.find(MARK) - 60):joined.find(MARK) + 60]}..."
 
 
 def logged(logs: list[dict[str, Any]]) -> str:
@@ -196,8 +198,8 @@ def test_intake_receipt_handler(intake: tuple[TestClient, FakePublisher], segmen
     path = urllib.parse.quote(segment.encode("utf-8", "surrogatepass"), safe="")
     with capture_logs() as logs:
         r = client.get(f"/v1/events/{path or uuid.uuid4()}", headers=auth())
-    assert r.status_code in {404, 422}, r.text
-    assert r.json()["error"]["code"] in {"not_found", "invalid_request"}
+    assert r.status_code in {404, 405, 422}, r.text  # "." and "%2F" leave the route (404, 405)
+    assert r.json()["error"]["code"] in {"not_found", "method_not_allowed", "invalid_request"}
     assert_not_repeated(json.dumps([segment]).encode("utf-8", "surrogatepass"), r.text, logged(logs))
 
 
