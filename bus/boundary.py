@@ -76,6 +76,8 @@ class Limits:
     max_depth: int = 8
     max_string_chars: int = 8192
     max_key_chars: int = 64
+    #: Values (strings, numbers, arrays, objects, keys) in one message: an event has a few dozen.
+    max_values: int = 1024
 
 
 @dataclass(frozen=True)
@@ -238,8 +240,14 @@ def _screen(obj: Any, limits: Limits, names: frozenset[str]) -> _Seen | Refusal:
     """Depth, strings, keys and numbers of a parsed message, checked without recursion."""
     seen = _Seen()
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(obj, ())]
+    values = 1
     while stack:
         value, path = stack.pop()
+        if isinstance(value, dict | list):
+            values += len(value) * (2 if isinstance(value, dict) else 1)
+            if values > limits.max_values:
+                return Refusal("too_large", (FieldError(field="(message)",
+                                                        reason=f"more than {limits.max_values} values"),))
         if len(path) > limits.max_depth:
             return _too_deep(limits)
         if isinstance(value, str):
@@ -341,18 +349,23 @@ def safe_field_errors(exc: ValidationError, seen: _Seen | None = None, names: fr
     seen = seen or _Seen()
     # One entry per path: a value that fails every member of a union (`details` values may be a
     # string, a number, a boolean or null) would otherwise be listed once per member.
+    # Reasons only for the fields listed: a message with thousands of unknown keys must cost
+    # no more than one with twenty (each reason is checked against every string it holds).
     out: dict[str, str] = {}
+    beyond: set[str] = set()
     for err in exc.errors(include_input=False, include_url=False, include_context=False):
         loc = err["loc"][1:] if err["loc"] and err["loc"][0] in tags else err["loc"]
         path = _path(loc, names, seen)
+        if path not in out and len(out) >= MAX_FIELDS - 1:
+            beyond.add(path)
+            continue
         reason = _reason(err["type"], err["msg"], seen, names)
         if path in out and out[path] != reason:
             reason = "none of the accepted types"
         out[path] = reason
     errors = [FieldError(field=f, reason=r) for f, r in out.items()]
-    if len(errors) > MAX_FIELDS:
-        more = len(errors) - MAX_FIELDS + 1
-        errors = [*errors[:MAX_FIELDS - 1], FieldError(field="(more)", reason=f"{more} more failing fields")]
+    if beyond:
+        errors.append(FieldError(field="(more)", reason=f"{len(beyond)} more failing fields"))
     return tuple(errors)
 
 
