@@ -82,12 +82,15 @@ class Proc:
                                         start_new_session=True, preexec_fn=die_with_parent)
 
     def check(self) -> None:
-        """Count an exit as a crash and restart (what Compose's `restart: unless-stopped` does)."""
+        """Count an exit as a crash and restart (what Compose's `restart: unless-stopped` does),
+        at most MAX_RESTARTS times: a service that exits again on the same message stays down."""
         if self.process is not None and self.process.poll() is not None:
             self.crashes += 1
             self.exit_codes.append(self.process.returncode)
             if self.crashes <= MAX_RESTARTS:
                 self.start()
+            else:
+                self.process = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -99,8 +102,21 @@ class Proc:
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        return self.process.pid if self.process is not None else -1
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    out = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            out[name] = cpu_seconds(pid)
+    return out
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -226,7 +242,8 @@ def hostile_body(rnd: random.Random, corpus: list[tuple[str, bytes | None]]) -> 
     if pick < 0.65:
         event = rnd.choice([hospital_report, missing_child, lambda: release(str(uuid.uuid4()))])()
         for _ in range(rnd.randint(1, 3)):
-            target = event.get("person") if rnd.random() < 0.2 and isinstance(event.get("person"), dict) else event
+            person = event.get("person")
+            target: dict[str, Any] = person if rnd.random() < 0.2 and isinstance(person, dict) else event
             target[rnd.choice(FIELDS)] = junk(rnd)
         try:
             body = json.dumps(event, allow_nan=True).encode("utf-8", "surrogatepass")
@@ -412,7 +429,8 @@ async def accounting(kafka: KafkaSettings, placed: dict[tuple[int, int], str],
 # -- abuse figures ---------------------------------------------------------------------------------
 
 
-async def auth_attack(client: httpx.AsyncClient, intake: Proc, tries: int, rate: float) -> dict[str, Any]:
+async def auth_attack(client: httpx.AsyncClient, intake: Proc, tries: int, rate: float,
+                      token_agency: str = "police.command_center") -> dict[str, Any]:
     """Wrong secrets for a known token id at `rate`/s; a receipt read 5 times a second meanwhile."""
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     event = hospital_report()
@@ -432,7 +450,7 @@ async def auth_attack(client: httpx.AsyncClient, intake: Proc, tries: int, rate:
     before = await reads(3)
     rss_before, _ = memory_mb(intake.pid)
     statuses: Counter[str] = Counter()
-    token_id = DEMO_TOKENS["police.command_center"].split("_")[1]  # a known id; the hospital's own reads go on
+    token_id = DEMO_TOKENS[token_agency].split("_")[1]  # a known id; the hospital's own reads go on
 
     async def guesses() -> None:
         async def guess(i: int) -> None:
@@ -447,7 +465,7 @@ async def auth_attack(client: httpx.AsyncClient, intake: Proc, tries: int, rate:
             tasks.append(asyncio.create_task(guess(i)))
         await asyncio.gather(*tasks)
 
-    during_task = asyncio.create_task(reads(tries / rate))
+    during_task = asyncio.create_task(reads(max(tries / rate, 5.0)))
     await guesses()
     during = await during_task
     rss_after, peak = memory_mb(intake.pid)
@@ -508,17 +526,30 @@ async def run(kafka: KafkaSettings, procs: dict[str, Proc], port: int, args: arg
         print(f"baseline: {len(base)} legitimate requests, "
               f"p50 {percentile(base, 0.5):.1f} ms, p99 {percentile(base, 0.99):.1f} ms")
 
-        # Failed authentication first, while no other failure has been counted for this client.
+        # Failed authentication first, while no other failure has been counted for this client:
+        # at the issue's pace (24/s), then all at once (the process's memory under a burst).
         abuse = await auth_attack(client, procs["intake"], args.auth_tries, 24.0)
+        abuse["burst"] = await auth_attack(client, procs["intake"], args.auth_tries, 10_000.0,
+                                           token_agency="police")
+        if args.only_abuse:
+            slow = await slow_requests(port)
+            stop.set()
+            await supervisor
+            return {"abuse": abuse, "slow": slow, "baseline": baseline["latencies"]}
 
         stop_file = tmp / "attack-over"
         during_process = legit(url, 0, args.legit_rate, stop_file)
         attack = Attack()
+        pids = {name: p.pid for name, p in procs.items()} | args.other_pids | {"attacker": os.getpid()}
+        cpu_before = cpu_of(pids)
         t0 = time.monotonic()
         _, placed = await asyncio.gather(
             hostile_http(hostile_client, port, args.requests, args.concurrency, args.seed, attack),
             hostile_kafka(kafka, args.messages, args.seed))
         attack_s = time.monotonic() - t0
+        cpu = {name: round((spent - cpu_before.get(name, 0.0)) / attack_s, 2)
+               for name, spent in cpu_of(pids).items()}
+        print(f"CPU during the attack (cores): {cpu}")
         stop_file.touch()
         during = await asyncio.to_thread(collected, during_process)
         print(f"attack: {attack.sent} hostile requests and {len(placed)} hostile inbound messages in {attack_s:.1f} s; "
@@ -543,7 +574,7 @@ async def run(kafka: KafkaSettings, procs: dict[str, Proc], port: int, args: arg
             "during": during["latencies"], "during_errors": during["errors"],
             "baseline_by_kind": baseline["by_kind"], "during_by_kind": during["by_kind"],
             "attack": attack, "placed": placed, "reasons": reasons, "unaccounted": unaccounted,
-            "attack_s": attack_s, "abuse": abuse, "slow": slow}
+            "attack_s": attack_s, "abuse": abuse, "slow": slow, "cpu": cpu}
 
 
 def main() -> None:
@@ -557,6 +588,8 @@ def main() -> None:
     parser.add_argument("--drain-s", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--quick", action="store_true", help="a small run, as the test suite runs it")
+    parser.add_argument("--only-abuse", action="store_true", help="only the failed-authentication and slow-request "
+                                                                  "figures (no fuzzing)")
     parser.add_argument("--legit-client", help=argparse.SUPPRESS)  # the legitimate traffic's own process
     parser.add_argument("--legit-stop-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -570,8 +603,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        args.other_pids = {}
         if not bootstrap:
-            bootstrap = stack.enter_context(local_broker(Path(tmp) / "tansu.log")).bootstrap
+            broker = stack.enter_context(local_broker(Path(tmp) / "tansu.log"))
+            bootstrap = broker.bootstrap
+            if broker.process is not None:
+                args.other_pids["broker"] = broker.process.pid
         kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap)
         asyncio.run(create_topics(kafka))
         port, router_metrics, intake_metrics, feed = free_port(), free_port(), free_port(), free_port()
@@ -604,7 +641,23 @@ def _wait_routed(kafka: KafkaSettings, port: int) -> None:
                                  timeout=5).json().get("status") == "routed", 120, "the router")
 
 
+def print_abuse(result: dict[str, Any]) -> None:
+    abuses = (("failed authentication", result["abuse"]), ("the same, all at once", result["abuse"]["burst"]))
+    for name, abuse in abuses:
+        print(f"{name}: {abuse['tries']} wrong secrets at {min(abuse['rate_per_s'], abuse['tries']):.0f}/s "
+              f"-> {abuse['statuses']}; receipt p50 {abuse['receipt_ms_before_p50']:.1f} ms before, "
+              f"{abuse['receipt_ms_during_p50']:.1f} ms during (p99 {abuse['receipt_ms_during_p99']:.1f}); "
+              f"intake RSS {abuse['rss_mb_before']} -> {abuse['rss_mb_after']} MB (peak {abuse['rss_mb_peak']} MB)")
+    slow = result["slow"]
+    print(f"slow requests: head never ends -> {slow['incomplete_head_answer']} after {slow['incomplete_head_s']} s; "
+          f"body never ends -> {slow['incomplete_body_answer']} after {slow['incomplete_body_s']} s")
+
+
 def report(result: dict[str, Any], procs: dict[str, Proc], logs: dict[str, str], args: argparse.Namespace) -> None:
+    if args.only_abuse:
+        print_abuse(result)
+        print(json.dumps({"auth_attack": result["abuse"], "slow_requests": result["slow"]}, sort_keys=True))
+        return
     attack: Attack = result["attack"]
     print("\nintake: hostile requests by status")
     for status, n in sorted(attack.statuses.items()):
@@ -629,14 +682,9 @@ def report(result: dict[str, Any], procs: dict[str, Proc], logs: dict[str, str],
         base, att = result["baseline_by_kind"][kind], result["during_by_kind"][kind]
         print(f"  {kind:>8}: p50 {percentile(base, 0.5):.1f} / {percentile(att, 0.5):.1f} ms, "
               f"p99 {percentile(base, 0.99):.1f} / {percentile(att, 0.99):.1f} ms (without / during)")
-    abuse = result["abuse"]
-    print(f"\nfailed authentication: {abuse['tries']} wrong secrets at {abuse['rate_per_s']:.0f}/s "
-          f"-> {abuse['statuses']}; receipt p50 {abuse['receipt_ms_before_p50']:.1f} ms before, "
-          f"{abuse['receipt_ms_during_p50']:.1f} ms during (p99 {abuse['receipt_ms_during_p99']:.1f}); "
-          f"intake RSS {abuse['rss_mb_before']} -> {abuse['rss_mb_after']} MB (peak {abuse['rss_mb_peak']} MB)")
-    slow = result["slow"]
-    print(f"slow requests: head never ends -> {slow['incomplete_head_answer']} after {slow['incomplete_head_s']} s; "
-          f"body never ends -> {slow['incomplete_body_answer']} after {slow['incomplete_body_s']} s")
+    print()
+    print_abuse(result)
+    slow, abuse = result["slow"], result["abuse"]
     summary = {
         "quick": args.quick, "hostile_requests": attack.sent, "hostile_messages": len(result["placed"]),
         "http_statuses": dict(attack.statuses), "dead_letter_reasons": dict(result["reasons"]),
@@ -648,7 +696,8 @@ def report(result: dict[str, Any], procs: dict[str, Proc], logs: dict[str, str],
         "legit_p99_ms_attack": round(p99_during, 1), "legit_requests_attack": len(result["during"]),
         **{f"legit_{kind}_p99_ms_{phase}": round(percentile(result[f"{key}_by_kind"][kind], 0.99), 1)
            for kind in ("publish", "receipt") for phase, key in (("baseline", "baseline"), ("attack", "during"))},
-        "attack_seconds": round(result["attack_s"], 1), "auth_attack": abuse, "slow_requests": slow,
+        "attack_seconds": round(result["attack_s"], 1), "cpu_cores_during_attack": result["cpu"],
+        "auth_attack": abuse, "slow_requests": slow,
     }
     print(json.dumps(summary, sort_keys=True))
 
