@@ -102,11 +102,6 @@ class Refusal:
     event_id: str | None = None
     reporter_agency: str | None = None
 
-    @property
-    def event_uuid(self) -> str | None:
-        """The event id when it is a real UUID (a receipt can be asked for it), else None."""
-        return self.event_id if self.event_id is not None and _UUID.match(self.event_id) else None
-
     def summary(self) -> str:
         """One line for operators: the reason and each failing field (no values)."""
         return f"{self.reason}: " + "; ".join(f"{f.field}: {f.reason}" for f in self.fields)
@@ -132,8 +127,8 @@ def shown_id(value: object) -> str | None:
 class Contract(Generic[T]):
     """A model the boundary decodes into, with its limits and the reason code for invalid input.
 
-    The names a refusal may show are the schema's own property names, computed once on the
-    first refusal (no work at import).
+    The names a refusal may show are the schema's own property names, computed once, on first
+    use (no work at import).
     """
 
     def __init__(self, adapter: TypeAdapter[T], *, invalid: str, limits: Limits | None = None,
