@@ -96,3 +96,25 @@ def audit_record(event_id: str | uuid.UUID, action: AuditAction, actor: str, at:
                           f"{event_id}|{action}|{actor}|{referral_id or ''}|{agency or ''}|{detail or ''}")
     return AuditRecord(audit_id=audit_id, event_id=str(event_id), action=action, actor=actor, at=at,
                        referral_id=referral_id, agency=agency, detail=detail)
+
+
+ClaimStatus = Literal["claimed", "accepted"]
+
+
+class EventClaim(_Frozen):
+    """An intake replica's record on the claims topic: an agency claims an event id before the
+    event is published (the first claim of an id in the log owns it, on every replica), then
+    records its acceptance (the original answer to a repeated request)."""
+
+    event_id: uuid.UUID
+    agency: str
+    status: ClaimStatus
+    replica: str = Field(max_length=32)
+    at: AwareDatetime
+    body_sha256: str | None = Field(default=None, description="Of the accepted body (accepted only).")
+    partition: int | None = Field(default=None, description="Where the event was written (accepted only).")
+    offset: int | None = None
+
+    @property
+    def key(self) -> bytes:
+        return str(self.event_id).encode()
