@@ -101,6 +101,28 @@ def audit_record(event_id: str | uuid.UUID, action: AuditAction, actor: str, at:
                        referral_id=referral_id, agency=agency, detail=detail)
 
 
+ClaimStatus = Literal["claimed", "accepted"]
+
+
+class EventClaim(_Frozen):
+    """An intake replica's record on the claims topic: an agency claims an event id before the
+    event is published (the first claim of an id in the log owns it, on every replica), then
+    records its acceptance (the original answer to a repeated request)."""
+
+    event_id: uuid.UUID
+    agency: str
+    status: ClaimStatus
+    replica: str = Field(max_length=32)
+    at: AwareDatetime
+    body_sha256: str | None = Field(default=None, description="Of the accepted body (accepted only).")
+    partition: int | None = Field(default=None, description="Where the event was written (accepted only).")
+    offset: int | None = None
+
+    @property
+    def key(self) -> bytes:
+        return str(self.event_id).encode()
+
+
 def audit_records_json(event_id: str | uuid.UUID, action: AuditAction, actor: str, at: dt.datetime,
                        entries: Iterable[tuple[uuid.UUID | None, str | None, str | None]]) -> list[bytes]:
     """`audit_record(event_id, action, actor, at, referral_id=…, agency=…, detail=…)`, serialised,

@@ -18,12 +18,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import faust
 import structlog
+
 from bus.faust_app import BusApp
 from bus.kafka.reader import latest_by_key, read_all
-from bus.upstream.faust_tables import KeyPartitionedTable, overwrite_store
 from bus.settings import KafkaSettings
+from bus.upstream.faust_tables import KeyPartitionedTable, overwrite_store
 from services.alerts.store import MappingStore
 from topics.catalog import ALERT_PARKED, ALERT_STATES, CASES, TopicSpec
 
