@@ -7,8 +7,11 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bus.boundary import (
     EVENT,
@@ -18,13 +21,15 @@ from bus.boundary import (
     Limits,
     Position,
     Refusal,
+    _passes,
+    _screen,
     dead_letter,
     digest,
     fault,
     reason_for,
     shown_id,
 )
-from tests.hostile import hospital_report
+from tests.hostile import any_text, hospital_report, json_values
 
 MARK = "Zq9mark"
 
@@ -138,3 +143,23 @@ def test_the_last_resort_names_the_error_and_where_never_its_message() -> None:
     assert found.reason == "internal_error"
     assert "ValueError" in found.fields[0].reason and "tests/unit/test_boundary.py:" in found.fields[0].reason
     assert MARK not in found.fields[0].reason
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(json_values, st.builds(lambda v: {"deep": [[[[[[[[v]]]]]]]]}, json_values),
+                 st.lists(any_text, max_size=5), st.dictionaries(any_text, json_values, max_size=5)))
+def test_the_quick_screen_passes_exactly_what_the_full_screen_passes(obj: Any) -> None:
+    """A message is decoded after one quick pass when it has nothing wrong; the full screen,
+    which words refusals, decides otherwise: both must agree on every message."""
+    for limits in (Limits(), Limits(max_depth=2, max_string_chars=5, max_key_chars=3, max_values=12)):
+        assert _passes(obj, limits) == (not isinstance(_screen(obj, limits, frozenset()), Refusal)), obj
+
+
+def test_the_quick_screen_catches_each_kind_of_fault() -> None:
+    limits = Limits(max_depth=2, max_string_chars=5, max_key_chars=3, max_values=12)
+    good = {"abc": ["12345", 1.5, None, {}], "de": {"f": 2}}
+    assert _passes(good, limits) and not isinstance(_screen(good, limits, frozenset()), Refusal)
+    for bad in ({"abc": [[["x"]]]}, {"abc": "123456"}, {"abcd": 1}, {"a": "\u202e"}, {"\x00": 1},
+                {"a": float("inf")}, list(range(12)), "\ud800"):
+        assert not _passes(bad, limits), bad
+        assert isinstance(_screen(bad, limits, frozenset()), Refusal), bad
