@@ -274,16 +274,33 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
 # Where a lone event's CPU goes (py-spy)
 
 #: Stages of a worker's work, by the code found in a sampled stack (the first that matches: the
-#: first mark, and one of the others if there are others).
+#: first mark, and one of the others if there are others). faust's worker and the raw worker
+#: alike: the aiokafka stages are told apart by the module the code is in.
 STAGES = (
     ("routing step (Router.handle: validate, route, build and serialise every output)", ("Router.handle",)),
     ("agent's sends (faust producer, delivery guard)", ("route_events", "Producer.send")),
     ("agent: batches, metrics", ("route_events", "fetched_batches", "Agent._slurp")),
     ("hand-over: faust's fetch loop, records to the agent", ("_drain_messages", "Fetcher._fetcher", "_deliver")),
-    ("commits: faust's commit, producer flush, offsets", ("_commit", "Consumer.commit", "flush")),
-    ("produce requests (aiokafka sender: encode, send, acks)", ("Sender.", "MessageAccumulator")),
-    ("consumer thread: fetch requests, responses, thread calls", ("Thread-",)),
+    ("commits (faust's commit, producer flush, OffsetCommit)", ("ommit",)),
+    ("produce requests (aiokafka sender: encode, send, acks)", ("aiokafka/producer/",)),
+    ("fetch requests (aiokafka fetcher: build, send, decode)", ("aiokafka/consumer/",)),
+    ("other Kafka requests and responses (heartbeats, metadata, reading sockets)", ("aiokafka/",)),
+    ("thread hand-offs (faust's consumer thread <-> the worker's loop)", ("mode/threads.py",)),
 )
+
+
+def stage_counts(path: Path) -> dict[str, int]:
+    """Samples per stage in py-spy's raw output at `path` (a thread waiting in the event loop
+    is not counted)."""
+    counts: dict[str, int] = {}
+    for line in path.read_text().splitlines() if path.exists() else ():
+        stack, _, samples = line.rpartition(" ")
+        frames = stack.split(";")
+        if "select (" in frames[-1]:
+            continue
+        stage = stage_of(frames)
+        counts[stage] = counts.get(stage, 0) + int(samples)
+    return counts
 
 
 class Profile:
@@ -300,15 +317,7 @@ class Profile:
 
     def stages(self) -> dict[str, int]:
         self.proc.wait()
-        counts: dict[str, int] = {}
-        for line in self.out.read_text().splitlines() if self.out.exists() else ():
-            stack, _, samples = line.rpartition(" ")
-            frames = stack.split(";")
-            if "select (" in frames[-1]:
-                continue  # waiting in the event loop
-            stage = stage_of(frames)
-            counts[stage] = counts.get(stage, 0) + int(samples)
-        return counts
+        return stage_counts(self.out)
 
 
 def py_spy() -> str | None:
@@ -324,7 +333,7 @@ def stage_of(frames: list[str]) -> str:
     for stage, marks in STAGES:
         if marks[0] in text and (len(marks) == 1 or any(m in text for m in marks[1:])):
             return stage
-    return "event loop, timers, other"
+    return "event loop, timers, other Python"
 
 
 def print_lone_profile(idle: dict[str, int], idle_s: float, lone: dict[str, int], lone_s: float,
@@ -332,15 +341,15 @@ def print_lone_profile(idle: dict[str, int], idle_s: float, lone: dict[str, int]
     """Per stage: the worker's CPU while idle and while lone events came, and what one lone event
     cost net of the idle rate (1 sample = 1 ms of Python holding the GIL)."""
     print(f"  where a lone event's CPU went (py-spy at 1 kHz, --nonblocking --gil; stacks in {out.parent}):")
-    print(f"    {'stage':76} {'idle ms/s':>9} {'lone ms/s':>9} {'ms/event':>8}")
+    print(f"    {'stage':80} {'idle ms/s':>9} {'lone ms/s':>9} {'ms/event':>8}")
     rows = []
     for stage in {*idle, *lone}:
         per_event = (lone.get(stage, 0) - idle.get(stage, 0) * lone_s / idle_s) / events
         rows.append((per_event, stage))
     for per_event, stage in sorted(rows, reverse=True):
-        print(f"    {stage:76} {idle.get(stage, 0) / idle_s:9.2f} {lone.get(stage, 0) / lone_s:9.2f} {per_event:8.2f}")
+        print(f"    {stage:80} {idle.get(stage, 0) / idle_s:9.2f} {lone.get(stage, 0) / lone_s:9.2f} {per_event:8.2f}")
     total = (sum(lone.values()) - sum(idle.values()) * lone_s / idle_s) / events
-    print(f"    {'all':76} {sum(idle.values()) / idle_s:9.2f} {sum(lone.values()) / lone_s:9.2f} {total:8.2f}")
+    print(f"    {'all':80} {sum(idle.values()) / idle_s:9.2f} {sum(lone.values()) / lone_s:9.2f} {total:8.2f}")
 
 
 def run(kind: str, args: argparse.Namespace) -> list[Phase]:
