@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from schemas.events import AgencyCode, Event
 from schemas.referrals import Citation, Referral
@@ -136,6 +136,13 @@ class ReferralResponse(Message):
     @property
     def key(self) -> bytes:
         return str(self.referral_id).encode()
+
+
+class ParkedAnswers(RootModel[tuple[ReferralResponse, ...]]):
+    """Answers that arrived before their alert or referral, kept by the alerts service under the
+    answered id until it arrives (each answer carries its own schema_version)."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 EscalationAction = Literal["resend", "escalate", "reassign"]

@@ -8,7 +8,7 @@ model from `kind`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, model_validator
 
@@ -111,14 +111,14 @@ class Location(WireModel):
     lon: Number | None = Field(default=None, ge=-180, le=180)
 
 
-#: Rules of an event that its JSON Schema cannot state (it names them in its description).
-EVENT_RULES: dict[str, str] = {
-    "reported_after_occurred": "reported_at is not earlier than occurred_at (compared as instants).",
-}
-
-
 class Event(Message):
     """The envelope every reporting agency publishes; `event_id` is the idempotency key."""
+
+    RULES: ClassVar[dict[str, str]] = {
+        **Message.RULES,
+        "reported_after_occurred": "reported_at is not earlier than occurred_at (compared as instants: "
+                                   "2026-11-20T08:00:00+08:00 equals 2026-11-20T00:00:00Z).",
+    }
 
     event_id: Uuid
     kind: KindCode

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AwareDatetime,
@@ -136,6 +136,12 @@ class Message(WireModel):
     applies, checks it like every other field. A model whose schema changes incompatibly
     redeclares the field as `version_type(2, 0)` with the default "2.0".
     """
+
+    #: Rules the model enforces that its JSON Schema cannot state, by name (published in its
+    #: description and in the AsyncAPI document).
+    RULES: ClassVar[dict[str, str]] = {
+        "real_dates": "every date-time names a real calendar date and time (the schema's format: date-time).",
+    }
 
     schema_version: SchemaVersion1 = Field(default="1.0")
 

@@ -59,7 +59,6 @@ from topics.catalog import (
     ESCALATIONS,
     EVENTS,
     POLICE_ALERTS,
-    RESPONSES,
     TopicSpec,
     all_topics,
     referral_topic_name,
@@ -546,7 +545,7 @@ def wire(app: BusApp, config: AlertsConfig, metrics: AlertsMetrics, kafka: Kafka
 
     agent((POLICE_ALERTS.name,), "track-alerts", alerts.on_alert)
     agent(referral_topics(), "track-referrals", alerts.on_referral)
-    agent((RESPONSES.name,), "apply-responses", alerts.on_response)
+    agent(kafka.answer_topics, "apply-responses", alerts.on_response)
     agent((ESCALATIONS.name,), "apply-escalations", alerts.on_escalation)
     agent((EVENTS.name,), "follow-cases", alerts.on_event)
 
