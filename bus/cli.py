@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bus import logging as bus_logging
+from bus.contract_cli import app as contract_app
 from bus.settings import KafkaSettings, StateSettings
 
 app = typer.Typer(help="Referral and alert bus for anti-trafficking work.", no_args_is_help=True,
@@ -21,6 +22,7 @@ topics_app = typer.Typer(help="The topic catalog.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 schemas_app = typer.Typer(help="The published JSON Schemas.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(contract_app, name="contract")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -115,10 +117,10 @@ def topics_create() -> None:
 
 @schemas_app.command("export")
 def schemas_export() -> None:
-    """Write the JSON Schema of every message model under schemas/json/."""
-    from schemas.contract import export
+    """Write the published contract: the JSON Schemas, the AsyncAPI document, docs/topics.md."""
+    from bus.contract_cli import export_all
 
-    for path in export():
+    for path in export_all():
         console.print(f"wrote {path}")
 
 

@@ -41,6 +41,9 @@ ID_PREFIX = "urn:referral-bus:schema:"
 JSON_CONTENT_TYPE = "application/json"
 #: The discriminator of a model family.
 KIND = "kind"
+#: A field another kind has and this one must not (`{"not": {}}` rather than `false`, so that
+#: validators name the field when they refuse it).
+_NOT_HERE: dict[str, Any] = {"not": {}, "description": "Only for another kind."}
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ def _family_schema(base: type[BaseModel], variants: list[type[BaseModel]],
             kinds.append(kind)
             own = {n: p for n, p in vdef["properties"].items()
                    if n != KIND and p != base_def["properties"].get(n)}
-            forbidden = {n: False for n in sorted(set(props) - set(vdef["properties"]))}
+            forbidden = {n: _NOT_HERE for n in sorted(set(props) - set(vdef["properties"]))}
             branches.append({
                 "if": {"properties": {KIND: {"const": kind}}, "required": [KIND]},
                 "then": {"description": (variant.__doc__ or "").strip(), "properties": {**own, **forbidden},
@@ -161,7 +164,7 @@ def _family_schema(base: type[BaseModel], variants: list[type[BaseModel]],
     if kinds:
         branches.append({
             "if": {"properties": {KIND: {"enum": kinds}}, "required": [KIND]},
-            "else": {"properties": {n: False for n in sorted(set(props) - base_only)}},
+            "else": {"properties": {n: _NOT_HERE for n in sorted(set(props) - base_only)}},
         })
     schema: dict[str, Any] = {
         "title": base_def.get("title", base.__name__),

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from rules.catalog import catalog
-from schemas.wire import Bool, Int, Message, Number, Str, Timestamp, Uuid, WireModel
+from schemas.wire import Bool, Int, Message, Number, Str, Timestamp, Uuid, WireModel, int_range
 
 #: ISO 3166-1 alpha-2, as the plans' foreign victims are told apart from Chinese ones ("CN").
 ISO_ALPHA2_PATTERN = "^[A-Z]{2}$"
@@ -53,6 +53,8 @@ JurisdictionCode = Annotated[Str, AfterValidator(_known_jurisdiction),
                              Field(json_schema_extra=_enum_of(lambda: catalog().jurisdictions))]
 AgencyCode = Annotated[Str, AfterValidator(_known_agency),
                        Field(json_schema_extra=_enum_of(lambda: catalog().agencies))]
+Age = int_range(0, 130)
+ChildAge = int_range(0, 17)
 Sex = Literal["female", "male", "unknown"]
 Disability = Literal["none", "physical", "intellectual", "mental", "visual", "hearing", "speech",
                      "multiple", "unknown"]
@@ -70,7 +72,7 @@ class Reporter(WireModel):
 class Person(WireModel):
     """The child or victim the event is about. Unknown values are allowed (null)."""
 
-    age: Int | None = Field(default=None, ge=0, le=130)
+    age: Age | None = None
     sex: Sex | None = None
     nationality: Str | None = Field(default=None, pattern=ISO_ALPHA2_PATTERN,
                                     description="ISO 3166-1 alpha-2 code, e.g. CN")
@@ -107,8 +109,8 @@ class Location(WireModel):
 
     place: Str | None = Field(default=None, max_length=200)
     address: Str | None = Field(default=None, max_length=500)
-    lat: Number | None = Field(default=None, ge=-90, le=90)
-    lon: Number | None = Field(default=None, ge=-180, le=180)
+    lat: Annotated[Number, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[Number, Field(ge=-180, le=180)] | None = None
 
 
 class Event(Message):
@@ -146,8 +148,8 @@ class Event(Message):
 class MissingChild(Person):
     """The child of a missing-child report: someone under 18 (the plans' 儿童)."""
 
-    age: Int | None = Field(default=None, ge=0, le=17,
-                            description="Under 18: a missing-child report is about a child.")
+    age: ChildAge | None = Field(
+        default=None, description="Under 18: a missing-child report is about a child.")
 
 
 class MissingChildReport(Event):

@@ -90,6 +90,12 @@ Number = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 
 
+def int_range(ge: int, le: int) -> Any:
+    """An `Int` between two bounds, as a type (so that the bounds reach the JSON Schema inside a
+    `... | None` too, where pydantic would otherwise write them as unknown keywords)."""
+    return Annotated[int, Strict(), Field(ge=ge, le=le), BeforeValidator(_integral)]
+
+
 class WireModel(BaseModel):
     """A part of a message: closed (an unknown field is refused), immutable, strict types."""
 
