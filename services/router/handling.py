@@ -20,6 +20,7 @@ from rules.engine import RuleBook, route
 from schemas.errors import field_errors, summary
 from schemas.events import Event, parse_event
 from schemas.referrals import DeadLetter, Referral
+from schemas.wire import UNSUPPORTED_VERSION
 from topics.catalog import DEAD_LETTERS, referral_topic_name
 
 
@@ -90,7 +91,8 @@ class Router:
                 if _is_json_syntax_error(exc):
                     raise _Invalid("invalid_json", [{"field": "(message)", "reason": "not valid JSON"}]) from exc
                 errors = field_errors(exc)
-                raise _Invalid("invalid_event", [e.model_dump() for e in errors]) from exc
+                reason = UNSUPPORTED_VERSION if _is_unsupported_version(exc) else "invalid_event"
+                raise _Invalid(reason, [e.model_dump() for e in errors]) from exc
         except _Invalid as bad:
             return self._refuse(raw, position, bad, now())
         referrals = tuple(route(event, self.book, deadlines=self.deadlines))
@@ -123,6 +125,11 @@ class _Invalid(Exception):
         super().__init__(reason)
         self.reason = reason
         self.errors = errors
+
+
+def _is_unsupported_version(exc: ValidationError) -> bool:
+    """A message of a schema major version this router does not read (schemas/wire.py)."""
+    return any(e["type"] == UNSUPPORTED_VERSION for e in exc.errors(include_input=False))
 
 
 def _is_json_syntax_error(exc: ValidationError) -> bool:
