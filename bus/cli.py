@@ -96,13 +96,28 @@ def route(
 
 @topics_app.command("list")
 def topics_list() -> None:
-    """Show every topic of the catalog."""
+    """Show every topic of the catalog (names are never cut: copy them into a client)."""
     from topics.catalog import all_topics
 
-    table = Table("topic", "value", "key", "partitions", "retention (days)", "cleanup")
-    for t in all_topics():
-        table.add_row(t.name, t.value, t.key, str(t.partitions), str(t.retention_ms // 86_400_000), t.cleanup)
+    topics = all_topics()
+    families: dict[str, list[str]] = {}
+    table = Table("topic", "value", "key", "partitions", "days", "cleanup", box=None, pad_edge=False)
+    table.columns[0].no_wrap = True
+    for column in table.columns[1:]:
+        column.overflow = "fold"
+    for t in topics:
+        shown = t.name
+        if t.value == "Referral":  # one row for the family; every name listed below it
+            shown = "referrals.<agency>"
+            families.setdefault(shown, []).append(t.name)
+            if len(families[shown]) > 1:
+                continue
+        table.add_row(shown, t.value, t.key, str(t.partitions), str(t.retention_ms // 86_400_000), t.cleanup)
     console.print(table)
+    for family, names in families.items():
+        console.print(f"\n{family}, one topic per agency ({len(names)}):")
+        for name in names:
+            console.print(f"  {name}", no_wrap=True, crop=False, soft_wrap=True)
 
 
 @topics_app.command("create")
