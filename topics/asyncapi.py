@@ -235,7 +235,10 @@ def document() -> dict[str, Any]:
                 "required; each JSON message carries `schema_version` (MAJOR.MINOR, absent = 1.0) and a "
                 "reader refuses a major version it does not know. Read docs/wire-format.md first."),
             "license": {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"},
-            "x-partitioner": PARTITIONER,
+            "x-partitioner": {
+                "algorithm": "murmur2 of the key's UTF-8 bytes, & 0x7fffffff, modulo the partition count "
+                             "(Kafka's Java default)",
+                "clients": PARTITIONER},
             "x-participants": dict(PARTICIPANTS),
             "x-schema-dialect": DIALECT,
         },

@@ -22,7 +22,8 @@ DAY_MS = 24 * 3600 * 1000
 #: How each kind of key is made. A key is the UTF-8 text of a UUID as the message writes it
 #: (lowercase, hyphenated, 36 bytes, no quotes); every producer places it with murmur2 — the Java
 #: client's default partitioner, aiokafka's, and librdkafka's `murmur2_random` (not librdkafka's
-#: default `consistent_random`, which puts most keys elsewhere and so breaks a case's order).
+#: default `consistent_random`, which puts most keys elsewhere and so breaks a case's order;
+#: tests/integration/contract/test_outside_agency.py shows both).
 KEYS: dict[Key, str] = {
     "event_id": "the message's event_id",
     "case_id": "the message's case_id",
@@ -32,13 +33,14 @@ KEYS: dict[Key, str] = {
     "event_id_else_position": "the refused message's event_id when it could be read, else "
                               "`<topic>:<partition>:<offset>` of the refused message",
 }
-#: Which murmur2 partitioner settings place a key as the bus does, per client.
-PARTITIONER = {
-    "java": "the default partitioner (murmur2 of the key bytes, positive, modulo the partition count)",
-    "librdkafka": "partitioner=murmur2_random (confluent-kafka, and clients built on librdkafka)",
-    "aiokafka": "the default partitioner",
-    "kafka-go": "kafka.Murmur2Balancer{}; sarama: NewCustomHashPartitioner(MurmurHash2) — check against "
-                "the Java client before relying on it",
+#: How a producer places a key as the bus does: murmur2 of the key's bytes, made positive
+#: (& 0x7fffffff), modulo the topic's partition count — Kafka's Java default. The settings each
+#: client needs for it (none where it is already the default).
+PARTITIONER: dict[str, dict[str, str]] = {
+    "librdkafka": {"partitioner": "murmur2_random"},  # confluent-kafka (Python, Go, .NET), node-rdkafka, ...
+    "java": {},  # the default partitioner, for keyed records
+    "aiokafka": {},  # the default partitioner (the bus's own producers)
+    "kafka-go": {"balancer": "kafka.Murmur2Balancer{}"},
 }
 
 #: Who takes part on the bus: every topic says which of them write and which read it.

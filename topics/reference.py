@@ -85,8 +85,10 @@ def render(doc: dict[str, Any]) -> str:
             f"{', '.join(ch['x-readers'])} |")
     out += ["", "Participants:", ""]
     out += [f"- **{k}**: {v}" for k, v in doc["info"]["x-participants"].items()]
-    out += ["", "Partitioner (place a key as the bus does):", ""]
-    out += [f"- {client}: {how}" for client, how in doc["info"]["x-partitioner"].items()]
+    partitioner = doc["info"]["x-partitioner"]
+    out += ["", f"Partitioner: {partitioner['algorithm']}. The settings each client needs for it:", ""]
+    out += [f"- {client}: " + (", ".join(f"`{k}={v}`" for k, v in settings.items()) or "the default")
+            for client, settings in partitioner["clients"].items()]
     for channel_id, ch in doc["channels"].items():
         (name,) = ch["messages"]
         message = doc["components"]["messages"][name]
