@@ -42,7 +42,8 @@ def case_id_of(event: Event) -> uuid.UUID:
     return case_id
 
 
-_Frozen = WireModel
+class _Frozen(WireModel):
+    """A part of a message (closed, immutable, strict)."""
 
 
 class ChildDescriptors(_Frozen):

@@ -42,7 +42,8 @@ WITHDRAWAL_REASONS: tuple[str, ...] = get_args(WithdrawalReason)
 CAP_CONTENT_TYPE = "application/cap+xml"
 
 
-_Model = WireModel
+class _Model(WireModel):
+    """A part of a message (closed, immutable, strict)."""
 
 
 class PublicChild(_Model):

@@ -207,6 +207,18 @@ def model_schema(model: type[BaseModel],
     return model.model_json_schema(ref_template=ref_template), ()
 
 
+def openapi_schema(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A published message's schema for an OpenAPI document: the schema, with references to
+    `#/components/schemas/`, and the component schemas it refers to (the intake's request body
+    is the same event a Kafka client publishes, checked the same way)."""
+    pub = published()[name]
+    assert pub.model is not None
+    schema, _ = model_schema(pub.model, ref_template="#/components/schemas/{model}")
+    _describe(schema, pub.rules)
+    defs = schema.pop("$defs", {})
+    return schema, defs
+
+
 @cache
 def published() -> dict[str, Published]:
     """Every published message schema, by model name (computed once per process)."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Strict, Tag, TypeAdapter, model_validator
 
 from rules.catalog import catalog
-from schemas.wire import Bool, Int, Message, Number, Str, Timestamp, Uuid, WireModel, int_range
+from schemas.wire import Bool, Int, Message, Number, Str, Timestamp, Uuid, WireModel, integral
 
 #: ISO 3166-1 alpha-2, as the plans' foreign victims are told apart from Chinese ones ("CN").
 ISO_ALPHA2_PATTERN = "^[A-Z]{2}$"
@@ -53,8 +53,10 @@ JurisdictionCode = Annotated[Str, AfterValidator(_known_jurisdiction),
                              Field(json_schema_extra=_enum_of(lambda: catalog().jurisdictions))]
 AgencyCode = Annotated[Str, AfterValidator(_known_agency),
                        Field(json_schema_extra=_enum_of(lambda: catalog().agencies))]
-Age = int_range(0, 130)
-ChildAge = int_range(0, 17)
+# The bounds inside the type, so that they reach the JSON Schema inside `... | None` too (a
+# bound on the field would be written there as an unknown keyword).
+Age = Annotated[int, Strict(), Field(ge=0, le=130), BeforeValidator(integral)]
+ChildAge = Annotated[int, Strict(), Field(ge=0, le=17), BeforeValidator(integral)]
 Sex = Literal["female", "male", "unknown"]
 Disability = Literal["none", "physical", "intellectual", "mental", "visual", "hearing", "speech",
                      "multiple", "unknown"]

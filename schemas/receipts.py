@@ -23,10 +23,11 @@ ReceiptStatus = Literal["routed", "refused"]
 AuditAction = Literal["published", "routed", "refused", "received", "answered", "replayed"]
 
 
-_Frozen = WireModel
+class _Frozen(WireModel):
+    """A part of a message (closed, immutable, strict)."""
 
 
-class RoutedTo(WireModel):
+class RoutedTo(_Frozen):
     """One agency the event was routed to, and the plan clause that put it there."""
 
     agency: Str
@@ -40,7 +41,7 @@ class RoutedTo(WireModel):
     due_by: Timestamp | None = Field(default=None, description="When the action is due, if the urgency sets it.")
 
 
-class RefusalField(WireModel):
+class RefusalField(_Frozen):
     """A failing field and why (no value: values may be personal data)."""
 
     field: Str

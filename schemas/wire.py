@@ -73,7 +73,7 @@ def _rfc3339(value: Any) -> Any:
                                                 "e.g. 2026-11-20T08:00:00+08:00")
 
 
-def _integral(value: Any) -> Any:
+def integral(value: Any) -> Any:
     # 6.0 is the integer 6 in JSON (and in JSON Schema's `integer`); 6.5 and "6" are not.
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -85,15 +85,9 @@ Uuid = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid),
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339),
                       WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN})]
 Str = Annotated[str, Strict()]
-Int = Annotated[int, Strict(), BeforeValidator(_integral)]
+Int = Annotated[int, Strict(), BeforeValidator(integral)]
 Number = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
-
-
-def int_range(ge: int, le: int) -> Any:
-    """An `Int` between two bounds, as a type (so that the bounds reach the JSON Schema inside a
-    `... | None` too, where pydantic would otherwise write them as unknown keywords)."""
-    return Annotated[int, Strict(), Field(ge=ge, le=le), BeforeValidator(_integral)]
 
 
 class WireModel(BaseModel):
@@ -107,9 +101,9 @@ class WireModel(BaseModel):
 _VERSION = re.compile(r"(0|[1-9][0-9]*)[.](0|[1-9][0-9]*)\Z")
 
 
-def version_type(major: int, minor: int) -> Any:
-    """`schema_version` of a message at `major.minor`: readers take any minor of their major
-    (minors only add optional fields) and refuse another major with `unsupported_schema_version`."""
+def version_check(major: int) -> Any:
+    """The check of `schema_version` for a message at `major`: readers take any minor of their
+    major (minors only add optional fields) and refuse another major with `unsupported_schema_version`."""
 
     def check(value: Any) -> Any:
         if not isinstance(value, str) or (m := _VERSION.match(value)) is None:
@@ -121,15 +115,19 @@ def version_type(major: int, minor: int) -> Any:
                 {"major": major})
         return value
 
-    return Annotated[str, BeforeValidator(check), WithJsonSchema({
+    return BeforeValidator(check)
+
+
+def version_schema(major: int, minor: int) -> WithJsonSchema:
+    return WithJsonSchema({
         "type": "string", "pattern": f"^{major}[.](0|[1-9][0-9]*)$", "default": f"{major}.{minor}",
         "description": f"The version of this message's schema, MAJOR.MINOR (this one: {major}.{minor}). "
                        "Readers refuse another major version; a minor version only adds optional fields. "
                        f"Absent means {major}.0.",
-    })]
+    })
 
 
-SchemaVersion1 = version_type(1, 0)
+SchemaVersion1 = Annotated[str, version_check(1), version_schema(1, 0)]
 
 
 class Message(WireModel):
@@ -140,7 +138,7 @@ class Message(WireModel):
     `referral-bus replay` or `contract check` reads, the faust tables' changelogs (written and
     restored by faust without headers) — and the published schema, which any client's validator
     applies, checks it like every other field. A model whose schema changes incompatibly
-    redeclares the field as `version_type(2, 0)` with the default "2.0".
+    redeclares the field as `Annotated[str, version_check(2), version_schema(2, 0)]`, default "2.0".
     """
 
     #: Rules the model enforces that its JSON Schema cannot state, by name (published in its

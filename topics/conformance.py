@@ -82,7 +82,8 @@ class Contract:
                 pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>.+)")
             match = re.match(pattern, topic)
             if match and all(match[n] in params[n].get("enum", [match[n]]) for n in params):
-                return channel
+                found: dict[str, Any] = channel
+                return found
         raise ContractError(f"no topic {topic!r} in the contract (see `referral-bus topics list`)")
 
     def message_for(self, topic: str) -> dict[str, Any]:

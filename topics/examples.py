@@ -58,8 +58,9 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
         "case_id": str(case_id), "outcome": "found_alive",
         "description": "Child found at a relative's home; returned to his parents.",
     }
-    release = {
-        "event_id": str(uuid.uuid5(RUN, "release")), "kind": "missing_child_info_release", "jurisdiction": "xian",
+    release_id = uuid.uuid5(RUN, "release")
+    release: dict[str, Any] = {
+        "event_id": str(release_id), "kind": "missing_child_info_release", "jurisdiction": "xian",
         "occurred_at": "2026-11-20T08:10:00+08:00", "reported_at": "2026-11-20T08:10:00+08:00",
         "reporter": {"agency": "police.command_center", "role": "police_officer"},
         "case_id": str(case_id), "guardian_consent": True, "public_contact": "110",
@@ -124,9 +125,9 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
                          lat=34.22, lon=108.96)
     broadcast_state = CaseBroadcast(
         case_id=case_id, child=public,
-        release=Release(event_id=uuid.UUID(release["event_id"]), agency="police.command_center",
+        release=Release(event_id=release_id, agency="police.command_center",
                         public_contact="110"),
-        releases=(uuid.UUID(release["event_id"]),))
+        releases=(release_id,))
     refusal = BroadcastRefusal(event_id=uuid.uuid5(RUN, "early-release"), case_id=case_id,
                                kind="missing_child_info_release", reason="no_guardian_consent",
                                detail="the guardian has not agreed to a public release",

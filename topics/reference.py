@@ -23,7 +23,7 @@ def _type_of(prop: Any, defs: dict[str, Any]) -> str:
     if prop is False:
         return "(not allowed)"
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in prop:
         return " or ".join(_type_of(p, defs) for p in prop["anyOf"])
     if "const" in prop:

@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bus.credentials import Credentials
 from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
+from schemas.contract import openapi_schema
 from schemas.errors import FieldError
-from schemas.events import EVENT_ADAPTER
 from services.delivery.metrics import DeliveryMetrics
 from services.intake.agents import consume_receipts
 from services.intake.errors import IntakeError
@@ -84,7 +84,7 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
             # The request body is the event union, declared by the schemas package: add its models.
-            defs = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")["$defs"]
+            defs = openapi_schema("Event")[1]
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs)
             app.openapi_schema = schema
         return app.openapi_schema

@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bus.credentials import Credentials, Principal
 from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.settings import KafkaSettings, StateSettings
+from schemas.contract import openapi_schema
 from schemas.errors import FieldError, field_errors
-from schemas.events import EVENT_ADAPTER, parse_event
+from schemas.events import parse_event
 from schemas.receipts import Receipt, audit_record
 from services.delivery.metrics import DeliveryMetrics
 from services.delivery.reader import AgencyReader, AuditSink
@@ -111,9 +112,7 @@ Who = Annotated[Principal, Depends(principal)]
 
 
 def _event_body_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return schema
+    return openapi_schema("Event")[0]  # the published event schema (schemas/json/event.schema.json)
 
 
 router = APIRouter()

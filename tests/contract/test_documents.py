@@ -65,7 +65,8 @@ def test_the_asyncapi_document_is_valid_asyncapi_3(document: dict[str, Any]) -> 
 def test_every_topic_of_the_catalog_is_a_channel(document: dict[str, Any]) -> None:
     addresses = {c["address"] for c in document["channels"].values()}
     for topic in all_topics():
-        family = topic.name.split(".")[0] + ".{" + ("agency" if topic.name.startswith("referrals.") else "channel") + "}"
+        parameter = "agency" if topic.name.startswith("referrals.") else "channel"
+        family = topic.name.split(".")[0] + ".{" + parameter + "}"
         assert topic.name in addresses or family in addresses, topic.name
     referrals = document["channels"]["referrals_agency"]
     assert "police.command_center" in referrals["parameters"]["agency"]["enum"]
