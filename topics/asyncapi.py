@@ -27,6 +27,7 @@ from topics.catalog import (
     BROADCAST_CHANNELS,
     CAP_XML,
     FIXED_TOPICS,
+    KEY_FIELDS,
     KEYS,
     PARTICIPANTS,
     PARTITIONER,
@@ -39,14 +40,6 @@ from topics.examples import examples
 ASYNCAPI_PATH = JSON_DIR.parent / "asyncapi.yaml"
 SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
 KAFKA_BINDING = "0.5.0"
-#: The fields each key rule reads, in order (the first one present).
-KEY_FIELDS: dict[str, tuple[str, ...]] = {
-    "event_id": ("event_id",),
-    "case_id": ("case_id",),
-    "case_id_else_event_id": ("case_id", "event_id"),
-    "referral_id": ("referral_id",),
-    "event_id_else_position": ("event_id",),
-}
 CAP_HEADERS = {
     "type": "object",
     "required": ["content-type", "cap-identifier", "cap-msg-type", "cap-status"],

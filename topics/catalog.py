@@ -33,6 +33,26 @@ KEYS: dict[Key, str] = {
     "event_id_else_position": "the refused message's event_id when it could be read, else "
                               "`<topic>:<partition>:<offset>` of the refused message",
 }
+#: The fields each key rule reads, in order: the first one the message has is the key.
+KEY_FIELDS: dict[Key, tuple[str, ...]] = {
+    "event_id": ("event_id",),
+    "case_id": ("case_id",),
+    "case_id_else_event_id": ("case_id", "event_id"),
+    "referral_id": ("referral_id", "id"),
+    "event_id_else_position": ("event_id",),
+}
+
+
+def key_of(key: Key, value: dict[str, object], position: str | None = None) -> bytes:
+    """The key a message gets under a rule (`position`: `topic:partition:offset` of a refused one)."""
+    for name in KEY_FIELDS[key]:
+        if value.get(name):
+            return str(value[name]).encode()
+    if key == "event_id_else_position" and position is not None:
+        return position.encode()
+    raise ValueError(f"a message keyed by {key} has none of {KEY_FIELDS[key]}")
+
+
 #: How a producer places a key as the bus does: murmur2 of the key's bytes, made positive
 #: (& 0x7fffffff), modulo the topic's partition count — Kafka's Java default. The settings each
 #: client needs for it (none where it is already the default).
@@ -180,3 +200,11 @@ def all_topics() -> tuple[TopicSpec, ...]:
         *(referral_topic(a) for a in agencies),
         *(broadcast_topic(c) for c in BROADCAST_CHANNELS),
     )
+
+
+def spec_of(topic: str) -> TopicSpec:
+    """The catalog's declaration of a topic, by name."""
+    for spec in all_topics():
+        if spec.name == topic:
+            return spec
+    raise KeyError(f"unknown topic {topic!r}")

@@ -67,3 +67,12 @@ def test_every_topic_says_its_key_and_who_writes_and_reads_it() -> None:
         assert t.key in KEYS, t.name
         assert t.writers and t.readers, t.name
         assert set(t.writers) | set(t.readers) <= set(PARTICIPANTS), t.name
+
+
+def test_answers_readers_read_the_old_topic_only_during_an_upgrade(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bus.settings import KafkaSettings
+    from topics.catalog import LEGACY_ANSWERS_TOPIC
+
+    assert KafkaSettings().answer_topics == (ANSWERS.name,)
+    monkeypatch.setenv("REFERRAL_BUS_LEGACY_ANSWERS_TOPIC", LEGACY_ANSWERS_TOPIC)
+    assert KafkaSettings().answer_topics == (ANSWERS.name, "referrals.responses")
