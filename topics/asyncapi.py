@@ -110,7 +110,9 @@ def _describe_topic(spec: TopicSpec, extra: str = "") -> str:
     retention = spec.retention_ms // 86_400_000
     lines = [spec.description + extra, "",
              f"Key: {KEYS[spec.key]}. Partitioner: murmur2 (see info.x-partitioner).",
-             f"Partitions: {spec.partitions}; retention {retention} days; cleanup.policy={spec.cleanup}."]
+             f"Partitions: {spec.partitions} as `referral-bus topics create` makes it (a deployment may have more: "
+             "a client takes the count from the broker's metadata); "
+             f"retention {retention} days; cleanup.policy={spec.cleanup}."]
     if spec.cleanup == "compact":
         lines.append("Compacted: the last message per key is the current value; a null value (tombstone) "
                      "deletes the key.")
