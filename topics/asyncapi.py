@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from rules.catalog import catalog
-from schemas.broadcast import CAP_CONTENT_TYPE
+from schemas.broadcast import CAP_CONTENT_TYPE, CAP_XSD
 from schemas.contract import DIALECT, JSON_CONTENT_TYPE, JSON_DIR, Published, published
 from schemas.wire import UUID_PATTERN
 from topics.catalog import (
@@ -147,7 +147,7 @@ def _cap_message(spec_key: str) -> dict[str, Any]:
         "title": "CAP 1.2 alert (XML)",
         "summary": "A missing-child broadcast: an OASIS CAP 1.2 <alert> (Alert, Update or Cancel), UTF-8 XML.",
         "description": "The value is the XML document itself, valid against the OASIS CAP 1.2 XSD "
-                       "(services/broadcast/cap-1.2.xsd in this repository); its version is its namespace, "
+                       f"({CAP_XSD.name}, beside this document); its version is its namespace, "
                        "urn:oasis:names:tc:emergency:cap:1.2. Headers say what it is without parsing it.",
         "contentType": CAP_CONTENT_TYPE,
         "headers": CAP_HEADERS,
@@ -156,6 +156,7 @@ def _cap_message(spec_key: str) -> dict[str, Any]:
         "externalDocs": {"description": "OASIS Common Alerting Protocol 1.2",
                          "url": "https://docs.oasis-open.org/emergency/cap/v1.2/CAP-v1.2.html"},
         "x-schema-version": "CAP 1.2",
+        "x-xml-schema": CAP_XSD.name,
         "examples": [{"name": "alert", "summary": "the first Alert of a case",
                       "headers": {"content-type": CAP_CONTENT_TYPE, "cap-identifier": "referral-bus.xian.2026-0001",
                                   "cap-msg-type": "Alert", "cap-status": "Actual"},

@@ -59,3 +59,17 @@ def test_check_refuses_what_is_not_standard_json() -> None:
     done = run("contract", "check", "-", "--json", stdin='{"event_id": NaN}\n')
     assert done.returncode == 1
     assert json.loads(done.stdout)["errors"] == [{"field": "(message)", "reason": "not valid JSON"}]
+
+
+def test_check_reads_a_cap_channel_as_xml_against_the_published_xsd() -> None:
+    import yaml
+
+    from topics.asyncapi import ASYNCAPI_PATH
+
+    doc = yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    cap = doc["components"]["messages"]["CapAlertXml"]["examples"][0]["payload"]
+    assert run("contract", "check", "-", "--topic", "broadcast.media", stdin=cap).returncode == 0
+    wrong = run("contract", "check", "-", "--topic", "broadcast.media", "--json",
+                stdin=cap.replace("<status>Actual", "<status>Real"))
+    assert wrong.returncode == 1
+    assert "status" in json.loads(wrong.stdout)["errors"][0]["field"]

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from lxml import etree
 
+from schemas.broadcast import CAP_XSD
 from schemas.contract import JSON_DIR, published, render, schemas
 from schemas.validation import validator
 from schemas.wire import Message
@@ -25,7 +26,6 @@ from topics.catalog import CAP_XML, FIXED_TOPICS, all_topics
 
 HERE = Path(__file__).parent
 ASYNCAPI_SCHEMA = HERE / "asyncapi-3.0.0.schema.json"
-CAP_XSD = Path(__file__).parents[2] / "services" / "broadcast" / "cap-1.2.xsd"
 REGENERATE = "run `referral-bus contract export`"
 
 
