@@ -122,7 +122,8 @@ LEGACY_ANSWERS_TOPIC = "referrals.responses"
 #: The old name of ANSWERS, kept so that code written against it still imports.
 RESPONSES = ANSWERS
 ESCALATIONS = TopicSpec("alerts.escalations", "Escalation", "referral_id", 4, 365 * DAY_MS,
-                        description="Re-sends and escalations of unacknowledged alerts.",
+                        description="Re-sends and escalations of unacknowledged alerts (police units and the joint "
+                                    "offices they reach read them; target_agency says whom each is for).",
                         writers=("alerts",), readers=("alerts", "desk", "console", "operator", "agency"))
 RECEIPTS = TopicSpec("events.receipts", "Receipt", "event_id", 4, 365 * DAY_MS,
                      description="Per-event receipts for reporters: where the event was routed and why.",
@@ -131,11 +132,13 @@ AUDIT = TopicSpec("audit.trail", "AuditRecord", "event_id", 4, 5 * 365 * DAY_MS,
                   description="Who published, received and answered what, when (ids only).",
                   writers=("intake", "router", "desk", "operator", "agency"), readers=("auditor",))
 CASES = TopicSpec("cases.changes", "CaseChange", "case_id", 4, 365 * DAY_MS, cleanup="compact",
-                  description="Open/linked/closed changes of missing-child cases.",
+                  description="Open/linked/closed changes of missing-child cases (read by the police units that own "
+                              "them, owner).",
                   writers=("alerts",), readers=("alerts", "desk", "console", "operator", "agency"))
 
 BROADCAST_REFUSALS = TopicSpec("broadcast.refusals", "BroadcastRefusal", "case_id_else_event_id", 1, 365 * DAY_MS,
-                               description="Broadcast releases or cancels refused, with the reason for the officer.",
+                               description="Broadcast releases or cancels refused, with the reason for the "
+                                           "releasing police officer (reporter_agency).",
                                writers=("broadcast",), readers=("agency",))
 BROADCAST_STATE = TopicSpec("broadcast.state", "CaseBroadcast", "case_id", 1, 365 * DAY_MS, cleanup="compact",
                             description="The broadcast service's per-case state (latest record per case).",

@@ -19,8 +19,9 @@ from typing import Any
 import yaml
 
 from schemas import validation
+from schemas.contract import JSON_DIR
 
-CONTRACT_DIR = Path(__file__).resolve().parent.parent / "schemas"
+CONTRACT_DIR = JSON_DIR.parent  # schemas/: asyncapi.yaml, json/, cap-1.2.xsd
 
 
 class ContractError(Exception):
