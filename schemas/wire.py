@@ -127,7 +127,7 @@ def version_schema(major: int, minor: int) -> WithJsonSchema:
     })
 
 
-SchemaVersion1 = Annotated[str, version_check(1), version_schema(1, 0)]
+SchemaVersion1 = Annotated[str, Strict(), version_check(1), version_schema(1, 0)]
 
 
 class Message(WireModel):
