@@ -31,7 +31,7 @@ def _type_of(prop: Any, defs: dict[str, Any]) -> str:
     if "enum" in prop:
         values = prop["enum"]
         shown = ", ".join(json.dumps(v, ensure_ascii=False) for v in values[:6])
-        return f"one of {shown}" + (f" … ({len(values)} codes)" if len(values) > 6 else "")
+        return f"one of {shown}" + (f" … ({len(values)} codes, all in the schema)" if len(values) > 6 else "")
     kind = prop.get("type", "any")
     if kind == "array":
         return f"array of {_type_of(prop.get('items', {}), defs)}"
@@ -49,13 +49,32 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _required_by_kind(schema: dict[str, Any]) -> dict[str, list[str]]:
+    """Field -> the kinds whose `if kind == K then` branch requires it (beyond the base)."""
+    base = set(schema.get("required", []))
+    out: dict[str, list[str]] = {}
+    for branch in schema.get("allOf", []):
+        conditions = branch.get("if", {}).get("properties", {})
+        if len(conditions) != 1:
+            continue
+        ((field, condition),) = conditions.items()
+        if "const" not in condition:
+            continue
+        for name in branch.get("then", {}).get("required", []):
+            if name not in base:
+                out.setdefault(name, []).append(f"{field} {condition['const']}")
+    return out
+
+
 def _fields(schema: dict[str, Any]) -> list[str]:
     defs = schema.get("$defs", {})
     required = set(schema.get("required", []))
+    by_kind = _required_by_kind(schema)
     rows = ["| field | type | required | meaning |", "| --- | --- | --- | --- |"]
     for name, prop in schema.get("properties", {}).items():
         meaning = _cell((prop.get("description", "") if isinstance(prop, dict) else "").replace("\n", " "))
-        rows.append(f"| `{name}` | {_cell(_type_of(prop, defs))} | {'yes' if name in required else ''} | {meaning} |")
+        needed = "yes" if name in required else ", ".join(f"when {k}" for k in by_kind.get(name, []))
+        rows.append(f"| `{name}` | {_cell(_type_of(prop, defs))} | {needed} | {meaning} |")
     return rows
 
 
@@ -92,16 +111,30 @@ def render(doc: dict[str, Any]) -> str:
     for channel_id, ch in doc["channels"].items():
         (name,) = ch["messages"]
         message = doc["components"]["messages"][name]
-        out += ["", f'<a id="{channel_id}"></a>', "", f"## `{ch['address']}`", "", ch["description"], ""]
+        kafka = ch["bindings"]["kafka"]
+        config = kafka["topicConfiguration"]
+        out += ["", f'<a id="{channel_id}"></a>', "", f"## `{ch['address']}`", "",
+                ch["description"].split("\n\n")[0], ""]
         for param, spec in ch.get("parameters", {}).items():
             values = ", ".join(f"`{v}`" for v in spec.get("enum", []))
             out += [f"`{{{param}}}`: {spec['description']} One of: {values}.", ""]
-        out += [f"Key: `{ch['x-key']['rule']}` — {ch['x-key']['description']}.", ""]
+        out += [f"- key: `{ch['x-key']['rule']}` — {ch['x-key']['description']}; placed with murmur2",
+                f"- partitions: {kafka['partitions']} as `referral-bus topics create` makes them (read the count "
+                "from the broker); retention "
+                f"{_days(config['retention.ms'])} days; cleanup.policy={config['cleanup.policy'][0]}"
+                + (" (the last message per key is current; a null value deletes the key)"
+                   if ch["x-compacted"] else ""),
+                f"- writers: {', '.join(ch['x-writers'])}; readers: {', '.join(ch['x-readers'])}", ""]
         if name in pubs:
             pub = pubs[name]
             out += [f"Message: **{name}**, schema [`json/{pub.file_name}`](../schemas/json/{pub.file_name}) "
                     f"(`{pub.schema['$id']}`), version {pub.version}.", "", message["summary"], ""]
             out += _fields(pub.schema)
+            for part, part_schema in sorted(pub.schema.get("$defs", {}).items()):
+                if part in pubs:
+                    continue  # a message of its own: its own section
+                out += ["", f"`{part}`: {(part_schema.get('description') or '').splitlines()[0]}", ""]
+                out += _fields(part_schema)
             if pub.kinds:
                 out += ["", "Kinds with fields of their own (the schema's `if kind == … then …`): "
                         + ", ".join(f"`{k}`" for k in pub.kinds) + "."]
