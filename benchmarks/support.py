@@ -35,7 +35,7 @@ def router_worker(kafka: KafkaSettings, workdir: Path) -> Iterator[subprocess.Po
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
            "REFERRAL_BUS_STATE_DIR": str(workdir / "state"), "REFERRAL_BUS_ROUTER_METRICS_PORT": "0"}
     with open(workdir / "router.log", "ab") as log:
-        router = subprocess.Popen([sys.executable, "-m", "bus.cli", "router"], env=env, stdout=log,
+        router = subprocess.Popen([sys.executable, "-m", "services.cli", "router"], env=env, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
     try:
         yield router

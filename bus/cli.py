@@ -1,4 +1,5 @@
-"""`referral-bus`: the command line for users, rule maintainers and operators."""
+"""The bus's own commands (rules dry run, topic catalog, schemas, the embedded broker), mounted on
+`referral-bus` by the composition root `services/cli.py` beside each service's commands."""
 
 from __future__ import annotations
 
@@ -12,41 +13,31 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from bus import logging as bus_logging
 from bus.contract_cli import app as contract_app
-from bus.settings import KafkaSettings, StateSettings
+from bus.settings import KafkaSettings
 
-app = typer.Typer(help="Referral and alert bus for anti-trafficking work.", no_args_is_help=True,
-                  add_completion=False)
 topics_app = typer.Typer(help="The topic catalog.", no_args_is_help=True)
-app.add_typer(topics_app, name="topics")
 schemas_app = typer.Typer(help="The published JSON Schemas.", no_args_is_help=True)
-app.add_typer(schemas_app, name="schemas")
-app.add_typer(contract_app, name="contract")
 console = Console()
 err_console = Console(stderr=True)
 
 
-def _mount_subcommands() -> None:
-    """Sub-apps that live with their service (one line each)."""
-    from rules.cli import app as rules_app
+def register(app: typer.Typer) -> None:
+    """Mount the bus's own commands (no service's) on the `referral-bus` CLI (`services/cli.py`)."""
+    app.add_typer(topics_app, name="topics")
+    app.add_typer(schemas_app, name="schemas")
+    app.add_typer(contract_app, name="contract")
+    app.command()(route)
+    app.command()(broker)
 
-    app.add_typer(rules_app, name="rules", help="Lint, show and compare rule packs.")
-    from services.intake.cli import mount as mount_intake
 
-    mount_intake(app)
-    from services.broadcast.cli import broadcast
-
-    app.command("broadcast")(broadcast)
-    from services.alerts.cli import register as mount_alerts
-
-    mount_alerts(app)
-    from services.report.cli import mount as mount_report
-
-    mount_report(app)
-    from services.console.cli import mount as mount_console
-
-    mount_console(app)
+def require_broker() -> KafkaSettings:
+    """The Kafka settings of a command that needs a broker; exit 2 with a clear line when none is set."""
+    settings = KafkaSettings()
+    if not settings.bootstrap_servers:
+        err_console.print("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)")
+        raise typer.Exit(2)
+    return settings
 
 
 def _read_events(source: str) -> list[tuple[int, str]]:
@@ -59,7 +50,6 @@ def _read_events(source: str) -> list[tuple[int, str]]:
     return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
-@app.command()
 def route(
     source: Annotated[str, typer.Argument(help="A JSON event, or JSON lines; '-' reads stdin.")],
     explain: Annotated[bool, typer.Option("--explain", help="Show the packs and rules considered.")] = False,
@@ -125,7 +115,7 @@ def topics_create() -> None:
     """Create every catalog topic the broker lacks (idempotent). Uses KAFKA_BOOTSTRAP_SERVERS."""
     from bus.kafka.admin import create_topics
 
-    settings = _require_broker(KafkaSettings())
+    settings = require_broker()
     applied = asyncio.run(create_topics(settings))
     console.print(f"created {len(applied.created)} topics, {len(applied.existing)} already existed")
 
@@ -139,33 +129,6 @@ def schemas_export() -> None:
         console.print(f"wrote {path}")
 
 
-@app.command()
-def router() -> None:
-    """Run the router worker (faust). Uses KAFKA_BOOTSTRAP_SERVERS."""
-    from services.router.app import run
-
-    _require_broker(KafkaSettings())
-    bus_logging.configure(json=True)
-    run()
-
-
-@app.command()
-def tail(
-    agency: Annotated[str, typer.Option(help="Agency code, e.g. police or police.command_center.")],
-    follow: Annotated[bool, typer.Option(help="Keep waiting for new referrals.")] = True,
-    idle_exit: Annotated[float, typer.Option(help="With --no-follow, stop after this many idle seconds.")] = 2.0,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per referral.")] = False,
-) -> None:
-    """Print referrals for one agency as they arrive (its own consumer group; copies dropped by id)."""
-    from services.delivery.tail import tail_agency
-
-    settings = _require_broker(KafkaSettings())
-    bus_logging.configure(json=False)
-    asyncio.run(tail_agency(settings, StateSettings(), agency, follow=follow, idle_exit=idle_exit,
-                            as_json=as_json, console=console))
-
-
-@app.command()
 def broker(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 9092,
 ) -> None:
@@ -191,32 +154,3 @@ def broker(
         pass
     finally:
         local.stop()
-
-
-@app.command()
-def demo(
-    keep_broker: Annotated[bool, typer.Option(help="Leave the local broker and router running.")] = False,
-) -> None:
-    """Start a local broker (unless KAFKA_BOOTSTRAP_SERVERS is set), the router, and a scripted demo."""
-    from bus.demo import run_demo
-
-    bus_logging.configure(json=False, level="WARNING")
-    # Off a terminal (CI, a pipe) rich would wrap the referral table at 80 columns.
-    wide = console if console.is_terminal else Console(width=170)
-    raise typer.Exit(run_demo(wide, keep_broker=keep_broker))
-
-
-def _require_broker(settings: KafkaSettings) -> KafkaSettings:
-    if not settings.bootstrap_servers:
-        err_console.print("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)")
-        raise typer.Exit(2)
-    return settings
-
-
-def main() -> None:
-    _mount_subcommands()
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -20,6 +20,17 @@ CATALOG_DIR = Path(__file__).parent / "catalog"
 JOINT_OFFICE = "anti_trafficking_office"
 #: Leads the rapid child-missing search (儿童失踪快速查找机制).
 COMMAND_CENTER = "police.command_center"
+#: The police (公安机关): every police unit is an agency below it in the catalog (`Agency.parent`).
+POLICE = "police"
+
+# The event kinds the bus acts on by name; the catalog lists every kind, and the event models
+# (`schemas/events.py`) give these their own fields.
+#: Opens a missing-child case and raises the police alert (儿童失踪快速查找机制).
+MISSING_CHILD = "child_missing_reported"
+#: The police close a case (一长三包: only a resolution closes it).
+CASE_RESOLVED = "case_resolved"
+#: The police release a missing child's public broadcast (团圆).
+INFO_RELEASE = "missing_child_info_release"
 
 
 class _Frozen(BaseModel):
@@ -135,6 +146,15 @@ class Catalog(_Frozen):
             code = self.jurisdictions[code].parent
         return tuple(out)
 
+    def is_within(self, agency: str | None, ancestor: str) -> bool:
+        """Whether `agency` is `ancestor` or one of its units, following the catalog's parents."""
+        while agency is not None:
+            if agency == ancestor:
+                return True
+            found = self.agencies.get(agency)
+            agency = found.parent if found else None
+        return False
+
     def urgency_rank(self, level: str) -> int:
         """0 is the most urgent."""
         return self.urgency_levels.index(level)
@@ -164,3 +184,8 @@ def catalog() -> Catalog:
         jurisdictions={j["code"]: Jurisdiction(**j) for j in jurisdictions},
         other_body_names=tuple(other_bodies),
     )
+
+
+def is_police(agency: str | None) -> bool:
+    """A police agency or one of its units (police.command_center, police.local_station, …)."""
+    return catalog().is_within(agency, POLICE)

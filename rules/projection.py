@@ -146,3 +146,18 @@ def project(event: Event, agency: str, *, add: Iterable[str] = (), drop: Iterabl
             subject[head] = value
     return subject
 
+
+
+def narrow(subject: Mapping[str, Any], agency: str) -> dict[str, Any]:
+    """A subject projected for one agency, narrowed to what `agency` may know (its own paths): for
+    showing one agency's alert to another, e.g. an escalation's receiver."""
+    allowed = set(paths_for(agency))
+    out: dict[str, Any] = {}
+    for head, value in subject.items():
+        if head in allowed:
+            out[head] = value
+        elif isinstance(value, Mapping):
+            inner = {tail: v for tail, v in value.items() if f"{head}.{tail}" in allowed}
+            if inner:
+                out[head] = inner
+    return out

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
-from schemas.events import AgencyCode, Event
+from schemas.cases import report_case
+from schemas.events import AgencyCode, Event, MissingChildReport
 from schemas.referrals import Citation, Referral
 from schemas.wire import NOT_BLANK_PATTERN, Bool, Int, Message, Str, Timestamp, Uuid, WireModel, python_regex
 
@@ -36,10 +37,9 @@ def escalation_id_for(tracked_id: uuid.UUID, step: int | str) -> uuid.UUID:
     return uuid.uuid5(ALERT_NAMESPACE, f"escalation|{tracked_id}|{step}")
 
 
-def case_id_of(event: Event) -> uuid.UUID:
-    """A missing-child report opens the case named by its `case_id`, else its own `event_id`."""
-    case_id: uuid.UUID = event.case_id or event.event_id
-    return case_id
+#: The case a missing-child report opens or joins (`schemas.cases`, the one rule); kept under this
+#: name for the modules that import it from here.
+case_id_of = report_case
 
 
 class _Frozen(WireModel):
@@ -53,6 +53,18 @@ class ChildDescriptors(_Frozen):
     sex: Str | None = None
     place: Str | None = None
     last_seen_at: Timestamp | None = None
+
+
+def descriptors_of(event: Event) -> ChildDescriptors:
+    """What clue matching compares of an event: age, sex, last-seen place and time (for a clue,
+    where and when it was seen)."""
+    person = event.person
+    if isinstance(event, MissingChildReport):
+        return ChildDescriptors(age=person.age if person else None, sex=person.sex if person else None,
+                                place=event.last_seen_location.place, last_seen_at=event.last_seen_at)
+    return ChildDescriptors(age=person.age if person else None, sex=person.sex if person else None,
+                            place=event.location.place if event.location else None,
+                            last_seen_at=event.occurred_at)
 
 
 class PoliceAlert(Message):
@@ -81,6 +93,9 @@ class PoliceAlert(Message):
     rule_id: Str | None = None
     citation: Citation | None = None
     descriptors: ChildDescriptors = ChildDescriptors()
+    subject: dict[Str, Any] = Field(
+        default_factory=dict, description="The report's fields the command centre needs to know (its lead "
+                                          "referral's `subject`): what its duty officer is shown of the child.")
 
     @property
     def key(self) -> bytes:
@@ -228,6 +243,16 @@ class TrackedState(Message):
     grouped: Bool = Field(
         default=False, description="A clue's referral grouped under the open case it was linked to (`case_id`): "
                                    "answered as usual, never paged nor given a deadline of its own.")
+    grouped_under: Uuid | None = Field(
+        default=None, description="An alert grouped under its open case (status `grouped`): the case's own "
+                                  "alert, which stands for it.")
+    after_resolution: Timestamp | None = Field(
+        default=None, description="A duty of a resolved case that stays open because it was raised after the "
+                                  "resolution (a new report, the found child's aftercare): when the police "
+                                  "reported the resolution.")
+    escalation: Escalation | None = Field(
+        default=None, description="The latest re-send, escalation or re-assignment applied: what its receiver "
+                                  "is paged with.")
     referral: Referral | None = None
     alert: PoliceAlert | None = None
     history: tuple[HistoryEntry, ...] = ()
@@ -252,10 +277,12 @@ class LinkedClue(_Frozen):
     jurisdiction: Str
     reason: Str
     linked_at: Timestamp
-    referral_agencies: tuple[Str, ...] = ()
+    referral_agencies: tuple[Str, ...] = Field(
+        default=(), description="The agencies the clue was referred to, as their referrals reach the alerts "
+                                "service (`clue_referred` changes add the late ones).")
 
 
-CaseChangeKind = Literal["opened", "clue_linked", "report_grouped", "closed", "close_refused"]
+CaseChangeKind = Literal["opened", "clue_linked", "clue_referred", "report_grouped", "closed", "close_refused"]
 
 
 class CaseChange(Message):

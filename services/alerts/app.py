@@ -9,8 +9,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from bus.faust_app import make_app, run_worker
 from bus.settings import KafkaSettings, StateSettings
-from services.alerts.agents import Alerts, AlertsConfig, wire
+from services.alerts.agents import wire
 from services.alerts.cases import CasePolicy
+from services.alerts.handlers import AlertsConfig, Handlers
 from services.alerts.lag import LagExporter
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.settings import AlertsSettings
@@ -19,7 +20,7 @@ log = structlog.get_logger("alerts")
 
 
 def build(kafka: KafkaSettings, state: StateSettings, settings: AlertsSettings,
-          registry: CollectorRegistry) -> tuple[faust.App, Alerts]:
+          registry: CollectorRegistry) -> tuple[faust.App, Handlers]:
     """The configured app; nothing connects until the worker starts.
 
     The tables' changelog topics are declared in the topic catalog and created with the other

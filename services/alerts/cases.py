@@ -16,10 +16,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rules.catalog import COMMAND_CENTER, catalog
-from schemas.alerts import CaseChange, HistoryEntry, LinkedClue, TrackedState, alert_id_for, case_id_of
+from rules.catalog import COMMAND_CENTER, catalog, is_police
+from schemas.alerts import CaseChange, HistoryEntry, LinkedClue, TrackedState, alert_id_for, descriptors_of
+from schemas.cases import report_case
 from schemas.events import CaseResolution, Event, MissingChildReport
-from services.alerts.emitter import descriptors_of
 
 
 class CasePolicy(BaseModel):
@@ -81,7 +81,7 @@ class Refusal:
 def open_case(report: MissingChildReport) -> CaseChange:
     """The case a missing-child report opens, owned by the command centre's special case group."""
     return CaseChange(
-        case_id=case_id_of(report), change="opened", changed_at=report.reported_at,
+        case_id=report_case(report), change="opened", changed_at=report.reported_at,
         jurisdiction=report.jurisdiction, owner=COMMAND_CENTER, event_id=report.event_id,
         alert_id=alert_id_for(report.event_id), opened_at=report.reported_at, exercise=report.exercise,
         descriptors=descriptors_of(report),
@@ -157,6 +157,21 @@ def link_clue(case: CaseChange, event: Event, reason: str, at: dt.datetime,
                                    "last_clue": clue, "refusal": None})
 
 
+def refer_clue(case: CaseChange, event_id: uuid.UUID, agency: str, at: dt.datetime) -> CaseChange | None:
+    """The case with `agency` among a linked clue's referral agencies: a referral of the clue that
+    reached the alerts service after the clue was linked. None if the clue is not linked here or
+    already lists the agency."""
+    for i, clue in enumerate(case.clues):
+        if clue.event_id == event_id:
+            if agency in clue.referral_agencies:
+                return None
+            referred = clue.model_copy(update={"referral_agencies": tuple(sorted({*clue.referral_agencies, agency}))})
+            return case.model_copy(update={"change": "clue_referred", "changed_at": at,
+                                           "clues": (*case.clues[:i], referred, *case.clues[i + 1:]),
+                                           "last_clue": None, "refusal": None})
+    return None
+
+
 def group_referral(state: TrackedState, case_id: uuid.UUID, reason: str, at: dt.datetime) -> TrackedState | None:
     """A referral of a clue linked to an open case, grouped under that case: it carries the
     case id and the `grouped` flag and never gets a deadline of its own (the case's owner has the
@@ -166,10 +181,6 @@ def group_referral(state: TrackedState, case_id: uuid.UUID, reason: str, at: dt.
     entry = HistoryEntry(at=at, what="grouped", ref=f"case:{case_id}", detail=reason)
     return state.model_copy(update={"case_id": case_id, "grouped": True, "next_deadline": None,
                                     "history": (*state.history, entry)})
-
-
-def is_police(agency: str | None) -> bool:
-    return agency is not None and (agency == "police" or agency.startswith("police."))
 
 
 def close_case(case: CaseChange | None, resolution: Event, at: dt.datetime) -> CaseChange | Refusal:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bus.cli import require_broker
 from bus.settings import KafkaSettings
 from schemas.alerts import Answer, CaseChange, ReferralResponse, TrackedState, dump
 from topics.catalog import ALERT_STATES, ANSWERS, CASES
@@ -27,14 +28,6 @@ err_console = Console(stderr=True)
 
 AgencyOpt = Annotated[str | None, typer.Option(help="Your agency code, e.g. police.command_center.")]
 ExerciseOpt = Annotated[bool, typer.Option("--exercise", help="Answer given in a drill.")]
-
-
-def _settings() -> KafkaSettings:
-    settings = KafkaSettings()
-    if not settings.bootstrap_servers:
-        err_console.print("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)")
-        raise typer.Exit(2)
-    return settings
 
 
 async def send_response(settings: KafkaSettings, response: ReferralResponse) -> None:
@@ -59,7 +52,7 @@ def _answer(answer: Answer, referral_id: str, agency: str | None, reason: str | 
             if isinstance(exc, ValidationError) else str(exc)
         err_console.print(f"error: {detail}")
         raise typer.Exit(2) from exc
-    asyncio.run(send_response(_settings(), response))
+    asyncio.run(send_response(require_broker(), response))
     sys.stdout.write(json.dumps({"response_id": str(response.response_id), "referral_id": referral_id,
                                  "answer": answer}) + "\n")
 
@@ -93,10 +86,9 @@ def done(referral_id: Annotated[str, typer.Argument(help="Referral or alert id."
 
 async def latest(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
     """The last value per key of a compacted state topic (deleted keys dropped)."""
-    from services.alerts.readback import latest_by_key, read_topics
+    from bus.kafka.reader import latest_by_key, read_all
 
-    values: dict[str, bytes] = latest_by_key(await read_topics(settings, [topic]))
-    return values
+    return latest_by_key(await read_all(settings, [topic]))
 
 
 async def load_cases(settings: KafkaSettings) -> tuple[list[CaseChange], dict[str, TrackedState]]:
@@ -153,7 +145,7 @@ def case_rows(cases: list[CaseChange], states: dict[str, TrackedState], now: dt.
 def cases(as_json: Annotated[bool, typer.Option("--json", help="One JSON line per case.")] = False,
           include_closed: Annotated[bool, typer.Option("--all", help="Closed cases too.")] = False) -> None:
     """Open missing-child cases: age, alert state, open duties and linked clues (`--all`: closed too)."""
-    all_cases, states = asyncio.run(load_cases(_settings()))
+    all_cases, states = asyncio.run(load_cases(require_broker()))
     rows = case_rows(all_cases, states, dt.datetime.now(dt.UTC), include_closed)
     if as_json:
         for row in rows:
@@ -177,7 +169,7 @@ def _referrals_text(referrals: list[dict[str, str]]) -> str:
 
 def status(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")]) -> None:
     """The tracked state of one referral or alert, as JSON."""
-    states = asyncio.run(latest(_settings(), ALERT_STATES.name))
+    states = asyncio.run(latest(require_broker(), ALERT_STATES.name))
     raw = states.get(referral_id)
     if raw is None:
         err_console.print(f"error: no tracked referral or alert {referral_id}")
@@ -190,7 +182,7 @@ def alerts() -> None:
     from bus import logging as bus_logging
     from services.alerts.app import run
 
-    _settings()
+    require_broker()
     bus_logging.configure(json=True)
     run()
 
@@ -201,19 +193,32 @@ def page(
     follow: Annotated[bool, typer.Option(help="Keep waiting for new pages.")] = True,
     idle_exit: Annotated[float, typer.Option(help="With --no-follow, stop after this many idle seconds.")] = 2.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per page.")] = False,
+    desk: Annotated[str | None, typer.Option(help="This desk's name, to keep its memory apart (default: the "
+                                                  "first desk of the agency no other pager holds).")] = None,
 ) -> None:
-    """Page a duty officer: urgent alerts, re-sends and escalations for one agency, each once."""
-    from rich.console import Console
+    """Page a duty officer: urgent alerts, re-sends and escalations for one agency, each once.
 
+    Every desk sees every page of its agency (no consumer group); a desk remembers what it showed."""
+    from bus import logging as bus_logging
     from bus.settings import StateSettings
-    from services.alerts.pager import page_agency
+    from services.alerts.pager.loop import page_agency
+    from services.alerts.pager.memory import DeskTaken
 
-    asyncio.run(page_agency(_settings(), StateSettings(), agency, jurisdiction=jurisdiction, follow=follow,
-                            idle_exit=idle_exit, as_json=as_json, console=Console()))
+    settings = require_broker()
+    bus_logging.configure(json=False, level="WARNING")
+    try:
+        asyncio.run(page_agency(settings, StateSettings(), agency, jurisdiction=jurisdiction, follow=follow,
+                                idle_exit=idle_exit, as_json=as_json, console=console, desk_name=desk,
+                                err_console=err_console))
+    except DeskTaken as exc:
+        err_console.print(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass
 
 
 def register(app: typer.Typer) -> None:
-    """Mount the commands on the main `referral-bus` CLI."""
+    """Mount the commands on the `referral-bus` CLI (`services/cli.py`)."""
     app.command()(alerts)
     app.command()(page)
     for command in (ack, accept, reject, done):

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from rules.catalog import COMMAND_CENTER, JOINT_OFFICE, catalog
+from rules.catalog import COMMAND_CENTER, JOINT_OFFICE, MISSING_CHILD, catalog
 from rules.deadlines import Deadlines
 from schemas.alerts import (
     FINAL_STATUSES,
@@ -30,9 +30,10 @@ from schemas.alerts import (
     alert_id_for,
     escalation_id_for,
 )
+from schemas.cases import case_of as case_named
+from schemas.cases import referral_case
 from schemas.referrals import Referral, referral_id_for
 
-MISSING_CHILD = "child_missing_reported"
 #: States in which an alert still waits for its first answer (and so may be re-sent/escalated).
 WAITING = frozenset({"sent"})
 #: States an answer can no longer change.
@@ -78,8 +79,10 @@ class Target:
 
 # -- tracking ---------------------------------------------------------------------------------
 
-def track_alert(alert: PoliceAlert, *, grouped: bool = False) -> TrackedState:
-    """The state of a newly raised alert; `grouped` when its case already has an active alert."""
+def track_alert(alert: PoliceAlert, *, grouped: bool = False, under: uuid.UUID | None = None) -> TrackedState:
+    """The state of a newly raised alert; `grouped` (`under` the case's own alert) when its case
+    already has an active alert."""
+    grouped = grouped or under is not None
     return TrackedState(
         id=alert.alert_id, kind="alert", event_id=alert.event_id, event_kind=MISSING_CHILD,
         case_id=alert.case_id, jurisdiction=alert.jurisdiction, agency=alert.agency, role="lead",
@@ -87,7 +90,7 @@ def track_alert(alert: PoliceAlert, *, grouped: bool = False) -> TrackedState:
         next_deadline=None if grouped else alert.ack_deadline,
         status="grouped" if grouped else "sent",
         target_agency=alert.agency, target_jurisdiction=alert.jurisdiction, exercise=alert.exercise,
-        twin_id=alert.lead_referral_id, alert=alert,
+        twin_id=alert.lead_referral_id, alert=alert, grouped_under=under,
         history=(HistoryEntry(at=alert.raised_at, what="grouped" if grouped else "raised"),),
     )
 
@@ -100,21 +103,10 @@ def twin_of(referral: Referral) -> uuid.UUID | None:
     return None
 
 
-def referral_case(referral: Referral) -> uuid.UUID | None:
-    """The case a referral belongs to: the one its event names, or for a missing-child report that
-    names none, the case the report opens (its own event id, as `schemas.alerts.case_id_of`)."""
-    case_id: uuid.UUID | None = referral.case_id
-    if case_id is None and referral.kind == MISSING_CHILD:
-        case_id = referral.event_id
-    return case_id
-
-
 def case_of(state: TrackedState) -> uuid.UUID | None:
-    """The case of a tracked alert or referral (also for states stored before `referral_case`)."""
-    case_id: uuid.UUID | None = state.case_id
-    if case_id is None and state.event_kind == MISSING_CHILD:
-        case_id = state.event_id
-    return case_id
+    """The case of a tracked alert or referral (`schemas.cases`; also for states stored before
+    referrals were tracked with their case)."""
+    return case_named(state.event_kind, state.event_id, state.case_id)
 
 
 def track_referral(referral: Referral) -> TrackedState:
@@ -157,7 +149,8 @@ def apply_response(state: TrackedState, response: ReferralResponse) -> Outcome:
     new = state.model_copy(update=updates)
     if status == "rejected" and state.role == "lead" and state.agency != JOINT_OFFICE and _reassigns(state):
         reassign = reassignment(new, response)
-        new = new.model_copy(update={"reassigned_to": reassign.referral.referral_id if reassign.referral else None})
+        new = new.model_copy(update={"reassigned_to": reassign.referral.referral_id if reassign.referral else None,
+                                     "escalation": reassign.escalation})
         effects.append(reassign)
     return Outcome(new, applied=True, effects=tuple(effects))
 
@@ -268,7 +261,7 @@ def apply_escalation(state: TrackedState, escalation: Escalation) -> Outcome:
         "step": escalation.step, "level": escalation.level,
         "resends": state.resends + (escalation.action == "resend"),
         "target_agency": escalation.target_agency, "target_jurisdiction": escalation.target_jurisdiction,
-        "next_deadline": escalation.ack_deadline, "history": (*state.history, entry),
+        "next_deadline": escalation.ack_deadline, "history": (*state.history, entry), "escalation": escalation,
     }), applied=True)
 
 
@@ -293,7 +286,8 @@ def outlives_resolution(event_id: uuid.UUID, raised_at: dt.datetime, case_report
     """Whether an alert or referral of a resolved case stays open: it was raised after the
     resolution was reported (`CaseChange.resolved_at`) and is not of a report that opened or
     joined the case (`case_reports`: the case's `event_id` and `grouped_reports`). The one rule the
-    alerts service closes by (`closes_with_case`) and the pager pages by."""
+    alerts service closes by (`closes_with_case`) and keeps open by (`outlive`, `ungroup`), and
+    publishes as `TrackedState.after_resolution` for readers to show."""
     return event_id not in case_reports and resolved_at is not None and raised_at > resolved_at
 
 
@@ -315,8 +309,20 @@ def ungroup(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedSt
         return None
     entry = HistoryEntry(at=at, what="ungrouped", ref=f"case:{case.case_id}",
                          detail="raised after the case was resolved")
-    return state.model_copy(update={"status": "sent", "next_deadline": state.ack_deadline,
-                                    "history": (*state.history, entry)})
+    return state.model_copy(update={"status": "sent", "next_deadline": state.ack_deadline, "grouped_under": None,
+                                    "after_resolution": case.resolved_at, "history": (*state.history, entry)})
+
+
+def outlive(state: TrackedState, case: CaseChange, at: dt.datetime) -> TrackedState | None:
+    """An open alert or referral of `case`, resolved, that the resolution leaves open because it was
+    raised after it (`outlives_resolution`: a new report, the found child's aftercare): marked with
+    when the case was resolved, once, so that readers show it as such. None for any other state."""
+    if (state.status in FINAL or state.after_resolution is not None or case_of(state) != case.case_id
+            or is_matched_clue(state) or not _outlives(state, case)):
+        return None
+    entry = HistoryEntry(at=at, what="kept_open", ref=f"case:{case.case_id}",
+                         detail="raised after the case was resolved")
+    return state.model_copy(update={"after_resolution": case.resolved_at, "history": (*state.history, entry)})
 
 
 def is_matched_clue(state: TrackedState) -> bool:

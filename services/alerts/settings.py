@@ -13,8 +13,9 @@ CASES_FILE = Path(__file__).parent / "cases.yaml"
 
 
 class AlertsSettings(BaseSettings):
-    """`deadlines_file` replaces the catalog's deadlines for alerts, in the router's alert emitter
-    and in this service alike (both read this variable), e.g. to shorten them in drills and tests."""
+    """`deadlines_file` replaces the catalog's deadlines for alerts, e.g. to shorten them in drills
+    and tests; the router raises the alert with the same file (it reads this variable too, beside
+    its own `REFERRAL_BUS_ROUTER_ALERT_DEADLINES_FILE`)."""
 
     model_config = SettingsConfigDict(env_prefix="REFERRAL_BUS_ALERTS_", frozen=True, extra="ignore")
 

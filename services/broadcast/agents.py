@@ -27,15 +27,16 @@ import uuid
 from collections.abc import Callable
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 
 from bus.kafka import clients
-from bus.kafka.reader import records_to_end
+from bus.kafka.reader import read_all
 from bus.settings import KafkaSettings
 from schemas.broadcast import CAP_CONTENT_TYPE, BroadcastRefusal, CapMessage, CaseBroadcast
+from schemas.cases import event_case
 from schemas.events import parse_event
-from services.broadcast.handling import Outcome, case_id_of, next_due, on_event, on_tick
+from services.broadcast.handling import Outcome, next_due, on_event, on_tick
 from services.broadcast.metrics import BroadcastMetrics
 from services.broadcast.settings import BroadcastConfig, BroadcastSettings
 from topics.catalog import BROADCAST_REFUSALS, BROADCAST_STATE, EVENTS, broadcast_topic
@@ -92,20 +93,8 @@ class BroadcastWorker:
 
     async def _restore(self) -> None:
         """Read the compacted state topic to its end: the latest record of each case wins."""
-        reader = clients.consumer(self.kafka, group_id=None)
-        await reader.start()
-        try:
-            await reader.topics()  # refreshes metadata, so partitions_for_topic knows the topic
-            ids = reader.partitions_for_topic(BROADCAST_STATE.name) or set()
-            tps = [TopicPartition(BROADCAST_STATE.name, p) for p in sorted(ids)]
-            if not tps:
-                return
-            reader.assign(tps)
-            await reader.seek_to_beginning(*tps)
-            async for rec in records_to_end(reader, tps):
-                self._restore_record(rec)
-        finally:
-            await reader.stop()
+        for rec in await read_all(self.kafka, [BROADCAST_STATE.name]):
+            self._restore_record(rec)
         self.metrics.active.set(self._count_active())
 
     def _restore_record(self, rec: ConsumerRecord[bytes, bytes]) -> None:
@@ -142,7 +131,7 @@ class BroadcastWorker:
             event = parse_event(rec.value)
         except ValidationError:
             return  # the router dead-letters invalid events; nothing to broadcast from one
-        case_id = case_id_of(event)
+        case_id = event_case(event)
         if case_id is None:
             return
         async with self._lock:

@@ -1,11 +1,11 @@
-"""`referral-bus broadcast`: mounted by the bus CLI (`_mount_subcommands`)."""
+"""`referral-bus broadcast`: the public-broadcast service, mounted on the CLI by `services/cli.py`."""
 
 from __future__ import annotations
 
 import typer
 
 from bus import logging as bus_logging
-from bus.settings import KafkaSettings
+from bus.cli import require_broker
 
 
 def broadcast() -> None:
@@ -15,8 +15,10 @@ def broadcast() -> None:
     """
     from services.broadcast.app import run
 
-    if not KafkaSettings().bootstrap_servers:
-        typer.echo("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)", err=True)
-        raise typer.Exit(2)
+    require_broker()
     bus_logging.configure(json=True)
     run()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(broadcast)

@@ -21,7 +21,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, replace
 
-from rules.catalog import catalog
+from rules.catalog import POLICE, is_police
 from schemas.broadcast import (
     BroadcastRefusal,
     CapMessage,
@@ -30,13 +30,12 @@ from schemas.broadcast import (
     Release,
     WithdrawalReason,
 )
+from schemas.cases import event_case
 from schemas.events import BroadcastRelease, CaseResolution, Event, MissingChildReport
 from services.broadcast import radius
 from services.broadcast.cap import CapInvalidError, Draft, build, identifier_for
 from services.broadcast.public_fields import public_child
 from services.broadcast.settings import BroadcastConfig
-
-POLICE = "police"
 
 
 @dataclass(frozen=True)
@@ -58,37 +57,17 @@ class Outcome:
 NOTHING = Outcome()
 
 
-def case_id_of(event: Event) -> uuid.UUID | None:
-    """The case an event belongs to; a report without case_id opens the case named by its event_id."""
-    if isinstance(event, MissingChildReport):
-        return event.case_id or event.event_id
-    if isinstance(event, BroadcastRelease | CaseResolution):
-        return event.case_id
-    return None
-
-
-def is_police(agency: str | None) -> bool:
-    """A police agency or one of its units (police.command_center, police.local_station, …)."""
-    agencies = catalog().agencies
-    while agency is not None:
-        if agency == POLICE:
-            return True
-        found = agencies.get(agency)
-        agency = found.parent if found else None
-    return False
-
-
 def _refuse(event: Event, reason: RefusalReason, detail: str, now: dt.datetime,
             event_id: uuid.UUID | None = None) -> BroadcastRefusal:
     return BroadcastRefusal(
-        event_id=event_id or event.event_id, case_id=case_id_of(event), kind=event.kind, reason=reason,
+        event_id=event_id or event.event_id, case_id=event_case(event), kind=event.kind, reason=reason,
         detail=detail, reporter_agency=event.reporter.agency, exercise=event.exercise, refused_at=now,
     )
 
 
 def on_event(state: CaseBroadcast | None, event: Event, config: BroadcastConfig, now: dt.datetime) -> Outcome:
     """Decide what one inbound event does to its case's broadcast. Replaying an event is harmless."""
-    case_id = case_id_of(event)
+    case_id = event_case(event)
     if case_id is None:
         return NOTHING
     current = state or CaseBroadcast(case_id=case_id)

@@ -1,4 +1,4 @@
-"""`referral-bus console` and `console-officer`, mounted on the bus CLI (`mount(app)`)."""
+"""`referral-bus console` and `console-officer`, registered on the CLI by `services/cli.py`."""
 
 from __future__ import annotations
 
@@ -52,6 +52,6 @@ def console_officer(
     console.print(yaml.safe_dump([data], allow_unicode=True, sort_keys=False), soft_wrap=True, highlight=False)
 
 
-def mount(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.command("console")(console_command)
     app.command("console-officer")(console_officer)

@@ -1,15 +1,9 @@
-"""Delivery metrics, shared by `tail` and the intake's delivery endpoint. Bounded labels only."""
+"""`tail`'s metrics: an agency reader's (`bus/delivery_metrics.py`). Bounded labels only."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from bus.delivery_metrics import DeliveryMetrics
 
 
-class DeliveryMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.duplicates_dropped = Counter(
-            "referral_bus_duplicates_dropped", "Copies of an already-seen id dropped where consumed.",
-            ["consumer"], registry=registry)
-        self.delivered = Counter(
-            "referral_bus_referrals_delivered", "Referrals presented to an agency reader, by agency.",
-            ["agency"], registry=registry)
+class TailMetrics(DeliveryMetrics):
+    """What `tail` counts, on the registry it is given."""

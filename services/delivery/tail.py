@@ -10,11 +10,11 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.markup import escape
 
+from bus.agency_reader import AgencyReader, AuditSink
 from bus.kafka.publisher import KafkaPublisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.referrals import Referral
-from services.delivery.metrics import DeliveryMetrics
-from services.delivery.reader import AgencyReader, AuditSink
+from services.delivery.metrics import TailMetrics
 
 
 def group_for(agency: str) -> str:
@@ -36,7 +36,7 @@ async def tail_agency(settings: KafkaSettings, state: StateSettings, agency: str
                       idle_exit: float, as_json: bool, console: Console,
                       registry: CollectorRegistry | None = None, audit: bool = True) -> int:
     """Print each new referral for `agency`; returns how many were printed."""
-    metrics = DeliveryMetrics(registry if registry is not None else CollectorRegistry())
+    metrics = TailMetrics(registry if registry is not None else CollectorRegistry())
     publisher = KafkaPublisher(settings, timeout_s=5.0) if audit else None
     printed = 0
     try:

@@ -21,10 +21,9 @@ from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.contract import openapi_schema
 from schemas.errors import FieldError
-from services.delivery.metrics import DeliveryMetrics
 from services.intake.agents import consume_receipts
 from services.intake.errors import IntakeError
-from services.intake.metrics import IntakeMetrics
+from services.intake.metrics import DeliveryStreamMetrics, IntakeMetrics
 from services.intake.routes import IntakeContext, router
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
@@ -45,7 +44,7 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
         credentials=credentials if credentials is not None else Credentials.load(settings.credentials),
         store=store if store is not None else IntakeStore(state.state_dir / "intake" / "intake.sqlite"),
         publisher=publisher if publisher is not None else KafkaPublisher(kafka, settings.publish_timeout_s),
-        metrics=IntakeMetrics(registry), delivery_metrics=DeliveryMetrics(registry),
+        metrics=IntakeMetrics(registry), delivery_metrics=DeliveryStreamMetrics(registry),
     )
 
     @contextlib.asynccontextmanager

@@ -1,4 +1,4 @@
-"""Commands of the intake issue, mounted on `referral-bus` by `mount(app)`:
+"""Commands of the intake issue, mounted on `referral-bus` by `register(app)` (`services/cli.py`):
 
 `intake`, `intake-token`, `publish`, `outbox`, `deadletters`, `replay`, `acl plan|apply`.
 """
@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bus.cli import require_broker
 from bus.settings import KafkaSettings, StateSettings
 
 console = Console()
@@ -30,14 +31,6 @@ OutboxOpt = Annotated[Path | None, typer.Option(help="Outbox file (default: STAT
 
 def _outbox_path(path: Path | None) -> Path:
     return path if path is not None else StateSettings().state_dir / "outbox.sqlite"
-
-
-def _bootstrap() -> KafkaSettings:
-    settings = KafkaSettings()
-    if not settings.bootstrap_servers:
-        err_console.print("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)")
-        raise typer.Exit(2)
-    return settings
 
 
 def intake(
@@ -188,7 +181,7 @@ def deadletters(
     """List refused inbound messages: reason and failing fields (no contents unless --export)."""
     from services.intake.operator import read_dead_letters
 
-    letters = asyncio.run(read_dead_letters(_bootstrap()))
+    letters = asyncio.run(read_dead_letters(require_broker()))
     table = Table("partition:offset", "event_id", "reason", "fields", "received at")
     for letter in letters:
         if as_json:
@@ -216,7 +209,7 @@ def replay(
     stripped = text.strip()
     bodies = [stripped] if stripped.startswith("{") and "\n{" not in stripped else [
         line for line in text.splitlines() if line.strip()]
-    problems, sent = asyncio.run(replay_events(_bootstrap(), [b.encode() for b in bodies]))
+    problems, sent = asyncio.run(replay_events(require_broker(), [b.encode() for b in bodies]))
     for n, problem in problems:
         err_console.print(f"error: event {n} is still invalid: {problem}", soft_wrap=True)
     console.print(f"replayed {sent} event(s)")
@@ -256,7 +249,7 @@ def acl_apply(
 
     bindings = expand(load_plan(path))
     try:
-        created = asyncio.run(apply_plan(_bootstrap(), bindings))
+        created = asyncio.run(apply_plan(require_broker(), bindings))
     except AclUnsupported as exc:
         err_console.print(f"error: {exc}")
         raise typer.Exit(3) from exc
@@ -302,7 +295,7 @@ def receipt(
     raise typer.Exit({"routed": 0, "refused": 1}.get(view["status"], 3))
 
 
-def mount(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     """Register this issue's commands on the main CLI."""
     app.command("intake")(intake)
     app.command("intake-token")(intake_token)

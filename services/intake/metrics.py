@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from bus.delivery_metrics import DeliveryMetrics
+
 OUTCOMES = ("accepted", "duplicate", "invalid", "unauthenticated", "forbidden", "conflict",
             "too_large", "unsupported_media_type", "unavailable")
 
@@ -19,3 +21,7 @@ class IntakeMetrics:
         self.publish_seconds = Histogram(
             "referral_bus_intake_publish_seconds", "Time from request to the broker's acknowledgement.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry)
+
+
+class DeliveryStreamMetrics(DeliveryMetrics):
+    """The agency delivery stream's counters: an agency reader's (`bus/delivery_metrics.py`)."""

@@ -20,7 +20,7 @@ from topics.catalog import AUDIT, DEAD_LETTERS, EVENTS
 async def read_dead_letters(kafka: KafkaSettings) -> list[DeadLetter]:
     """Every dead letter currently on the topic, oldest first (no group: reading commits nothing)."""
     out: list[DeadLetter] = []
-    for record in await read_all(kafka, [DEAD_LETTERS.name], idle=0.5):
+    for record in await read_all(kafka, [DEAD_LETTERS.name]):
         try:
             out.append(DeadLetter.model_validate_json(record.value or b""))
         except ValidationError:

@@ -22,15 +22,15 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bus.agency_reader import AgencyReader, AuditSink
 from bus.credentials import Credentials, Principal
+from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.contract import openapi_schema
 from schemas.errors import FieldError, field_errors
 from schemas.events import parse_event
 from schemas.receipts import Receipt, audit_record
-from services.delivery.metrics import DeliveryMetrics
-from services.delivery.reader import AgencyReader, AuditSink
 from services.intake.errors import IntakeError, error_responses
 from services.intake.metrics import IntakeMetrics
 from services.intake.settings import IntakeSettings

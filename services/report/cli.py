@@ -45,5 +45,5 @@ def report(
         console.print(f"wrote {path}")
 
 
-def mount(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
     app.command("report")(report)

@@ -10,13 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiokafka import TopicPartition
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bus.kafka.clients import consumer
-from bus.kafka.reader import records_to_end
+from bus.kafka.reader import assign_from_start, records_to_end
 from bus.settings import KafkaSettings
 from rules.catalog import catalog
 from schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
@@ -70,12 +69,9 @@ async def read_topics(settings: KafkaSettings, console: Console | None = None) -
     c = consumer(settings, group_id=None)
     await c.start()
     try:
-        await c.topics()  # refreshes the metadata partitions_for_topic reads
-        parts = [TopicPartition(t, p) for t in sinks for p in sorted(c.partitions_for_topic(t) or ())]
+        parts = await assign_from_start(c, sinks)
         if not parts:
             return data
-        c.assign(parts)
-        await c.seek_to_beginning(*parts)
         estimate = sum((await c.end_offsets(parts)).values())
         with Progress(TextColumn("reading topics"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console or Console(stderr=True), transient=False) as progress:

@@ -28,7 +28,7 @@ def build(kafka: KafkaSettings, state: StateSettings, settings: RouterSettings,
     book = load_rulebook()
     deadlines = Deadlines.load()
     app = make_app(settings.app_name, kafka, state.state_dir)
-    wire(app, Router(book, deadlines, emitters(deadlines)), RouterMetrics(registry))
+    wire(app, Router(book, deadlines, emitters(settings.alert_deadlines(deadlines))), RouterMetrics(registry))
     return app
 
 

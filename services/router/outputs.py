@@ -1,4 +1,4 @@
-"""Outputs of a routed event beside its referrals. Each is a pure `Emitter`; services add theirs here."""
+"""Outputs of a routed event beside its referrals, each a pure `Emitter`: the police alert, the receipt, the audit."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rules.engine import plan_status
 from schemas.events import Event
 from schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record
 from schemas.referrals import DeadLetter, Referral
+from services.router.alert import PoliceAlertEmitter
 from services.router.handling import Emitter, Outgoing
 from topics.catalog import AUDIT, RECEIPTS
 
@@ -88,11 +89,7 @@ def _reporter_agency(letter: DeadLetter) -> str | None:
     return agency if isinstance(agency, str) and len(agency) <= 64 else None
 
 
-def emitters(deadlines: Deadlines) -> tuple[Emitter, ...]:
-    """Every emitter the router runs, in order."""
-    from services.alerts.emitter import PoliceAlertEmitter
-    from services.alerts.settings import AlertsSettings
-
+def emitters(alert_deadlines: Deadlines) -> tuple[Emitter, ...]:
+    """Every emitter the router runs, in order; the police alert with `alert_deadlines`."""
     # The alert leads: the command centre pages before anything else is produced for the event.
-    # Its deadlines come from the alerts settings (REFERRAL_BUS_ALERTS_DEADLINES_FILE) when set.
-    return (PoliceAlertEmitter(AlertsSettings().deadlines(deadlines)), ReceiptEmitter(), AuditEmitter())
+    return (PoliceAlertEmitter(alert_deadlines), ReceiptEmitter(), AuditEmitter())

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rules.deadlines import Deadlines
 
 
 class RouterSettings(BaseSettings):
@@ -12,3 +16,13 @@ class RouterSettings(BaseSettings):
     metrics_port: int = Field(default=9101, ge=0, le=65535, description="0 disables the metrics server.")
     app_name: str = "referral-router"
     log_level: str = Field(default="WARNING", description="faust's own log level (the router logs JSON).")
+    # The alerts service reads the same file (REFERRAL_BUS_ALERTS_DEADLINES_FILE) for its re-sends
+    # and escalations: one variable shortens an alert's deadlines on both sides of the topic.
+    alert_deadlines_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("REFERRAL_BUS_ROUTER_ALERT_DEADLINES_FILE",
+                                                    "REFERRAL_BUS_ALERTS_DEADLINES_FILE"),
+        description="Deadlines of the police alert, replacing the catalog's (drills, tests).")
+
+    def alert_deadlines(self, default: Deadlines) -> Deadlines:
+        """The deadlines the police alert is raised with: `alert_deadlines_file` when set, else `default`."""
+        return Deadlines.load(self.alert_deadlines_file) if self.alert_deadlines_file else default

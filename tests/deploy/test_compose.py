@@ -227,8 +227,7 @@ def test_healthchecks_and_depends_on_conditions() -> None:
 # Run in a child process: importing the CLI imports every service (faust included).
 _LIST_COMMANDS = """
 import json, typer
-from bus import cli
-getattr(cli, "_mount_subcommands", lambda: None)()  # what `main()` does before `app()`
+from services import cli
 def walk(group, prefix=()):
     for name, command in getattr(group, "commands", {}).items():
         yield [*prefix, name]
@@ -240,7 +239,7 @@ print(json.dumps(list(walk(typer.main.get_command(cli.app)))))
 def test_contract_subcommands_exist_in_the_cli() -> None:
     """Each contract subcommand is registered on the `referral-bus` app (the console entry point)."""
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["referral-bus"] == "bus.cli:main"
+    assert scripts["referral-bus"] == "services.cli:main"
     proc = subprocess.run([sys.executable, "-c", _LIST_COMMANDS], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     commands = {tuple(c) for c in json.loads(proc.stdout.strip().splitlines()[-1])}

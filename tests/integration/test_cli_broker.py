@@ -55,6 +55,6 @@ def test_demo_uses_the_broker_it_is_given(tmp_path) -> None:
 
 def test_commands_that_need_a_broker_say_so() -> None:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    done = subprocess.run([sys.executable, "-m", "bus.cli", "topics", "create"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "services.cli", "topics", "create"], capture_output=True,
                           text=True, env=env, timeout=60)
     assert done.returncode == 2 and "KAFKA_BOOTSTRAP_SERVERS is not set" in done.stderr

@@ -66,7 +66,7 @@ def test_report_csv_counts_match_what_was_published(kafka: KafkaSettings, spawn,
     topics = sorted({referral_topic_name(r.agency) for r in expected})
 
     def routed() -> list[Referral]:
-        return [Referral.model_validate_json(r.value or b"") for r in asyncio.run(read_all(kafka, topics, idle=0.2))]
+        return [Referral.model_validate_json(r.value or b"") for r in asyncio.run(read_all(kafka, topics))]
 
     wait_for(lambda: {r.referral_id for r in expected} <= {r.referral_id for r in routed()}, 60,
              "every referral routed")

@@ -34,7 +34,7 @@ def expected_referrals(events: list[Event]) -> dict[uuid.UUID, Referral]:
 
 
 def read_referrals(kafka: KafkaSettings, agencies: set[str]) -> list[ConsumerRecord[bytes, bytes]]:
-    return asyncio.run(read_all(kafka, sorted(referral_topic_name(a) for a in agencies), idle=0.2))
+    return asyncio.run(read_all(kafka, sorted(referral_topic_name(a) for a in agencies)))
 
 
 def test_scripted_events_reach_every_agency_topic_and_bad_input_is_dead_lettered(kafka, spawn) -> None:
@@ -56,7 +56,7 @@ def test_scripted_events_reach_every_agency_topic_and_bad_input_is_dead_lettered
         assert referral == expected[referral.referral_id]
 
     letters = [DeadLetter.model_validate_json(r.value or b"")
-               for r in asyncio.run(read_all(kafka, [DEAD_LETTERS.name], idle=0.2))]
+               for r in asyncio.run(read_all(kafka, [DEAD_LETTERS.name]))]
     assert sorted(d.reason for d in letters) == ["invalid_event", "invalid_json"]
     invalid = next(d for d in letters if d.reason == "invalid_event")
     assert base64.b64decode(invalid.original_b64) == INVALID_EVENT

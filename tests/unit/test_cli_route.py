@@ -7,13 +7,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bus.cli import _mount_subcommands, app
 from schemas.referrals import Referral
+from services.cli import app
 
 from .test_schemas import NURSE_REPORT
 
 runner = CliRunner()
-_mount_subcommands()
 
 
 def route(*args: str, stdin: str | None = None) -> tuple[int, str, str]:

@@ -14,17 +14,12 @@ import pytest
 from aiokafka.errors import RequestTimedOutError
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from prometheus_client import CollectorRegistry
 
 from bus.faust_app import make_app
 from bus.kafka.delivery import DeliveryFailed, DeliveryGuard
 from bus.kafka.faust_transport import Consumer
 from bus.settings import KafkaSettings
-from rules.deadlines import Deadlines
-from services.alerts import cases
-from services.alerts.agents import Alerts, AlertsConfig
-from services.alerts.metrics import AlertsMetrics
-from services.alerts.settings import CASES_FILE
+from services.alerts.tables import FaustSender, Tables
 
 NOWHERE = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", request_timeout_ms=7000)
 
@@ -82,10 +77,9 @@ def test_the_consumer_crashes_instead_of_committing_past_a_late_failure() -> Non
     asyncio.run(go())
 
 
-def _alerts(tmp_path: Path) -> Alerts:
-    config = AlertsConfig(deadlines=Deadlines.load(), policy=cases.CasePolicy.load(CASES_FILE), resends=1,
-                          timer_interval=0.5)
-    return Alerts(make_app("guard-test", NOWHERE, tmp_path), config, AlertsMetrics(CollectorRegistry()))
+def _alerts(tmp_path: Path) -> Tables:
+    """The alerts service's tables on a faust app of their own."""
+    return Tables(make_app("guard-test", NOWHERE, tmp_path))
 
 
 def test_a_table_write_is_watched_from_the_moment_faust_buffers_it(tmp_path: Path) -> None:
@@ -179,12 +173,12 @@ class _FailingTopic:
 
 def test_an_escalation_the_broker_never_acknowledged_fails_the_guard_for_good(tmp_path: Path) -> None:
     async def go() -> None:
-        alerts = _alerts(tmp_path)
-        alerts._topics["alerts.escalations"] = _FailingTopic()
+        app = make_app("guard-test", NOWHERE, tmp_path)
+        sender = FaustSender(app, topic_for=lambda name: _FailingTopic())
         with pytest.raises(RequestTimedOutError):
-            await alerts.send("alerts.escalations", b"k", b"{}")
+            await sender.send("alerts.escalations", b"k", b"{}")
         for _ in range(2):
             with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
-                alerts.app.delivery_guard.raise_if_failed()
+                app.delivery_guard.raise_if_failed()
 
     asyncio.run(go())

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bus.kafka.clients import producer
+from bus.kafka.reader import latest_by_key, read_all
 from bus.settings import KafkaSettings
 from schemas.alerts import CaseChange, Escalation, PoliceAlert, TrackedState
-from services.alerts.readback import latest_by_key, read_topics
 from topics.catalog import ALERT_STATES, CASES, ESCALATIONS, EVENTS, POLICE_ALERTS
 
 from ..conftest import wait_for
@@ -76,7 +76,7 @@ def publish(kafka: KafkaSettings, events: list[dict[str, Any]], *, pace: float =
 
 
 def read(kafka: KafkaSettings, topic: str) -> list[bytes]:
-    return [r.value for r in asyncio.run(read_topics(kafka, [topic])) if r.value is not None]
+    return [r.value for r in asyncio.run(read_all(kafka, [topic])) if r.value is not None]
 
 
 def alerts(kafka: KafkaSettings) -> list[PoliceAlert]:
@@ -88,7 +88,7 @@ def escalations(kafka: KafkaSettings) -> list[Escalation]:
 
 
 def states(kafka: KafkaSettings) -> dict[str, TrackedState]:
-    raw = latest_by_key(asyncio.run(read_topics(kafka, [ALERT_STATES.name])))
+    raw = latest_by_key(asyncio.run(read_all(kafka, [ALERT_STATES.name])))
     return {k: TrackedState.model_validate_json(v) for k, v in raw.items()}
 
 

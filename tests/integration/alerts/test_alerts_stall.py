@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bus.kafka.reader import read_all
 from bus.local_broker import LocalBroker
 from bus.settings import KafkaSettings
 from schemas.alerts import PoliceAlert, alert_id_for
-from services.alerts.readback import read_topics
 from services.alerts.settings import AlertsSettings
 from topics.catalog import ALERT_STATES, POLICE_ALERTS
 
@@ -59,7 +59,7 @@ def test_alerts_worker_stalled_past_its_request_timeout_exits_and_its_restart_tr
 
     def on_topic() -> set[str]:
         return {str(PoliceAlert.model_validate_json(r.value or b"").alert_id)
-                for r in asyncio.run(read_topics(kafka, [POLICE_ALERTS.name]))}
+                for r in asyncio.run(read_all(kafka, [POLICE_ALERTS.name]))}
 
     wait_until(lambda: expected <= on_topic(), 90, "the router to send every alert")
     router.stop()
@@ -84,7 +84,7 @@ def test_alerts_worker_stalled_past_its_request_timeout_exits_and_its_restart_tr
     committed = committed_alert_offsets(kafka)
     tracked = set(states(kafka))
     committed_untracked = [
-        (r.partition, r.offset) for r in asyncio.run(read_topics(kafka, [POLICE_ALERTS.name]))
+        (r.partition, r.offset) for r in asyncio.run(read_all(kafka, [POLICE_ALERTS.name]))
         if r.offset < committed[r.partition]
         and str(PoliceAlert.model_validate_json(r.value or b"").alert_id) not in tracked]
     assert committed_untracked == [], "committed past alerts whose tracked state never reached the broker"
@@ -93,7 +93,7 @@ def test_alerts_worker_stalled_past_its_request_timeout_exits_and_its_restart_tr
         assert exited != 0, worker.log[-3000:]
         worker.start()  # what `restart: unless-stopped` or systemd does
         wait_until(lambda: expected <= set(states(kafka)), 120, "every alert tracked after the restart")
-    written = [r.timestamp / 1000 for r in asyncio.run(read_topics(kafka, [ALERT_STATES.name]))]
+    written = [r.timestamp / 1000 for r in asyncio.run(read_all(kafka, [ALERT_STATES.name]))]
     assert max(written) > thawed_at, "every alert was tracked before the stall: nothing was in flight"
     guarded = "Not committing past a failed delivery" in worker.log
     print(f"worker {'exited with code ' + str(exited) if exited is not None else 'waited for the broker'} "

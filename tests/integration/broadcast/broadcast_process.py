@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from bus.kafka.reader import read_all
 from bus.settings import KafkaSettings
-from services.alerts.readback import read_topics
 from topics.catalog import BROADCAST_CHANNELS, broadcast_topic
 
 from ..conftest import Service
@@ -44,7 +44,7 @@ class Cap:
 
 def caps(kafka: KafkaSettings, case: uuid.UUID) -> list[Cap]:
     """Every CAP message of `case` on the broadcast channels so far, in order per channel."""
-    records = asyncio.run(read_topics(kafka, [broadcast_topic(c).name for c in BROADCAST_CHANNELS]))
+    records = asyncio.run(read_all(kafka, [broadcast_topic(c).name for c in BROADCAST_CHANNELS]))
     out = []
     for r in records:
         if r.key != str(case).encode() or r.value is None:

@@ -1,7 +1,7 @@
 """A police resolution closes every open alert and referral of its case, in any arrival order.
 
-The pure rule (`lifecycle.closes_with_case`) and the service's use of it (`Alerts._close`, the
-case index, closing on arrival), the latter on a worker whose faust tables are plain dicts.
+The pure rule (`lifecycle.closes_with_case`) and the service's use of it (the handlers' closing,
+the case index, closing on arrival), the latter over a store of plain dicts.
 """
 
 from __future__ import annotations
@@ -9,47 +9,33 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from rules.deadlines import Deadlines
-from schemas.alerts import CaseChange, ReferralResponse, TrackedState, dump
+from schemas.alerts import CaseChange, ReferralResponse, dump
 from schemas.events import Event, MissingChildReport
 from schemas.referrals import Referral
 from services.alerts import cases, lifecycle
-from services.alerts.agents import Alerts, AlertsConfig
 from services.alerts.cli import case_rows
-from services.alerts.emitter import police_alert
-from services.alerts.metrics import AlertsMetrics
-from services.alerts.settings import CASES_FILE
+from services.alerts.handlers import Handlers
+from services.router.alert import police_alert
 
 from .conftest import T0, clue, missing_child, referral, resolution
+from .fakes import Service, service
 
 DAY = dt.timedelta(days=1)
 
 
-class _App:
-    """What `Alerts` asks of a faust app outside its tables: recovery done, no rebalance."""
-
-    rebalancing = False
-
-    def __init__(self) -> None:
-        completed = asyncio.Event()
-        completed.set()
-        self.tables = SimpleNamespace(recovery=SimpleNamespace(completed=completed))
+@pytest.fixture
+def running() -> Service:
+    return service()
 
 
 @pytest.fixture
-def alerts(monkeypatch: pytest.MonkeyPatch) -> Alerts:
-    monkeypatch.setattr(Alerts, "_table", lambda self, name, spec: {})
-    config = AlertsConfig(deadlines=Deadlines.load(), policy=cases.CasePolicy.load(CASES_FILE), resends=1,
-                          timer_interval=0.5)
-    service = Alerts(_App(), config, AlertsMetrics(CollectorRegistry()))
-    service.restored.set()
-    return service
+def alerts(running: Service) -> Handlers:
+    return running.handlers
 
 
 def _report() -> MissingChildReport:
@@ -70,12 +56,12 @@ def _duties(report: MissingChildReport) -> dict[str, Referral]:
     }
 
 
-def _answer(alerts: Alerts, referral_id: uuid.UUID, answer: str, **kw: Any) -> None:
+def _answer(alerts: Handlers, referral_id: uuid.UUID, answer: str, **kw: Any) -> None:
     asyncio.run(alerts.on_response(dump(ReferralResponse(referral_id=referral_id, answer=answer,
                                                          responded_at=T0 + dt.timedelta(hours=2), **kw))))
 
 
-def _status(alerts: Alerts, key: uuid.UUID | str) -> str:
+def _status(alerts: Handlers, key: uuid.UUID | str) -> str:
     state = alerts.state(str(key))
     assert state is not None
     status: str = state.status
@@ -112,7 +98,7 @@ def test_which_states_a_resolution_closes() -> None:
     assert not lifecycle.closes_with_case(lifecycle.track_referral(referral(_report(), "police.command_center")), case)
 
 
-def test_resolution_closes_every_open_alert_and_referral_of_the_case(alerts: Alerts) -> None:
+def test_resolution_closes_every_open_alert_and_referral_of_the_case(alerts: Handlers) -> None:
     report, other = _report(), _report()
     asyncio.run(alerts.on_event(dump(report)))
     asyncio.run(alerts.on_event(dump(other)))
@@ -143,12 +129,12 @@ def test_resolution_closes_every_open_alert_and_referral_of_the_case(alerts: Ale
     assert _status(alerts, other_lead) == "sent" and str(other_lead) in alerts.open_by_case[str(other.event_id)]
     assert not [k for k in alerts.waiting if k == str(alert.alert_id)]
     # The readback a user queries (`referral-bus cases --all`) shows no open duty left.
-    states = {k: TrackedState.model_validate_json(v) for k, v in alerts.tracked.items()}
+    states = {str(s.id): s for s in alerts.store.states()}
     row = next(r for r in case_rows([case], states, T0 + DAY, include_closed=True))
     assert row["status"] == "closed" and row["open"] == 0 and len(row["duties"]) == 6
 
 
-def test_what_arrives_after_the_resolution_is_stored_closed_unless_raised_after_it(alerts: Alerts) -> None:
+def test_what_arrives_after_the_resolution_is_stored_closed_unless_raised_after_it(alerts: Handlers) -> None:
     report = _report()
     asyncio.run(alerts.on_event(dump(report)))
     asyncio.run(alerts.on_event(dump(resolution(report.event_id, at=T0 + DAY))))
@@ -180,7 +166,7 @@ def test_what_arrives_after_the_resolution_is_stored_closed_unless_raised_after_
 
 
 def test_a_report_raised_after_the_resolution_but_read_before_it_is_paged_on_its_own(
-        alerts: Alerts, monkeypatch: pytest.MonkeyPatch) -> None:
+        alerts: Handlers, running: Service) -> None:
     # The child went missing again the day after being found; the new report names the old case.
     # Its alert is read while the case still looks open (the resolution is on another topic, not
     # read yet), so it is grouped under the case; the resolution then un-groups it.
@@ -201,17 +187,11 @@ def test_a_report_raised_after_the_resolution_but_read_before_it_is_paged_on_its
     state = alerts.state(str(second.alert_id))
     assert state is not None and state.history[-1].what == "ungrouped"
     assert alerts.waiting[str(second.alert_id)] == second.ack_deadline
-    sent: list[str] = []
-
-    async def record(topic: str, key: bytes, value: bytes) -> None:
-        sent.append(topic)
-
-    monkeypatch.setattr(alerts, "send", record)
     assert asyncio.run(alerts.scan_deadlines(second.ack_deadline + dt.timedelta(seconds=1))) == 1
-    assert sent == ["alerts.police", "alerts.escalations"]  # re-sent, as the plan's ladder says
+    assert running.sender.topics == ["alerts.police", "alerts.escalations"]  # re-sent, as the plan's ladder says
 
 
-def test_a_further_report_raised_before_the_resolution_stays_grouped_and_closes(alerts: Alerts) -> None:
+def test_a_further_report_raised_before_the_resolution_stays_grouped_and_closes(alerts: Handlers) -> None:
     report = _report()
     asyncio.run(alerts.on_event(dump(report)))
     first = police_alert(report, [], Deadlines.load())
@@ -224,7 +204,7 @@ def test_a_further_report_raised_before_the_resolution_stays_grouped_and_closes(
     assert _status(alerts, second.alert_id) == "grouped" and str(second.alert_id) not in alerts.waiting
 
 
-def test_a_clue_matched_to_the_case_is_released_not_closed_by_the_resolution(alerts: Alerts) -> None:
+def test_a_clue_matched_to_the_case_is_released_not_closed_by_the_resolution(alerts: Handlers) -> None:
     # A railway clue fits the case's descriptors and is linked to it; the child is then found
     # elsewhere. The match may have been wrong (another child): the clue's referral stays open.
     report = _report()
@@ -257,7 +237,7 @@ def test_a_clue_matched_to_the_case_is_released_not_closed_by_the_resolution(ale
     assert late_state is not None and late_state.status == "sent" and not late_state.grouped
 
 
-def test_the_case_index_is_rebuilt_from_the_table(alerts: Alerts) -> None:
+def test_the_case_index_is_rebuilt_from_the_table(alerts: Handlers, running: Service) -> None:
     report = _report()
     duties = _duties(report)
     for r in duties.values():
@@ -266,16 +246,16 @@ def test_the_case_index_is_rebuilt_from_the_table(alerts: Alerts) -> None:
     elsewhere = uuid.uuid4()
     railway = alerts.state(str(duties.pop("railway").referral_id))
     assert railway is not None
-    alerts.store(railway.model_copy(update={"case_id": elsewhere}))
+    alerts.store_state(railway.model_copy(update={"case_id": elsewhere}))
     assert alerts.open_by_case[str(elsewhere)] == {str(railway.id)}
     built = {k: set(v) for k, v in alerts.open_by_case.items()}
     assert built[str(report.event_id)] == {str(r.referral_id) for r in duties.values()}
     alerts.open_by_case.clear()
-    alerts._indexed = False
+    alerts.invalidate_index()
     assert alerts.ensure_index()
     assert alerts.open_by_case == built
     # Not ready (a rebalance): the resolution still finds the case's states, in the table.
-    alerts.app.rebalancing = True
+    running.readiness.ready = False
     asyncio.run(alerts.on_event(dump(report)))
     asyncio.run(alerts.on_event(dump(resolution(report.event_id, at=T0 + DAY))))
     assert {_status(alerts, r.referral_id) for r in duties.values()} == {"closed"}

@@ -9,8 +9,8 @@ from aiokafka import TopicPartition
 from schemas.events import MissingChildReport
 from services.alerts import cases, lifecycle
 from services.alerts.cli import case_rows
-from services.alerts.emitter import police_alert
 from services.alerts.lag import LagExporter, lag_by_topic
+from services.router.alert import police_alert
 
 from .conftest import T0, clue, missing_child, referral
 

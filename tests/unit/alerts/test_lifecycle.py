@@ -11,7 +11,7 @@ from rules.catalog import JOINT_OFFICE
 from rules.deadlines import Deadlines
 from schemas.alerts import ReferralResponse, TrackedState
 from services.alerts import lifecycle
-from services.alerts.emitter import police_alert
+from services.router.alert import police_alert
 
 from .conftest import T0, missing_child, referral
 

@@ -1,5 +1,7 @@
-"""What the pager shows: only pages addressed to the agency (and jurisdiction), unreadable ones skipped;
-further reports and clues grouped under their case, nothing about a case once it is closed."""
+"""What the pager shows: only pages addressed to the desk's agency (and jurisdiction), unreadable
+ones skipped; further reports and clues grouped under their case, nothing about a case once it is
+closed but for the duties the alerts service kept open after the resolution; the child's details
+the desk may know. Every decision comes from the states the alerts service publishes."""
 
 from __future__ import annotations
 
@@ -7,81 +9,54 @@ import datetime as dt
 import json
 import sqlite3
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 
 from bus.dedup import SeenIds
-from rules.catalog import JOINT_OFFICE
+from bus.desk import CaseMemory, Child, Desk, Notice, decide, notices_of_state
+from rules.catalog import COMMAND_CENTER, JOINT_OFFICE
 from rules.deadlines import Deadlines
-from schemas.alerts import (
-    CaseChange,
-    Escalation,
-    PoliceAlert,
-    ReferralResponse,
-    alert_id_for,
-    escalation_id_for,
-)
+from schemas.alerts import CaseChange, PoliceAlert, ReferralResponse, TrackedState
 from schemas.events import Event, MissingChildReport
 from services.alerts import cases, lifecycle
-from services.alerts.emitter import police_alert
-from services.alerts.pager import CaseNote, CaseNotes, Page, Pager, decide, pages_in
-from topics.catalog import CASES, ESCALATIONS, POLICE_ALERTS
+from services.alerts.pager import render
+from services.alerts.pager.feed import decision
+from services.alerts.pager.loop import Pager
+from services.alerts.pager.memory import DeskMemory, DeskTaken, claim_desk
+from services.router.alert import police_alert
+from topics.catalog import ALERT_STATES, CASES
 
-from .conftest import clue, missing_child, referral, resolution
+from .conftest import T0, clue, missing_child, referral, resolution
 
-NOW = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
-EVENT = uuid.uuid4()
+CENTRE = COMMAND_CENTER
+DEADLINES = Deadlines.load()
 
 
 def record(topic: str, value: bytes) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(topic, 0, 0, 0, 0, None, value, None, 0, len(value), ())
 
 
-def alert(attempt: int = 1, jurisdiction: str = "xian") -> PoliceAlert:
-    return PoliceAlert(alert_id=alert_id_for(EVENT), case_id=EVENT, event_id=EVENT, jurisdiction=jurisdiction,
-                       agency="police.command_center", urgency="immediate", action="Deploy at once",
-                       raised_at=NOW, ack_deadline=NOW + dt.timedelta(minutes=5), attempt=attempt)
-
-
-def test_alerts_and_resends_are_distinct_pages_for_the_addressed_centre() -> None:
-    first = list(pages_in(record(POLICE_ALERTS.name, alert(1).model_dump_json().encode()),
-                          "police.command_center", "xian"))
-    resent = list(pages_in(record(POLICE_ALERTS.name, alert(2).model_dump_json().encode()),
-                           "police.command_center", None))
-    assert [p.page_id for p in first] == [alert(1).delivery_id]
-    assert [p.page_id for p in resent] == [alert(2).delivery_id] and "RE-SENT" in resent[0].text
-
-
-def test_pages_for_other_agencies_or_jurisdictions_are_not_shown() -> None:
-    value = alert(jurisdiction="yunyang").model_dump_json().encode()
-    assert not list(pages_in(record(POLICE_ALERTS.name, value), "police.command_center", "xian"))
-    assert not list(pages_in(record(POLICE_ALERTS.name, value), "anti_trafficking_office", None))
-
-
-def test_an_escalation_pages_its_target() -> None:
-    esc = Escalation(escalation_id=uuid.uuid4(), referral_id=alert_id_for(EVENT), case_id=EVENT, action="escalate",
-                     step=2, level=1, target_agency="anti_trafficking_office", target_jurisdiction="xian",
-                     reason="not acknowledged", decided_at=NOW, ack_deadline=None)
-    (page,) = pages_in(record(ESCALATIONS.name, esc.model_dump_json().encode()), "anti_trafficking_office", "xian")
-    assert page.page_id == str(esc.escalation_id) and "ESCALATE" in page.text
-
-
-def test_an_unreadable_message_is_not_a_page() -> None:
-    assert not list(pages_in(record(POLICE_ALERTS.name, b"{not json"), "police.command_center", None))
-
-
-# -- grouping by case: the duty officer's view over several records -----------------------------
-
-CENTRE = "police.command_center"
-
-
-def _report_alert(report: Event, attempt: int = 1) -> PoliceAlert:
-    raised = police_alert(report, [], Deadlines.load())
+def _alert(report: Event) -> PoliceAlert:
+    raised = police_alert(report, [], DEADLINES)
     assert raised is not None
-    return raised.model_copy(update={"attempt": attempt})
+    return raised
+
+
+def _tracked(report: Event, *, under: PoliceAlert | None = None) -> TrackedState:
+    """The state the alerts service publishes for a report's alert (grouped `under` a case's alert)."""
+    return lifecycle.track_alert(_alert(report), under=under.alert_id if under else None)
+
+
+def _step(state: TrackedState, steps: int = 1) -> TrackedState:
+    """The state after `steps` more rungs of the ladder (re-send, then escalations), as published."""
+    for _ in range(steps):
+        assert state.next_deadline is not None
+        escalation = lifecycle.next_escalation(state, state.next_deadline, DEADLINES, resends=1)
+        assert escalation is not None
+        state = lifecycle.apply_escalation(state, escalation).state
+    return state
 
 
 def _case_of(report: Event) -> CaseChange:
@@ -89,253 +64,282 @@ def _case_of(report: Event) -> CaseChange:
     return cases.open_case(report)
 
 
-def _rec(model: PoliceAlert | Escalation | CaseChange) -> ConsumerRecord[bytes, bytes]:
-    topic = {PoliceAlert: POLICE_ALERTS, Escalation: ESCALATIONS, CaseChange: CASES}[type(model)].name
-    return record(topic, model.model_dump_json().encode())
+def _closed(case: CaseChange, at: dt.datetime = T0 + dt.timedelta(days=1)) -> CaseChange:
+    closed = cases.close_case(case, resolution(case.case_id, at=at), at)
+    assert isinstance(closed, CaseChange) and closed.resolved_at is not None
+    return closed
 
 
-def _pager(agency: str = CENTRE, tmp: Path | None = None) -> Pager:
-    return Pager(agency, "xian", SeenIds(tmp / "seen.sqlite" if tmp else None),
-                 CaseNotes(tmp / "cases.sqlite" if tmp else None))
+def _pager(agency: str = CENTRE, tmp: Path | None = None, jurisdiction: str | None = "xian") -> Pager:
+    return Pager(Desk(agency, jurisdiction), SeenIds(tmp / "seen.sqlite" if tmp else None),
+                 DeskMemory(tmp / "cases.sqlite" if tmp else None))
 
 
-def _escalation(alert: PoliceAlert, step: int, target: str = JOINT_OFFICE) -> Escalation:
-    return Escalation(escalation_id=escalation_id_for(alert.alert_id, step), referral_id=alert.alert_id,
-                      case_id=alert.case_id, action="resend" if target == CENTRE else "escalate", step=step,
-                      level=0 if target == CENTRE else 1, target_agency=target, target_jurisdiction="xian",
-                      reason="no acknowledgement", decided_at=NOW, ack_deadline=None)
+def _texts(pager: Pager, *items: TrackedState | CaseChange) -> list[str]:
+    return [render.text(n) for item in items for n in pager.handle(item)]
 
 
-def _texts(pager: Pager, *models: PoliceAlert | Escalation | CaseChange) -> list[str]:
-    return [p.text for m in models for p in pager.handle(_rec(m))]
+def test_alerts_and_resends_are_distinct_pages_for_the_addressed_centre() -> None:
+    state = _tracked(missing_child())
+    (first,) = notices_of_state(state, Desk(CENTRE, "xian"))
+    (resent,) = notices_of_state(_step(state), Desk(CENTRE))
+    assert first.notice_id == f"{state.id}#1" and first.kind == "alert" and first.needs_answer
+    assert resent.notice_id == f"{state.id}#2" and "RE-SENT ALERT (attempt 2)" in render.text(resent)
 
+
+def test_pages_for_other_agencies_or_jurisdictions_are_not_shown() -> None:
+    state = _tracked(missing_child(jurisdiction="yunyang"))
+    assert not notices_of_state(state, Desk(CENTRE, "xian"))
+    assert not notices_of_state(state, Desk(JOINT_OFFICE))
+    # Once escalated to the joint office, the centre is not paged about the alert any more.
+    escalated = _step(state, 2)
+    assert not notices_of_state(escalated, Desk(CENTRE))
+
+
+def test_an_escalation_pages_its_target() -> None:
+    state = _step(_tracked(missing_child()), 2)
+    (page,) = notices_of_state(state, Desk(JOINT_OFFICE, "xian"))
+    assert state.escalation is not None and page.notice_id == str(state.escalation.escalation_id)
+    assert page.kind == "escalation" and "ESCALATE" in render.text(page)
+    assert json.loads(render.as_json(page, JOINT_OFFICE))["action"] == "escalate"
+
+
+def test_a_rejected_alert_without_a_lead_referral_is_re_assigned_and_paged_to_the_joint_office() -> None:
+    state = _tracked(missing_child())
+    assert state.twin_id is None
+    rejected = lifecycle.apply_response(state, ReferralResponse(referral_id=state.id, answer="rejected",
+                                                                reason="not ours", responded_at=T0)).state
+    (page,) = notices_of_state(rejected, Desk(JOINT_OFFICE, "xian"))
+    assert page.kind == "reassign" and "REASSIGN" in render.text(page) and page.child is not None
+    assert not notices_of_state(rejected, Desk(CENTRE))
+
+
+def test_an_unreadable_message_is_not_a_page() -> None:
+    assert decision(record(ALERT_STATES.name, b"{not json")) is None
+    assert decision(record(CASES.name, b'{"case_id": 1}')) is None
+
+
+def test_answered_alerts_page_nothing_more() -> None:
+    state = _tracked(missing_child())
+    answered = lifecycle.apply_response(state, ReferralResponse(referral_id=state.id, answer="acknowledged",
+                                                                responded_at=T0)).state
+    assert not notices_of_state(answered, Desk(CENTRE))
+
+
+# -- the child's details: what the desk may know ------------------------------------------------
+
+def test_an_alert_shows_the_childs_details_the_desk_is_entitled_to() -> None:
+    report = missing_child(age=6, sex="female", place="西安北站").model_copy(
+        update={"description": "red coat, a small scar on the left hand"})
+    state = _tracked(report)
+    (page,) = notices_of_state(state, Desk(CENTRE))
+    assert page.child == Child(age=6, sex="female", description="red coat, a small scar on the left hand",
+                               last_seen_at=(T0 - dt.timedelta(minutes=30)).isoformat().replace("+00:00", "Z"),
+                               last_seen_place="西安北站")
+    first, second = render.text(page).splitlines()
+    assert first.startswith("[bold red]ALERT[/]") and first.endswith(f"alert {state.id} case {state.case_id}")
+    assert second.strip().startswith("child: age 6 · female · last seen 西安北站 at ")
+    assert "red coat" in second
+    assert json.loads(render.as_json(page, CENTRE))["subject"]["description"].startswith("red coat")
+
+
+def test_a_desk_is_shown_only_the_details_its_agency_may_know() -> None:
+    subject = {"person": {"age": 6, "sex": "female", "name": "王小红"}, "description": "red coat",
+               "last_seen_location": {"place": "西安北站", "address": "1 Station Rd"}}
+    assert Child.of(subject, CENTRE) == Child(age=6, sex="female", description="red coat", last_seen_place="西安北站")
+    # Publicity's projection has the age, the sex and a place, never the description.
+    assert Child.of(subject, "publicity") == Child(age=6, sex="female")
+
+
+# -- grouping by case: the duty officer's view over several decisions ----------------------------
 
 def test_a_further_report_of_an_open_case_is_one_grouped_line_not_a_new_alert() -> None:
     first = missing_child()
     again = missing_child(case_id=first.event_id)
-    a1, a2 = _report_alert(first), _report_alert(again)
-    assert a1.case_id == a2.case_id and a1.alert_id != a2.alert_id
+    own, grouped = _tracked(first), _tracked(again, under=_alert(first))
+    assert own.case_id == grouped.case_id and grouped.status == "grouped"
     pager = _pager()
-    (alert_page,) = pager.handle(_rec(a1))
-    assert alert_page.text.startswith("[bold red]ALERT[/]") and alert_page.needs_ack
-    (grouped,) = pager.handle(_rec(a2))
-    assert "ALERT" not in grouped.text and not grouped.needs_ack
-    assert f"GROUPED[/] under case {a1.case_id}" in grouped.text and str(again.event_id) in grouped.text
-    assert json.loads(grouped.json)["page"] == "grouped"
-    # A copy of either, or a re-send of the grouped report's alert: nothing more.
-    assert _texts(pager, a2, a1, _report_alert(again, attempt=2)) == []
+    (alert_page,) = pager.handle(own)
+    assert render.text(alert_page).startswith("[bold red]ALERT[/]") and alert_page.needs_answer
+    (line,) = pager.handle(grouped)
+    text = render.text(line)
+    assert "ALERT" not in text and not line.needs_answer
+    assert f"GROUPED[/] under case {own.case_id}" in text and str(again.event_id) in text
+    assert f"the case's alert {own.id} stands" in text
+    assert json.loads(render.as_json(line, CENTRE))["page"] == "grouped"
+    # A copy of either, or a later change of the grouped state: nothing more.
+    later = grouped.model_copy(update={"history": (*grouped.history, grouped.history[0])})
+    assert _texts(pager, grouped, own, later) == []
     assert pager.duplicates == 3
 
 
-def test_the_case_that_opened_decides_which_alert_is_the_cases() -> None:
+def test_a_grouped_report_read_before_the_cases_own_alert_is_still_a_grouped_line() -> None:
     first = missing_child()
     again = missing_child(case_id=first.event_id)
     pager = _pager()
-    assert _texts(pager, _case_of(first)) == []  # bookkeeping only
-    (grouped,) = pager.handle(_rec(_report_alert(again)))  # read before the case's own alert
+    assert _texts(pager, _case_of(first)) == []  # an open case without clues: nothing to say
+    (grouped,) = pager.handle(_tracked(again, under=_alert(first)))
     assert grouped.kind == "grouped"
-    (alert_page,) = pager.handle(_rec(_report_alert(first)))
+    (alert_page,) = pager.handle(_tracked(first))
     assert alert_page.kind == "alert"
 
 
 def test_a_clue_linked_to_an_owned_case_is_shown_once_with_the_reason() -> None:
     report = missing_child()
     reason = "same jurisdiction; 3.0 h after last seen; age 7 ~ 6; sex female; place 西安北站候车室"
-    linked = cases.link_clue(_case_of(report), clue(), reason, NOW)
+    linked = cases.link_clue(_case_of(report), clue(), reason, T0)
     assert linked is not None
     pager = _pager()
-    (page,) = pager.handle(_rec(linked))
-    assert page.text.startswith(f"[bold magenta]CLUE for case {linked.case_id}[/]: {reason}")
-    assert not page.needs_ack
-    body = json.loads(page.json)
+    (page,) = pager.handle(linked)
+    assert render.text(page).startswith(f"[bold magenta]CLUE for case {linked.case_id}[/]: {reason}")
+    assert not page.needs_answer
+    body = json.loads(render.as_json(page, CENTRE))
     assert body["reason"] == reason and "descriptors" not in body and "person" not in body
     # Every later change of the case carries its clues: still one line per clue.
     again = cases.group_report(linked, missing_child(case_id=report.event_id))
     assert again is not None
     assert _texts(pager, linked, again) == []
-    # Not the owner (the joint office), or another jurisdiction's pager: no clue line.
+    # Not the owner (the joint office), or another jurisdiction's desk: no clue line.
     assert _texts(_pager(JOINT_OFFICE), linked) == []
-    assert [p for p in pages_in(_rec(linked), CENTRE, "yunyang") if p.kind == "clue"] == []
+    assert _texts(_pager(jurisdiction="yunyang"), linked) == []
 
 
 def test_once_closed_the_case_says_so_once_and_every_later_page_about_it_is_dropped(tmp_path: Path) -> None:
     report = missing_child()
-    a1 = _report_alert(report)
     case = _case_of(report)
-    closed = cases.close_case(case, resolution(case.case_id), NOW)
-    assert isinstance(closed, CaseChange)
+    closed = _closed(case)
+    own = _tracked(report)
     centre, office = _pager(tmp=tmp_path / "centre"), _pager(JOINT_OFFICE, tmp_path / "office")
-    assert len(_texts(centre, a1)) == 1
-    assert len(_texts(office, _escalation(a1, 2))) == 1
-    (bye,) = centre.handle(_rec(closed))
-    assert "CASE CLOSED" in bye.text and str(case.case_id) in bye.text and not bye.needs_ack
-    (office_bye,) = office.handle(_rec(closed))  # the office was paged about the case: it is told too
+    assert len(_texts(centre, own)) == 1
+    assert len(_texts(office, _step(own, 2))) == 1
+    (bye,) = centre.handle(closed)
+    text = render.text(bye)
+    assert "CASE CLOSED" in text and str(case.case_id) in text and not bye.needs_answer
+    (office_bye,) = office.handle(closed)  # the office was paged about the case: it is told too
     assert office_bye.kind == "case_closed"
-    # In flight when the child was found: a re-send, an escalation, a further report, a late clue.
-    late_clue = cases.link_clue(case, clue(), "place", NOW)
+    # Decided before the child was found, read after: a re-send, an escalation, a further report, a late clue.
+    late_clue = cases.link_clue(case, clue(), "place", T0)
     assert late_clue is not None
-    in_flight = (_report_alert(report, attempt=2), _escalation(a1, 1, CENTRE),
-                 _report_alert(missing_child(case_id=report.event_id)), closed)
+    in_flight = (_step(own), _tracked(missing_child(case_id=report.event_id)), closed)
     assert _texts(centre, *in_flight) == []
-    assert _texts(office, _escalation(a1, 3), closed) == []
+    assert _texts(office, _step(own, 3), closed) == []
     # A restarted pager remembers.
     centre.close()
     office.close()
     centre, office = _pager(tmp=tmp_path / "centre"), _pager(JOINT_OFFICE, tmp_path / "office")
-    assert _texts(centre, closed, _report_alert(report, attempt=3), late_clue) == []
-    assert _texts(office, _escalation(a1, 4)) == []
+    assert _texts(centre, closed, _step(own), late_clue) == []
+    assert _texts(office, _step(own, 4)) == []
 
 
 def test_a_pager_never_paged_about_a_closed_case_is_not_told_but_drops_its_pages() -> None:
     report = missing_child()
-    case = _case_of(report)
-    closed = cases.close_case(case, resolution(case.case_id), NOW)
-    assert isinstance(closed, CaseChange)
+    closed = _closed(_case_of(report))
     office = _pager(JOINT_OFFICE)
     assert _texts(office, closed) == []
-    assert _texts(office, _escalation(_report_alert(report), 2)) == []
+    assert _texts(office, _step(_tracked(report), 2)) == []
 
 
-@pytest.mark.parametrize(("note", "kind", "shown_kind"), [
-    (None, "alert", "alert"),
-    (CaseNote(alert_id="other"), "alert", "grouped"),
-    (CaseNote(alert_id="other"), "resend", "grouped"),
-    (CaseNote(closed=True), "alert", None),
-    (CaseNote(closed=True), "escalation", None),
-    (CaseNote(closed=True), "clue", None),
-    (CaseNote(), "clue", "clue"),
+RESOLVED = T0 + dt.timedelta(days=1)
+
+
+def _notice(kind: str, *, kept_open: bool = False, state_id: uuid.UUID | None = None) -> Notice:
+    state = _tracked(missing_child()).model_copy(update={"id": state_id or uuid.uuid4()})
+    return Notice("id", kind, state.case_id, needs_answer=kind in ("alert", "resend", "escalation", "reassign"),  # type: ignore[arg-type]
+                  state=state, after_resolution=RESOLVED if kept_open else None)
+
+
+LIVE = uuid.uuid4()
+
+
+@pytest.mark.parametrize(("memory", "kind", "kept_open", "shown", "marked"), [
+    (None, "alert", False, True, False),
+    (CaseMemory(paged=True), "resend", False, True, False),
+    (CaseMemory(), "clue", False, True, False),
+    (CaseMemory(), "grouped", False, True, False),
+    # the case is closed here: anything not kept open is dropped
+    (CaseMemory(closed=True), "alert", False, False, False),
+    (CaseMemory(closed=True), "escalation", False, False, False),
+    (CaseMemory(closed=True), "clue", False, False, False),
+    (CaseMemory(closed=True), "grouped", False, False, False),
+    # a duty the service kept open after the resolution: paged, marked the first time only
+    (CaseMemory(closed=True), "alert", True, True, True),
+    (CaseMemory(closed=True), "escalation", True, True, True),
+    (CaseMemory(closed=True), "reassign", True, True, True),
+    (None, "alert", True, True, True),  # the closure not read yet: the state says it all
+    (CaseMemory(closed=True, live=frozenset({str(LIVE)})), "resend", True, True, False),
 ])
-def test_decide(note: CaseNote | None, kind: str, shown_kind: str | None) -> None:
-    a = alert(attempt=1 if kind == "alert" else 2)
-    candidate = Page("id", "text", "{}", kind=kind, case_id=str(a.case_id), alert_id=str(a.alert_id),  # type: ignore[arg-type]
-                     alert=a)
-    page, after = decide(candidate, note)
-    assert (page.kind if page else None) == shown_kind
-    assert after is not None and after.closed == (note is not None and note.closed)
-    assert after.paged == (page is not None or (note is not None and note.paged))
-
-
-# -- a new report after the resolution: the alerts service keeps its alert live, so does the pager --
-
-RESOLVED = NOW + dt.timedelta(days=1)
-CASE = uuid.uuid4()
-LATER = uuid.uuid4()  # a report naming the case, after it was resolved
-GROUPED = uuid.uuid4()  # a report that joined the case while it was open
-
-
-def _alert_of(event_id: uuid.UUID, raised_at: dt.datetime, attempt: int = 1) -> PoliceAlert:
-    return PoliceAlert(alert_id=alert_id_for(event_id), case_id=CASE, event_id=event_id, jurisdiction="xian",
-                       agency=CENTRE, urgency="immediate", action="Deploy at once", raised_at=raised_at,
-                       ack_deadline=raised_at + dt.timedelta(minutes=5), attempt=attempt)
-
-
-def _candidate(kind: str, a: PoliceAlert, *, with_alert: bool = True) -> Page:
-    return Page("id", "text", '{"alert_id": "x"}', kind=kind,  # type: ignore[arg-type]
-                case_id=str(CASE), alert_id=str(a.alert_id), alert=a if with_alert else None,
-                origin=(a.event_id, a.raised_at) if with_alert else None)
-
-
-CLOSED = CaseNote(alert_id=str(alert_id_for(CASE)), closed=True, paged=True, resolved_at=RESOLVED,
-                  reports=frozenset({CASE, GROUPED}))
-AFTER = RESOLVED + dt.timedelta(seconds=1)
-
-
-@pytest.mark.parametrize(("note", "kind", "event_id", "raised_at", "with_alert", "shown", "marked"), [
-    # raised after the resolution, not of the case's reports: live, marked the first time
-    (CLOSED, "alert", LATER, AFTER, True, True, True),
-    (CLOSED, "resend", LATER, AFTER, True, True, True),  # its first attempt never reached this pager
-    (CLOSED, "escalation", LATER, AFTER, True, True, True),  # the joint office's first page about it
-    # already known live here: re-sends and escalations as usual, no marker
-    (replace(CLOSED, live=frozenset({str(alert_id_for(LATER))})), "resend", LATER, AFTER, True, True, False),
-    (replace(CLOSED, live=frozenset({str(alert_id_for(LATER))})), "escalation", LATER, AFTER, False, True, False),
-    # raised at or before the resolution: dropped
-    (CLOSED, "alert", LATER, RESOLVED, True, False, False),
-    (CLOSED, "alert", LATER, NOW, True, False, False),
-    # the case's own alert and a grouped report's, whenever raised: dropped
-    (CLOSED, "resend", CASE, AFTER, True, False, False),
-    (CLOSED, "alert", GROUPED, AFTER, True, False, False),
-    # an escalation that carries neither its alert nor its origin, of an alert not known live: dropped
-    (CLOSED, "escalation", LATER, AFTER, False, False, False),
-    # no resolution time known (a store from before it was kept): dropped, as before
-    (replace(CLOSED, resolved_at=None), "alert", LATER, AFTER, True, False, False),
-    # clues about a closed case: dropped
-    (CLOSED, "clue", LATER, AFTER, True, False, False),
-])
-def test_decide_after_the_resolution(note: CaseNote, kind: str, event_id: uuid.UUID, raised_at: dt.datetime,
-                                     with_alert: bool, shown: bool, marked: bool) -> None:
-    a = _alert_of(event_id, raised_at, attempt=1 if kind == "alert" else 2)
-    candidate = _candidate(kind, a, with_alert=with_alert)
-    page, after = decide(candidate, note)
+def test_decide(memory: CaseMemory | None, kind: str, kept_open: bool, shown: bool, marked: bool) -> None:
+    candidate = _notice(kind, kept_open=kept_open, state_id=LIVE)
+    page, after = decide(candidate, memory)
     assert (page is not None) == shown
-    assert after is not None and after.closed and after.resolved_at == note.resolved_at
-    assert (str(a.alert_id) in after.live) == shown
-    if page is not None:
-        assert page.kind == kind and page.page_id == candidate.page_id and page.needs_ack
-        marker = f"case {CASE} was resolved at {RESOLVED.isoformat(timespec='seconds')}: this was raised after it"
-        assert (marker in page.text) == marked
-        assert ("after_resolution" in json.loads(page.json)) == marked
-    else:
-        assert after == note
+    assert page is None or page.marked == marked
+    assert after is not None and after.closed == (memory is not None and memory.closed)
+    assert after.paged == (page is not None or (memory is not None and memory.paged))
+    assert (str(LIVE) in after.live) == (kept_open or str(LIVE) in (memory.live if memory else ()))
 
 
-def test_decide_learns_the_resolution_time_and_the_reports_from_the_case_changes() -> None:
-    report = missing_child()
-    case = _case_of(report)
-    joined = cases.group_report(case, missing_child(case_id=report.event_id))
-    assert joined is not None
-    closed = cases.close_case(joined, resolution(case.case_id), NOW)
-    assert isinstance(closed, CaseChange) and closed.resolved_at is not None
-    note = None
-    for candidate in pages_in(_rec(closed), JOINT_OFFICE, "xian"):
-        _, note = decide(candidate, note)
-    assert note is not None and note.closed and note.resolved_at == closed.resolved_at
-    assert note.reports == {case.event_id, *joined.grouped_reports}
+def test_a_closure_is_told_to_the_owner_and_where_the_case_was_paged() -> None:
+    closed = _closed(_case_of(missing_child()))
+    (owner,) = _pager().handle(closed)
+    assert owner.kind == "case_closed"
+    elsewhere = Notice("case|x|closed", "case_closed", closed.case_id, needs_answer=False, case=closed, owner=False)
+    assert decide(elsewhere, CaseMemory())[0] is None
+    assert decide(elsewhere, CaseMemory(paged=True))[0] is not None
+    assert decide(elsewhere, CaseMemory(paged=True, closed=True))[0] is None
 
+
+# -- a new report after the resolution: the alerts service keeps its alert open, the desk pages it --
 
 def test_a_report_after_the_resolution_pages_as_a_marked_alert_and_a_restart_keeps_it_live(tmp_path: Path) -> None:
     report = missing_child()
-    a1 = _report_alert(report)
     case = _case_of(report)
-    joined_report = missing_child(case_id=report.event_id)
-    joined = cases.group_report(case, joined_report)
-    assert joined is not None
-    closed = cases.close_case(joined, resolution(case.case_id), NOW)
-    assert isinstance(closed, CaseChange) and closed.resolved_at is not None
+    joined = missing_child(case_id=report.event_id)
+    grouped_case = cases.group_report(case, joined)
+    assert grouped_case is not None
+    closed = _closed(grouped_case)
+    assert closed.resolved_at is not None
     later = missing_child(case_id=report.event_id, at=closed.resolved_at + dt.timedelta(hours=2))
-    a3 = _report_alert(later)
-    assert a3.case_id == case.case_id and a3.raised_at > closed.resolved_at
+    # What the service publishes: the old alert closed, the grouped one closed, the new one kept open.
+    own = _tracked(report)
+    kept = lifecycle.outlive(_tracked(later), closed, closed.resolved_at + dt.timedelta(hours=2))
+    assert kept is not None and kept.after_resolution == closed.resolved_at and kept.status == "sent"
     marker = (f"case {case.case_id} was resolved at {closed.resolved_at.isoformat(timespec='seconds')}: "
               "this was raised after it")
     centre, office = _pager(tmp=tmp_path / "centre"), _pager(JOINT_OFFICE, tmp_path / "office")
-    assert len(_texts(centre, a1)) == 1
-    assert [p.kind for p in centre.handle(_rec(closed))] == ["case_closed"]
+    assert len(_texts(centre, own)) == 1
+    assert [p.kind for p in centre.handle(closed)] == ["case_closed"]
     assert _texts(office, closed) == []  # never paged about the case: not told
-    # The old alert's re-send and the grouped report's alert: nothing. The new report: a marked ALERT.
-    assert _texts(centre, _report_alert(report, attempt=2), _report_alert(joined_report)) == []
-    (page,) = centre.handle(_rec(a3))
-    assert page.kind == "alert" and page.needs_ack and page.text.startswith("[bold red]ALERT[/]")
-    assert marker in page.text and str(a3.alert_id) in page.text
-    assert json.loads(page.json)["after_resolution"]["case_id"] == str(case.case_id)
+    # The old alert's re-send and the grouped report's alert, read late: nothing. The new report: a marked ALERT.
+    assert _texts(centre, _step(own), _tracked(joined, under=_alert(report))) == []
+    (page,) = centre.handle(kept)
+    text = render.text(page).splitlines()[0]
+    assert page.kind == "alert" and page.needs_answer and text.startswith("[bold red]ALERT[/]")
+    assert marker in text and str(kept.id) in text
+    assert json.loads(render.as_json(page, CENTRE))["after_resolution"]["case_id"] == str(case.case_id)
     # Its escalation reaches the joint office, which dropped nothing about it yet: marked there too.
-    (office_page,) = office.handle(_rec(_escalation(a3, 3).model_copy(update={"alert": a3})))
-    assert office_page.kind == "escalation" and marker in office_page.text
+    (office_page,) = office.handle(_step(kept, 2))
+    assert office_page.kind == "escalation" and marker in render.text(office_page)
     # A restart from the SQLite files: the new alert is still live (re-sends as usual, no marker),
     # nothing is shown twice, and everything else about the case stays dropped.
     centre.close()
     office.close()
     centre, office = _pager(tmp=tmp_path / "centre"), _pager(JOINT_OFFICE, tmp_path / "office")
-    assert _texts(centre, closed, a3, _report_alert(report, attempt=3), a1) == []
-    (resent,) = centre.handle(_rec(_report_alert(later, attempt=2)))
-    assert resent.kind == "resend" and "RE-SENT ALERT (attempt 2)" in resent.text and marker not in resent.text
-    # An escalation that does not carry the alert: the pager remembers the alert is live.
-    (esc,) = office.handle(_rec(_escalation(a3, 4)))
-    assert esc.kind == "escalation" and marker not in esc.text
-    assert _texts(office, _escalation(a1, 4), _escalation(a3, 3).model_copy(update={"alert": a3})) == []
+    assert _texts(centre, closed, kept, _step(own, 1), own) == []
+    (resent,) = centre.handle(_step(kept))
+    assert resent.kind == "resend" and "RE-SENT ALERT (attempt 2)" in render.text(resent)
+    assert marker not in render.text(resent)
+    assert _texts(office, closed, _step(own, 2), _step(kept, 2)) == []
+    # The next rung, the parent jurisdiction's command centre: its first page about it, marked.
+    parent = _pager(jurisdiction=None)
+    (esc,) = parent.handle(_step(kept, 3))
+    assert esc.kind == "escalation" and esc.escalation is not None and esc.escalation.target_jurisdiction != "xian"
+    assert marker in render.text(esc)
+    parent.close()
     centre.close()
     office.close()
 
 
-def test_a_store_written_before_the_resolution_was_kept_still_opens(tmp_path: Path) -> None:
+def test_a_store_written_by_an_earlier_pager_still_opens(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE cases (case_id TEXT PRIMARY KEY, alert_id TEXT, closed INTEGER NOT NULL DEFAULT 0, "
@@ -343,34 +347,55 @@ def test_a_store_written_before_the_resolution_was_kept_still_opens(tmp_path: Pa
     db.execute("INSERT INTO cases VALUES ('c', 'a', 1, 1)")
     db.commit()
     db.close()
-    notes = CaseNotes(path)
-    assert notes.get("c") == CaseNote("a", closed=True, paged=True)
-    live = CaseNote("a", True, True, RESOLVED, frozenset({CASE}), frozenset({"x"}))
-    notes.put("c", live)
-    notes.close()
-    again = CaseNotes(path)
-    assert again.get("c") == live
+    memory = DeskMemory(path)
+    assert memory.case("c") == CaseMemory(closed=True, paged=True)
+    live = CaseMemory(True, True, frozenset({"x"}))
+    memory.put_case("c", live)
+    memory.advance(CASES.name, 2, 17)
+    memory.close()
+    again = DeskMemory(path)
+    assert again.case("c") == live and again.positions(CASES.name) == {2: 17}
     again.close()
 
 
 def test_a_rejected_duty_raised_after_the_resolution_is_re_assigned_and_paged_to_the_joint_office(
         tmp_path: Path) -> None:
-    # The found child's aftercare, raised after the resolution: its lead rejects it, and the
-    # re-assignment to the joint office is a page, although the case is closed.
+    # The found child's aftercare, raised after the resolution and kept open by the service: its
+    # lead rejects it, and the re-assignment to the joint office is a page, although the case is closed.
     report = missing_child()
-    closed = cases.close_case(_case_of(report), resolution(report.event_id), NOW)
-    assert isinstance(closed, CaseChange) and closed.resolved_at is not None
+    closed = _closed(_case_of(report))
+    assert closed.resolved_at is not None
     aftercare = clue("rescued_victim_needs_medical_care", case_id=report.event_id,
                      at=closed.resolved_at + dt.timedelta(hours=3))
-    state = lifecycle.track_referral(referral(aftercare, "health", urgency="prompt", rule_id="x.med"))
-    rejected = ReferralResponse(referral_id=state.id, answer="rejected", reason="no paediatric ward",
-                                responded_at=closed.resolved_at + dt.timedelta(hours=4), agency="health")
-    esc = lifecycle.reassignment(state, rejected).escalation
-    assert esc.alert is None and esc.event_id == aftercare.event_id
+    state = lifecycle.outlive(lifecycle.track_referral(referral(aftercare, "health", urgency="prompt",
+                                                                rule_id="x.med")), closed, closed.resolved_at)
+    assert state is not None
+    rejected = lifecycle.apply_response(state, ReferralResponse(
+        referral_id=state.id, answer="rejected", reason="no paediatric ward",
+        responded_at=closed.resolved_at + dt.timedelta(hours=4), agency="health")).state
+    assert rejected.escalation is not None and rejected.escalation.action == "reassign"
     office = _pager(JOINT_OFFICE, tmp_path)
-    # A re-assignment of a duty the resolution ended, read after it: dropped.
-    before = lifecycle.reassignment(state.model_copy(update={"raised_at": closed.resolved_at - dt.timedelta(hours=1),
-                                                             "id": uuid.uuid4()}), rejected).escalation
-    assert _texts(office, closed, before) == []
-    (page,) = office.handle(_rec(esc))
-    assert page.kind == "escalation" and "REASSIGN" in page.text and "this was raised after it" in page.text
+    # A duty the resolution ended was closed by the service: nothing to re-assign, nothing paged.
+    ended = lifecycle.close(lifecycle.track_referral(referral(clue(case_id=report.event_id), "health",
+                                                              rule_id="x.h")), T0, uuid.uuid4()).state
+    assert _texts(office, closed, ended) == []
+    (page,) = office.handle(rejected)
+    text = render.text(page)
+    assert page.kind == "reassign" and "REASSIGN" in text and "this was raised after it" in text
+
+
+# -- desks: each its own memory, never shared --------------------------------------------------------
+
+def test_each_running_pager_of_an_agency_gets_a_desk_of_its_own(tmp_path: Path) -> None:
+    first = claim_desk(tmp_path, CENTRE)
+    second = claim_desk(tmp_path, CENTRE)
+    assert (first.name, second.name) == ("1", "2") and first.seen != second.seen
+    assert first.seen == tmp_path / "dedup" / f"pager.{CENTRE}.sqlite"  # the files pagers always used
+    with pytest.raises(DeskTaken, match="desk 2"):
+        claim_desk(tmp_path, CENTRE, "2")
+    first.release()
+    again = claim_desk(tmp_path, CENTRE)  # a restarted pager takes desk 1 back, and what it knew
+    assert again.name == "1" and again.cases == first.cases
+    assert claim_desk(tmp_path, JOINT_OFFICE).name == "1"
+    for files in (second, again):
+        files.release()

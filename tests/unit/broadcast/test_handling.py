@@ -9,7 +9,7 @@ import pytest
 
 from schemas.broadcast import CaseBroadcast
 from schemas.events import Event
-from services.broadcast.handling import Outcome, is_police, next_due, on_event, on_tick
+from services.broadcast.handling import Outcome, next_due, on_event, on_tick
 from services.broadcast.settings import BroadcastConfig
 
 from .broadcast_events import T0, release, report, resolved
@@ -27,14 +27,6 @@ def _run(config: BroadcastConfig, events: list[Event], now: dt.datetime = T0,
         if out.state is not None:
             state = out.state.model_copy(update={"pending": ()})
     return state, outcomes
-
-
-@pytest.mark.parametrize(("agency", "expected"), [
-    ("police", True), ("police.command_center", True), ("police.local_station", True),
-    ("civil_affairs", False), ("publicity", False), (None, False), ("no_such_agency", False),
-])
-def test_only_police_and_their_units_are_police(agency: str | None, expected: bool) -> None:
-    assert is_police(agency) is expected
 
 
 @pytest.mark.parametrize(("agency", "consent", "reason", "detail"), [

@@ -49,7 +49,7 @@ def _start_router(kafka: KafkaSettings, state: StateSettings, log_path: Path) ->
            "REFERRAL_BUS_STATE_DIR": str(state.state_dir)}
     env.setdefault("REFERRAL_BUS_ROUTER_METRICS_PORT", "0")
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-    return subprocess.Popen([sys.executable, "-m", "bus.cli", "router"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "router"], env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=die_with_parent)
 

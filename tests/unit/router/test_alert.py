@@ -5,12 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from rules.deadlines import Deadlines
 from schemas.alerts import PoliceAlert, alert_id_for
-from services.alerts.emitter import PoliceAlertEmitter, police_alert
+from services.router.alert import PoliceAlertEmitter, police_alert
 from topics.catalog import POLICE_ALERTS
 
-from .conftest import clue, missing_child, referral
+from ..alerts.conftest import clue, missing_child, referral
+
+
+@pytest.fixture
+def deadlines() -> Deadlines:
+    return Deadlines.load()
 
 
 def test_missing_child_raises_one_alert_for_the_command_centre(deadlines: Deadlines) -> None:
@@ -64,3 +71,31 @@ def test_exercise_is_marked(deadlines: Deadlines) -> None:
     event = missing_child(exercise=True)
     (out,) = PoliceAlertEmitter(deadlines)(event, [])
     assert json.loads(out.value)["exercise"] is True
+
+
+@pytest.mark.parametrize("variable", ["REFERRAL_BUS_ALERTS_DEADLINES_FILE", "REFERRAL_BUS_ROUTER_ALERT_DEADLINES_FILE"])
+def test_the_router_raises_the_alert_with_the_deadlines_file_the_alerts_service_reads(
+        monkeypatch: pytest.MonkeyPatch, deadlines: Deadlines, variable: str) -> None:
+    from pathlib import Path
+
+    from services.router.settings import RouterSettings
+
+    short = Path(__file__).parents[2] / "integration" / "alerts" / "deadlines-short.yaml"
+    assert RouterSettings().alert_deadlines(deadlines) is deadlines
+    monkeypatch.setenv(variable, str(short))
+    event = missing_child()
+    alert = police_alert(event, [], RouterSettings().alert_deadlines(deadlines))
+    assert alert is not None and alert.ack_deadline == event.reported_at + Deadlines.load(short).for_level(
+        "immediate").ack_within
+
+
+def test_the_alert_carries_the_command_centres_need_to_know_of_the_child(deadlines: Deadlines) -> None:
+    event = missing_child().model_copy(update={"description": "red coat"})
+    alert = police_alert(event, [], deadlines)
+    assert alert is not None
+    assert alert.subject["person"] == {"age": 6, "sex": "female"} and alert.subject["description"] == "red coat"
+    assert alert.subject["last_seen_location"] == {"place": "西安北站"}
+    # With the command centre's own lead referral, exactly what that referral carries.
+    lead = referral(event, "police.command_center").model_copy(update={"subject": {"person": {"age": 6}}})
+    with_lead = police_alert(event, [lead], deadlines)
+    assert with_lead is not None and with_lead.subject == {"person": {"age": 6}}

@@ -21,13 +21,13 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from bus.dedup import SeenIds
+from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.clients import consumer as make_consumer
 from bus.kafka.publisher import Publisher
 from bus.settings import KafkaSettings
 from rules.catalog import catalog
 from schemas.receipts import AuditRecord, audit_record
 from schemas.referrals import Referral
-from services.delivery.metrics import DeliveryMetrics
 from topics.catalog import AUDIT, referral_topic_name
 
 log = structlog.get_logger("delivery")

@@ -1,7 +1,8 @@
 """The router's police-alert output: a missing-child report raises an urgent alert in the same step.
 
-Pure: the alert is a function of the event and its referrals (and the deadlines configuration),
-so a report routed twice raises the same alert with the same id.
+Pure: the alert is a function of the event and its referrals (and the alert deadlines the router
+is configured with, `RouterSettings.alert_deadlines`), so a report routed twice raises the same
+alert with the same id.
 """
 
 from __future__ import annotations
@@ -9,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rules.catalog import COMMAND_CENTER, catalog
+from rules.catalog import COMMAND_CENTER, MISSING_CHILD, catalog, is_police
 from rules.deadlines import Deadlines
-from schemas.alerts import ChildDescriptors, PoliceAlert, alert_id_for, case_id_of, dump
-from schemas.events import Event, MissingChildReport
+from rules.projection import project
+from schemas.alerts import PoliceAlert, alert_id_for, descriptors_of, dump
+from schemas.cases import report_case
+from schemas.events import Event
 from schemas.referrals import Referral
 from services.router.handling import Outgoing
 from topics.catalog import POLICE_ALERTS
 
-MISSING_CHILD = "child_missing_reported"
 #: An alert is urgent even where a pack gives a slower word for the police's duty.
 ALERT_URGENCY = "immediate"
 DEFAULT_ACTION = ("Rapid child-missing search (儿童失踪快速查找机制): deploy officers at once to "
@@ -31,22 +33,11 @@ def _lead(referrals: Sequence[Referral]) -> Referral | None:
     for r in leads:
         if r.agency == COMMAND_CENTER:
             return r
-    return next((r for r in leads if r.agency.split(".")[0] == "police"), None)
+    return next((r for r in leads if is_police(r.agency)), None)
 
 
 def _most_urgent(*levels: str) -> str:
     return min(levels, key=catalog().urgency_rank)
-
-
-def descriptors_of(event: Event) -> ChildDescriptors:
-    """The fields clue matching compares: age, sex, last-seen place and time."""
-    person = event.person
-    if isinstance(event, MissingChildReport):
-        return ChildDescriptors(age=person.age if person else None, sex=person.sex if person else None,
-                                place=event.last_seen_location.place, last_seen_at=event.last_seen_at)
-    return ChildDescriptors(age=person.age if person else None, sex=person.sex if person else None,
-                            place=event.location.place if event.location else None,
-                            last_seen_at=event.occurred_at)
 
 
 def police_alert(event: Event, referrals: Sequence[Referral], deadlines: Deadlines) -> PoliceAlert | None:
@@ -57,7 +48,7 @@ def police_alert(event: Event, referrals: Sequence[Referral], deadlines: Deadlin
     urgency = _most_urgent(lead.urgency, ALERT_URGENCY) if lead else ALERT_URGENCY
     return PoliceAlert(
         alert_id=alert_id_for(event.event_id),
-        case_id=case_id_of(event),
+        case_id=report_case(event),
         event_id=event.event_id,
         jurisdiction=event.jurisdiction,
         agency=COMMAND_CENTER,
@@ -72,6 +63,10 @@ def police_alert(event: Event, referrals: Sequence[Referral], deadlines: Deadlin
         rule_id=lead.rule_id if lead else None,
         citation=lead.citation if lead else None,
         descriptors=descriptors_of(event),
+        # The command centre's own referral carries its need-to-know (with the rule's field changes);
+        # without one, the catalog's projection for the command centre.
+        subject=lead.subject if lead is not None and lead.agency == COMMAND_CENTER
+        else project(event, COMMAND_CENTER),
     )
 
 
