@@ -35,7 +35,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy -p bus -p schemas -p topics -p services -p rules -p benchmarks
 
-BENCHMARKS := rules router alert_latency broker_growth
+BENCHMARKS := rules router alert_latency broker_growth fuzz
 
 ## Every benchmark in full (minutes; figures, not pass/fail). `make bench-quick`: each in seconds, as the suite runs them.
 bench: $(STAMP)

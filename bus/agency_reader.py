@@ -18,8 +18,8 @@ from typing import Literal, overload
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from pydantic import ValidationError
 
+from bus.boundary import REFERRAL, Refusal, fault
 from bus.dedup import SeenIds
 from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.clients import consumer as make_consumer
@@ -106,29 +106,49 @@ class AgencyReader:
             last_activity = time.monotonic()
             for tp, messages in batch.items():
                 for message in messages:
-                    referral = self._decode(message.value, tp, message.offset)
-                    if referral is not None:
-                        rid = str(referral.referral_id)
+                    referral = self.examine(message.value, tp, message.offset)
+                    if isinstance(referral, Referral):
+                        yield Delivered(referral, tp.partition, message.offset)
                         assert self._seen is not None
-                        if rid in self._seen:
-                            self._metrics.duplicates_dropped.labels(self.group).inc()
-                            log.info("duplicate_dropped", consumer=self.group, referral_id=rid)
-                        else:
-                            yield Delivered(referral, tp.partition, message.offset)
-                            self._seen.first_time(rid)
-                            self._metrics.delivered.labels(self.agency).inc()
-                            await self._record_received(referral)
+                        self._seen.first_time(str(referral.referral_id))
+                        self._metrics.delivered.labels(self.agency).inc()
+                        await self._record_received(referral)
                     # Committed only after the caller has the referral (printed or written).
                     await self._consumer.commit({tp: OffsetAndMetadata(message.offset + 1, "")})
             last_activity = time.monotonic()
 
-    def _decode(self, value: bytes | None, tp: TopicPartition, offset: int) -> Referral | None:
+    def examine(self, value: bytes | None, tp: TopicPartition, offset: int) -> Referral | str:
+        """The referral to hand over, or why not: `duplicate`, the boundary's reason for a message
+        that is not a referral, `wrong_agency`, or `internal_error`. Never raises.
+
+        Only the router and the alerts service write an agency's topic, so a message refused here
+        is a bug or someone else who can write it: counted and logged with its position, never
+        its contents, and the reader goes on.
+        """
         try:
-            return Referral.model_validate_json(value or b"")
-        except ValidationError:
-            # Only the router writes here; a bad message is a bug to see, not a reason to stop.
-            log.error("undecodable_referral", topic=tp.topic, partition=tp.partition, offset=offset)
-            return None
+            found = self._examine(value)
+        except Exception as exc:
+            # Counted as refused with reason internal_error (the reader shares the intake's registry).
+            fault("deliver", exc, topic=tp.topic, partition=tp.partition, offset=offset)
+            found = "internal_error"
+        if isinstance(found, str) and found != "duplicate":
+            self._metrics.refused.labels(found).inc()
+            log.error("referral_refused", reason=found, topic=tp.topic, partition=tp.partition, offset=offset)
+        return found
+
+    def _examine(self, value: bytes | None) -> Referral | str:
+        referral = REFERRAL.decode(value)
+        if isinstance(referral, Refusal):
+            return referral.reason
+        if referral.agency != self.agency:
+            return "wrong_agency"  # the topic is one agency's: another's referral is not for this reader
+        rid = str(referral.referral_id)
+        assert self._seen is not None
+        if rid in self._seen:
+            self._metrics.duplicates_dropped.labels(self.group).inc()
+            log.info("duplicate_dropped", consumer=self.group, referral_id=rid)
+            return "duplicate"
+        return referral
 
     async def _record_received(self, referral: Referral) -> None:
         if self._audit is None:

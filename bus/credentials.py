@@ -90,6 +90,16 @@ def new_token() -> tuple[str, TokenEntry]:
     return f"rb_{token_id}_{secret}", TokenEntry(id=token_id, salt=salt.hex(), scrypt=hash_secret(secret, salt))
 
 
+def token_id(token: str) -> str | None:
+    """The id part of a well-formed token (`rb_<id>_<secret>`), else None."""
+    match = _TOKEN.match(token)
+    return match["id"] if match else None
+
+
+def _token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
 def agency_matches(agency: str, pattern: str) -> bool:
     """`police.*` matches police and every police sub-unit; a plain code matches itself."""
     if pattern.endswith(".*"):
@@ -129,19 +139,33 @@ class Credentials:
 
     def authenticate(self, token: str) -> Principal | None:
         """The agency a token belongs to, or None (unknown, malformed or wrong secret)."""
-        digest = hashlib.sha256(token.encode()).digest()
-        cached = self._verified.get(digest)
+        cached = self.cached(token)
         if cached is not None:
             return cached
+        candidate = self.candidate(token)
+        return self.verify(token, candidate) if candidate is not None else None
+
+    def cached(self, token: str) -> Principal | None:
+        """The agency of a token already verified by this process (no scrypt)."""
+        return self._verified.get(_token_digest(token))
+
+    def candidate(self, token: str) -> TokenEntry | None:
+        """The entry a well-formed token names, if its id is known (its secret still unchecked)."""
         match = _TOKEN.match(token)
         if match is None or match["id"] not in self._by_id:
             return None
-        agency, entry = self._by_id[match["id"]]
+        return self._by_id[match["id"]][1]
+
+    def verify(self, token: str, entry: TokenEntry) -> Principal | None:
+        """The full scrypt check of a token's secret against its entry (slow on purpose)."""
+        match = _TOKEN.match(token)
+        if match is None or match["id"] != entry.id:
+            return None
         computed = hash_secret(match["secret"], bytes.fromhex(entry.salt))
         if not hmac.compare_digest(computed, entry.scrypt):
             return None
-        principal = Principal(agency, entry.id)
-        self._verified[digest] = principal
+        principal = Principal(self._by_id[entry.id][0], entry.id)
+        self._verified[_token_digest(token)] = principal
         return principal
 
     def may_publish(self, agency: str, kind: str) -> bool:

@@ -13,3 +13,7 @@ class DeliveryMetrics:
         self.delivered = Counter(
             "referral_bus_referrals_delivered", "Referrals presented to an agency reader, by agency.",
             ["agency"], registry=registry)
+        self.refused = Counter(
+            "referral_bus_delivery_refused",
+            "Messages on an agency's referral topic that were not a referral for it, by reason.",
+            ["reason"], registry=registry)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.wire import Bool, Message, Str, Timestamp, Uuid, WireModel
+from schemas.wire import Bool, Int, Message, Str, Timestamp, Uuid, WireModel
 
 #: Namespace of deterministic audit ids: the same step recorded twice has the same id.
 AUDIT_NAMESPACE = uuid.UUID("0c7f3a55-93b1-4f5e-8d1e-2a6b0f4c9e21")
@@ -98,3 +98,25 @@ def audit_record(event_id: str | uuid.UUID, action: AuditAction, actor: str, at:
                           f"{event_id}|{action}|{actor}|{referral_id or ''}|{agency or ''}|{detail or ''}")
     return AuditRecord(audit_id=audit_id, event_id=str(event_id), action=action, actor=actor, at=at,
                        referral_id=referral_id, agency=agency, detail=detail)
+
+
+ClaimStatus = Literal["claimed", "accepted"]
+
+
+class EventClaim(Message):
+    """An intake replica's record on the claims topic: an agency claims an event id before the
+    event is published (the first claim of an id in the log owns it, on every replica), then
+    records its acceptance (the original answer to a repeated request)."""
+
+    event_id: Uuid
+    agency: Str
+    status: ClaimStatus
+    replica: Str = Field(max_length=32)
+    at: Timestamp
+    body_sha256: Str | None = Field(default=None, description="Of the accepted body (accepted only).")
+    partition: Int | None = Field(default=None, description="Where the event was written (accepted only).")
+    offset: Int | None = None
+
+    @property
+    def key(self) -> bytes:
+        return str(self.event_id).encode()

@@ -60,14 +60,28 @@ class Referral(Message):
 
 
 class DeadLetter(Message):
-    """An inbound message the bus could not accept, kept with the reason and the original bytes."""
+    """An inbound message the bus could not accept, kept with the reason and the original bytes.
+
+    Reasons and field errors never repeat what the sender wrote (field names the schema does not
+    know and ids that are not UUIDs appear as `sha256:` digests). The original is kept whole up
+    to 64 KiB, which holds any event the intake accepts and keeps the record under the
+    producer's 1 MB limit; of a larger message only a prefix, its size and its sha256.
+    """
 
     reason: Str = Field(description="Stable reason code: invalid_json, invalid_event, unsupported_schema_version, "
-                                    "empty_message, ...")
+                                    "too_large, too_deep, invalid_string, empty_message, internal_error")
     errors: list[dict[Str, Str]] = Field(default_factory=list, description="[{field, reason}]")
     topic: Str
     partition: Int
     offset: Int
-    original_b64: Str = Field(description="The message value exactly as received, base64.")
+    original_b64: Str = Field(description="The message value exactly as received, base64; empty when it was "
+                                          "larger than 64 KiB (then see original_prefix_b64).")
     received_at: Timestamp
-    event_id: Str | None = None
+    event_id: Str | None = Field(default=None, description="The event id when it is a UUID, else a sha256: "
+                                                           "digest of what the message named.")
+    original_prefix_b64: Str | None = Field(default=None, description="The first 1 KiB of an oversize message.")
+    original_size: Int | None = Field(default=None, description="The message's size in bytes.")
+    original_sha256: Str | None = Field(default=None, description="sha256 of the whole message, hex.")
+    reporter_agency: Str | None = Field(default=None, description="The reporting agency the message named, "
+                                                                  "when it is a known agency code.")
+    service: Str = Field(default="router", description="The service that refused it.")

@@ -131,6 +131,13 @@ RECEIPTS = TopicSpec("events.receipts", "Receipt", "event_id", 4, 365 * DAY_MS,
 AUDIT = TopicSpec("audit.trail", "AuditRecord", "event_id", 4, 5 * 365 * DAY_MS,
                   description="Who published, received and answered what, when (ids only).",
                   writers=("intake", "router", "desk", "operator", "agency"), readers=("auditor",))
+# The intake replicas' shared record of which agency each event id belongs to: a replica claims
+# an id before it publishes the event, and the first claim in the log wins (all claims of one id
+# are on one partition, in order); it also records each acceptance, so that every replica
+# answers a repeated request with the original answer. Kept as long as receipts.
+INTAKE_CLAIMS = TopicSpec("intake.claims", "EventClaim", "event_id", 4, 365 * DAY_MS,
+                          description="Event ids claimed and accepted by intake replicas (first claim wins).",
+                          writers=("intake",), readers=("intake",))
 CASES = TopicSpec("cases.changes", "CaseChange", "case_id", 4, 365 * DAY_MS, cleanup="compact",
                   description="Open/linked/closed changes of missing-child cases (read by the police units that own "
                               "them, owner).",
@@ -191,7 +198,7 @@ def broadcast_topic(channel: str) -> TopicSpec:
 #: with auto-creation off, like the Compose Kafka, has only what `topics create` made).
 FIXED_TOPICS: tuple[TopicSpec, ...] = (
     EVENTS, DEAD_LETTERS, POLICE_ALERTS, ANSWERS, ESCALATIONS, RECEIPTS, AUDIT, CASES,
-    BROADCAST_REFUSALS, BROADCAST_STATE, ALERT_STATES, ALERT_PARKED,
+    BROADCAST_REFUSALS, BROADCAST_STATE, ALERT_STATES, ALERT_PARKED, INTAKE_CLAIMS,
 )
 
 

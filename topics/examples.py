@@ -33,7 +33,7 @@ from schemas.alerts import (
 )
 from schemas.broadcast import BroadcastRefusal, CaseBroadcast, PublicChild, Release
 from schemas.events import parse_event_obj
-from schemas.receipts import Receipt, RoutedTo, audit_record
+from schemas.receipts import EventClaim, Receipt, RoutedTo, audit_record
 from schemas.referrals import DeadLetter
 
 #: The examples' clock and the demo run they come from: fixed, so the documents do not drift.
@@ -148,6 +148,11 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
         "DeadLetter": [("an event with a malformed id and an unknown jurisdiction", _json(letter))],
         "CaseBroadcast": [("released with the guardian's consent, before the first alert", _json(broadcast_state))],
         "BroadcastRefusal": [("a release without the guardian's consent", _json(refusal))],
+        "EventClaim": [("an intake replica claims an event id for the agency that sent it", _json(EventClaim(
+            event_id=report.event_id, agency="police.command_center", status="claimed", replica="intake-1",
+            at=AT))), ("and records that the broker has the event", _json(EventClaim(
+                event_id=report.event_id, agency="police.command_center", status="accepted", replica="intake-1",
+                at=AT + dt.timedelta(milliseconds=40), body_sha256="9f2c" * 16, partition=2, offset=1041)))],
         "ParkedAnswers": [("an acknowledgement that arrived before its alert",
                            ParkedAnswers((ack,)).model_dump(mode="json"))],
     }

@@ -53,6 +53,18 @@ async def records_to_end(consumer: AIOKafkaConsumer, parts: list[TopicPartition]
                 return
 
 
+async def true_end_offsets(consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Each assigned partition's real end (the offset after its last record), read past the floor
+    the local broker reports (`records_to_end`). Leaves the consumer's positions at those ends."""
+    if not parts:
+        return {}
+    for tp, end in (await consumer.end_offsets(parts)).items():
+        consumer.seek(tp, end)
+    async for _ in records_to_end(consumer, parts):
+        pass
+    return {tp: await consumer.position(tp) for tp in parts}
+
+
 async def read_all(settings: KafkaSettings, topics: Iterable[str], *,
                    limit: float = 60.0) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on `topics` now, read from the beginning to the end (`records_to_end`); what

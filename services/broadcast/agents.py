@@ -25,21 +25,23 @@ import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from pydantic import ValidationError
+from pydantic import TypeAdapter
 
+from bus.boundary import EVENT, Contract, Limits, Position, Refusal, dead_letter, fault, sniff_ids
 from bus.kafka import clients
 from bus.kafka.reader import read_all
 from bus.settings import KafkaSettings
 from schemas.broadcast import CAP_CONTENT_TYPE, BroadcastRefusal, CapMessage, CaseBroadcast
 from schemas.cases import event_case
-from schemas.events import parse_event
+from schemas.referrals import DeadLetter
 from services.broadcast.handling import Outcome, next_due, on_event, on_tick
 from services.broadcast.metrics import BroadcastMetrics
 from services.broadcast.settings import BroadcastConfig, BroadcastSettings
-from topics.catalog import BROADCAST_REFUSALS, BROADCAST_STATE, EVENTS, broadcast_topic
+from topics.catalog import BROADCAST_REFUSALS, BROADCAST_STATE, DEAD_LETTERS, EVENTS, broadcast_topic
 
 log = structlog.get_logger("broadcast")
 
@@ -98,13 +100,23 @@ class BroadcastWorker:
         self.metrics.active.set(self._count_active())
 
     def _restore_record(self, rec: ConsumerRecord[bytes, bytes]) -> None:
-        if rec.key is None:
+        """One record of the state topic: the case's latest state, or its tombstone. A record that
+        is not a state (only this service writes the topic: a bug, or someone else who can) is
+        skipped and counted, so the case keeps its last good state and the service still starts."""
+        try:
+            case_id = uuid.UUID(rec.key.decode("ascii")) if rec.key is not None else None
+        except (UnicodeDecodeError, ValueError):
+            case_id = None
+        state = STATE.decode(rec.value) if rec.value is not None else None
+        if case_id is None or isinstance(state, Refusal) or (state is not None and state.case_id != case_id):
+            self.metrics.internal_errors.labels("broadcast_restore").inc()
+            log.error("broadcast_state_skipped", partition=rec.partition, offset=rec.offset,
+                      reason=state.reason if isinstance(state, Refusal) else "bad_key")
             return
-        case_id = uuid.UUID(rec.key.decode())
-        if rec.value is None:
+        if state is None:
             self.states.pop(case_id, None)
         else:
-            self.states[case_id] = CaseBroadcast.model_validate_json(rec.value)
+            self.states[case_id] = state
 
     async def _flush_outboxes(self, producer: AIOKafkaProducer) -> None:
         for case in list(self.states.values()):
@@ -125,18 +137,45 @@ class BroadcastWorker:
                 await consumer.commit()
 
     async def _handle_record(self, rec: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer) -> None:
-        if rec.value is None:
-            return
+        async with self._lock:
+            step = self.decide(rec.value, Position(rec.topic, rec.partition, rec.offset))
+            self.metrics.inputs.labels(step.reason).inc()
+            if step.outcome is not None:
+                await self._apply(producer, step.outcome)
+            if step.dead_letter is not None:
+                self.metrics.internal_errors.labels("broadcast_event").inc()
+                await producer.send_and_wait(DEAD_LETTERS.name, key=_dead_letter_key(step.dead_letter),
+                                             value=step.dead_letter.model_dump_json().encode())
+
+    def decide(self, value: bytes | None, position: Position) -> Step:
+        """Exactly one step for any inbound message, with its reason; never raises.
+
+        Invalid events are the router's to dead-letter: here they only count (by the boundary's
+        reason). An unexpected error (a bug) becomes a dead letter `internal_error` of this
+        service, so one event cannot stop every other case's broadcast.
+        """
         try:
-            event = parse_event(rec.value)
-        except ValidationError:
-            return  # the router dead-letters invalid events; nothing to broadcast from one
+            return self._decide(value)
+        except Exception as exc:
+            event_id, _ = sniff_ids(value)
+            refusal = fault("broadcast_event", exc, event_id=event_id, topic=position.topic,
+                            partition=position.partition, offset=position.offset)
+            letter = dead_letter(Refusal(refusal.reason, refusal.fields, event_id), value, position, self.clock(),
+                                 service="broadcast")
+            return Step("internal_error", dead_letter=letter)
+
+    def _decide(self, value: bytes | None) -> Step:
+        event = EVENT.decode(value)
+        if isinstance(event, Refusal):
+            return Step(event.reason)
         case_id = event_case(event)
         if case_id is None:
-            return
-        async with self._lock:
-            outcome = on_event(self.states.get(case_id), event, self.config, self.clock())
-            await self._apply(producer, outcome)
+            return Step("not_a_case_event")
+        outcome = on_event(self.states.get(case_id), event, self.config, self.clock())
+        _check_writable(outcome)
+        if outcome.state is None and not outcome.refusals:
+            return Step("unchanged", outcome)
+        return Step("refused" if outcome.refusals and not outcome.messages else "decided", outcome)
 
     async def _ticks(self, producer: AIOKafkaProducer) -> None:
         while True:
@@ -204,3 +243,32 @@ class BroadcastWorker:
 
     def _count_active(self) -> int:
         return sum(1 for c in self.states.values() if c.active)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one inbound message did: its reason (a metric label), and what to write."""
+
+    reason: str
+    outcome: Outcome | None = None
+    dead_letter: DeadLetter | None = None
+
+
+#: The service's own state records: larger than an event (they keep the CAP messages sent).
+STATE: Contract[CaseBroadcast] = Contract(
+    TypeAdapter(CaseBroadcast), invalid="invalid_state",
+    limits=Limits(max_bytes=900 * 1024, max_string_chars=256 * 1024))
+
+
+def _check_writable(outcome: Outcome) -> None:
+    """Serialise what the outcome will write, inside the guarded step: a record that cannot be
+    written (it never should) fails here as one message's internal error, not mid-way through
+    the writes, where it would stop the service."""
+    if outcome.state is not None:
+        outcome.state.model_dump_json()
+    for refusal in outcome.refusals:
+        refusal.model_dump_json()
+
+
+def _dead_letter_key(letter: DeadLetter) -> bytes:
+    return (letter.event_id or f"{letter.topic}:{letter.partition}:{letter.offset}").encode()

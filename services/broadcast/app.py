@@ -98,7 +98,7 @@ def run() -> None:
     config = BroadcastConfig.load(settings.config)
     registry = CollectorRegistry()
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     log.info("broadcast_starting", bootstrap=kafka.bootstrap_servers, feed_port=settings.http_port,
              metrics_port=settings.metrics_port, channels=list(config.channels))
 

@@ -87,7 +87,8 @@ def on_event(state: CaseBroadcast | None, event: Event, config: BroadcastConfig,
 def _on_release(current: CaseBroadcast, event: BroadcastRelease, config: BroadcastConfig,
                 now: dt.datetime) -> Outcome:
     if not is_police(event.reporter.agency):
-        who = event.reporter.agency or f"the public ({event.reporter.role})"
+        # The agency code (validated) or "the public": the reporter's role is free text.
+        who = event.reporter.agency or "the public"
         return Outcome(refusals=(_refuse(
             event, "not_police",
             f"only a police agency may release a missing-child broadcast (团圆); published by {who}", now),))
@@ -182,13 +183,15 @@ def _send(case: CaseBroadcast, draft: Draft, config: BroadcastConfig, event: Eve
           stage: int, now: dt.datetime) -> Outcome:
     try:
         message = build(draft, config)
-    except CapInvalidError as exc:
+    except CapInvalidError:
         # Never published. A clock-driven Update has no sender to answer: the state is unchanged, so
-        # the next tick tries again; an event-driven message is refused to the event's sender.
+        # the next tick tries again; an event-driven message is refused to the event's sender. The
+        # schema's own message is not repeated: it quotes the values it refused (the child's data).
         if event is None:
             return NOTHING
         return Outcome(state=case, refusals=(_refuse(
-            event, "invalid_cap", f"the CAP message failed the CAP 1.2 schema: {exc}", now),))
+            event, "invalid_cap", "the CAP message failed the CAP 1.2 schema (a public field is not "
+                                  "acceptable to CAP: check the contact, the photo URL and the names)", now),))
     updated = case.model_copy(update={
         "stage": stage, "messages": (*case.messages, message), "pending": (*case.pending, message.identifier)})
     return Outcome(state=updated, messages=(message,))
@@ -223,7 +226,8 @@ def next_due(case: CaseBroadcast, config: BroadcastConfig) -> dt.datetime | None
 def _on_resolution(current: CaseBroadcast, event: CaseResolution, config: BroadcastConfig,
                    now: dt.datetime) -> Outcome:
     if not is_police(event.reporter.agency):
-        who = event.reporter.agency or f"the public ({event.reporter.role})"
+        # The agency code (validated) or "the public": the reporter's role is free text.
+        who = event.reporter.agency or "the public"
         return Outcome(refusals=(_refuse(
             event, "cancel_not_police", f"only the police resolve a case and cancel its broadcast; published by {who}",
             now),))

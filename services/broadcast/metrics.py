@@ -21,6 +21,15 @@ class BroadcastMetrics:
             "referral_bus_broadcast_withdrawals",
             "Broadcasts (or releases not yet broadcast) withdrawn before the case was resolved, by reason.",
             ["reason"], registry=registry)
+        self.inputs = Counter(
+            "referral_bus_broadcast_inputs",
+            "Inbound events the broadcast service read, by what each did: decided, refused, unchanged, "
+            "not_a_case_event, or the boundary's reason for an invalid one (the router dead-letters those).",
+            ["outcome"], registry=registry)
+        self.internal_errors = Counter(
+            "referral_bus_internal_errors",
+            "Messages a per-message step could not handle because of an unexpected error (a bug), by step.",
+            ["step"], registry=registry)
         self.active = Gauge(
             "referral_bus_broadcast_active_alerts", "Alerts sent and not cancelled.", registry=registry)
         # Every label value exists from the start, so a dashboard shows 0 rather than no data.

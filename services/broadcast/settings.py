@@ -33,6 +33,9 @@ class BroadcastSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REFERRAL_BUS_BROADCAST_", frozen=True, extra="ignore")
 
     metrics_port: int = Field(default=9103, ge=0, le=65535, description="0 disables the metrics server.")
+    # Loopback unless a deployment says otherwise (Compose sets 0.0.0.0 inside its own network,
+    # where Prometheus scrapes it): the metrics name agencies and jurisdictions.
+    metrics_host: str = Field(default="127.0.0.1", description="Address the metrics server listens on.")
     http_port: int = Field(default=8103, ge=0, le=65535,
                            description="The CAP feed (Atom) and CAP documents; 0 disables it.")
     http_host: str = "0.0.0.0"

@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bus.credentials import agency_matches
 from bus.settings import KafkaSettings
 from rules.catalog import catalog
 from topics import catalog as topics
@@ -61,6 +62,8 @@ class PrincipalPlan(BaseModel):
 
     principal: str = Field(pattern=r"^User:")
     for_each_agency: bool = False
+    #: With for_each_agency: only agencies matching one of these (`police.*`: police and its units).
+    agencies: tuple[str, ...] = ()
     allow: tuple[Grant, ...]
 
     @model_validator(mode="after")
@@ -70,7 +73,15 @@ class PrincipalPlan(BaseModel):
             raise ValueError(f"{self.principal}: use {{agency}} exactly when for_each_agency is true")
         if not self.for_each_agency and any(g.own_referrals for g in self.allow):
             raise ValueError(f"{self.principal}: own_referrals needs for_each_agency")
+        if self.agencies and not self.for_each_agency:
+            raise ValueError(f"{self.principal}: agencies needs for_each_agency")
+        for pattern in self.agencies:
+            if pattern.removesuffix(".*") not in catalog().agencies:
+                raise ValueError(f"{self.principal}: unknown agency {pattern!r}")
         return self
+
+    def covers(self, agency: str) -> bool:
+        return not self.agencies or any(agency_matches(agency, p) for p in self.agencies)
 
 
 class AclPlan(BaseModel):
@@ -127,7 +138,7 @@ def expand(plan: AclPlan) -> list[Binding]:
     agencies = sorted(code for code, a in catalog().agencies.items() if not a.abolished)
     out: set[Binding] = set()
     for p in plan.principals:
-        for agency in (agencies if p.for_each_agency else [None]):
+        for agency in ([a for a in agencies if p.covers(a)] if p.for_each_agency else [None]):
             principal = p.principal.replace("{agency}", agency) if agency else p.principal
             for grant in p.allow:
                 for resource, name, pattern in _resources(grant, agency):

@@ -185,12 +185,15 @@ def deadletters(
     table = Table("partition:offset", "event_id", "reason", "fields", "received at")
     for letter in letters:
         if as_json:
-            sys.stdout.write(letter.model_dump_json(exclude={"original_b64"}) + "\n")
+            sys.stdout.write(letter.model_dump_json(exclude={"original_b64", "original_prefix_b64"}) + "\n")
         else:
             fields = "; ".join(f"{e['field']}: {e['reason']}" for e in letter.errors)
             table.add_row(f"{letter.partition}:{letter.offset}", letter.event_id or "-", letter.reason, fields,
                           letter.received_at.isoformat(timespec="seconds"))
-        if export is not None:
+        if export is not None and not letter.original_b64 and letter.original_prefix_b64 is not None:
+            err_console.print(f"{letter.partition}:{letter.offset}: {letter.original_size} bytes, too large to keep "
+                              f"(sha256 {letter.original_sha256}): not exported")
+        elif export is not None:
             export.mkdir(parents=True, exist_ok=True)
             os.umask(0o077)  # originals may hold personal data: readable by the operator only
             (export / f"{letter.partition}-{letter.offset}.json").write_bytes(base64.b64decode(letter.original_b64))

@@ -6,8 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from bus.delivery_metrics import DeliveryMetrics
 
-OUTCOMES = ("accepted", "duplicate", "invalid", "unauthenticated", "forbidden", "conflict",
-            "too_large", "unsupported_media_type", "unavailable")
+OUTCOMES = ("accepted", "duplicate", "invalid", "unauthenticated", "throttled", "forbidden", "conflict",
+            "too_large", "unsupported_media_type", "timeout", "bad_request", "unavailable")
 
 
 class IntakeMetrics:
@@ -21,6 +21,14 @@ class IntakeMetrics:
         self.publish_seconds = Histogram(
             "referral_bus_intake_publish_seconds", "Time from request to the broker's acknowledgement.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry)
+        self.records_refused = Counter(
+            "referral_bus_intake_records_refused",
+            "Records on a topic the intake reads (receipts, claims) that were not what that topic holds.",
+            ["topic", "reason"], registry=registry)
+        self.internal_errors = Counter(
+            "referral_bus_internal_errors",
+            "Messages a per-message step could not handle because of an unexpected error (a bug), by step.",
+            ["step"], registry=registry)
 
 
 class DeliveryStreamMetrics(DeliveryMetrics):

@@ -7,11 +7,10 @@ import uuid
 
 from pydantic import ValidationError
 
+from bus.boundary import EVENT, Refusal
 from bus.kafka.clients import producer as make_producer
 from bus.kafka.reader import read_all
 from bus.settings import KafkaSettings
-from schemas.errors import field_errors, summary
-from schemas.events import parse_event
 from schemas.receipts import audit_record
 from schemas.referrals import DeadLetter
 from topics.catalog import AUDIT, DEAD_LETTERS, EVENTS
@@ -37,10 +36,12 @@ async def replay_events(kafka: KafkaSettings, bodies: list[bytes]) -> tuple[list
     problems: list[tuple[int, str]] = []
     events = []
     for n, body in enumerate(bodies, 1):
-        try:
-            events.append((body, parse_event(body)))
-        except ValidationError as exc:
-            problems.append((n, summary(field_errors(exc))))
+        # Through the same boundary as the router: what it would dead-letter again is refused here.
+        event = EVENT.decode(body)
+        if isinstance(event, Refusal):
+            problems.append((n, event.summary()))
+        else:
+            events.append((body, event))
     if problems:
         return problems, 0
     producer = make_producer(kafka)

@@ -1,8 +1,10 @@
 """The intake's HTTP routes: publish an event, read its receipt, stream an agency's referrals.
 
-Checks run in a fixed order, cheapest and least revealing first: credentials (401), content
-type (415), size (413), validation (422), then authorisation against the validated event
-(403), then idempotency (the original answer), then the broker (202 or 503).
+Checks run in a fixed order, cheapest and least revealing first: credentials (401, or 429 after
+too many failures), content type (415), size (413), the body's arrival (408), the trust boundary
+and validation (422), then authorisation against the validated event (403), then ownership of
+the event id across replicas and idempotency (409, or the original answer), then the broker
+(202 or 503). No answer repeats what the sender wrote.
 """
 
 from __future__ import annotations
@@ -13,24 +15,27 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import structlog
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from bus.agency_reader import AgencyReader, AuditSink
+from bus.boundary import EVENT, Refusal
 from bus.credentials import Credentials, Principal
 from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.contract import openapi_schema
-from schemas.errors import FieldError, field_errors
-from schemas.events import parse_event
+from schemas.errors import FieldError
+from schemas.events import Event
 from schemas.receipts import Receipt, audit_record
+from services.intake.auth import Authenticator, Throttled
+from services.intake.claims import Claims
 from services.intake.errors import IntakeError, error_responses
 from services.intake.metrics import IntakeMetrics
 from services.intake.settings import IntakeSettings
@@ -50,6 +55,8 @@ class IntakeContext:
     kafka: KafkaSettings
     state: StateSettings
     credentials: Credentials
+    auth: Authenticator
+    claims: Claims
     store: IntakeStore
     publisher: Publisher
     metrics: IntakeMetrics
@@ -97,10 +104,16 @@ def context(request: Request) -> IntakeContext:
 Ctx = Annotated[IntakeContext, Depends(context)]
 
 
-def principal(ctx: Ctx,
-              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-    """The agency behind the bearer token, or 401."""
-    who = ctx.credentials.authenticate(creds.credentials) if creds is not None else None
+async def principal(request: Request, ctx: Ctx,
+                    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    """The agency behind the bearer token; 401, or 429 after too many failed attempts."""
+    client = request.client.host if request.client is not None else "unknown"
+    who = await ctx.auth.authenticate(creds.credentials if creds is not None else None, client)
+    if isinstance(who, Throttled):
+        ctx.metrics.requests.labels("throttled").inc()
+        raise IntakeError(429, "too_many_attempts",
+                          "too many failed authentication attempts from this token or client; retry later",
+                          headers={"Retry-After": str(who.retry_after_s)})
     if who is None:
         ctx.metrics.requests.labels("unauthenticated").inc()
         raise IntakeError(401, "unauthenticated", "a valid agency token is required (Authorization: Bearer)",
@@ -121,7 +134,7 @@ router = APIRouter()
 @router.post(
     "/v1/events", status_code=202, response_model=AcceptedResponse,
     summary="Publish an event as the authenticated agency",
-    responses=error_responses(401, 403, 409, 413, 415, 422, 503),
+    responses=error_responses(401, 403, 408, 409, 413, 415, 422, 429, 503),
     openapi_extra={"requestBody": {"required": True,
                                    "content": {"application/json": {"schema": _event_body_schema()}}}},
 )
@@ -146,6 +159,13 @@ async def publish_event(request: Request, response: Response, ctx: Ctx, who: Who
         async with ctx.lock(event_id):
             original = ctx.store.accepted(event_id)
             if original is None:
+                # Claimed first, published after: an agency re-using another agency's event id
+                # (it sees them in referrals) is refused by every replica, and nothing is published.
+                owner = await _claim(ctx, event_id, who)
+                if owner != who.agency:
+                    _conflict(ctx)
+                original = ctx.store.accepted(event_id)  # accepted meanwhile by another replica?
+            if original is None:
                 original = await _publish(ctx, who, event_id, event.case_id, body)
                 ctx.metrics.publish_seconds.observe(time.monotonic() - started)
             else:
@@ -160,26 +180,29 @@ async def publish_event(request: Request, response: Response, ctx: Ctx, who: Who
 
 
 @router.get("/v1/events/{event_id}", response_model=EventStatus, summary="An event's receipt",
-            responses=error_responses(401, 404, 422))
+            responses=error_responses(401, 404, 422, 429))
 async def event_status(ctx: Ctx, who: Who, event_id: Annotated[uuid.UUID, Path()]) -> EventStatus:
     """Where the event was routed and under which clauses, or why it was refused (reporter only)."""
     key = str(event_id)
+    owner = ctx.store.owner(key)
     accepted = ctx.store.accepted(key)
-    receipt = ctx.store.receipt(key)
-    mine = (accepted is not None and accepted.agency == who.agency) or (
-        accepted is None and receipt is not None and receipt.reporter_agency == who.agency)
+    # Only the receipt issued to the caller's agency: another agency's event with the same id
+    # (published around the intake) has a receipt of its own, which this one never shows.
+    receipt = ctx.store.receipt(key, who.agency)
+    mine = owner == who.agency or (owner is None and receipt is not None)
     if not mine:
         # Same answer for "not yours" and "unknown": nobody learns of another agency's events.
         raise IntakeError(404, "not_found", "no event with this id was published by your agency")
     status: Literal["accepted", "routed", "refused"] = receipt.status if receipt is not None else "accepted"
     return EventStatus(event_id=key, status=status,
-                       accepted_at=accepted.accepted_at if accepted else None, receipt=receipt)
+                       accepted_at=accepted.accepted_at if accepted and accepted.agency == who.agency else None,
+                       receipt=receipt)
 
 
 @router.get(
     "/v1/referrals/stream", summary="Server-sent events: the authenticated agency's referrals",
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
-               **error_responses(401, 422)},
+               **error_responses(401, 422, 429, 503)},
     response_class=StreamingResponse,
 )
 async def referral_stream(
@@ -250,34 +273,64 @@ async def _read_body(request: Request, ctx: IntakeContext) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         ctx.metrics.requests.labels("too_large").inc()
         raise IntakeError(413, "too_large", f"the body exceeds {limit} bytes")
-    # Read in chunks: a chunked upload without a length must not grow past the limit in memory.
+    # Read in chunks: a chunked upload without a length must not grow past the limit in memory;
+    # and within a deadline: a body that stops arriving must not hold the connection.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            ctx.metrics.requests.labels("too_large").inc()
-            raise IntakeError(413, "too_large", f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(ctx.settings.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    ctx.metrics.requests.labels("too_large").inc()
+                    raise IntakeError(413, "too_large", f"the body exceeds {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        ctx.metrics.requests.labels("timeout").inc()
+        raise IntakeError(408, "request_timeout", "the request body did not arrive in time",
+                          headers={"Connection": "close"}) from exc
     return b"".join(chunks)
 
 
-def _validate(body: bytes, ctx: IntakeContext) -> Any:
+#: What each refusal of the trust boundary answers (fixed texts: nothing sent is repeated).
+_REFUSALS = {
+    "empty_message": (422, "the body is empty"),
+    "too_large": (413, "the body is too large"),
+    "invalid_json": (422, "the body is not standard JSON (RFC 8259)"),
+    "too_deep": (422, "the body is nested too deeply"),
+    "invalid_string": (422, "a string holds characters an event may not (controls, bidirectional overrides) "
+                            "or is too long"),
+    "invalid_event": (422, "the event is invalid"),
+}
+
+
+def _validate(body: bytes, ctx: IntakeContext) -> Event:
+    event = EVENT.decode(body)
+    if isinstance(event, Refusal):
+        ctx.metrics.requests.labels("too_large" if event.reason == "too_large" else "invalid").inc()
+        status, message = _REFUSALS.get(event.reason, (422, "the event is invalid"))
+        raise IntakeError(status, event.reason, message, fields=list(event.fields))
+    return event
+
+
+async def _claim(ctx: IntakeContext, event_id: str, who: Principal) -> str:
     try:
-        return parse_event(body)
-    except ValidationError as exc:
-        ctx.metrics.requests.labels("invalid").inc()
-        if any(e["type"] == "json_invalid" for e in exc.errors(include_input=False)):
-            raise IntakeError(422, "invalid_json", "the body is not valid JSON",
-                              fields=[FieldError(field="(body)", reason="not valid JSON")]) from exc
-        raise IntakeError(422, "invalid_event", "the event is invalid", fields=field_errors(exc)) from exc
+        return await ctx.claims.claim(event_id, who.agency)
+    except BrokerUnavailable as exc:
+        ctx.metrics.requests.labels("unavailable").inc()
+        raise IntakeError(503, "broker_unavailable",
+                          "the event was not stored; send it again later (your outbox will)",
+                          headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
+
+
+def _conflict(ctx: IntakeContext) -> NoReturn:
+    ctx.metrics.requests.labels("conflict").inc()
+    raise IntakeError(409, "event_id_conflict", "this event_id was already used for a different event; use a new id")
 
 
 def _check_same(original: Accepted, who: Principal, body: bytes, ctx: IntakeContext) -> None:
     if original.agency != who.agency or original.body_sha256 != body_digest(body):
-        ctx.metrics.requests.labels("conflict").inc()
-        raise IntakeError(409, "event_id_conflict",
-                          "this event_id was already used for a different event; use a new id")
+        _conflict(ctx)
 
 
 async def _publish(ctx: IntakeContext, who: Principal, event_id: str, case_id: uuid.UUID | None,
@@ -292,8 +345,8 @@ async def _publish(ctx: IntakeContext, who: Principal, event_id: str, case_id: u
                           "the event was not stored; send it again later (your outbox will)",
                           headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
     now = dt.datetime.now(dt.UTC)
-    accepted = ctx.store.record(Accepted(event_id, who.agency, body_digest(body), now,
-                                         written.partition, written.offset))
+    accepted = await ctx.claims.accepted(Accepted(event_id, who.agency, body_digest(body), now,
+                                                  written.partition, written.offset))
     ctx.metrics.requests.labels("accepted").inc()
     ctx.metrics.published.labels(who.agency).inc()
     log.info("event_accepted", agency=who.agency, partition=written.partition, offset=written.offset)

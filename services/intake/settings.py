@@ -26,10 +26,27 @@ class IntakeSettings(BaseSettings):
     # because the client's outbox retries, and a reporter on a poor connection should not hang.
     publish_timeout_s: float = Field(default=5.0, gt=0)
     retry_after_s: int = Field(default=5, ge=1)
-    # Each intake replica keeps its own receipt store, so each reads every receipt (its own group).
+    # Each intake replica keeps its own receipt store, so each reads every receipt (its own group);
+    # it also names the replica in its claims.
     instance: str = Field(default="0", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     consume_receipts: bool = True
     # Joining a consumer group takes ~5 s on the local broker: the stream gets longer to start.
     stream_start_timeout_s: float = Field(default=20.0, gt=0)
     # How long an SSE delivery stream waits between keep-alive comments.
     keepalive_s: float = Field(default=15.0, gt=0)
+    # Metrics on a listener of their own, on loopback unless a deployment opens it (Compose does,
+    # inside its network): the API port may face the internet, the metrics name agencies.
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the /metrics listener.")
+    metrics_port: int = Field(default=9105, ge=0, le=65535, description="0 disables the metrics listener.")
+    # A request must arrive in time: its head (whenever no route is handling one on the
+    # connection) and its body (once the route reads it). A slow client gets 408.
+    request_head_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    # Failed authentication (services/intake/auth.py): per token id and per client address, this
+    # many attempts without a success per window, then 429 until the window ends.
+    auth_max_failures: int = Field(default=5, ge=1)
+    auth_max_failures_per_client: int = Field(default=20, ge=1)
+    auth_window_s: float = Field(default=60.0, gt=0)
+    # Event-id ownership shared by replicas through the claims topic (services/intake/claims.py);
+    # off, or without a broker, this replica's own store decides alone.
+    share_claims: bool = True

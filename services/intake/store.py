@@ -1,7 +1,10 @@
-"""What the intake remembers across restarts: accepted events (the idempotency record) and receipts.
+"""What an intake replica remembers across restarts: who owns each event id, what was accepted,
+and the receipts, each receipt under the agency it was issued to.
 
-SQLite in WAL mode under the state directory. One row per accepted `event_id`: a second request
-with the same id gets the original answer and nothing is published again.
+SQLite in WAL mode under the state directory. Ownership and acceptances are applied from the
+claims topic (`services/intake/claims.py`) in log order, so every replica holds the same answer:
+the first claim of an event id owns it, and an event id is accepted once (the first acceptance
+is the original answer to a repeated request).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.receipts import Receipt
+from schemas.receipts import EventClaim, Receipt
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ def body_digest(body: bytes) -> str:
 
 
 class IntakeStore:
-    """Accepted events and the receipts read back from the receipts topic."""
+    """Event-id owners, accepted events and the receipts read back from the receipts topic."""
 
     def __init__(self, path: Path | None) -> None:
         if path is not None:
@@ -49,9 +52,31 @@ class IntakeStore:
             CREATE TABLE IF NOT EXISTS accepted (
                 event_id TEXT PRIMARY KEY, agency TEXT NOT NULL, body_sha256 TEXT NOT NULL,
                 accepted_at TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS receipts (event_id TEXT PRIMARY KEY, json TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS owners (event_id TEXT PRIMARY KEY, agency TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS agency_receipts (
+                event_id TEXT NOT NULL, agency TEXT NOT NULL, json TEXT NOT NULL,
+                PRIMARY KEY (event_id, agency));
+            CREATE TABLE IF NOT EXISTS claim_positions (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
             """
         )
+
+    # -- ownership and acceptance ---------------------------------------------------------------
+
+    def owner(self, event_id: str) -> str | None:
+        """The agency that owns an event id: its first claim (or, for events accepted before
+        claims existed, its acceptance)."""
+        row = self._db.execute("SELECT agency FROM owners WHERE event_id = ?", (event_id,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        accepted = self.accepted(event_id)
+        return accepted.agency if accepted is not None else None
+
+    def claim(self, event_id: str, agency: str) -> str:
+        """Record a claim unless the id is owned already; returns the owner."""
+        self._db.execute("INSERT OR IGNORE INTO owners (event_id, agency) VALUES (?, ?)", (event_id, agency))
+        owner = self.owner(event_id)
+        assert owner is not None
+        return owner
 
     def accepted(self, event_id: str) -> Accepted | None:
         row = self._db.execute(
@@ -62,7 +87,7 @@ class IntakeStore:
         return Accepted(row[0], row[1], row[2], dt.datetime.fromisoformat(row[3]), row[4], row[5])
 
     def record(self, accepted: Accepted) -> Accepted:
-        """Store an acceptance; if one raced in first, that one is the original and is returned."""
+        """Store an acceptance; if one came first, that one is the original and is returned."""
         self._db.execute(
             'INSERT OR IGNORE INTO accepted (event_id, agency, body_sha256, accepted_at, partition, "offset") '
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -72,13 +97,44 @@ class IntakeStore:
         assert original is not None
         return original
 
-    def put_receipt(self, receipt: Receipt) -> None:
-        """Keep the latest receipt of an event (a replayed, fixed event replaces its refusal)."""
-        self._db.execute("INSERT OR REPLACE INTO receipts (event_id, json) VALUES (?, ?)",
-                         (receipt.event_id, receipt.model_dump_json()))
+    def apply_claims(self, partition: int, records: list[tuple[int, EventClaim | None]]) -> None:
+        """Records of one claims partition, in log order, and the position after them (one
+        transaction: a restarted replica resumes exactly where it stopped). None: not a claim."""
+        if not records:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            for _, claim in records:
+                if claim is None:
+                    continue
+                event_id = str(claim.event_id)
+                self._db.execute("INSERT OR IGNORE INTO owners (event_id, agency) VALUES (?, ?)",
+                                 (event_id, claim.agency))
+                if claim.status == "accepted" and claim.body_sha256 is not None:
+                    self.record(Accepted(event_id, claim.agency, claim.body_sha256, claim.at,
+                                         claim.partition or 0, claim.offset or 0))
+            self._db.execute("INSERT OR REPLACE INTO claim_positions (partition, next_offset) VALUES (?, ?)",
+                             (partition, records[-1][0] + 1))
 
-    def receipt(self, event_id: str) -> Receipt | None:
-        row = self._db.execute("SELECT json FROM receipts WHERE event_id = ?", (event_id,)).fetchone()
+    def claim_positions(self) -> dict[int, int]:
+        return {int(p): int(o) for p, o in self._db.execute("SELECT partition, next_offset FROM claim_positions")}
+
+    def forget_claim_positions(self) -> None:
+        """The claims topic is shorter than what was read (a broker that lost its data): read it again."""
+        self._db.execute("DELETE FROM claim_positions")
+
+    # -- receipts ---------------------------------------------------------------------------------
+
+    def put_receipt(self, receipt: Receipt) -> None:
+        """Keep the latest receipt of an event for the agency it names as reporter (a replayed,
+        fixed event replaces its refusal); another agency's receipt of the same id is another row."""
+        self._db.execute("INSERT OR REPLACE INTO agency_receipts (event_id, agency, json) VALUES (?, ?, ?)",
+                         (receipt.event_id, receipt.reporter_agency or "", receipt.model_dump_json()))
+
+    def receipt(self, event_id: str, agency: str) -> Receipt | None:
+        """The receipt of `event_id` issued to `agency`, if any."""
+        row = self._db.execute("SELECT json FROM agency_receipts WHERE event_id = ? AND agency = ?",
+                               (event_id, agency)).fetchone()
         return None if row is None else Receipt.model_validate_json(row[0])
 
     def close(self) -> None:

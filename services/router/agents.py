@@ -58,8 +58,11 @@ class Tally:
         """Count the outcome; log ids and reasons only, never the report's contents."""
         if isinstance(outcome, Refused):
             metrics.dead_letters.labels(outcome.dead_letter.reason).inc()
+            if outcome.dead_letter.reason == "internal_error":
+                metrics.internal_errors.labels("route").inc()
             log.warning("dead_letter", reason=describe_refusal(outcome.dead_letter),
-                        event_id=outcome.dead_letter.event_id, offset=offset)
+                        event_id=outcome.dead_letter.event_id, partition=outcome.dead_letter.partition,
+                        offset=offset)
             return
         event = outcome.event
         self.events[(event.kind, event.jurisdiction, event.reporter.agency or "public")] += 1

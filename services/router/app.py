@@ -38,7 +38,7 @@ def run() -> None:
     registry = CollectorRegistry()
     app = build(kafka, state, settings, registry)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     log.info("router_starting", bootstrap=kafka.bootstrap_servers, metrics_port=settings.metrics_port)
     # faust and aiokafka log through the standard library; structlog renders our own lines.
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,

@@ -6,22 +6,20 @@ is tested without a broker.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from pydantic import ValidationError
-
+from bus.boundary import EVENT, Position, Refusal, dead_letter, fault, sniff_ids
 from rules.deadlines import Deadlines
 from rules.engine import RuleBook, route
-from schemas.errors import field_errors, summary
-from schemas.events import Event, parse_event
+from schemas.events import Event
 from schemas.referrals import DeadLetter, Referral
-from schemas.wire import UNSUPPORTED_VERSION
 from topics.catalog import DEAD_LETTERS, referral_topic_name
+
+__all__ = ["Emitter", "Outgoing", "Position", "RefusalEmitter", "Refused", "Routed", "Router",
+           "describe_refusal", "referral_messages"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +36,17 @@ class Routed:
     event: Event
     referrals: tuple[Referral, ...]
     messages: tuple[Outgoing, ...]
+    reason: str = "routed"
 
 
 @dataclass(frozen=True)
 class Refused:
     dead_letter: DeadLetter
     messages: tuple[Outgoing, ...]
+
+    @property
+    def reason(self) -> str:
+        return self.dead_letter.reason
 
 
 #: Further outputs of a routed event (police alerts, receipts, ...), each a pure function.
@@ -55,15 +58,6 @@ class RefusalEmitter(Protocol):
     """An emitter that also has outputs for a refused message (the reporter's 'refused' receipt)."""
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]: ...
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where an inbound message came from, for the dead-letter record."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 def referral_messages(referrals: Sequence[Referral]) -> tuple[Outgoing, ...]:
@@ -82,72 +76,46 @@ class Router:
 
     def handle(self, raw: bytes | None, position: Position,
                now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> Routed | Refused:
+        """Exactly one outcome for any message: routed, or refused with a dead letter.
+
+        Whatever the bytes, nothing raises: a message the boundary refuses is a dead letter with
+        its reason, and an unexpected exception anywhere in the step (a bug, a rule that cannot
+        handle an event) is the last resort's dead letter `internal_error`, so the worker goes
+        on and the message is kept for a replay once the bug is fixed.
+        """
         try:
-            if raw is None:
-                raise _Invalid("empty_message", [{"field": "(message)", "reason": "no value"}])
-            try:
-                event = parse_event(raw)
-            except ValidationError as exc:
-                if _is_json_syntax_error(exc):
-                    raise _Invalid("invalid_json", [{"field": "(message)", "reason": "not valid JSON"}]) from exc
-                errors = field_errors(exc)
-                reason = UNSUPPORTED_VERSION if _is_unsupported_version(exc) else "invalid_event"
-                raise _Invalid(reason, [e.model_dump() for e in errors]) from exc
-        except _Invalid as bad:
-            return self._refuse(raw, position, bad, now())
-        referrals = tuple(route(event, self.book, deadlines=self.deadlines))
+            return self._handle(raw, position, now)
+        except Exception as exc:
+            event_id, _ = sniff_ids(raw)
+            refusal = fault("route", exc, event_id=event_id, topic=position.topic,
+                            partition=position.partition, offset=position.offset)
+            letter = dead_letter(Refusal(refusal.reason, refusal.fields, event_id), raw, position, now())
+            return Refused(letter, (_dead_letter_message(letter, position),))
+
+    def _handle(self, raw: bytes | None, position: Position, now: Callable[[], dt.datetime]) -> Routed | Refused:
+        decoded = EVENT.decode(raw)
+        if isinstance(decoded, Refusal):
+            return self._refuse(raw, position, decoded, now())
+        referrals = tuple(route(decoded, self.book, deadlines=self.deadlines))
         messages = referral_messages(referrals)
         for emit in self.emitters:
-            messages += tuple(emit(event, referrals))
-        return Routed(event, referrals, messages)
+            messages += tuple(emit(decoded, referrals))
+        return Routed(decoded, referrals, messages)
 
-    def _refuse(self, raw: bytes | None, position: Position, bad: _Invalid, at: dt.datetime) -> Refused:
-        letter = DeadLetter(
-            reason=bad.reason,
-            errors=bad.errors,
-            topic=position.topic,
-            partition=position.partition,
-            offset=position.offset,
-            original_b64=base64.b64encode(raw or b"").decode(),
-            received_at=at,
-            event_id=_event_id_if_any(raw),
-        )
-        key = (letter.event_id or f"{position.topic}:{position.partition}:{position.offset}").encode()
-        messages = (Outgoing(DEAD_LETTERS.name, key, letter.model_dump_json().encode()),)
+    def _refuse(self, raw: bytes | None, position: Position, refusal: Refusal, at: dt.datetime) -> Refused:
+        letter = dead_letter(refusal, raw, position, at)
+        messages: tuple[Outgoing, ...] = (_dead_letter_message(letter, position),)
         for emit in self.emitters:
             if isinstance(emit, RefusalEmitter):
                 messages += tuple(emit.refused(letter))
         return Refused(letter, messages)
 
 
-class _Invalid(Exception):
-    def __init__(self, reason: str, errors: list[dict[str, str]]) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.errors = errors
-
-
-def _is_unsupported_version(exc: ValidationError) -> bool:
-    """A message of a schema major version this router does not read (schemas/wire.py)."""
-    return any(e["type"] == UNSUPPORTED_VERSION for e in exc.errors(include_input=False))
-
-
-def _is_json_syntax_error(exc: ValidationError) -> bool:
-    return any(e["type"] == "json_invalid" for e in exc.errors(include_input=False))
-
-
-def _event_id_if_any(raw: bytes | None) -> str | None:
-    """The event id of a refused message when it can be read, so the reporter can be told."""
-    try:
-        obj = json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    value = obj.get("event_id") if isinstance(obj, dict) else None
-    return value if isinstance(value, str) and len(value) <= 64 else None
+def _dead_letter_message(letter: DeadLetter, position: Position) -> Outgoing:
+    key = (letter.event_id or f"{position.topic}:{position.partition}:{position.offset}").encode()
+    return Outgoing(DEAD_LETTERS.name, key, letter.model_dump_json().encode())
 
 
 def describe_refusal(letter: DeadLetter) -> str:
     """One line for operators: the reason and each failing field (no values)."""
-    from schemas.errors import FieldError
-
-    return f"{letter.reason}: " + summary([FieldError(**e) for e in letter.errors])
+    return f"{letter.reason}: " + "; ".join(f"{e['field']}: {e['reason']}" for e in letter.errors)

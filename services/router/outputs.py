@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -47,11 +47,13 @@ class ReceiptEmitter:
         return (Outgoing(RECEIPTS.name, receipt.event_id.encode(), receipt.model_dump_json().encode()),)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
-        """A 'refused' receipt when the refused message's event id could be read."""
-        if letter.event_id is None:
+        """A 'refused' receipt when the refused message named a valid event id (a UUID: the only
+        form a reporter can ask about), readable by the known agency it named as its reporter."""
+        event_id = refused_event_id(letter)
+        if event_id is None:
             return ()
         receipt = Receipt(
-            event_id=letter.event_id, status="refused", reporter_agency=_reporter_agency(letter),
+            event_id=str(event_id), status="refused", reporter_agency=letter.reporter_agency,
             refusal_reason=letter.reason,
             refusal_errors=tuple(RefusalField(field=e["field"], reason=e["reason"]) for e in letter.errors),
             issued_at=self.now())
@@ -71,22 +73,19 @@ class AuditEmitter:
         return tuple(Outgoing(AUDIT.name, rec.key, rec.model_dump_json().encode()) for rec in records)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
-        if letter.event_id is None:
+        event_id = refused_event_id(letter)
+        if event_id is None:
             return ()
-        rec = audit_record(letter.event_id, "refused", "router", self.now(), detail=letter.reason)
+        rec = audit_record(event_id, "refused", "router", self.now(), detail=letter.reason)
         return (Outgoing(AUDIT.name, rec.key, rec.model_dump_json().encode()),)
 
 
-def _reporter_agency(letter: DeadLetter) -> str | None:
-    """The reporter agency named in a refused message, so that its reporter may read the receipt."""
-    import base64
-
+def refused_event_id(letter: DeadLetter) -> uuid.UUID | None:
+    """The refused message's event id when it was a UUID (a digest stands for anything else)."""
     try:
-        obj = json.loads(base64.b64decode(letter.original_b64))
-        agency = obj["reporter"]["agency"]
-    except (ValueError, KeyError, TypeError):
+        return uuid.UUID(letter.event_id) if letter.event_id and not letter.event_id.startswith("sha256:") else None
+    except ValueError:
         return None
-    return agency if isinstance(agency, str) and len(agency) <= 64 else None
 
 
 def emitters(alert_deadlines: Deadlines) -> tuple[Emitter, ...]:

@@ -79,6 +79,7 @@ def service_env(broker: LocalBroker, tmp_path: Path) -> dict[str, str]:
         "REFERRAL_BUS_ROUTER_METRICS_PORT": "0",
         "REFERRAL_BUS_ALERTS_METRICS_PORT": "0",
         "REFERRAL_BUS_BROADCAST_METRICS_PORT": "0",
+        "REFERRAL_BUS_INTAKE_METRICS_PORT": "0",
     }
 
 

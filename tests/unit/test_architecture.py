@@ -98,5 +98,5 @@ def test_reading_a_topic_to_its_end_is_done_in_one_place() -> None:
     """End offsets are a floor on the local broker (tests/integration/test_regression_end_offsets.py):
     only the reader decides "caught up" from them; the lag exporter and the report's progress bar
     report them."""
-    asking = {m for m, path in MODULES.items() if "end_offsets(" in path.read_text(encoding="utf-8")}
+    asking = {m for m, path in MODULES.items() if ".end_offsets(" in path.read_text(encoding="utf-8")}
     assert asking == {"bus.kafka.reader", "services.alerts.lag", "services.report.reader"}

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
 def inbound_ids(kafka: KafkaSettings) -> list[str]:
-    records = asyncio.run(read_all(kafka, [EVENTS.name], idle=1.0))
+    records = asyncio.run(read_all(kafka, [EVENTS.name]))
     return [json.loads(r.value)["event_id"] for r in records if r.value]
 
 

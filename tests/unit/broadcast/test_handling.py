@@ -31,7 +31,7 @@ def _run(config: BroadcastConfig, events: list[Event], now: dt.datetime = T0,
 
 @pytest.mark.parametrize(("agency", "consent", "reason", "detail"), [
     ("civil_affairs", True, "not_police", "only a police agency may release"),
-    (None, True, "not_police", "published by the public (parent_or_guardian)"),
+    (None, True, "not_police", "published by the public"),
     ("police", False, "no_guardian_consent", "the guardian's consent is required"),
 ])
 def test_a_release_is_refused_with_a_clear_reason(config: BroadcastConfig, agency: str | None, consent: bool,
@@ -42,6 +42,7 @@ def test_a_release_is_refused_with_a_clear_reason(config: BroadcastConfig, agenc
     refusal, = outcomes[1].refusals
     assert (refusal.reason, refusal.event_id, refusal.case_id) == (reason, bad.event_id, case)
     assert detail in refusal.detail
+    assert bad.reporter.role not in refusal.detail  # free text the sender wrote: never repeated
     assert outcomes[1].messages == () and outcomes[1].state is None
     assert state is not None and not state.active
 

@@ -8,9 +8,12 @@ import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, generate_latest
 
+from bus.settings import KafkaSettings, StateSettings
 from schemas.receipts import Receipt
-from services.intake.app import OPENAPI_PATH, openapi_document
+from services.intake.app import OPENAPI_PATH, create_app, openapi_document
+from services.intake.settings import IntakeSettings
 from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
 from topics.catalog import AUDIT, EVENTS
 
@@ -182,9 +185,16 @@ def test_unknown_route_uses_the_error_format(client: TestClient) -> None:
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
-def test_metrics_carry_codes_only(client: TestClient) -> None:
-    post(client, hospital_event())
-    text = client.get("/metrics").text
+def test_metrics_carry_codes_only(publisher: FakePublisher, settings: IntakeSettings, tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    app = create_app(settings, KafkaSettings(), StateSettings(state_dir=tmp_path), publisher=publisher,
+                     registry=registry)
+    with TestClient(app) as client:
+        post(client, hospital_event())
+        # Not on the API's port (which may face the internet): `run()` serves them on a
+        # listener of their own, on loopback unless configured.
+        assert client.get("/metrics").status_code == 404
+    text = generate_latest(registry).decode()
     assert 'referral_bus_intake_published_total{agency="health.designated_medical_institution"} 1.0' in text
     assert "刘招娣" not in text
 

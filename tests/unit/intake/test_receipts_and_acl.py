@@ -1,4 +1,4 @@
-"""Receipts and audit lines the router emits, and the ACL plan's need-to-know shape."""
+"""Receipts and audit lines the router emits (the ACL plan: tests/unit/test_acl_plan.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import json
 
 import pytest
 
-from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
 from schemas.receipts import AuditRecord, Receipt
-from services.intake.acl import AclPlan, expand, load_plan
 from services.router.handling import Position, Refused, Routed, Router
 from services.router.outputs import AuditEmitter, ReceiptEmitter
 from tests.unit.intake.intake_fakes import HOSPITAL, body, hospital_event
-from topics.catalog import AUDIT, RECEIPTS, all_topics, referral_topic_name
+from topics.catalog import AUDIT, RECEIPTS
 
 NOW = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.UTC)
 POS = Position("events.inbound", 0, 7)
@@ -63,39 +61,3 @@ def test_refused_event_gets_a_refused_receipt_for_its_reporter(router: Router) -
 def test_unreadable_message_gets_no_receipt(router: Router) -> None:
     outcome = router.handle(b"\xff not json", POS)
     assert isinstance(outcome, Refused) and _on(outcome, RECEIPTS.name) == []
-
-
-@pytest.fixture(scope="module")
-def plan() -> AclPlan:
-    return load_plan()
-
-
-def test_each_agency_reads_its_own_referrals_only(plan: AclPlan) -> None:
-    bindings = expand(plan)
-    referral_topics = {referral_topic_name(a) for a in catalog().agencies}
-    for agency, info in catalog().agencies.items():
-        if info.abolished:
-            continue
-        reads = {b.name for b in bindings
-                 if b.principal == f"User:agency.{agency}" and b.operation == "Read" and b.resource == "topic"}
-        assert reads & referral_topics == {referral_topic_name(agency)}, agency
-    assert all(b.pattern == "literal" for b in bindings if b.resource == "topic")
-
-
-def test_every_catalog_topic_has_a_writer_and_a_reader(plan: AclPlan) -> None:
-    bindings = expand(plan)
-    # Read by principals outside this plan: CAP channels by outside broadcasters, refusals by
-    # the broadcast service's own UI (see issue 7).
-    outside_readers = {"broadcast.refusals", *(f"broadcast.{c}" for c in ("media", "cyberspace", "outdoor_screens"))}
-    for spec in all_topics():
-        ops = {b.operation for b in bindings if b.resource == "topic" and b.name == spec.name}
-        assert "Write" in ops, spec.name
-        if spec.name not in outside_readers:
-            assert "Read" in ops, spec.name
-
-
-def test_invalid_plans_are_refused() -> None:
-    with pytest.raises(ValueError, match="unknown topic constant"):
-        AclPlan.model_validate({"principals": [{"principal": "User:x", "allow": [{"topic": "NOPE", "ops": ["Read"]}]}]})
-    with pytest.raises(ValueError, match="exactly one resource"):
-        AclPlan.model_validate({"principals": [{"principal": "User:x", "allow": [{"ops": ["Read"]}]}]})

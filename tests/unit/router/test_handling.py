@@ -70,7 +70,9 @@ def test_a_dead_letter_names_each_field_and_keeps_the_event_id_when_readable(rou
     assert outcome.dead_letter.event_id == event["event_id"]
     assert outcome.dead_letter.errors == [
         {"field": "jurisdiction", "reason": outcome.dead_letter.errors[0]["reason"]}]
-    assert outcome.dead_letter.errors[0]["reason"].startswith("unknown jurisdiction 'atlantis'")
+    # The reason is a fixed text: pydantic's own message would repeat what the sender wrote.
+    assert outcome.dead_letter.errors[0]["reason"] == "unknown jurisdiction"
+    assert "atlantis" not in outcome.dead_letter.model_dump_json(exclude={"original_b64"})
 
 
 def test_emitters_add_their_messages_after_the_referrals() -> None:

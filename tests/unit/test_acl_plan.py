@@ -1,0 +1,183 @@
+"""The ACL plan (deploy/acl.yaml) against what each role's code reads and writes.
+
+The access story (deploy/README.md): Kafka is the bus's own transport; agencies' systems use the
+intake. So the plan must give each service and tool exactly the topics its code uses, give no
+one but the intake and the operator's replay a way to write `events.inbound`, and give each
+agency's desk tools its own referrals only.
+
+Writes of the router and the intake are observed, not listed: the router's step is run on the
+demo's events (and a refused one) and the intake publishes through a recording publisher.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from bus.demo_events import INVALID_EVENT, scripted_events
+from bus.settings import KafkaSettings, StateSettings
+from rules.catalog import catalog
+from rules.deadlines import Deadlines
+from rules.engine import load_rulebook
+from services.intake.acl import AclPlan, Binding, expand, load_plan
+from services.intake.app import create_app
+from services.intake.settings import IntakeSettings
+from services.router.handling import Position, Router
+from services.router.outputs import emitters
+from tests.unit.intake.intake_fakes import FakePublisher, auth, body, hospital_event
+from topics import catalog as topics
+from topics.catalog import all_topics, referral_topic_name
+
+REFERRALS = "referrals.*"  # stands for every current agency's referral topic
+CHANNELS = "broadcast.<channel>"
+
+
+def agencies() -> list[str]:
+    return sorted(code for code, a in catalog().agencies.items() if not a.abolished)
+
+
+def police_units() -> list[str]:
+    return [a for a in agencies() if a == "police" or a.startswith("police.")]
+
+
+#: What each role's code reads and writes (the file that does it is named). A change to a
+#: service that reads or writes another topic must change this table and the plan together.
+NEEDS: dict[str, dict[str, set[str]]] = {
+    "User:intake": {  # services/intake: routes.py, agents.py, claims.py; delivery/reader.py
+        "Read": {topics.RECEIPTS.name, topics.INTAKE_CLAIMS.name, REFERRALS},
+        "Write": {topics.EVENTS.name, topics.AUDIT.name, topics.INTAKE_CLAIMS.name},
+    },
+    "User:router": {  # services/router
+        "Read": {topics.EVENTS.name},
+        "Write": {REFERRALS, topics.POLICE_ALERTS.name, topics.DEAD_LETTERS.name, topics.RECEIPTS.name,
+                  topics.AUDIT.name},
+    },
+    "User:alerts": {  # services/alerts/agents.py (tables' changelogs included)
+        "Read": {topics.EVENTS.name, topics.POLICE_ALERTS.name, REFERRALS, topics.RESPONSES.name,
+                 topics.ESCALATIONS.name, topics.CASES.name, topics.ALERT_STATES.name, topics.ALERT_PARKED.name},
+        "Write": {topics.POLICE_ALERTS.name, REFERRALS, topics.ESCALATIONS.name, topics.CASES.name,
+                  topics.ALERT_STATES.name, topics.ALERT_PARKED.name},
+    },
+    "User:broadcast": {  # services/broadcast/agents.py
+        "Read": {topics.EVENTS.name, topics.BROADCAST_STATE.name},
+        "Write": {CHANNELS, topics.BROADCAST_REFUSALS.name, topics.BROADCAST_STATE.name, topics.DEAD_LETTERS.name},
+    },
+    "User:operator": {  # services/intake/operator.py (deadletters, replay), services/report/reader.py
+        "Read": {topics.DEAD_LETTERS.name, topics.RESPONSES.name, topics.ESCALATIONS.name, topics.POLICE_ALERTS.name,
+                 topics.ALERT_STATES.name, topics.CASES.name, REFERRALS},
+        "Write": {topics.EVENTS.name, topics.AUDIT.name},
+    },
+    "User:auditor": {"Read": {topics.AUDIT.name}, "Write": set()},
+    "User:console": {  # services/console: agents.py (the board's reader), answers.py
+        "Read": {topics.ALERT_STATES.name, topics.CASES.name, topics.BROADCAST_STATE.name},
+        "Write": {topics.RESPONSES.name},
+    },
+}
+
+
+def desk_needs(agency: str) -> dict[str, set[str]]:
+    """`tail` (services/delivery/tail.py); police units and the joint office, which alerts are
+    addressed and escalated to, also `page`, `cases`, `ack` (services/alerts)."""
+    needs = {"Read": {referral_topic_name(agency)}, "Write": {topics.AUDIT.name}}
+    if agency in police_units() or agency == "anti_trafficking_office":
+        needs["Read"] |= {topics.CASES.name, topics.ALERT_STATES.name}
+        needs["Write"] |= {topics.RESPONSES.name}
+    return needs
+
+
+@pytest.fixture(scope="module")
+def bindings() -> list[Binding]:
+    return expand(load_plan())
+
+
+def granted(bindings: list[Binding], principal: str, operation: str) -> set[str]:
+    """Topics `principal` may `operation`, with every referral topic (and every channel) folded."""
+    names = {b.name for b in bindings if b.principal == principal and b.operation == operation
+             and b.resource == "topic"}
+    every_referral = {referral_topic_name(a) for a in agencies()}
+    if every_referral <= names:
+        names = (names - every_referral) | {REFERRALS}
+    channels = {topics.broadcast_topic(c).name for c in topics.BROADCAST_CHANNELS}
+    if channels <= names:
+        names = (names - channels) | {CHANNELS}
+    return names
+
+
+@pytest.mark.parametrize("principal", sorted(NEEDS))
+def test_each_service_and_tool_gets_exactly_what_its_code_uses(bindings: list[Binding], principal: str) -> None:
+    for operation in ("Read", "Write"):
+        assert granted(bindings, principal, operation) == NEEDS[principal][operation], (principal, operation)
+        for topic in NEEDS[principal][operation]:
+            if topic not in (REFERRALS, CHANNELS):
+                assert topic in granted(bindings, principal, "Describe"), (principal, topic)
+
+
+def test_each_agency_desk_reads_its_own_referrals_and_police_desks_their_alerts(bindings: list[Binding]) -> None:
+    for agency in agencies():
+        principal = f"User:desk.{agency}"
+        for operation in ("Read", "Write"):
+            assert granted(bindings, principal, operation) == desk_needs(agency)[operation], (agency, operation)
+    # A police desk gets the alert, its re-sends and escalations (each alert's state in
+    # `alerts.states` carries them), not only the lead referral.
+    assert {topics.ALERT_STATES.name, topics.CASES.name} <= granted(
+        bindings, "User:desk.police.command_center", "Read")
+
+
+def test_only_the_intake_and_the_operators_replay_write_inbound_events(bindings: list[Binding]) -> None:
+    writers = {b.principal for b in bindings if b.name == topics.EVENTS.name and b.operation == "Write"}
+    assert writers == {"User:intake", "User:operator"}
+    assert not any(b.principal.startswith("User:agency.") for b in bindings)  # no agency system on Kafka
+
+
+def test_every_principal_of_the_plan_is_a_known_role(bindings: list[Binding]) -> None:
+    desks = {f"User:desk.{a}" for a in agencies()}
+    assert {b.principal for b in bindings} == set(NEEDS) | desks
+
+
+def test_the_router_writes_what_the_plan_lets_it(bindings: list[Binding]) -> None:
+    deadlines = Deadlines.load()
+    router = Router(load_rulebook(), deadlines, emitters(deadlines))
+    written: set[str] = set()
+    for raw in [json.dumps(e).encode() for e in scripted_events()] + [INVALID_EVENT]:
+        written |= {m.topic for m in router.handle(raw, Position(topics.EVENTS.name, 0, 0)).messages}
+    allowed = {b.name for b in bindings if b.principal == "User:router" and b.operation == "Write"}
+    assert written <= allowed, written - allowed
+
+
+def test_the_intake_writes_what_the_plan_lets_it(bindings: list[Binding], tmp_path: Path) -> None:
+    publisher = FakePublisher()
+    app = create_app(IntakeSettings(consume_receipts=False), KafkaSettings(), StateSettings(state_dir=tmp_path),
+                     publisher=publisher, registry=CollectorRegistry())
+    with TestClient(app) as client:
+        r = client.post("/v1/events", content=body(hospital_event()),
+                        headers={"Content-Type": "application/json", **auth()})
+        assert r.status_code == 202
+    allowed = {b.name for b in bindings if b.principal == "User:intake" and b.operation == "Write"}
+    assert {topic for topic, _, _ in publisher.sent} <= allowed
+
+
+def test_every_catalog_topic_has_a_writer_and_a_reader(bindings: list[Binding]) -> None:
+    # Read by principals outside this plan: CAP channels by outside broadcasters, refusals by
+    # the releasing officers' tools (issue 7).
+    outside_readers = {topics.BROADCAST_REFUSALS.name, *(topics.broadcast_topic(c).name
+                                                          for c in topics.BROADCAST_CHANNELS)}
+    for spec in (*all_topics(), topics.ALERT_STATES, topics.ALERT_PARKED):
+        ops = {b.operation for b in bindings if b.resource == "topic" and b.name == spec.name}
+        assert "Write" in ops, spec.name
+        if spec.name not in outside_readers:
+            assert "Read" in ops, spec.name
+    assert all(b.pattern == "literal" for b in bindings if b.resource == "topic")
+
+
+def test_invalid_plans_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown topic constant"):
+        AclPlan.model_validate({"principals": [{"principal": "User:x", "allow": [{"topic": "NOPE", "ops": ["Read"]}]}]})
+    with pytest.raises(ValueError, match="exactly one resource"):
+        AclPlan.model_validate({"principals": [{"principal": "User:x", "allow": [{"ops": ["Read"]}]}]})
+    with pytest.raises(ValueError, match="agencies needs for_each_agency"):
+        AclPlan.model_validate({"principals": [{"principal": "User:x", "agencies": ["police.*"],
+                                                "allow": [{"topic": "AUDIT", "ops": ["Read"]}]}]})
