@@ -143,7 +143,9 @@ async def legit_process(url: str, seconds: float, rate: float, stop_file: Path |
 
 
 def legit(url: str, seconds: float, rate: float, stop_file: Path | None = None) -> subprocess.Popen[bytes]:
-    args = [sys.executable, __file__, "--legit-client", url, "--legit-seconds", str(seconds),
+    # As a module: run as a script, its folder would come first on sys.path and benchmarks/rules.py
+    # would shadow the `rules` package.
+    args = [sys.executable, "-m", "benchmarks.fuzz", "--legit-client", url, "--legit-seconds", str(seconds),
             "--legit-rate", str(rate)]
     if stop_file is not None:
         args += ["--legit-stop-file", str(stop_file)]
