@@ -143,14 +143,13 @@ async def legit_process(url: str, seconds: float, rate: float, stop_file: Path |
 
 
 def legit(url: str, seconds: float, rate: float, stop_file: Path | None = None) -> subprocess.Popen[bytes]:
-    # As a module from the repository, like every benchmark: run as a script, its own folder would
-    # come first on sys.path and `benchmarks/rules.py` would stand for the `rules` package.
+    # As a module: run as a script, its folder would come first on sys.path and benchmarks/rules.py
+    # would shadow the `rules` package.
     args = [sys.executable, "-m", "benchmarks.fuzz", "--legit-client", url, "--legit-seconds", str(seconds),
             "--legit-rate", str(rate)]
     if stop_file is not None:
         args += ["--legit-stop-file", str(stop_file)]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, preexec_fn=die_with_parent,
-                            cwd=Path(__file__).resolve().parents[1])
+    return subprocess.Popen(args, stdout=subprocess.PIPE, preexec_fn=die_with_parent)
 
 
 def collected(process: subprocess.Popen[bytes]) -> dict[str, Any]:

@@ -1,97 +1,153 @@
-"""The bus's wire format for messages the bus builds itself, without building and validating a
-model first: the bytes `Model(**values).model_dump_json()` would give, from the values.
+"""The wire types: what every message model on the bus is built from.
 
-The router writes a dozen messages per event from values it built from a validated event and
-validated rule packs; validating them again into models only to serialise them cost more than
-routing (benchmarks/step.py). `dump_values` serialises the values as the model's fields, in the
-model's order with its defaults, in one call of pydantic's own serializer: same formats (times,
-UUIDs, escaping, non-ASCII text as UTF-8), same bytes. It is for models without custom
-serializers, and for values of the fields' own types (the bus's, not a sender's);
-`tests/unit/test_wire.py` compares it with the model's own output.
+The published JSON Schemas must accept exactly what the services accept (issue #18), so each
+type here means the same in the model and in its schema:
+
+- `Str`, `Int`, `Number`, `Bool`: a JSON value of that type and no other (no "6" for 6, no
+  "true" for true, no whitespace trimmed). An `Int` may be written `6.0`: JSON Schema counts a
+  number with a zero fraction as an integer, and so does the model.
+- `Uuid`: one form, lowercase hyphenated (`6f1c2a4e-8d2b-4c4e-9f61-0c1d2e3f4a5b`); no braces, no
+  `urn:uuid:`, no capitals, no missing hyphens, so an id has one spelling everywhere it is filed.
+- `Timestamp`: RFC 3339 with a `T`, seconds and an offset (`Z` or `±HH:MM`), up to 9 fraction
+  digits (kept to the microsecond); not a number, not a date alone. The pattern below says it;
+  that the date exists (no 30 February) is the schema's `format: date-time`.
+- `schema_version`: every message says which version of its schema it follows (see `Message`).
+
+Patterns use explicit ASCII classes (`[0-9]`, never `\\d` or `\\s`), which every regex dialect
+(ECMA-262 in JSON Schema, Rust in pydantic, Python's `re`) reads alike.
 """
 
 from __future__ import annotations
 
-import hashlib
+import datetime as dt
+import re
 import uuid
-from collections.abc import Mapping
-from functools import cache
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel
-from pydantic_core import PydanticUndefined, to_json
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
-__all__ = ["Uuid5", "dump_values", "model_values"]
-
-
-@cache
-def _shape(model: type[BaseModel]) -> tuple[tuple[str, ...], tuple[tuple[str, Any], ...]]:
-    """The model's field names, and (name, default or PydanticUndefined when required), in the
-    model's order."""
-    out = []
-    for name, info in model.model_fields.items():
-        if info.default_factory is not None:
-            out.append((name, _Factory(info.default_factory)))
-        else:
-            out.append((name, info.default))
-    return tuple(model.model_fields), tuple(out)
-
-
-class _Factory:
-    __slots__ = ("make",)
-
-    def __init__(self, make: Any) -> None:
-        self.make = make
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_YEAR = "(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
+DATE_TIME_PATTERN = (
+    f"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?"
+    "(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+#: A free-text answer field that says something: one character that is not a space or line break.
+NOT_BLANK_PATTERN = "[^ \t\r\n]"
 
 
-def dump_values(model: type[BaseModel], values: Mapping[str, Any]) -> bytes:
-    """`model(**values).model_dump_json().encode()` for values the bus built itself (of the
-    fields' own types: nested models as instances or as `model_values`, tuples, UUIDs, aware
-    datetimes), without building or validating the model. A missing required field raises
-    KeyError; an unknown one is refused (ValueError), as the models forbid extra fields."""
-    return to_json(model_values(model, values))
+def python_regex(pattern: str) -> re.Pattern[str]:
+    """The same pattern for Python's `re`, whose `$` would also match before a final newline."""
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
 
 
-def model_values(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
-    """`values` as the fields of `model` in its order, defaults filled in: what `dump_values`
-    serialises, and how to pass a nested model's values to it."""
-    names, defaults = _shape(model)
-    if isinstance(values, dict) and tuple(values) == names:
-        return values  # every field, in order: as it is
-    data: dict[str, Any] = {}
-    given = 0
-    for name, default in defaults:
-        if name in values:
-            data[name] = values[name]
-            given += 1
-        elif default is PydanticUndefined:
-            raise KeyError(f"{model.__name__}.{name} is required")
-        else:
-            data[name] = default.make() if isinstance(default, _Factory) else default
-    if given != len(values):
-        raise ValueError(f"{model.__name__} has no field {sorted(set(values) - set(data))}")
-    return data
+_UUID = python_regex(UUID_PATTERN)
+_DATE_TIME = python_regex(DATE_TIME_PATTERN)
 
 
-class Uuid5:
-    """uuid5(namespace, prefix + suffix) for many suffixes after one prefix, with the namespace
-    and the prefix hashed once (uuid5 is the SHA-1 of namespace and name). `text(suffix)` gives
-    the id as text (`str(uuid)`) without building the UUID object, for ids that are only written."""
+def _canonical_uuid(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str) and _UUID.search(value):
+        return uuid.UUID(value)
+    raise PydanticCustomError("uuid_form", "must be a UUID in lowercase hyphenated form "
+                                           "(8-4-4-4-12 hex digits, e.g. 6f1c2a4e-8d2b-4c4e-9f61-0c1d2e3f4a5b)")
 
-    __slots__ = ("_hash",)
 
-    def __init__(self, namespace: uuid.UUID, prefix: str) -> None:
-        self._hash = hashlib.sha1(namespace.bytes + prefix.encode(), usedforsecurity=False)
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _DATE_TIME.search(value):
+        return value
+    raise PydanticCustomError("date_time_form", "must be an RFC 3339 date-time with seconds and an offset, "
+                                                "e.g. 2026-11-20T08:00:00+08:00")
 
-    def _digest(self, suffix: str) -> bytes:
-        digest = self._hash.copy()
-        digest.update(suffix.encode())
-        return digest.digest()[:16]
 
-    def __call__(self, suffix: str) -> uuid.UUID:
-        return uuid.UUID(bytes=self._digest(suffix), version=5)
+def integral(value: Any) -> Any:
+    # 6.0 is the integer 6 in JSON (and in JSON Schema's `integer`); 6.5 and "6" are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
-    def text(self, suffix: str) -> str:
-        h = self._digest(suffix).hex()
-        # The version (5) in the 13th hex digit, the RFC 4122 variant in the top bits of the 17th.
-        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+Uuid = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid),
+                 WithJsonSchema({"type": "string", "format": "uuid", "pattern": UUID_PATTERN})]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339),
+                      WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN})]
+Str = Annotated[str, Strict()]
+Int = Annotated[int, Strict(), BeforeValidator(integral)]
+Number = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+
+
+class WireModel(BaseModel):
+    """A part of a message: closed (an unknown field is refused), immutable, strict types."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# ---- Versions -------------------------------------------------------------------------------
+
+_VERSION = re.compile(r"(0|[1-9][0-9]*)[.](0|[1-9][0-9]*)\Z")
+
+
+def version_check(major: int) -> Any:
+    """The check of `schema_version` for a message at `major`: readers take any minor of their
+    major (minors only add optional fields) and refuse another major with `unsupported_schema_version`."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or (m := _VERSION.match(value)) is None:
+            raise PydanticCustomError("schema_version_form", "schema_version must be 'MAJOR.MINOR', e.g. '1.0'")
+        if int(m[1]) != major:
+            raise PydanticCustomError(
+                "unsupported_schema_version",
+                "unsupported major version of this message's schema: this reader reads {major}.x",
+                {"major": major})
+        return value
+
+    return BeforeValidator(check)
+
+
+def version_schema(major: int, minor: int) -> WithJsonSchema:
+    return WithJsonSchema({
+        "type": "string", "pattern": f"^{major}[.](0|[1-9][0-9]*)$", "default": f"{major}.{minor}",
+        "description": f"The version of this message's schema, MAJOR.MINOR (this one: {major}.{minor}). "
+                       "Readers refuse another major version; a minor version only adds optional fields. "
+                       f"Absent means {major}.0.",
+    })
+
+
+SchemaVersion1 = Annotated[str, Strict(), version_check(1), version_schema(1, 0)]
+
+
+class Message(WireModel):
+    """A message on a topic: carries `schema_version` (absent on the wire: 1.0).
+
+    Why a field rather than a Kafka header: the version travels with the message wherever its
+    bytes go — the intake's HTTP body, a dead letter's `original_b64`, an exported file that
+    `referral-bus replay` or `contract check` reads, the faust tables' changelogs (written and
+    restored by faust without headers) — and the published schema, which any client's validator
+    applies, checks it like every other field. A model whose schema changes incompatibly
+    redeclares the field as `Annotated[str, version_check(2), version_schema(2, 0)]`, default "2.0".
+    """
+
+    #: Rules the model enforces that its JSON Schema cannot state, by name (published in its
+    #: description and in the AsyncAPI document).
+    RULES: ClassVar[dict[str, str]] = {
+        "real_dates": "every date-time names a real calendar date and time (the schema's format: date-time).",
+    }
+
+    schema_version: SchemaVersion1 = Field(default="1.0")
+
+
+UNSUPPORTED_VERSION = "unsupported_schema_version"

@@ -12,7 +12,7 @@ from bus.settings import KafkaSettings
 from services.alerts.handlers import AlertsConfig, Handlers
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.tables import FaustSender, Tables
-from topics.catalog import ESCALATIONS, EVENTS, POLICE_ALERTS, RESPONSES, all_topics
+from topics.catalog import ESCALATIONS, EVENTS, POLICE_ALERTS, all_topics
 
 
 def referral_topics() -> tuple[str, ...]:
@@ -45,7 +45,7 @@ def wire(app: BusApp, config: AlertsConfig, metrics: AlertsMetrics, kafka: Kafka
 
     agent((POLICE_ALERTS.name,), "track-alerts", handlers.on_alert)
     agent(referral_topics(), "track-referrals", handlers.on_referral)
-    agent((RESPONSES.name,), "apply-responses", handlers.on_response)
+    agent(kafka.answer_topics, "apply-responses", handlers.on_response)
     agent((ESCALATIONS.name,), "apply-escalations", handlers.on_escalation)
     agent((EVENTS.name,), "follow-cases", handlers.on_event)
 

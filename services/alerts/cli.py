@@ -21,7 +21,7 @@ from rich.table import Table
 from bus.cli import require_broker
 from bus.settings import KafkaSettings
 from schemas.alerts import Answer, CaseChange, ReferralResponse, TrackedState, dump
-from topics.catalog import ALERT_STATES, CASES, RESPONSES
+from topics.catalog import ALERT_STATES, ANSWERS, CASES
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,7 +37,7 @@ async def send_response(settings: KafkaSettings, response: ReferralResponse) -> 
     p = producer(settings)
     await p.start()
     try:
-        await p.send_and_wait(RESPONSES.name, key=response.key, value=dump(response))
+        await p.send_and_wait(ANSWERS.name, key=response.key, value=dump(response))
     finally:
         await p.stop()
 

@@ -8,7 +8,7 @@ desk is told the answer is queued, and a background task sends it when the broke
 resend is harmless: the alerts service applies a `response_id` once.
 
 Delivery goes through an `AnswerSink`: today straight onto the answers topic
-(`topics.catalog.RESPONSES`); once the bus offers its HTTP answer endpoint (DECISIONS.md 2,
+(`topics.catalog.ANSWERS`); once the bus offers its HTTP answer endpoint (DECISIONS.md 2,
 branch c2) `HttpAnswerSink` posts there instead, with nothing else changing.
 """
 
@@ -31,7 +31,7 @@ from bus.settings import KafkaSettings
 from schemas.alerts import ReferralResponse, dump
 from services.console.board import PendingAnswer, PendingStatus
 from services.console.metrics import ConsoleMetrics
-from topics.catalog import RESPONSES
+from topics.catalog import ANSWERS
 
 log = structlog.get_logger("console")
 
@@ -58,7 +58,7 @@ class KafkaAnswerSink:
 
     async def deliver(self, response: ReferralResponse) -> None:
         try:
-            await self._publisher.publish(RESPONSES.name, response.key, dump(response))
+            await self._publisher.publish(ANSWERS.name, response.key, dump(response))
         except BrokerUnavailable as exc:
             # A producer that failed once may hold a dead connection: start afresh next time.
             await self._publisher.close()

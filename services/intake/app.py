@@ -21,8 +21,8 @@ from bus.boundary import MAX_FIELDS, fault, reason_for
 from bus.credentials import Credentials
 from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
+from schemas.contract import openapi_schema
 from schemas.errors import FieldError
-from schemas.events import EVENT_ADAPTER
 from services.intake.agents import consume_receipts
 from services.intake.auth import Authenticator
 from services.intake.claims import Claims, LocalClaims, LogClaims
@@ -99,7 +99,7 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
             # The request body is the event union, declared by the schemas package: add its models.
-            defs = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")["$defs"]
+            defs = openapi_schema("Event")[1]
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs)
             app.openapi_schema = schema
         return app.openapi_schema

@@ -30,8 +30,9 @@ from bus.credentials import Credentials, Principal
 from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.settings import KafkaSettings, StateSettings
+from schemas.contract import openapi_schema
 from schemas.errors import FieldError
-from schemas.events import EVENT_ADAPTER, Event
+from schemas.events import Event
 from schemas.receipts import Receipt, audit_record
 from services.intake.auth import Authenticator, Throttled
 from services.intake.claims import Claims
@@ -124,9 +125,7 @@ Who = Annotated[Principal, Depends(principal)]
 
 
 def _event_body_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return schema
+    return openapi_schema("Event")[0]  # the published event schema (schemas/json/event.schema.json)
 
 
 router = APIRouter()

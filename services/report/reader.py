@@ -20,7 +20,15 @@ from bus.settings import KafkaSettings
 from rules.catalog import catalog
 from schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
 from schemas.referrals import Referral
-from topics.catalog import ALERT_STATES, CASES, ESCALATIONS, POLICE_ALERTS, RESPONSES, referral_topic_name
+from topics.catalog import (
+    ALERT_STATES,
+    ANSWERS,
+    CASES,
+    ESCALATIONS,
+    LEGACY_ANSWERS_TOPIC,
+    POLICE_ALERTS,
+    referral_topic_name,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,7 +55,9 @@ def referral_topics() -> list[str]:
 async def read_topics(settings: KafkaSettings, console: Console | None = None) -> TopicData:
     data = TopicData()
     sinks: dict[str, tuple[type[BaseModel], Callable[[Any], None]]] = {
-        RESPONSES.name: (ReferralResponse, data.responses.append),
+        ANSWERS.name: (ReferralResponse, data.responses.append),
+        # Answers of the years before they moved to their own topic (issue #18).
+        LEGACY_ANSWERS_TOPIC: (ReferralResponse, data.responses.append),
         ESCALATIONS.name: (Escalation, data.escalations.append),
         POLICE_ALERTS.name: (PoliceAlert, data.alerts.append),
         ALERT_STATES.name: (TrackedState, data.states.append),

@@ -20,7 +20,7 @@ CSV_COLUMNS = (
 
 _OPEN_SOURCES = {
     "alerts.states": "未办结 = 告警服务记录的状态（alerts.states）既非办结也非结案",
-    "referrals.responses": "未办结 = 答复主题（referrals.responses）上没有“办结”答复"
+    "referrals.responses": "未办结 = 答复主题（answers.referrals）上没有“办结”答复"
                            "（alerts.states 中没有这些转介的状态）",
 }
 

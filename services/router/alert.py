@@ -16,9 +16,9 @@ from rules.deadlines import Deadlines
 from rules.projection import project
 from schemas.alerts import PoliceAlert, alert_id_for, descriptors_of
 from schemas.cases import report_case
+from schemas.encoding import dump_values
 from schemas.events import Event
 from schemas.referrals import Referral
-from schemas.wire import dump_values
 from services.router.handling import Outgoing
 from topics.catalog import POLICE_ALERTS
 
@@ -50,8 +50,8 @@ def police_alert(event: Event, referrals: Sequence[Referral], deadlines: Deadlin
 
 def police_alert_values(event: Event, referrals: Sequence[Referral], deadlines: Deadlines
                         ) -> dict[str, Any] | None:
-    """The fields of `police_alert` (every one, in the model's order), from the validated event
-    and the referrals the engine built."""
+    """The fields of `police_alert` (every one in the model's order, but `schema_version`, the
+    model's default), from the validated event and the referrals the engine built."""
     if event.kind != MISSING_CHILD:
         return None
     lead = _lead(referrals)
@@ -89,7 +89,7 @@ class PoliceAlertEmitter:
     deadlines: Deadlines
 
     def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
-        # Serialised as the model writes it, without validating what the bus built (schemas/wire.py).
+        # Serialised as the model writes it, without validating what the bus built (schemas/encoding.py).
         values = police_alert_values(event, referrals, self.deadlines)
         if values is None:
             return ()

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from rules.deadlines import Deadlines
 from rules.engine import plan_status
+from schemas.encoding import dump_values
 from schemas.events import Event
 from schemas.receipts import Receipt, RefusalField, audit_record, audit_records_json
 from schemas.referrals import DeadLetter, Referral
-from schemas.wire import dump_values
 from services.router.alert import PoliceAlertEmitter
 from services.router.handling import Emitter, Outgoing
 from topics.catalog import AUDIT, RECEIPTS
@@ -36,7 +36,8 @@ class ReceiptEmitter:
 
     def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
         # Built from the validated event and the referrals the engine built: serialised as the
-        # model writes it, without validating it all again (schemas/wire.py); every field given.
+        # model writes it, without validating it all again (schemas/encoding.py); every field given but
+        # schema_version (the model's default, written first).
         plans = plan_status(event, referrals)
         event_id = str(event.event_id)
         receipt = dump_values(Receipt, {

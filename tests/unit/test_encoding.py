@@ -1,4 +1,4 @@
-"""The wire format of messages the bus builds itself (schemas/wire.py): the same bytes the models
+"""Encoding the messages the bus builds itself (schemas/encoding.py): the same bytes the models
 write, without building and validating them first."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from bus.demo_events import scripted_events
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
 from schemas.alerts import PoliceAlert
+from schemas.encoding import Uuid5, dump_values, model_values
 from schemas.receipts import AUDIT_NAMESPACE, AuditRecord, Receipt, audit_record, audit_records_json
 from schemas.referrals import Citation, Referral, referral_id_for, referral_id_suffix, referral_ids
-from schemas.wire import Uuid5, dump_values, model_values
 from services.router.alert import police_alert
 from services.router.handling import Position, Routed, Router
 from services.router.outputs import AuditEmitter, ReceiptEmitter, emitters
@@ -46,6 +46,17 @@ def test_model_values_refuses_a_missing_required_field_and_an_unknown_one() -> N
     with pytest.raises(ValueError, match="no field"):
         model_values(AuditRecord, {"audit_id": uuid.uuid4(), "event_id": "e", "action": "routed",
                                    "actor": "router", "at": AT, "colour": "red"})
+
+
+def test_a_message_the_bus_builds_says_its_schema_version_first_as_the_model_does() -> None:
+    """The bus's values leave `schema_version` out (the model's default); the bytes carry it, first."""
+    values: dict[str, Any] = {"audit_id": uuid.uuid4(), "event_id": "e", "action": "routed", "actor": "router",
+                              "at": AT, "referral_id": None, "agency": None, "detail": None}
+    written = dump_values(AuditRecord, values)
+    assert written.startswith(b'{"schema_version":"1.0",')
+    assert written == AuditRecord(**values).model_dump_json().encode()
+    assert dump_values(AuditRecord, {"schema_version": "1.0", **values}) == written
+    assert dump_values(AuditRecord, {k: v for k, v in values.items() if k != "detail"}) == written
 
 
 @given(st.uuids(), st.text(), st.text())
@@ -93,6 +104,7 @@ def test_every_message_the_router_builds_is_what_its_model_writes(situation: int
         assert (POLICE_ALERTS.name in topics) == (event["kind"] == "child_missing_reported")
         for message in outcome.messages:
             model = MODEL_OF.get(message.topic, Referral)
+            assert message.value.startswith(b'{"schema_version":"1.0",')
             assert model.model_validate_json(message.value).model_dump_json().encode() == message.value
 
 
