@@ -123,7 +123,10 @@ class ReferralResponse(_Frozen):
     agency: AgencyCode | None = Field(default=None, description="Who answers (None: not given).")
     reason: str | None = Field(default=None, max_length=1000)
     note: str | None = Field(default=None, max_length=4000)
-    responded_at: AwareDatetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    responded_at: AwareDatetime = Field(
+        default_factory=lambda: dt.datetime.now(dt.UTC),
+        description="The sender's own clock, recorded as claimed (`HistoryEntry.claimed_at`); the bus dates an "
+                    "answer by when it received it, never by this.")
     exercise: bool = False
     officer: str | None = Field(
         default=None, min_length=1, max_length=100,
@@ -140,6 +143,18 @@ class ReferralResponse(_Frozen):
     @property
     def key(self) -> bytes:
         return str(self.referral_id).encode()
+
+
+class ParkedAnswer(_Frozen):
+    """An answer the alerts service keeps until its alert or referral arrives (`alerts.parked`):
+    topics are not ordered against each other. `received_at` is when the bus received it (its
+    time once applied); `parked_at` starts its parking window; `for_twin` marks an answer already
+    applied to an alert (or lead referral) that waits for the other of the pair."""
+
+    response: ReferralResponse
+    received_at: AwareDatetime
+    parked_at: AwareDatetime
+    for_twin: bool = False
 
 
 EscalationAction = Literal["resend", "escalate", "reassign"]
@@ -192,6 +207,9 @@ class HistoryEntry(_Frozen):
     by: str | None = None
     detail: str | None = None
     officer: str | None = Field(default=None, description="The person who gave an answer (ReferralResponse.officer).")
+    claimed_at: AwareDatetime | None = Field(
+        default=None, description="An answer's `responded_at` as its sender claimed it; `at` is when the bus "
+                                  "received it, which deadlines and on-time figures use.")
 
 
 class TrackedState(_Frozen):

@@ -44,6 +44,12 @@ POLICE_ALERTS = TopicSpec("alerts.police", "PoliceAlert", "case_id", 4, 90 * DAY
                           description="Urgent alerts for police command centres (missing children).")
 RESPONSES = TopicSpec("referrals.responses", "ReferralResponse", "referral_id", 4, 365 * DAY_MS,
                       description="Acknowledgements, acceptances, rejections and completions from agencies.")
+# Answers the alerts service did not apply (not an answer, no agency, an unknown id, an agency
+# the alert or referral was not addressed or escalated to, a final state): one `RefusedAnswer`
+# each, ids and codes only, keyed like the answers. The duty console reads it to show an
+# officer's refused answer on its card.
+ANSWERS_REFUSED = TopicSpec("answers.refused", "RefusedAnswer", "referral_id", 1, 365 * DAY_MS,
+                            description="Answers not applied, with the reason (ids and codes only).")
 ESCALATIONS = TopicSpec("alerts.escalations", "Escalation", "referral_id", 4, 365 * DAY_MS,
                         description="Re-sends and escalations of unacknowledged alerts.")
 RECEIPTS = TopicSpec("events.receipts", "Receipt", "event_id", 4, 365 * DAY_MS,
@@ -101,7 +107,7 @@ def broadcast_topic(channel: str) -> TopicSpec:
 
 
 FIXED_TOPICS: tuple[TopicSpec, ...] = (
-    EVENTS, DEAD_LETTERS, POLICE_ALERTS, RESPONSES, ESCALATIONS, RECEIPTS, AUDIT, CASES,
+    EVENTS, DEAD_LETTERS, POLICE_ALERTS, RESPONSES, ANSWERS_REFUSED, ESCALATIONS, RECEIPTS, AUDIT, CASES,
     BROADCAST_REFUSALS, BROADCAST_STATE, INTAKE_CLAIMS,
 )
 

@@ -24,10 +24,14 @@ from bus.faust_app import BusApp
 from bus.kafka.reader import latest_by_key, read_all
 from bus.settings import KafkaSettings
 from bus.upstream.faust_tables import KeyPartitionedTable, overwrite_store
-from services.alerts.store import MappingStore
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.store import MappingStore, screen
 from topics.catalog import ALERT_PARKED, ALERT_STATES, CASES, TopicSpec
 
 log = structlog.get_logger("alerts")
+
+#: The input label of each changelog's refused records.
+_INPUTS = {ALERT_STATES.name: "state", CASES.name: "case", ALERT_PARKED.name: "parked"}
 
 
 class Tables(MappingStore):
@@ -48,7 +52,7 @@ class Tables(MappingStore):
                                          value_type=bytes, partitions=spec.partitions,
                                          changelog_topic=changelog))
 
-    async def restore(self, kafka: KafkaSettings) -> None:
+    async def restore(self, kafka: KafkaSettings, metrics: AlertsMetrics | None = None) -> None:
         """Complete faust's table recovery from the changelog topics, then open the gates.
 
         faust restores a table up to its changelog's end offsets, but the local Tansu broker
@@ -63,7 +67,14 @@ class Tables(MappingStore):
         tables: tuple[tuple[Any, TopicSpec], ...] = (
             (self.tracked, ALERT_STATES), (self.parked_by_key, ALERT_PARKED), (self.cases_by_id, CASES))
         for table, spec in tables:
-            overwrite_store(table, latest_by_key(await read_all(kafka, [spec.name], limit=300.0)))
+            # Only what the service itself would have written: a record another writer put on a
+            # changelog (or a bug's) is left out, counted, and never met by a handler.
+            kept, refused = screen(spec.name, latest_by_key(await read_all(kafka, [spec.name], limit=300.0)))
+            overwrite_store(table, kept)
+            for reason, n in refused.items():
+                log.error("restore_refused", topic=spec.name, reason=reason, records=n)
+                if metrics is not None:
+                    metrics.records_refused.labels(_INPUTS[spec.name], reason).inc(n)
         self.restored.set()
         log.info("tables_restored", tracked=len(self.tracked), cases=len(self.cases_by_id))
 

@@ -95,7 +95,8 @@ def test_a_linked_clues_referral_is_grouped_under_the_case_and_stays_answerable(
     assert grouped.next_deadline is None and grouped.status == "sent"  # no deadline of its own; still answered
     assert grouped.history[-1].what == "grouped" and grouped.history[-1].detail == "place 西安北站候车室"
     assert cases.group_referral(grouped, case.case_id, "again", T0) is None  # a replay changes nothing
-    answered = lifecycle.apply_response(grouped, ReferralResponse(referral_id=grouped.id, answer="acknowledged"))
+    answered = lifecycle.apply_response(grouped, ReferralResponse(referral_id=grouped.id, answer="acknowledged",
+                                                                  agency="police"), T0)
     assert answered.applied and answered.state.status == "acknowledged" and answered.state.grouped
 
 

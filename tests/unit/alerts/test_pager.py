@@ -108,7 +108,7 @@ def test_a_rejected_alert_without_a_lead_referral_is_re_assigned_and_paged_to_th
     state = _tracked(missing_child())
     assert state.twin_id is None
     rejected = lifecycle.apply_response(state, ReferralResponse(referral_id=state.id, answer="rejected",
-                                                                reason="not ours", responded_at=T0)).state
+                                                                reason="not ours", responded_at=T0), T0).state
     (page,) = notices_of_state(rejected, Desk(JOINT_OFFICE, "xian"))
     assert page.kind == "reassign" and "REASSIGN" in render.text(page) and page.child is not None
     assert not notices_of_state(rejected, Desk(CENTRE))
@@ -122,7 +122,7 @@ def test_an_unreadable_message_is_not_a_page() -> None:
 def test_answered_alerts_page_nothing_more() -> None:
     state = _tracked(missing_child())
     answered = lifecycle.apply_response(state, ReferralResponse(referral_id=state.id, answer="acknowledged",
-                                                                responded_at=T0)).state
+                                                                responded_at=T0), T0).state
     assert not notices_of_state(answered, Desk(CENTRE))
 
 
@@ -372,7 +372,8 @@ def test_a_rejected_duty_raised_after_the_resolution_is_re_assigned_and_paged_to
     assert state is not None
     rejected = lifecycle.apply_response(state, ReferralResponse(
         referral_id=state.id, answer="rejected", reason="no paediatric ward",
-        responded_at=closed.resolved_at + dt.timedelta(hours=4), agency="health")).state
+        responded_at=closed.resolved_at + dt.timedelta(hours=4), agency="health"),
+        closed.resolved_at + dt.timedelta(hours=4)).state
     assert rejected.escalation is not None and rejected.escalation.action == "reassign"
     office = _pager(JOINT_OFFICE, tmp_path)
     # A duty the resolution ended was closed by the service: nothing to re-assign, nothing paged.
