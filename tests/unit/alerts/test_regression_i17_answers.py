@@ -151,7 +151,7 @@ def test_an_escalated_agency_may_answer_and_answers_both_of_the_pair(running: Se
 
 
 def test_an_answer_after_a_final_state_is_refused_and_not_recorded(running: Service) -> None:
-    alert_id, lead_id = _tracked_alert(running)
+    alert_id, _ = _tracked_alert(running)
     _answer(running, dump(ReferralResponse(referral_id=alert_id, answer="done", note="found", agency=CENTRE)))
     before = running.store.state(str(alert_id))
     late = ReferralResponse(referral_id=alert_id, answer="accepted", agency=CENTRE)
