@@ -11,13 +11,14 @@ import datetime as dt
 import json
 import sys
 import uuid
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bus.boundary import CASE_CHANGE, TRACKED_STATE, Contract, Refusal, shown_id
 from bus.cli import require_broker
 from bus.settings import KafkaSettings
 from schemas.alerts import Answer, CaseChange, ReferralResponse, TrackedState, dump
@@ -25,6 +26,7 @@ from topics.catalog import ALERT_STATES, CASES, RESPONSES
 
 console = Console()
 err_console = Console(stderr=True)
+M = TypeVar("M")
 
 AgencyOpt = Annotated[str | None, typer.Option(help="Your agency code, e.g. police.command_center.")]
 ExerciseOpt = Annotated[bool, typer.Option("--exercise", help="Answer given in a drill.")]
@@ -92,10 +94,27 @@ async def latest(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
 
 
 async def load_cases(settings: KafkaSettings) -> tuple[list[CaseChange], dict[str, TrackedState]]:
+    """Every case and tracked state as the alerts service published them; a record that is not one
+    (written by someone else, or a bug) is left out, and said so in one line."""
     raw_cases, raw_states = await asyncio.gather(latest(settings, CASES.name), latest(settings, ALERT_STATES.name))
-    cases = [CaseChange.model_validate_json(v) for v in raw_cases.values()]
-    states = {k: TrackedState.model_validate_json(v) for k, v in raw_states.items()}
-    return cases, states
+    cases = decoded(CASE_CHANGE, raw_cases, CASES.name)
+    states = {str(s.id): s for s in decoded(TRACKED_STATE, raw_states, ALERT_STATES.name).values()}
+    return list(cases.values()), states
+
+
+def decoded(contract: Contract[M], raw: dict[str, bytes], topic: str) -> dict[str, M]:
+    """The records of a state topic that decode through the trust boundary, by key."""
+    out: dict[str, M] = {}
+    refused = 0
+    for key, value in raw.items():
+        model = contract.decode(value)
+        if isinstance(model, Refusal):
+            refused += 1
+        else:
+            out[key] = model
+    if refused:
+        err_console.print(f"{refused} record(s) on {topic} are not the alerts service's and were left out")
+    return out
 
 
 def grouped_referrals(states: dict[str, TrackedState]) -> dict[str, list[dict[str, str]]]:
@@ -171,10 +190,11 @@ def status(referral_id: Annotated[str, typer.Argument(help="Referral or alert id
     """The tracked state of one referral or alert, as JSON."""
     states = asyncio.run(latest(require_broker(), ALERT_STATES.name))
     raw = states.get(referral_id)
-    if raw is None:
-        err_console.print(f"error: no tracked referral or alert {referral_id}")
+    state = TRACKED_STATE.decode(raw) if raw is not None else None
+    if state is None or isinstance(state, Refusal):
+        err_console.print(f"error: no tracked referral or alert {shown_id(referral_id)}")
         raise typer.Exit(1)
-    sys.stdout.write(TrackedState.model_validate_json(raw).model_dump_json(exclude={"referral", "alert"}) + "\n")
+    sys.stdout.write(state.model_dump_json(exclude={"referral", "alert"}) + "\n")
 
 
 def alerts() -> None:
