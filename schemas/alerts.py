@@ -196,6 +196,28 @@ TrackedStatus = Literal[
 ]
 #: States an answer can no longer change (the alerts service decides by them; readers show them).
 FINAL_STATUSES: frozenset[str] = frozenset({"done", "rejected", "closed", "grouped"})
+_ORDER = {"sent": 0, "acknowledged": 1, "accepted": 2}
+
+
+def next_status(current: str, answer: str) -> str | None:
+    """The status an answer moves an alert or referral to from `current` (not final), or None when
+    it changes nothing there: sent → acknowledged → accepted → done; sent/acknowledged →
+    rejected. The one rule the alerts service applies answers by, the intake and the console
+    offer them by."""
+    if answer == "acknowledged":
+        return "acknowledged" if current == "sent" else None
+    if answer in ("accepted", "rejected"):
+        return answer if _ORDER.get(current, 9) < 2 else None
+    if answer == "done":
+        return "done"
+    raise ValueError(f"unknown answer {answer!r}")
+
+
+def answers_allowed(status: str) -> list[str]:
+    """The answers that still change something in `status`, in the order a desk offers them."""
+    if status in FINAL_STATUSES:
+        return []
+    return [a for a in ANSWERS if next_status(status, a) is not None]
 
 
 class HistoryEntry(_Frozen):

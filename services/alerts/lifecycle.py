@@ -29,6 +29,7 @@ from schemas.alerts import (
     TrackedState,
     alert_id_for,
     escalation_id_for,
+    next_status,
 )
 from schemas.cases import case_of as case_named
 from schemas.cases import referral_case
@@ -183,19 +184,7 @@ def _reassigns(state: TrackedState) -> bool:
     return state.kind == "referral" or state.twin_id is None
 
 
-_ORDER = {"sent": 0, "acknowledged": 1, "accepted": 2}
-
-
-def _next_status(current: str, answer: str) -> str | None:
-    if answer == "acknowledged":
-        return "acknowledged" if current == "sent" else None
-    if answer == "accepted":
-        return "accepted" if _ORDER.get(current, 9) < 2 else None
-    if answer == "rejected":
-        return "rejected" if _ORDER.get(current, 9) < 2 else None
-    if answer == "done":
-        return "done"
-    raise ValueError(f"unknown answer {answer!r}")
+_next_status = next_status
 
 
 def reassignment(state: TrackedState, response: ReferralResponse, at: dt.datetime) -> Reassign:

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 from bus.presentation import local_time, plan_title
 from rules.projection import paths_for
 from schemas.alerts import ANSWERS, FINAL_STATUSES, CaseChange, HistoryEntry, TrackedState
+from schemas.alerts import answers_allowed as shared_answers_allowed
 from schemas.broadcast import CaseBroadcast
 from schemas.references import short_ref
 
@@ -107,13 +108,7 @@ def may_answer(state: TrackedState, viewer: Viewer) -> bool:
 
 def answers_allowed(status: str) -> list[str]:
     """The answers that still change something, as the alerts service applies them."""
-    if status == "sent":
-        return ["acknowledged", "accepted", "rejected", "done"]
-    if status == "acknowledged":
-        return ["accepted", "rejected", "done"]
-    if status == "accepted":
-        return ["done"]
-    return []
+    return shared_answers_allowed(status)
 
 
 def on_board(state: TrackedState) -> bool:
