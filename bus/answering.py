@@ -11,22 +11,38 @@ answers a known `response_id` with its first answer, the alerts service applies 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from bus.client import IntakeClient
 from bus.outbox import Item, Outbox
 from bus.settings import StateSettings
 
-#: The answers' outbox, beside the events' (`outbox.sqlite`) in the state directory.
-ANSWERS_OUTBOX = "answers-outbox.sqlite"
+#: The answers' outboxes, beside the events' (`outbox.sqlite`) in the state directory: one per
+#: token, so that answers given with one agency's token are only ever sent with that token.
+ANSWERS_DIR = "answers"
+_TOKEN_ID = re.compile(r"^rb_([A-Za-z0-9-]{1,32})_")
 
 
-def answers_outbox_path(state: StateSettings | None = None) -> Path:
-    return (state or StateSettings()).state_dir / ANSWERS_OUTBOX
+def answers_dir(state: StateSettings | None = None) -> Path:
+    return (state or StateSettings()).state_dir / ANSWERS_DIR
 
 
-def answers_outbox(path: Path | None = None) -> Outbox:
-    return Outbox(path or answers_outbox_path(), id_field="response_id")
+def answers_outbox_path(token: str, state: StateSettings | None = None) -> Path:
+    """The outbox of the answers given with `token`, named by the token's id (not its secret)."""
+    match = _TOKEN_ID.match(token)
+    return answers_dir(state) / f"{match.group(1) if match else 'token'}.sqlite"
+
+
+def answers_outbox(token: str, state: StateSettings | None = None) -> Outbox:
+    return Outbox(answers_outbox_path(token, state), id_field="response_id")
+
+
+def all_answers_outboxes(state: StateSettings | None = None) -> list[tuple[str, Outbox]]:
+    """Every answers outbox in the state directory, by token id."""
+    folder = answers_dir(state)
+    return [(path.stem, Outbox(path, id_field="response_id")) for path in sorted(folder.glob("*.sqlite"))] \
+        if folder.is_dir() else []
 
 
 def answer_path(item: Item) -> str:

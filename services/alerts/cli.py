@@ -88,7 +88,7 @@ def _answer(answer: Answer, referral_id: str, token: str, url: str, agency: str 
                            f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
         err_console.print(f"error: {detail}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from exc
-    box = answers_outbox()
+    box = answers_outbox(token)
     response_id = str(request.response_id)
     box.add(request.model_dump_json(exclude_none=True).encode())
     client = answer_client(url, token, box)

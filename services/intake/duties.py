@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Protocol
 
 import structlog
@@ -106,13 +107,28 @@ class DutiesFollower:
             consumer = make_consumer(self._kafka, group_id=None)
             try:
                 await consumer.start()
-                await consumer.topics()
-                parts = [TopicPartition(ALERT_STATES.name, p)
-                         for p in sorted(consumer.partitions_for_topic(ALERT_STATES.name) or ())]
+                parts = await self._partitions()
                 consumer.assign(parts)
                 await self._seek(consumer, parts)
                 backoff = 0.5
+                checked = time.monotonic()
                 while True:
+                    if len(parts) < ALERT_STATES.partitions and time.monotonic() - checked > 2.0:
+                        # The topic may appear after the intake started: a table's changelog is
+                        # created by its first write on a broker that creates topics on demand.
+                        checked = time.monotonic()
+                        found = await self._partitions()
+                        if set(found) != set(parts):
+                            consumer.assign(found)
+                            await self._seek(consumer, found)
+                            parts = found
+                    if not parts:
+                        await asyncio.sleep(wait_ms / 1000)
+                        async with self._changed:
+                            self._cycles += 1
+                            self._caught_up.set()
+                            self._changed.notify_all()
+                        continue
                     batch = await consumer.getmany(timeout_ms=wait_ms, max_records=1000)
                     for tp, messages in batch.items():
                         self._store.apply_duties(tp.partition, [
@@ -131,6 +147,19 @@ class DutiesFollower:
                     await asyncio.wait_for(consumer.stop(), 5)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+    async def _partitions(self) -> list[TopicPartition]:
+        """The topic's partitions, asked of the broker by a fresh client (a running consumer's
+        metadata only follows the topics it already has)."""
+        probe = make_consumer(self._kafka, group_id=None)
+        await probe.start()
+        try:
+            await probe.topics()
+            return [TopicPartition(ALERT_STATES.name, p)
+                    for p in sorted(probe.partitions_for_topic(ALERT_STATES.name) or ())]
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(probe.stop(), 5)
 
     async def _seek(self, consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> None:
         stored = self._store.duty_positions()

@@ -306,7 +306,13 @@ async def answer_referral(request: Request, response: Response, ctx: Ctx, who: W
                 return _accepted(taken)
             duty = await _duty(ctx, key)
             twin = ctx.duties.get(duty.twin_id) if duty.twin_id else None
-            _authorise(ctx, who, asked, duty, twin)
+            # The very same answer tried before, whose publish timed out, may have reached the
+            # broker and been applied since: its state then says it changes nothing, but it is
+            # sent again (the alerts service drops the copy by its response_id), not refused.
+            digest = body_digest(body)
+            retried = ctx.store.attempted_answer(response_id, key, who.agency, digest)
+            _authorise(ctx, who, asked, duty, twin, retried=retried)
+            ctx.store.attempt_answer(response_id, key, who.agency, digest)
             taken = await _publish_answer(ctx, who, asked, duty, body)
             return _accepted(taken)
         finally:
@@ -341,12 +347,15 @@ async def _duty(ctx: IntakeContext, key: str) -> Duty:
     return duty
 
 
-def _authorise(ctx: IntakeContext, who: Principal, asked: AnswerRequest, duty: Duty, twin: Duty | None) -> None:
+def _authorise(ctx: IntakeContext, who: Principal, asked: AnswerRequest, duty: Duty, twin: Duty | None, *,
+               retried: bool = False) -> None:
     """The alerts service's rule (`lifecycle.authorise`), on what this replica knows of the states."""
     entitled = duty.agencies | (twin.agencies if twin is not None else frozenset())
     if who.agency not in entitled:
         _answer_refused(ctx, 403, "not_entitled",
                         "your agency is not one this alert or referral was addressed or escalated to")
+    if retried:
+        return
     open_ones = [d for d in (duty, twin) if d is not None and d.status not in FINAL_STATUSES]
     if not open_ones and not (duty.twin_id and twin is None):
         _answer_refused(ctx, 409, "already_final", f"this alert or referral is {duty.status}: no answer changes it")

@@ -87,6 +87,9 @@ class IntakeStore:
                 id TEXT PRIMARY KEY, event_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
                 agencies TEXT NOT NULL, twin_id TEXT);
             CREATE TABLE IF NOT EXISTS duty_positions (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS answer_attempts (
+                response_id TEXT PRIMARY KEY, referral_id TEXT NOT NULL, agency TEXT NOT NULL,
+                body_sha256 TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS answers (
                 response_id TEXT PRIMARY KEY, referral_id TEXT NOT NULL, agency TEXT NOT NULL, answer TEXT NOT NULL,
                 body_sha256 TEXT NOT NULL, accepted_at TEXT NOT NULL);
@@ -198,6 +201,18 @@ class IntakeStore:
         if row is None:
             return None
         return TakenAnswer(row[0], row[1], row[2], row[3], row[4], dt.datetime.fromisoformat(row[5]))
+
+    def attempted_answer(self, response_id: str, referral_id: str, agency: str, body_sha256: str) -> bool:
+        """Whether this very answer was published before without an acknowledgement (a publish that
+        timed out may still have reached the broker, and been applied)."""
+        row = self._db.execute("SELECT referral_id, agency, body_sha256 FROM answer_attempts WHERE response_id = ?",
+                               (response_id,)).fetchone()
+        return row is not None and tuple(row) == (referral_id, agency, body_sha256)
+
+    def attempt_answer(self, response_id: str, referral_id: str, agency: str, body_sha256: str) -> None:
+        """Note an authorised answer about to be published."""
+        self._db.execute("INSERT OR IGNORE INTO answer_attempts (response_id, referral_id, agency, body_sha256) "
+                         "VALUES (?, ?, ?, ?)", (response_id, referral_id, agency, body_sha256))
 
     def take_answer(self, taken: TakenAnswer) -> TakenAnswer:
         """Record an answer the broker has; if one with its `response_id` came first, that one."""

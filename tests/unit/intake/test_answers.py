@@ -141,6 +141,26 @@ def test_broker_down_is_503_and_nothing_is_remembered(client: TestClient, publis
     assert post(client, ALERT, answer="acknowledged", response_id=response_id).status_code == 202
 
 
+def test_a_retry_of_an_answer_whose_publish_timed_out_is_sent_again_even_once_applied(
+        client: TestClient, publisher: FakePublisher, store: IntakeStore) -> None:
+    """The broker may have taken an answer whose publish timed out, and the alerts service applied
+    it: the retry is not refused as changing nothing (its copy is dropped by response_id there)."""
+    publisher.down = True
+    response_id = str(uuid.uuid4())
+    assert post(client, OFFICE_ONLY, "anti_trafficking_office", answer="done", note="placed",
+                response_id=response_id).status_code == 503
+    store.apply_duties(0, [(4, Duty(OFFICE_ONLY, EVENT, "referral", "done", frozenset({"anti_trafficking_office"}),
+                                    None))])
+    publisher.down = False
+    r = post(client, OFFICE_ONLY, "anti_trafficking_office", answer="done", note="placed", response_id=response_id)
+    assert r.status_code == 202, r.text
+    # Another answer, or one refused before, is still refused.
+    assert post(client, OFFICE_ONLY, "anti_trafficking_office", answer="done", note="again").status_code == 409
+    refused_id = str(uuid.uuid4())
+    assert post(client, DONE, "civil_affairs", answer="done", note="x", response_id=refused_id).status_code == 409
+    assert post(client, DONE, "civil_affairs", answer="done", note="x", response_id=refused_id).status_code == 409
+
+
 def test_without_the_states_the_endpoint_knows_no_id(publisher: FakePublisher, tmp_path: Path) -> None:
     app = create_app(IntakeSettings(consume_receipts=False), KafkaSettings(), StateSettings(state_dir=tmp_path),
                      publisher=publisher, registry=CollectorRegistry())
