@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from faust.serializers import codecs
 
 from bus.faust_app import BusApp
 from bus.kafka.reader import latest_by_key, read_all
@@ -34,10 +35,28 @@ log = structlog.get_logger("alerts")
 _INPUTS = {ALERT_STATES.name: "state", CASES.name: "case", ALERT_PARKED.name: "parked"}
 
 
+#: The tables' key codec: UTF-8 text, as `raw` writes a str key; a key that is not UTF-8 (not one
+#: the service wrote) is read with replacement characters instead of failing the table's recovery
+#: (faust would stop recovering on it, and the worker would wait for ever). `screen` then leaves
+#: its record out.
+KEY_CODEC = "bus_text_keys"
+
+
+class TextKeys(codecs.Codec):
+    """UTF-8 keys, undecodable bytes replaced (faust's public codec interface)."""
+
+    def _dumps(self, s: Any) -> bytes:
+        return s.encode() if isinstance(s, str) else bytes(s)
+
+    def _loads(self, s: bytes) -> Any:
+        return s.decode("utf-8", errors="replace")
+
+
 class Tables(MappingStore):
     """The tracked states, cases and parked answers in faust tables registered on `app`."""
 
     def __init__(self, app: BusApp) -> None:
+        codecs.register(KEY_CODEC, TextKeys())
         self.app = app
         super().__init__(tracked=self._table("tracked", ALERT_STATES), cases=self._table("cases", CASES),
                          parked=self._table("parked", ALERT_PARKED))
@@ -45,7 +64,7 @@ class Tables(MappingStore):
         self.restored = asyncio.Event()
 
     def _table(self, name: str, spec: TopicSpec) -> Any:
-        changelog = self.app.topic(spec.name, key_type=str, value_type=bytes, key_serializer="raw",
+        changelog = self.app.topic(spec.name, key_type=str, value_type=bytes, key_serializer=KEY_CODEC,
                                    value_serializer="raw", partitions=spec.partitions)
         app: Any = self.app
         return app.tables.add(KeyedTable(app, name=name, beacon=app.tables.beacon, key_type=str,
@@ -118,7 +137,7 @@ class KeyedTable(KeyPartitionedTable):
         super().__init__(*args, **kwargs)
         # Keys on the wire as plain text, like every other topic keyed by an id (faust would
         # JSON-encode a str key, quotes included).
-        self.key_serializer = "raw"
+        self.key_serializer = KEY_CODEC
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
         # faust buffers a table write and sends it in the background, only logging a failed one,
