@@ -433,7 +433,7 @@ async def _read_body(request: Request, ctx: IntakeContext) -> bytes:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         ctx.metrics.requests.labels("unsupported_media_type").inc()
-        raise IntakeError(415, "unsupported_media_type", "send the event as application/json")
+        raise IntakeError(415, "unsupported_media_type", "send the body as application/json")
     limit = ctx.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
