@@ -49,7 +49,8 @@ from bus.kafka.admin import create_topics
 from bus.kafka.reader import read_all
 from bus.local_broker import die_with_parent, free_port, local_broker
 from bus.settings import KafkaSettings
-from schemas.alerts import ANSWERS, alert_id_for
+from schemas.alerts import ANSWERS as ANSWER_VALUES
+from schemas.alerts import alert_id_for
 from services.intake.demo import DEMO_TOKENS
 from tests.hostile import (
     HOSPITAL,
@@ -62,7 +63,7 @@ from tests.hostile import (
     missing_child,
     release,
 )
-from topics.catalog import ALERT_STATES, ANSWERS_REFUSED, DEAD_LETTERS, EVENTS, RECEIPTS, RESPONSES
+from topics.catalog import ALERT_STATES, ANSWERS, ANSWERS_REFUSED, DEAD_LETTERS, EVENTS, RECEIPTS
 
 CLI = str(Path(sys.executable).with_name("referral-bus"))
 TOKEN = DEMO_TOKENS[HOSPITAL]
@@ -157,7 +158,8 @@ async def legit_process(url: str, seconds: float, rate: float, stop_file: Path |
 
 
 def legit(url: str, seconds: float, rate: float, stop_file: Path | None = None) -> subprocess.Popen[bytes]:
-    # As a module: run as a script, its folder would come first on sys.path and shadow `rules`.
+    # As a module: run as a script, its folder would come first on sys.path and benchmarks/rules.py
+    # would shadow the `rules` package.
     args = [sys.executable, "-m", "benchmarks.fuzz", "--legit-client", url, "--legit-seconds", str(seconds),
             "--legit-rate", str(rate)]
     if stop_file is not None:
@@ -486,7 +488,7 @@ def hostile_answers(total: int, seed: int, targets: Targets) -> Iterator[tuple[s
         pick = rnd.random()
         if pick < 0.7:
             referral_id = rnd.choice(ids) if rnd.random() < 0.8 else str(uuid.uuid4())
-            obj = answer(referral_id, rnd.choice(ANSWERS), agency=rnd.choice(ANSWERERS))
+            obj = answer(referral_id, rnd.choice(ANSWER_VALUES), agency=rnd.choice(ANSWERERS))
             for _ in range(rnd.randint(0, 2)):
                 obj[rnd.choice([*obj, "officer", "exercise", MARK])] = junk(rnd)
             try:
@@ -527,7 +529,7 @@ async def hostile_kafka_answers(kafka: KafkaSettings, total: int, seed: int,
     try:
         futures = []
         for name, value, key in hostile_answers(total, seed, targets):
-            sent = await producer.send(RESPONSES.name, value=value, key=key)
+            sent = await producer.send(ANSWERS.name, value=value, key=key)
             futures.append((PlacedAnswer(name, _response_id(value)), sent))
         for what, fut in futures:
             with contextlib.suppress(Exception):
@@ -554,7 +556,7 @@ async def answer_accounting(kafka: KafkaSettings,
     by_response: dict[str, str] = {}
     for record in await read_all(kafka, [ANSWERS_REFUSED.name]):
         refusal = json.loads(record.value or b"{}")
-        if refusal.get("topic") == RESPONSES.name:
+        if refusal.get("topic") == ANSWERS.name:
             at_position[(refusal["partition"], refusal["offset"])] = refusal["reason"]
         if refusal.get("response_id"):
             by_response[refusal["response_id"]] = refusal["reason"]

@@ -43,13 +43,15 @@ from schemas.errors import FieldError
 from schemas.events import EVENT_ADAPTER, Event
 from schemas.receipts import Receipt
 from schemas.referrals import DeadLetter, Referral
+from schemas.wire import UNSUPPORTED_VERSION
 
 log = structlog.get_logger("boundary")
 
 T = TypeVar("T")
 
 #: Stable reason codes of a refusal (dead letters, receipts, 422 bodies, metric labels).
-REASONS = ("empty_message", "too_large", "invalid_json", "too_deep", "invalid_string", "internal_error")
+REASONS = ("empty_message", "too_large", "invalid_json", "too_deep", "invalid_string", "internal_error",
+           UNSUPPORTED_VERSION)
 
 #: A dead letter keeps the whole original up to this size (an event is far smaller: the intake
 #: takes 64 KiB at most); beyond it, a prefix of `PREFIX_BYTES`, the size and the sha256.
@@ -179,7 +181,10 @@ class Contract(Generic[T]):
         try:
             return self.adapter.validate_json(raw)
         except ValidationError as exc:
-            return Refusal(self.invalid, safe_field_errors(exc, found, names, self.tags), *self._ids(obj))
+            # A schema major version this reader does not read is a reason of its own (schemas/wire.py).
+            unsupported = any(e["type"] == UNSUPPORTED_VERSION for e in exc.errors(include_input=False))
+            reason = UNSUPPORTED_VERSION if unsupported else self.invalid
+            return Refusal(reason, safe_field_errors(exc, found, names, self.tags), *self._ids(obj))
 
     def _ids(self, obj: Any) -> tuple[str | None, str | None]:
         if not isinstance(obj, dict):
@@ -336,6 +341,8 @@ _SCHEMA_MESSAGES = frozenset({
     "literal_error", "string_too_long", "string_too_short", "too_long", "too_short", "greater_than",
     "greater_than_equal", "less_than", "less_than_equal", "multiple_of", "string_pattern_mismatch",
     "enum", "timezone_aware", "missing",
+    # The wire types' own refusals (schemas/wire.py): fixed texts, never the input.
+    "uuid_form", "date_time_form", "schema_version_form", UNSUPPORTED_VERSION,
 })
 
 

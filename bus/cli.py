@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bus.contract_cli import app as contract_app
 from bus.settings import KafkaSettings
 
 topics_app = typer.Typer(help="The topic catalog.", no_args_is_help=True)
@@ -25,6 +26,7 @@ def register(app: typer.Typer) -> None:
     """Mount the bus's own commands (no service's) on the `referral-bus` CLI (`services/cli.py`)."""
     app.add_typer(topics_app, name="topics")
     app.add_typer(schemas_app, name="schemas")
+    app.add_typer(contract_app, name="contract")
     app.command()(route)
     app.command()(broker)
 
@@ -84,13 +86,28 @@ def route(
 
 @topics_app.command("list")
 def topics_list() -> None:
-    """Show every topic of the catalog."""
+    """Show every topic of the catalog (names are never cut: copy them into a client)."""
     from topics.catalog import all_topics
 
-    table = Table("topic", "value", "key", "partitions", "retention (days)", "cleanup")
-    for t in all_topics():
-        table.add_row(t.name, t.value, t.key, str(t.partitions), str(t.retention_ms // 86_400_000), t.cleanup)
+    topics = all_topics()
+    families: dict[str, list[str]] = {}
+    table = Table("topic", "value", "key", "partitions", "days", "cleanup", box=None, pad_edge=False)
+    table.columns[0].no_wrap = True
+    for column in table.columns[1:]:
+        column.overflow = "fold"
+    for t in topics:
+        shown = t.name
+        if t.value == "Referral":  # one row for the family; every name listed below it
+            shown = "referrals.<agency>"
+            families.setdefault(shown, []).append(t.name)
+            if len(families[shown]) > 1:
+                continue
+        table.add_row(shown, t.value, t.key, str(t.partitions), str(t.retention_ms // 86_400_000), t.cleanup)
     console.print(table)
+    for family, names in families.items():
+        console.print(f"\n{family}, one topic per agency ({len(names)}):")
+        for name in names:
+            console.print(f"  {name}", no_wrap=True, crop=False, soft_wrap=True)
 
 
 @topics_app.command("create")
@@ -105,10 +122,10 @@ def topics_create() -> None:
 
 @schemas_app.command("export")
 def schemas_export() -> None:
-    """Write the JSON Schema of every message model under schemas/json/."""
-    from schemas.contract import export
+    """Write the published contract: the JSON Schemas, the AsyncAPI document, docs/topics.md."""
+    from bus.contract_cli import export_all
 
-    for path in export():
+    for path in export_all():
         console.print(f"wrote {path}")
 
 

@@ -24,6 +24,17 @@ class KafkaSettings(BaseSettings):
     idempotent_producer: bool = False
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     request_timeout_ms: int = Field(default=40_000, ge=1000)
+    # During the upgrade that moved answers off `referrals.responses` (deploy/README.md,
+    # "Upgrading"), the answers' readers also read the old topic until it is drained.
+    legacy_answers_topic: str | None = Field(
+        default=None, description="Also read answers from this topic (e.g. referrals.responses) during an upgrade.")
+
+    @property
+    def answer_topics(self) -> tuple[str, ...]:
+        """The topics the answers' readers read: the answers topic, and the old one during an upgrade."""
+        from topics.catalog import ANSWERS
+
+        return (ANSWERS.name, *((self.legacy_answers_topic,) if self.legacy_answers_topic else ()))
 
 
 class StateSettings(BaseSettings):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
-from rules.catalog import catalog
 from schemas.cases import report_case
-from schemas.events import Event, MissingChildReport
+from schemas.events import AgencyCode, Event, MissingChildReport
 from schemas.referrals import Citation, Referral
+from schemas.wire import NOT_BLANK_PATTERN, Bool, Int, Message, Str, Timestamp, Uuid, WireModel, python_regex
 
 #: Namespace of alert and escalation ids (a replayed report yields the same ids).
 ALERT_NAMESPACE = uuid.UUID("0c7b3d52-8a41-4f0e-b7d6-2e9a5c1f3b84")
@@ -25,13 +25,6 @@ Answer = Literal["acknowledged", "accepted", "rejected", "done"]
 ANSWERS: tuple[Answer, ...] = ("acknowledged", "accepted", "rejected", "done")
 
 
-def _known_agency(value: str) -> str:
-    if value not in catalog().agencies:
-        raise ValueError(f"unknown agency code {value!r}")
-    return value
-
-
-AgencyCode = Annotated[str, AfterValidator(_known_agency)]
 
 
 def alert_id_for(event_id: uuid.UUID) -> uuid.UUID:
@@ -49,17 +42,17 @@ def escalation_id_for(tracked_id: uuid.UUID, step: int | str) -> uuid.UUID:
 case_id_of = report_case
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Frozen(WireModel):
+    """A part of a message (closed, immutable, strict)."""
 
 
 class ChildDescriptors(_Frozen):
     """What clue matching compares (age, sex, place, time); police need-to-know, never logged."""
 
-    age: int | None = None
-    sex: str | None = None
-    place: str | None = None
-    last_seen_at: AwareDatetime | None = None
+    age: Int | None = None
+    sex: Str | None = None
+    place: Str | None = None
+    last_seen_at: Timestamp | None = None
 
 
 def descriptors_of(event: Event) -> ChildDescriptors:
@@ -74,33 +67,33 @@ def descriptors_of(event: Event) -> ChildDescriptors:
                             last_seen_at=event.occurred_at)
 
 
-class PoliceAlert(_Frozen):
+class PoliceAlert(Message):
     """An urgent alert for a jurisdiction's police command centre (儿童失踪快速查找机制).
 
     `attempt` is 1 for the alert raised by the router and 2, 3 ... for re-sends: a re-sent alert
     keeps its `alert_id`, so receivers drop copies by `delivery_id` and still see a re-send.
     """
 
-    alert_id: uuid.UUID
-    case_id: uuid.UUID
-    event_id: uuid.UUID
-    jurisdiction: str
+    alert_id: Uuid
+    case_id: Uuid
+    event_id: Uuid
+    jurisdiction: Str
     agency: AgencyCode
-    urgency: str
-    action: str
-    action_zh: str = Field(default="", description="The action in the plan's own words (Chinese), for consoles.")
-    raised_at: AwareDatetime = Field(description="The report's reported_at: the deadline counts from it.")
-    ack_deadline: AwareDatetime | None
-    attempt: int = Field(default=1, ge=1)
-    exercise: bool = False
-    lead_referral_id: uuid.UUID | None = Field(
+    urgency: Str
+    action: Str
+    action_zh: Str = Field(default="", description="The action in the plan's own words (Chinese), for consoles.")
+    raised_at: Timestamp = Field(description="The report's reported_at: the deadline counts from it.")
+    ack_deadline: Timestamp | None
+    attempt: Int = Field(default=1, ge=1)
+    exercise: Bool = False
+    lead_referral_id: Uuid | None = Field(
         default=None, description="The command centre's lead referral: answering either answers both.")
-    referral_ids: tuple[uuid.UUID, ...] = Field(
+    referral_ids: tuple[Uuid, ...] = Field(
         default=(), description="Interception notices and cooperating referrals raised with the alert.")
-    rule_id: str | None = None
+    rule_id: Str | None = None
     citation: Citation | None = None
     descriptors: ChildDescriptors = ChildDescriptors()
-    subject: dict[str, Any] = Field(
+    subject: dict[Str, Any] = Field(
         default_factory=dict, description="The report's fields the command centre needs to know (its lead "
                                           "referral's `subject`): what its duty officer is shown of the child.")
 
@@ -114,30 +107,54 @@ class PoliceAlert(_Frozen):
         return f"{self.alert_id}#{self.attempt}"
 
 
-class ReferralResponse(_Frozen):
+#: The answers that must say something, the field that says it, and the refusal when it does not:
+#: a text with a character other than a space, a tab or a line break.
+ANSWER_NEEDS: dict[str, tuple[str, str]] = {
+    "rejected": ("reason", "a rejection needs a reason"),
+    "done": ("note", "'done' needs a note"),
+}
+_NOT_BLANK = python_regex(NOT_BLANK_PATTERN)
+
+
+def says_something(text: str | None) -> bool:
+    """Whether an answer's reason or note has a character other than a space, a tab or a line break."""
+    return text is not None and _NOT_BLANK.search(text) is not None
+
+
+def answer_needs_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema's statement of ANSWER_NEEDS."""
+    schema["allOf"] = [
+        {"if": {"properties": {"answer": {"const": answer}}, "required": ["answer"]},
+         "then": {"required": [field], "properties": {field: {"type": "string", "pattern": NOT_BLANK_PATTERN}}}}
+        for answer, (field, _) in ANSWER_NEEDS.items()
+    ]
+
+
+class ReferralResponse(Message):
     """An agency's answer to a referral or alert; `response_id` makes a re-sent answer harmless."""
 
-    response_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    referral_id: uuid.UUID = Field(description="A referral id or an alert id.")
+    model_config = ConfigDict(json_schema_extra=answer_needs_schema)
+
+    response_id: Uuid = Field(default_factory=uuid.uuid4)
+    referral_id: Uuid = Field(description="A referral id or an alert id.")
     answer: Answer
     agency: AgencyCode | None = Field(default=None, description="Who answers (None: not given).")
-    reason: str | None = Field(default=None, max_length=1000)
-    note: str | None = Field(default=None, max_length=4000)
-    responded_at: AwareDatetime = Field(
+    reason: Str | None = Field(default=None, max_length=1000)
+    note: Str | None = Field(default=None, max_length=4000)
+    responded_at: Timestamp = Field(
         default_factory=lambda: dt.datetime.now(dt.UTC),
         description="The sender's own clock, recorded as claimed (`HistoryEntry.claimed_at`); the bus dates an "
                     "answer by when it received it, never by this.")
-    exercise: bool = False
-    officer: str | None = Field(
+    exercise: Bool = False
+    officer: Str | None = Field(
         default=None, min_length=1, max_length=100,
         description="Who answered: the person (officer, desk) of the agency, as the console signed them in.")
 
     @model_validator(mode="after")
     def _reason_and_note(self) -> ReferralResponse:
-        if self.answer == "rejected" and not (self.reason or "").strip():
-            raise ValueError("a rejection needs a reason")
-        if self.answer == "done" and not (self.note or "").strip():
-            raise ValueError("'done' needs a note")
+        for answer, (field, message) in ANSWER_NEEDS.items():
+            if self.answer == answer and not says_something(getattr(self, field)):
+                raise ValueError(message)
         return self
 
     @property
@@ -152,37 +169,47 @@ class ParkedAnswer(_Frozen):
     applied to an alert (or lead referral) that waits for the other of the pair."""
 
     response: ReferralResponse
-    received_at: AwareDatetime
-    parked_at: AwareDatetime
-    for_twin: bool = False
+    received_at: Timestamp = Field(description="When the bus received the answer (its time once applied).")
+    parked_at: Timestamp = Field(description="When its parking window started.")
+    for_twin: Bool = Field(default=False, description="Already applied to an alert (or lead referral); waits "
+                                                      "for the other of the pair.")
+
+
+class ParkedAnswers(RootModel[tuple[ParkedAnswer, ...]]):
+    """Answers that arrived before their alert or referral, kept by the alerts service under the
+    answered id until it arrives, each with the time the bus received it (each answer carries its
+    own schema_version). A value written before the bus dated answers itself, a JSON array of bare
+    answers, is still read: each is dated when it is restored."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 EscalationAction = Literal["resend", "escalate", "reassign"]
 
 
-class Escalation(_Frozen):
+class Escalation(Message):
     """A re-send, an escalation to the next level, or a re-assignment after a lead's rejection.
 
     Level 0 is the original receiver (a re-send), 1 the jurisdiction's joint-conference office,
     2 and up the command centres of the parent jurisdictions, nearest first.
     """
 
-    escalation_id: uuid.UUID
-    referral_id: uuid.UUID = Field(description="The alert or referral this is about.")
-    case_id: uuid.UUID | None
+    escalation_id: Uuid
+    referral_id: Uuid = Field(description="The alert or referral this is about.")
+    case_id: Uuid | None
     action: EscalationAction
-    step: int = Field(ge=0)
-    level: int = Field(ge=0)
+    step: Int = Field(ge=0)
+    level: Int = Field(ge=0)
     target_agency: AgencyCode
-    target_jurisdiction: str
-    reason: str
-    decided_at: AwareDatetime
-    ack_deadline: AwareDatetime | None
-    exercise: bool = False
+    target_jurisdiction: Str
+    reason: Str
+    decided_at: Timestamp
+    ack_deadline: Timestamp | None
+    exercise: Bool = False
     alert: PoliceAlert | None = None
-    event_id: uuid.UUID | None = Field(
+    event_id: Uuid | None = Field(
         default=None, description="The event the alert or referral came from (ids and times only, like the rest).")
-    raised_at: AwareDatetime | None = Field(
+    raised_at: Timestamp | None = Field(
         default=None, description="When the alert or referral was raised: tells a duty raised after its case "
                                   "was resolved from one the resolution ended.")
 
@@ -223,51 +250,51 @@ def answers_allowed(status: str) -> list[str]:
 class HistoryEntry(_Frozen):
     """One thing that happened to a tracked alert or referral; `ref` is the response/escalation id."""
 
-    at: AwareDatetime
-    what: str
-    ref: str | None = None
-    by: str | None = None
-    detail: str | None = None
-    officer: str | None = Field(default=None, description="The person who gave an answer (ReferralResponse.officer).")
-    claimed_at: AwareDatetime | None = Field(
+    at: Timestamp
+    what: Str
+    ref: Str | None = None
+    by: Str | None = None
+    detail: Str | None = None
+    officer: Str | None = Field(default=None, description="The person who gave an answer (ReferralResponse.officer).")
+    claimed_at: Timestamp | None = Field(
         default=None, description="An answer's `responded_at` as its sender claimed it; `at` is when the bus "
                                   "received it, which deadlines and on-time figures use.")
 
 
-class TrackedState(_Frozen):
+class TrackedState(Message):
     """The state of one alert or referral, kept by the alerts service (and queryable)."""
 
-    id: uuid.UUID
+    id: Uuid
     kind: Literal["alert", "referral"]
-    event_id: uuid.UUID
-    event_kind: str
-    case_id: uuid.UUID | None
-    jurisdiction: str
-    agency: str
+    event_id: Uuid
+    event_kind: Str
+    case_id: Uuid | None
+    jurisdiction: Str
+    agency: Str
     role: Literal["lead", "cooperating"]
-    urgency: str
-    raised_at: AwareDatetime
-    ack_deadline: AwareDatetime | None
-    next_deadline: AwareDatetime | None = Field(
+    urgency: Str
+    raised_at: Timestamp
+    ack_deadline: Timestamp | None
+    next_deadline: Timestamp | None = Field(
         default=None, description="When the next re-send or escalation is due (alerts only).")
     status: TrackedStatus = "sent"
-    step: int = 0
-    level: int = 0
-    resends: int = 0
-    target_agency: str
-    target_jurisdiction: str
-    acked_at: AwareDatetime | None = None
-    exercise: bool = False
-    twin_id: uuid.UUID | None = Field(
+    step: Int = 0
+    level: Int = 0
+    resends: Int = 0
+    target_agency: Str
+    target_jurisdiction: Str
+    acked_at: Timestamp | None = None
+    exercise: Bool = False
+    twin_id: Uuid | None = Field(
         default=None, description="The alert of a lead referral, or the lead referral of an alert.")
-    reassigned_to: uuid.UUID | None = None
-    grouped: bool = Field(
+    reassigned_to: Uuid | None = None
+    grouped: Bool = Field(
         default=False, description="A clue's referral grouped under the open case it was linked to (`case_id`): "
                                    "answered as usual, never paged nor given a deadline of its own.")
-    grouped_under: uuid.UUID | None = Field(
+    grouped_under: Uuid | None = Field(
         default=None, description="An alert grouped under its open case (status `grouped`): the case's own "
                                   "alert, which stands for it.")
-    after_resolution: AwareDatetime | None = Field(
+    after_resolution: Timestamp | None = Field(
         default=None, description="A duty of a resolved case that stays open because it was raised after the "
                                   "resolution (a new report, the found child's aftercare): when the police "
                                   "reported the resolution.")
@@ -293,12 +320,12 @@ class TrackedState(_Frozen):
 class LinkedClue(_Frozen):
     """A clue report linked to a case, with why it matched."""
 
-    event_id: uuid.UUID
-    kind: str
-    jurisdiction: str
-    reason: str
-    linked_at: AwareDatetime
-    referral_agencies: tuple[str, ...] = Field(
+    event_id: Uuid
+    kind: Str
+    jurisdiction: Str
+    reason: Str
+    linked_at: Timestamp
+    referral_agencies: tuple[Str, ...] = Field(
         default=(), description="The agencies the clue was referred to, as their referrals reach the alerts "
                                 "service (`clue_referred` changes add the late ones).")
 
@@ -306,30 +333,30 @@ class LinkedClue(_Frozen):
 CaseChangeKind = Literal["opened", "clue_linked", "clue_referred", "report_grouped", "closed", "close_refused"]
 
 
-class CaseChange(_Frozen):
+class CaseChange(Message):
     """A missing-child case after its latest change (the `cases.changes` topic is compacted by
     case id, so its last message per key is the case's current state)."""
 
-    case_id: uuid.UUID
+    case_id: Uuid
     change: CaseChangeKind
-    changed_at: AwareDatetime
-    jurisdiction: str
+    changed_at: Timestamp
+    jurisdiction: Str
     owner: AgencyCode = Field(description="The command centre's special case group (专案组) owns it.")
-    event_id: uuid.UUID = Field(description="The report that opened the case.")
-    alert_id: uuid.UUID
-    opened_at: AwareDatetime
+    event_id: Uuid = Field(description="The report that opened the case.")
+    alert_id: Uuid
+    opened_at: Timestamp
     status: Literal["open", "closed"] = "open"
-    exercise: bool = False
+    exercise: Bool = False
     descriptors: ChildDescriptors = ChildDescriptors()
     clues: tuple[LinkedClue, ...] = ()
-    grouped_reports: tuple[uuid.UUID, ...] = ()
+    grouped_reports: tuple[Uuid, ...] = ()
     last_clue: LinkedClue | None = Field(default=None, description="The clue this change forwards.")
-    closed_by: uuid.UUID | None = Field(default=None, description="The resolution event.")
-    resolved_at: AwareDatetime | None = Field(
+    closed_by: Uuid | None = Field(default=None, description="The resolution event.")
+    resolved_at: Timestamp | None = Field(
         default=None, description="When the police reported the resolution (its reported_at): a referral or "
                                   "alert of the case raised until then closes, even when it arrives later.")
-    outcome: str | None = None
-    refusal: str | None = Field(default=None, description="Why the latest close attempt was refused.")
+    outcome: Str | None = None
+    refusal: Str | None = Field(default=None, description="Why the latest close attempt was refused.")
 
     @property
     def key(self) -> bytes:

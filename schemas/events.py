@@ -7,26 +7,16 @@ model from `kind`.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    TypeAdapter,
-    model_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Strict, Tag, TypeAdapter, model_validator
 
 from rules.catalog import catalog
+from schemas.wire import Bool, Int, Message, Number, Str, Timestamp, Uuid, WireModel, integral
 
-_ISO_ALPHA2 = re.compile(r"^[A-Z]{2}$")
+#: ISO 3166-1 alpha-2, as the plans' foreign victims are told apart from Chinese ones ("CN").
+ISO_ALPHA2_PATTERN = "^[A-Z]{2}$"
 
 
 def _known_kind(value: str) -> str:
@@ -57,12 +47,16 @@ def _enum_of(codes: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], N
     return extra
 
 
-KindCode = Annotated[str, AfterValidator(_known_kind),
+KindCode = Annotated[Str, AfterValidator(_known_kind),
                      Field(json_schema_extra=_enum_of(lambda: catalog().event_kinds))]
-JurisdictionCode = Annotated[str, AfterValidator(_known_jurisdiction),
+JurisdictionCode = Annotated[Str, AfterValidator(_known_jurisdiction),
                              Field(json_schema_extra=_enum_of(lambda: catalog().jurisdictions))]
-AgencyCode = Annotated[str, AfterValidator(_known_agency),
+AgencyCode = Annotated[Str, AfterValidator(_known_agency),
                        Field(json_schema_extra=_enum_of(lambda: catalog().agencies))]
+# The bounds inside the type, so that they reach the JSON Schema inside `... | None` too (a
+# bound on the field would be written there as an unknown keyword).
+Age = Annotated[int, Strict(), Field(ge=0, le=130), BeforeValidator(integral)]
+ChildAge = Annotated[int, Strict(), Field(ge=0, le=17), BeforeValidator(integral)]
 Sex = Literal["female", "male", "unknown"]
 Disability = Literal["none", "physical", "intellectual", "mental", "visual", "hearing", "speech",
                      "multiple", "unknown"]
@@ -70,46 +64,37 @@ Wish = Literal["stay_in_marriage", "return_home_country", "stay_in_china", "retu
                "unknown"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class Reporter(_Model):
+class Reporter(WireModel):
     """Who published the event: an agency code (null for the public) and the reporter's role."""
 
     agency: AgencyCode | None = None
-    role: str = Field(min_length=1, max_length=64)
+    role: Str = Field(min_length=1, max_length=64)
 
 
-class Person(_Model):
+class Person(WireModel):
     """The child or victim the event is about. Unknown values are allowed (null)."""
 
-    age: int | None = Field(default=None, ge=0, le=130)
+    age: Age | None = None
     sex: Sex | None = None
-    nationality: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    nationality: Str | None = Field(default=None, pattern=ISO_ALPHA2_PATTERN,
+                                    description="ISO 3166-1 alpha-2 code, e.g. CN")
     disability: Disability | None = None
-    ethnicity: str | None = Field(default=None, max_length=64)
+    ethnicity: Str | None = Field(default=None, max_length=64)
     wishes: tuple[Wish, ...] = ()
-    willing_to_return_home: bool | None = None
-    cannot_or_will_not_return_home: bool | None = None
-    willing_to_train: bool | None = None
-    poor: bool | None = None
-    coerced: bool | None = None
-    adopted: bool | None = None
-    origin_unknown: bool | None = None
-    parents_found: bool | None = None
-    schooling_needs: str | None = Field(default=None, max_length=500)
+    willing_to_return_home: Bool | None = None
+    cannot_or_will_not_return_home: Bool | None = None
+    willing_to_train: Bool | None = None
+    poor: Bool | None = None
+    coerced: Bool | None = None
+    adopted: Bool | None = None
+    origin_unknown: Bool | None = None
+    parents_found: Bool | None = None
+    schooling_needs: Str | None = Field(default=None, max_length=500)
     # Identifying fields: need-to-know only (see rules/catalog/projections.yaml), never logged.
-    name: str | None = Field(default=None, max_length=200)
-    id_number: str | None = Field(default=None, max_length=64)
-    distinguishing_features: str | None = Field(default=None, max_length=1000)
-    photo_url: str | None = Field(default=None, max_length=2000)
-
-    @model_validator(mode="after")
-    def _nationality_is_iso(self) -> Person:
-        if self.nationality is not None and not _ISO_ALPHA2.match(self.nationality):
-            raise ValueError("nationality must be an ISO 3166-1 alpha-2 code such as 'CN'")
-        return self
+    name: Str | None = Field(default=None, max_length=200)
+    id_number: Str | None = Field(default=None, max_length=64)
+    distinguishing_features: Str | None = Field(default=None, max_length=1000)
+    photo_url: Str | None = Field(default=None, max_length=2000)
 
     @property
     def is_child(self) -> bool | None:
@@ -121,32 +106,38 @@ class Person(_Model):
         return None if self.nationality is None else self.nationality != "CN"
 
 
-class Location(_Model):
+class Location(WireModel):
     """Where it happened. `place` is a coarse public name; `address` is need-to-know."""
 
-    place: str | None = Field(default=None, max_length=200)
-    address: str | None = Field(default=None, max_length=500)
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
+    place: Str | None = Field(default=None, max_length=200)
+    address: Str | None = Field(default=None, max_length=500)
+    lat: Annotated[Number, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[Number, Field(ge=-180, le=180)] | None = None
 
 
-class Event(_Model):
+class Event(Message):
     """The envelope every reporting agency publishes; `event_id` is the idempotency key."""
 
-    event_id: uuid.UUID
+    RULES: ClassVar[dict[str, str]] = {
+        **Message.RULES,
+        "reported_after_occurred": "reported_at is not earlier than occurred_at (compared as instants: "
+                                   "2026-11-20T08:00:00+08:00 equals 2026-11-20T00:00:00Z).",
+    }
+
+    event_id: Uuid
     kind: KindCode
     jurisdiction: JurisdictionCode
-    occurred_at: AwareDatetime
-    reported_at: AwareDatetime
+    occurred_at: Timestamp
+    reported_at: Timestamp
     reporter: Reporter
     person: Person | None = None
     location: Location | None = None
-    description: str = Field(default="", max_length=4000)
-    exercise: bool = Field(default=False, description="A drill: routed like a real event, marked everywhere.")
-    case_id: uuid.UUID | None = Field(default=None, description="The case this event belongs to, when known.")
-    suspicion: str | None = Field(default=None, max_length=64,
+    description: Str = Field(default="", max_length=4000)
+    exercise: Bool = Field(default=False, description="A drill: routed like a real event, marked everywhere.")
+    case_id: Uuid | None = Field(default=None, description="The case this event belongs to, when known.")
+    suspicion: Str | None = Field(default=None, max_length=64,
                                   description="What the reporter suspects, e.g. trafficking_or_related_crime")
-    details: dict[str, str | int | float | bool | None] = Field(
+    details: dict[str, Str | Int | Number | Bool | None] = Field(
         default_factory=dict, description="Kind-specific facts the plans' conditions may test.")
 
     @model_validator(mode="after")
@@ -156,26 +147,27 @@ class Event(_Model):
         return self
 
 
+class MissingChild(Person):
+    """The child of a missing-child report: someone under 18 (the plans' 儿童)."""
+
+    age: ChildAge | None = Field(
+        default=None, description="Under 18: a missing-child report is about a child.")
+
+
 class MissingChildReport(Event):
     """A child reported missing: starts the rapid-search mechanism (儿童失踪快速查找机制)."""
 
     kind: Literal["child_missing_reported"]
-    person: Person
-    last_seen_at: AwareDatetime
+    person: MissingChild
+    last_seen_at: Timestamp
     last_seen_location: Location
-
-    @model_validator(mode="after")
-    def _is_a_child(self) -> MissingChildReport:
-        if self.person.age is not None and self.person.age >= 18:
-            raise ValueError("person.age: a missing-child report is about someone under 18")
-        return self
 
 
 class CaseResolution(Event):
     """The police close a case (一长三包: only a resolution closes it)."""
 
     kind: Literal["case_resolved"]
-    case_id: uuid.UUID
+    case_id: Uuid
     outcome: Literal["found_alive", "found_deceased", "closed_other"]
 
 
@@ -183,9 +175,9 @@ class BroadcastRelease(Event):
     """Police ask for a missing child's public broadcast (团圆 platform; 西安 第五条)."""
 
     kind: Literal["missing_child_info_release"]
-    case_id: uuid.UUID
-    guardian_consent: bool
-    public_contact: str = Field(min_length=3, max_length=64)
+    case_id: Uuid
+    guardian_consent: Bool
+    public_contact: Str = Field(min_length=3, max_length=64)
 
 
 _SPECIFIC: dict[str, type[Event]] = {

@@ -12,7 +12,9 @@ import datetime as dt
 import uuid
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from schemas.wire import Bool, Int, Message, Str, Timestamp, Uuid, WireModel
 
 #: Namespace of deterministic audit ids: the same step recorded twice has the same id.
 AUDIT_NAMESPACE = uuid.UUID("0c7f3a55-93b1-4f5e-8d1e-2a6b0f4c9e21")
@@ -21,66 +23,66 @@ ReceiptStatus = Literal["routed", "refused"]
 AuditAction = Literal["published", "routed", "refused", "received", "answered", "replayed"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Frozen(WireModel):
+    """A part of a message (closed, immutable, strict)."""
 
 
 class RoutedTo(_Frozen):
     """One agency the event was routed to, and the plan clause that put it there."""
 
-    agency: str
-    role: str
-    referral_id: uuid.UUID
-    rule_id: str
-    clause: str
-    file: str
-    urgency: str | None = None
-    ack_by: AwareDatetime | None = Field(default=None, description="When the agency must acknowledge.")
-    due_by: AwareDatetime | None = Field(default=None, description="When the action is due, if the urgency sets it.")
+    agency: Str
+    role: Str
+    referral_id: Uuid
+    rule_id: Str
+    clause: Str
+    file: Str
+    urgency: Str | None = None
+    ack_by: Timestamp | None = Field(default=None, description="When the agency must acknowledge.")
+    due_by: Timestamp | None = Field(default=None, description="When the action is due, if the urgency sets it.")
 
 
 class RefusalField(_Frozen):
     """A failing field and why (no value: values may be personal data)."""
 
-    field: str
-    reason: str
+    field: Str
+    reason: Str
 
 
-class Receipt(_Frozen):
+class Receipt(Message):
     """The router's answer to a reporter: where the event went and why, or why it was refused."""
 
-    event_id: str = Field(description="The event id as published (a UUID for readable events).")
+    event_id: Str = Field(description="The event id as published (a UUID for readable events).")
     status: ReceiptStatus
-    reporter_agency: str | None = Field(
+    reporter_agency: Str | None = Field(
         default=None, description="The agency named as reporter; who may read this receipt.")
-    kind: str | None = None
-    jurisdiction: str | None = None
-    exercise: bool = False
+    kind: Str | None = None
+    jurisdiction: Str | None = None
+    exercise: Bool = False
     routed_to: tuple[RoutedTo, ...] = ()
-    refusal_reason: str | None = Field(default=None, description="Stable reason code when refused.")
+    refusal_reason: Str | None = Field(default=None, description="Stable reason code when refused.")
     refusal_errors: tuple[RefusalField, ...] = ()
-    expired_plans: tuple[str, ...] = Field(
+    expired_plans: tuple[Str, ...] = Field(
         default=(), description="Plans of the event's jurisdiction whose period had ended when it "
                                 "happened (e.g. 山东 2015-2020, 云阳 2013-2020).")
-    routed_by_plan_in_force: str | None = Field(
+    routed_by_plan_in_force: Str | None = Field(
         default=None, description="The plan in force that routed the event instead of its expired "
                                   "plan (jurisdiction-differences.md, guidance 7); null if none did.")
-    plan_note: str | None = Field(
+    plan_note: Str | None = Field(
         default=None, description="Why: the expired plans and which plan routed the event.")
-    issued_at: AwareDatetime
+    issued_at: Timestamp
 
 
-class AuditRecord(_Frozen):
+class AuditRecord(Message):
     """One step in an event's life: who (an agency code or a service), did what, when. Ids only."""
 
-    audit_id: uuid.UUID
-    event_id: str
+    audit_id: Uuid
+    event_id: Str
     action: AuditAction
-    actor: str = Field(description="Agency code, or the service (router, intake) that acted.")
-    at: AwareDatetime
-    referral_id: uuid.UUID | None = None
-    agency: str | None = Field(default=None, description="The agency concerned (e.g. the receiver).")
-    detail: str | None = Field(default=None, max_length=64,
+    actor: Str = Field(description="Agency code, or the service (router, intake) that acted.")
+    at: Timestamp
+    referral_id: Uuid | None = None
+    agency: Str | None = Field(default=None, description="The agency concerned (e.g. the receiver).")
+    detail: Str | None = Field(default=None, max_length=64,
                                description="A code (an answer, a reason), never free text.")
 
     @property
@@ -101,19 +103,19 @@ def audit_record(event_id: str | uuid.UUID, action: AuditAction, actor: str, at:
 ClaimStatus = Literal["claimed", "accepted"]
 
 
-class EventClaim(_Frozen):
+class EventClaim(Message):
     """An intake replica's record on the claims topic: an agency claims an event id before the
     event is published (the first claim of an id in the log owns it, on every replica), then
     records its acceptance (the original answer to a repeated request)."""
 
-    event_id: uuid.UUID
-    agency: str
+    event_id: Uuid
+    agency: Str
     status: ClaimStatus
-    replica: str = Field(max_length=32)
-    at: AwareDatetime
-    body_sha256: str | None = Field(default=None, description="Of the accepted body (accepted only).")
-    partition: int | None = Field(default=None, description="Where the event was written (accepted only).")
-    offset: int | None = None
+    replica: Str = Field(max_length=32)
+    at: Timestamp
+    body_sha256: Str | None = Field(default=None, description="Of the accepted body (accepted only).")
+    partition: Int | None = Field(default=None, description="Where the event was written (accepted only).")
+    offset: Int | None = None
 
     @property
     def key(self) -> bytes:

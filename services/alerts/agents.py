@@ -14,7 +14,7 @@ from bus.settings import KafkaSettings
 from services.alerts.handlers import AlertsConfig, Handlers
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.tables import FaustSender, Tables
-from topics.catalog import ESCALATIONS, EVENTS, POLICE_ALERTS, RESPONSES, all_topics
+from topics.catalog import ESCALATIONS, EVENTS, POLICE_ALERTS, all_topics
 
 
 def referral_topics() -> tuple[str, ...]:
@@ -56,7 +56,7 @@ def wire(app: BusApp, config: AlertsConfig, metrics: AlertsMetrics, kafka: Kafka
 
     agent((POLICE_ALERTS.name,), "track-alerts", "alert", handlers.on_alert)
     agent(referral_topics(), "track-referrals", "referral", handlers.on_referral)
-    agent((RESPONSES.name,), "apply-responses", "answer", handlers.on_response, dated=True)
+    agent(kafka.answer_topics, "apply-responses", "answer", handlers.on_response, dated=True)
     agent((ESCALATIONS.name,), "apply-escalations", "escalation", handlers.on_escalation)
     agent((EVENTS.name,), "follow-cases", "event", handlers.on_event)
 

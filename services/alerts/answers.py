@@ -25,6 +25,7 @@ from rules.catalog import catalog
 from schemas.alerts import ANSWERS, ParkedAnswer, ReferralResponse
 from schemas.answers import RefusalReason, RefusedAnswer
 from schemas.errors import FieldError
+from schemas.receipts import RefusalField
 
 #: How long an answer to an id the service does not know waits for it (topics are not ordered
 #: against each other: an answer may be read before its referral). Then it is refused, `unknown_id`.
@@ -99,7 +100,8 @@ def refused(ids: AnswerIds, reason: RefusalReason, received_at: dt.datetime, now
     return RefusedAnswer(
         response_id=ids.response_id, referral_id=ids.referral_id, agency=ids.agency,
         answer=ids.answer,  # checked against ANSWERS in sniff
-        reason=reason, fields=fields, received_at=received_at, refused_at=now, exercise=ids.exercise,
+        reason=reason, fields=tuple(RefusalField(field=f.field, reason=f.reason) for f in fields),
+        received_at=received_at, refused_at=now, exercise=ids.exercise,
         topic=position.topic if position else None, partition=position.partition if position else None,
         offset=position.offset if position else None)
 

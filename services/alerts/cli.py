@@ -25,7 +25,7 @@ from bus.cli import require_broker
 from bus.settings import KafkaSettings
 from schemas.alerts import Answer, CaseChange, ReferralResponse, TrackedState, dump
 from schemas.answers import AnswerRequest
-from topics.catalog import ALERT_STATES, CASES, RESPONSES
+from topics.catalog import ALERT_STATES, ANSWERS, CASES
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,7 +44,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 async def send_response(settings: KafkaSettings, response: ReferralResponse) -> None:
-    """Produce one answer (acks=all) on the responses topic, keyed by the referral id, as the
+    """Produce one answer (acks=all) on the answers topic, keyed by the referral id, as the
     bus's own services that write it do (the intake, the console). Agencies answer through the
     intake (`ack` and the others below): this is for the bus's own tools and tests."""
     from bus.kafka.clients import producer
@@ -52,7 +52,7 @@ async def send_response(settings: KafkaSettings, response: ReferralResponse) -> 
     p = producer(settings)
     await p.start()
     try:
-        await p.send_and_wait(RESPONSES.name, key=response.key, value=dump(response))
+        await p.send_and_wait(ANSWERS.name, key=response.key, value=dump(response))
     finally:
         await p.stop()
 

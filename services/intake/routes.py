@@ -38,9 +38,11 @@ from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.alerts import FINAL_STATUSES, ReferralResponse, dump, next_status
 from schemas.answers import AnswerRequest
+from schemas.contract import openapi_schema
 from schemas.errors import FieldError
-from schemas.events import EVENT_ADAPTER, Event
+from schemas.events import Event
 from schemas.receipts import Receipt, audit_record
+from schemas.wire import UNSUPPORTED_VERSION
 from services.intake.auth import Authenticator, Throttled
 from services.intake.claims import Claims
 from services.intake.duties import Duties, DutiesUnavailable
@@ -48,7 +50,7 @@ from services.intake.errors import IntakeError, error_responses
 from services.intake.metrics import IntakeMetrics
 from services.intake.settings import IntakeSettings
 from services.intake.store import Accepted, Duty, IntakeStore, TakenAnswer, body_digest
-from topics.catalog import AUDIT, EVENTS, RESPONSES
+from topics.catalog import ANSWERS, AUDIT, EVENTS
 
 log = structlog.get_logger("intake")
 
@@ -148,9 +150,7 @@ Who = Annotated[Principal, Depends(principal)]
 
 
 def _event_body_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return schema
+    return openapi_schema("Event")[0]  # the published event schema (schemas/json/event.schema.json)
 
 
 router = APIRouter()
@@ -264,9 +264,7 @@ async def referral_stream(
 
 
 def _answer_body_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = AnswerRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return schema
+    return openapi_schema("AnswerRequest")[0]  # the published schema (schemas/json/answer_request.schema.json)
 
 
 @router.post(
@@ -379,7 +377,7 @@ async def _publish_answer(ctx: IntakeContext, who: Principal, asked: AnswerReque
         reason=asked.reason, note=asked.note, officer=asked.officer, exercise=asked.exercise,
         responded_at=asked.responded_at or now)
     try:
-        await ctx.publisher.publish(RESPONSES.name, answer.key, dump(answer))
+        await ctx.publisher.publish(ANSWERS.name, answer.key, dump(answer))
     except BrokerUnavailable as exc:
         ctx.metrics.answers.labels("unavailable").inc()
         raise IntakeError(503, "broker_unavailable",
@@ -467,6 +465,7 @@ _REFUSALS = {
     "invalid_string": (422, "a string holds characters an event may not (controls, bidirectional overrides) "
                             "or is too long"),
     "invalid_event": (422, "the event is invalid"),
+    UNSUPPORTED_VERSION: (422, "schema_version has a major version the bus does not read"),
 }
 
 

@@ -49,6 +49,7 @@ from tests.integration.conftest import Service, wait_for
 from topics.catalog import (
     ALERT_PARKED,
     ALERT_STATES,
+    ANSWERS,
     ANSWERS_REFUSED,
     AUDIT,
     BROADCAST_STATE,
@@ -59,7 +60,6 @@ from topics.catalog import (
     INTAKE_CLAIMS,
     POLICE_ALERTS,
     RECEIPTS,
-    RESPONSES,
     referral_topic_name,
 )
 
@@ -289,7 +289,7 @@ def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_f
     # Keyed as the bus's producers key answers (by the id answered), so that those about one id are
     # read in order (`after_done` after `done_first`).
     keys = [_referral_key(raw) or f"hostile-{i}".encode() for i, (_, raw) in enumerate(corpus)]
-    at = produce(kafka, RESPONSES.name, corpus, key=lambda i: keys[i])
+    at = produce(kafka, ANSWERS.name, corpus, key=lambda i: keys[i])
     junk = [("garbage", MARK.encode()), ("deep", b"[" * 4000), ("not_it", dumps({"id": MARK, MARK: 1})),
             ("surrogate", dumps({"alert_id": "\ud800"})), ("no_value", None)]
     for topic in (POLICE_ALERTS.name, ESCALATIONS.name, referral_topic_name(COMMAND_CENTRE)):
@@ -304,7 +304,7 @@ def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_f
 
     def accounted() -> dict[str, str] | None:
         refused = [RefusedAnswer.model_validate_json(r.value) for r in records(kafka, ANSWERS_REFUSED.name)]
-        by_position = {(r.partition, r.offset): r.reason for r in refused if r.topic == RESPONSES.name}
+        by_position = {(r.partition, r.offset): r.reason for r in refused if r.topic == ANSWERS.name}
         by_response = {r.response_id: r.reason for r in refused}
         applied = {h.ref for s in _states(kafka).values() for h in s.history if h.ref}
         outcome = {}

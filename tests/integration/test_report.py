@@ -25,7 +25,7 @@ from schemas.alerts import Escalation, ReferralResponse, TrackedState, dump, esc
 from schemas.events import Event, parse_event_obj
 from schemas.referrals import Referral
 from services.alerts import lifecycle
-from topics.catalog import ALERT_STATES, ESCALATIONS, EVENTS, RESPONSES, referral_topic_name
+from topics.catalog import ALERT_STATES, ANSWERS, ESCALATIONS, EVENTS, referral_topic_name
 
 from .conftest import CLI, wait_for
 
@@ -99,7 +99,7 @@ def test_report_csv_counts_match_what_was_published(kafka: KafkaSettings, spawn,
             # alerts service refused it, and the report does not count it.
             stray = ReferralResponse(referral_id=r.referral_id, answer="acknowledged", agency="youth_league",
                                      responded_at=r.reported_at + dt.timedelta(minutes=1))
-            messages.append((RESPONSES.name, stray.key, dump(stray)))
+            messages.append((ANSWERS.name, stray.key, dump(stray)))
             publish_state(state)
             continue
         on_time = i % 3 == 0

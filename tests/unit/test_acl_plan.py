@@ -51,7 +51,7 @@ def police_units() -> list[str]:
 NEEDS: dict[str, dict[str, set[str]]] = {
     "User:intake": {  # services/intake: routes.py, agents.py, claims.py, duties.py; delivery/reader.py
         "Read": {topics.RECEIPTS.name, topics.INTAKE_CLAIMS.name, REFERRALS, topics.ALERT_STATES.name},
-        "Write": {topics.EVENTS.name, topics.AUDIT.name, topics.INTAKE_CLAIMS.name, topics.RESPONSES.name},
+        "Write": {topics.EVENTS.name, topics.AUDIT.name, topics.INTAKE_CLAIMS.name, topics.ANSWERS.name},
     },
     "User:router": {  # services/router
         "Read": {topics.EVENTS.name},
@@ -59,7 +59,7 @@ NEEDS: dict[str, dict[str, set[str]]] = {
                   topics.AUDIT.name},
     },
     "User:alerts": {  # services/alerts/agents.py (tables' changelogs included)
-        "Read": {topics.EVENTS.name, topics.POLICE_ALERTS.name, REFERRALS, topics.RESPONSES.name,
+        "Read": {topics.EVENTS.name, topics.POLICE_ALERTS.name, REFERRALS, topics.ANSWERS.name,
                  topics.ESCALATIONS.name, topics.CASES.name, topics.ALERT_STATES.name, topics.ALERT_PARKED.name},
         "Write": {topics.POLICE_ALERTS.name, REFERRALS, topics.ESCALATIONS.name, topics.CASES.name,
                   topics.ALERT_STATES.name, topics.ALERT_PARKED.name, topics.ANSWERS_REFUSED.name},
@@ -77,7 +77,7 @@ NEEDS: dict[str, dict[str, set[str]]] = {
     "User:console": {  # services/console: agents.py (the board's reader, refusals included), answers.py
         "Read": {topics.ALERT_STATES.name, topics.CASES.name, topics.BROADCAST_STATE.name,
                  topics.ANSWERS_REFUSED.name},
-        "Write": {topics.RESPONSES.name},
+        "Write": {topics.ANSWERS.name},
     },
 }
 
@@ -133,8 +133,30 @@ def test_each_agency_desk_reads_its_own_referrals_and_police_desks_their_alerts(
 def test_answers_are_written_only_by_the_bus_services_that_authenticate_who_answers(bindings: list[Binding]) -> None:
     """The intake (an agency's token) and the console (its signed-in officers): no desk, no agency
     system. The alerts service still authorises every answer, whoever wrote it."""
-    writers = {b.principal for b in bindings if b.name == topics.RESPONSES.name and b.operation == "Write"}
+    writers = {b.principal for b in bindings if b.name == topics.ANSWERS.name and b.operation == "Write"}
     assert writers == {"User:intake", "User:console"}
+
+
+#: The catalog's participants that are principals of the plan (an agency's own system and a
+#: broadcast channel are outside it: the operators give them principals, if any).
+PLAN_ROLES = {"intake": "User:intake", "router": "User:router", "alerts": "User:alerts",
+              "broadcast": "User:broadcast", "console": "User:console", "operator": "User:operator",
+              "auditor": "User:auditor"}
+
+
+@pytest.mark.parametrize("operation", ["Write", "Read"])
+def test_the_topic_catalog_names_the_writers_and_readers_the_plan_grants(bindings: list[Binding],
+                                                                         operation: str) -> None:
+    """One access story: the published contract (docs/topics.md, schemas/asyncapi.yaml), generated
+    from the catalog, says who writes and reads each topic as the plan grants it."""
+    for spec in all_topics():
+        principals = {b.principal for b in bindings if b.resource == "topic" and b.name == spec.name
+                      and b.operation == operation}
+        granted = {role for role, p in PLAN_ROLES.items() if p in principals}
+        granted |= {"desk"} if any(p.startswith("User:desk.") for p in principals) else set()
+        listed = spec.writers if operation == "Write" else spec.readers
+        assert {w for w in listed if w in PLAN_ROLES or w == "desk"} == granted, (spec.name, operation)
+    assert "agency" not in topics.ANSWERS.writers and "desk" not in topics.ANSWERS.writers
 
 
 def test_only_the_intake_and_the_operators_replay_write_inbound_events(bindings: list[Binding]) -> None:
@@ -174,7 +196,7 @@ def test_the_intake_writes_what_the_plan_lets_it(bindings: list[Binding], tmp_pa
         assert r.status_code == 202
     allowed = {b.name for b in bindings if b.principal == "User:intake" and b.operation == "Write"}
     assert {topic for topic, _, _ in publisher.sent} <= allowed
-    assert topics.RESPONSES.name in {topic for topic, _, _ in publisher.sent}
+    assert topics.ANSWERS.name in {topic for topic, _, _ in publisher.sent}
 
 
 def test_every_catalog_topic_has_a_writer_and_a_reader(bindings: list[Binding]) -> None:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rules.catalog import catalog
 from topics.catalog import (
+    ALERT_PARKED,
+    ALERT_STATES,
+    ANSWERS,
     EVENTS,
+    FIXED_TOPICS,
+    KEYS,
+    PARTICIPANTS,
+    RESPONSES,
     all_topics,
     broadcast_topic,
     referral_topic,
@@ -37,5 +46,33 @@ def test_unknown_agency_or_channel_is_an_error() -> None:
 
 
 def test_inbound_events_keep_a_case_in_order() -> None:
-    assert EVENTS.key == "case_id" and EVENTS.partitions >= 2
+    assert EVENTS.key == "case_id_else_event_id" and EVENTS.partitions >= 2
     assert EVENTS.config == {"retention.ms": str(EVENTS.retention_ms), "cleanup.policy": "delete"}
+
+
+def test_answers_are_not_on_a_referral_topic() -> None:
+    """Issue #18: `referrals.responses` held answers but matched `^referrals\\.`."""
+    assert re.match(r"^referrals\.", ANSWERS.name) is None
+    assert RESPONSES is ANSWERS  # the old name still imports (other branches merge against it)
+    assert [t.name for t in all_topics() if t.value == "ReferralResponse"] == [ANSWERS.name]
+
+
+def test_the_alerts_service_changelogs_are_created_like_every_other_topic() -> None:
+    """`topics create` makes only the catalog's topics; the Compose Kafka creates none by itself."""
+    assert ALERT_STATES in FIXED_TOPICS and ALERT_PARKED in FIXED_TOPICS
+
+
+def test_every_topic_says_its_key_and_who_writes_and_reads_it() -> None:
+    for t in all_topics():
+        assert t.key in KEYS, t.name
+        assert t.writers and t.readers, t.name
+        assert set(t.writers) | set(t.readers) <= set(PARTICIPANTS), t.name
+
+
+def test_answers_readers_read_the_old_topic_only_during_an_upgrade(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bus.settings import KafkaSettings
+    from topics.catalog import LEGACY_ANSWERS_TOPIC
+
+    assert KafkaSettings().answer_topics == (ANSWERS.name,)
+    monkeypatch.setenv("REFERRAL_BUS_LEGACY_ANSWERS_TOPIC", LEGACY_ANSWERS_TOPIC)
+    assert KafkaSettings().answer_topics == (ANSWERS.name, "referrals.responses")

@@ -123,6 +123,20 @@ def test_what_is_not_an_answer_is_refused_not_dropped(running: Service, raw: byt
     assert running.handlers.metrics.answers_refused.labels(reason)._value.get() == 1
 
 
+def test_an_answer_of_a_schema_major_the_bus_does_not_read_is_refused_with_that_reason(running: Service) -> None:
+    """The trust boundary names an unknown major version (schemas/wire.py): the refusal says so,
+    rather than failing on its own reason as a bug (`internal_error`)."""
+    alert_id, _ = _tracked_alert(running)
+    value = json.loads(dump(ReferralResponse(referral_id=alert_id, answer="acknowledged", agency=CENTRE)))
+    assert _answer(running, json.dumps({**value, "schema_version": "2.0"}).encode()) == "unsupported_schema_version"
+    assert _status(running, alert_id) == "sent"
+    (refusal,) = _refusals(running)
+    assert (refusal["reason"], refusal["referral_id"], refusal["schema_version"]) == (
+        "unsupported_schema_version", str(alert_id), "1.0")
+    assert refusal["fields"][0]["field"] == "schema_version"
+    assert running.handlers.metrics.internal_errors.labels("answer")._value.get() == 0
+
+
 def test_a_rejection_without_a_reason_is_refused_naming_the_ids(running: Service) -> None:
     alert_id, _ = _tracked_alert(running)
     response_id = uuid.uuid4()

@@ -21,7 +21,7 @@ from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from services.intake.store import Duty, IntakeStore
 from tests.unit.intake.intake_fakes import FakePublisher, auth
-from topics.catalog import AUDIT, RESPONSES
+from topics.catalog import ANSWERS, AUDIT
 
 CENTRE = "police.command_center"
 ALERT, LEAD, DONE, OFFICE_ONLY = (str(uuid.uuid4()) for _ in range(4))
@@ -61,7 +61,7 @@ def post(client: TestClient, path_id: str, who: str = CENTRE, **body: Any) -> An
 
 
 def answers(publisher: FakePublisher) -> list[ReferralResponse]:
-    return [ReferralResponse.model_validate_json(v) for v in publisher.on(RESPONSES.name)]
+    return [ReferralResponse.model_validate_json(v) for v in publisher.on(ANSWERS.name)]
 
 
 def test_an_addressed_agency_answers_and_gets_202_once_the_broker_has_it(client: TestClient,
@@ -105,6 +105,26 @@ def test_refusals_name_the_reason_and_write_nothing(client: TestClient, publishe
     assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
     assert publisher.sent == []
     assert "Zq9mark" not in r.text
+
+
+def test_the_body_follows_the_wire_types_and_may_be_a_referral_response_as_it_is(
+        client: TestClient, publisher: FakePublisher) -> None:
+    """The published schema of the body (schemas/json/answer_request.schema.json): strict types,
+    one UUID form, schema_version; a console may post its `ReferralResponse` as it is."""
+    for body, field in (({"answer": "acknowledged", "response_id": str(uuid.uuid4()).upper()}, "response_id"),
+                        ({"answer": "acknowledged", "exercise": "true"}, "exercise"),
+                        ({"answer": "acknowledged", "responded_at": "2026-11-20 08:00"}, "responded_at")):
+        r = post(client, ALERT, **body)
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_answer"), r.text
+        assert [f["field"] for f in r.json()["error"]["fields"]] == [field]
+    r = post(client, ALERT, answer="acknowledged", schema_version="2.0")
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "unsupported_schema_version"), r.text
+    assert publisher.sent == []
+    response = ReferralResponse(referral_id=uuid.UUID(ALERT), answer="acknowledged", agency=CENTRE, officer="王明")
+    r = client.post(f"/v1/referrals/{ALERT}/answers", content=response.model_dump_json().encode(),
+                    headers={"Content-Type": "application/json", **auth(CENTRE)})
+    assert r.status_code == 202, r.text
+    assert [a.response_id for a in answers(publisher)] == [response.response_id]
 
 
 def test_a_body_that_is_not_json_and_a_path_that_is_not_an_id(client: TestClient) -> None:

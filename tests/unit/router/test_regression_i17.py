@@ -197,8 +197,6 @@ def test_an_event_id_in_another_uuid_form_is_shown_canonically(router: Router) -
     assert letter.event_id == upper.lower()
 
 
-@pytest.mark.xfail(strict=True, reason="canonical codes are e-contract's (DECISIONS.md 4): the models strip "
-                                       "whitespace today, so a padded kind is validated as a generic event")
 def test_a_padded_kind_is_refused_not_routed_as_a_generic_event(router: Router) -> None:
     # On main a hospital's " child_missing_reported" for a 40-year-old with no last-seen time or
     # place was accepted and raised an immediate police alert.
