@@ -19,12 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from faust.serializers import codecs
 
 from bus.faust_app import BusApp
 from bus.kafka.reader import latest_by_key, read_all
 from bus.settings import KafkaSettings
-from bus.upstream.faust_tables import KeyPartitionedTable, overwrite_store
+from bus.upstream.faust_tables import KEY_CODEC, KeyPartitionedTable, TextKeys, overwrite_store
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.store import MappingStore, screen
 from topics.catalog import ALERT_PARKED, ALERT_STATES, CASES, TopicSpec
@@ -35,28 +34,11 @@ log = structlog.get_logger("alerts")
 _INPUTS = {ALERT_STATES.name: "state", CASES.name: "case", ALERT_PARKED.name: "parked"}
 
 
-#: The tables' key codec: UTF-8 text, as `raw` writes a str key; a key that is not UTF-8 (not one
-#: the service wrote) is read with replacement characters instead of failing the table's recovery
-#: (faust would stop recovering on it, and the worker would wait for ever). `screen` then leaves
-#: its record out.
-KEY_CODEC = "bus_text_keys"
-
-
-class TextKeys(codecs.Codec):
-    """UTF-8 keys, undecodable bytes replaced (faust's public codec interface)."""
-
-    def _dumps(self, s: Any) -> bytes:
-        return s.encode() if isinstance(s, str) else bytes(s)
-
-    def _loads(self, s: bytes) -> Any:
-        return s.decode("utf-8", errors="replace")
-
-
 class Tables(MappingStore):
     """The tracked states, cases and parked answers in faust tables registered on `app`."""
 
     def __init__(self, app: BusApp) -> None:
-        codecs.register(KEY_CODEC, TextKeys())
+        TextKeys.register()
         self.app = app
         super().__init__(tracked=self._table("tracked", ALERT_STATES), cases=self._table("cases", CASES),
                          parked=self._table("parked", ALERT_PARKED))
