@@ -42,7 +42,7 @@ from schemas.contract import openapi_schema
 from schemas.errors import FieldError
 from schemas.events import Event
 from schemas.receipts import Receipt, audit_record
-from schemas.wire import UNSUPPORTED_VERSION
+from schemas.wire import UNSUPPORTED_VERSION, Uuid
 from services.intake.auth import Authenticator, Throttled
 from services.intake.claims import Claims
 from services.intake.duties import Duties, DutiesUnavailable
@@ -275,7 +275,8 @@ def _answer_body_schema() -> dict[str, Any]:
                                    "content": {"application/json": {"schema": _answer_body_schema()}}}},
 )
 async def answer_referral(request: Request, response: Response, ctx: Ctx, who: Who,
-                          referral_id: Annotated[uuid.UUID, Path(description="An alert or referral id.")]
+                          referral_id: Annotated[Uuid, Path(description="An alert or referral id (a UUID in its one "
+                                                                        "form: lowercase, hyphenated).")]
                           ) -> AnswerAccepted:
     """Acknowledge, accept, reject (with a reason) or mark done (with a note) an alert or referral
     the agency was addressed or escalated to; 202 only once the broker has the answer.

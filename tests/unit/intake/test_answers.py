@@ -133,6 +133,11 @@ def test_a_body_that_is_not_json_and_a_path_that_is_not_an_id(client: TestClient
     assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_json")
     r = post(client, "Zq9mark-not-an-id", answer="acknowledged")
     assert r.status_code == 422 and "Zq9mark" not in r.text
+    # One UUID form (docs/wire-format.md): the path's id too, as the body's.
+    for other_form in (ALERT.upper(), ALERT.replace("-", ""), f"{{{ALERT}}}"):
+        r = post(client, other_form, answer="acknowledged")
+        assert r.status_code == 422, (other_form, r.text)
+        assert r.json()["error"]["fields"][0]["field"] == "path.referral_id"
     r = client.post(f"/v1/referrals/{ALERT}/answers", content=b"{}", headers=auth(CENTRE))
     assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type")
     assert client.post(f"/v1/referrals/{ALERT}/answers", content=b"{}",
