@@ -73,13 +73,15 @@ PARTITIONER: dict[str, dict[str, str]] = {
 PARTICIPANTS: dict[Participant, str] = {
     "agency": "an agency's own system with its own Kafka client (a hospital, a coach station, a police "
               "command centre), where the operators gave it a principal; otherwise it uses the intake's "
-              "HTTP API with the same JSON",
+              "HTTP API with the same JSON. It answers through the intake with its token, never on Kafka",
     "intake": "the HTTP intake (referral-bus intake): publishes each authenticated agency's event as sent",
     "router": "the router (referral-bus router): validates, routes, alerts, receipts",
     "alerts": "the alerts service (referral-bus alerts): tracks answers, re-sends, escalates, keeps cases",
     "broadcast": "the broadcast service (referral-bus broadcast): CAP missing-child broadcasts",
-    "console": "the duty console (referral-bus console): desks' boards and answers",
-    "desk": "the bus's terminal tools at an agency's desk (tail, page, cases, ack)",
+    "console": "the duty console (referral-bus console): desks' boards, and the answers of the officers it "
+               "signs in",
+    "desk": "the bus's terminal tools at an agency's desk (tail, page, cases; ack, accept, reject and done "
+            "answer through the intake with the agency's token)",
     "operator": "operators' tools: deadletters, replay, the annual report",
     "auditor": "auditors reading who knew what, when",
     "channel": "a broadcast channel's own system (media, cyberspace, outdoor screens)",
