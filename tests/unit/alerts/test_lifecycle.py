@@ -24,8 +24,8 @@ def _alert_state(deadlines: Deadlines, jurisdiction: str = "xian") -> TrackedSta
 
 
 def _answer(state: TrackedState, answer: str, **kw: str) -> ReferralResponse:
-    return ReferralResponse(referral_id=state.id, answer=answer, agency=state.agency,  # type: ignore[arg-type]
-                            responded_at=T0 + dt.timedelta(minutes=2), **kw)  # type: ignore[arg-type]
+    return ReferralResponse(referral_id=state.id, answer=answer, agency=state.agency,
+                            responded_at=T0 + dt.timedelta(minutes=2), **kw)
 
 
 @pytest.mark.parametrize(("answers", "status"), [
