@@ -72,9 +72,9 @@ NEEDS: dict[str, dict[str, set[str]]] = {
         "Write": {topics.EVENTS.name, topics.AUDIT.name},
     },
     "User:auditor": {"Read": {topics.AUDIT.name}, "Write": set()},
-    "User:console": {  # services/console: agents.py (the board's reader), answers.py
+    "User:console": {  # services/console: agents.py (the board's reader), answers.py, closing.py
         "Read": {topics.ALERT_STATES.name, topics.CASES.name, topics.BROADCAST_STATE.name},
-        "Write": {topics.RESPONSES.name},
+        "Write": {topics.RESPONSES.name, topics.EVENTS.name, topics.AUDIT.name},
     },
 }
 
@@ -127,9 +127,11 @@ def test_each_agency_desk_reads_its_own_referrals_and_police_desks_their_alerts(
         bindings, "User:desk.police.command_center", "Read")
 
 
-def test_only_the_intake_and_the_operators_replay_write_inbound_events(bindings: list[Binding]) -> None:
+def test_only_the_intake_the_operators_replay_and_the_console_write_inbound_events(
+        bindings: list[Binding]) -> None:
+    # The console: only the resolutions of the police officers it signs in (services/console/closing.py).
     writers = {b.principal for b in bindings if b.name == topics.EVENTS.name and b.operation == "Write"}
-    assert writers == {"User:intake", "User:operator"}
+    assert writers == {"User:intake", "User:operator", "User:console"}
     assert not any(b.principal.startswith("User:agency.") for b in bindings)  # no agency system on Kafka
 
 
