@@ -14,7 +14,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ pytestmark = pytest.mark.integration
 COMMAND_CENTRE = "police.command_center"
 
 
-def produce(kafka: KafkaSettings, topic: str, items: list[tuple[str, bytes | None]],
+def produce(kafka: KafkaSettings, topic: str, items: Sequence[tuple[str, bytes | None]],
             key: Callable[[int], bytes] = lambda i: f"hostile-{i}".encode()) -> dict[str, tuple[int, int] | None]:
     """Produce each message; {class: (partition, offset)}, or None where the broker refused it."""
 
@@ -174,13 +174,13 @@ def test_hostile_messages_on_every_topic_stop_nothing(kafka: KafkaSettings, spaw
     routed_ids = {json.loads(r.value)["event_id"] for r in records(kafka, RECEIPTS.name)
                   if r.value and b'"routed"' in r.value}
     unaccounted = []
-    for name, raw in inbound:
+    for name, sent in inbound:
         position = at[name]
         if position is None:
             continue  # refused by the broker itself: never on the bus
         if position in letters:
             continue
-        decoded = EVENT.decode(raw)
+        decoded = EVENT.decode(sent)
         if isinstance(decoded, Refusal) or str(decoded.event_id) not in routed_ids:
             unaccounted.append(name)
     assert not unaccounted, unaccounted

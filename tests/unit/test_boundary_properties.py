@@ -15,7 +15,7 @@ import json
 import os
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ def assert_not_repeated(raw: bytes | None, *texts: str) -> None:
         assert MARK not in joined, f"repeated: ...{joined[max(0, joined.find(MARK) - 60):joined.find(MARK) + 60]}..."
 
 
-def logged(logs: list[dict[str, Any]]) -> str:
+def logged(logs: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(logs, ensure_ascii=False, default=str)
 
 
@@ -128,7 +128,8 @@ def _lead_referral() -> dict[str, Any]:
     event = parse_event_obj(scripted_events()[0])
     referral = next(r for r in route(event, load_rulebook(), deadlines=Deadlines.load())
                     if r.agency == "police.command_center")
-    return json.loads(referral.model_dump_json())
+    lead: dict[str, Any] = json.loads(referral.model_dump_json())
+    return lead
 
 
 @st.composite
