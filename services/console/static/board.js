@@ -128,6 +128,8 @@ function renderCard(card) {
   const duties = h("section", {class: "duties"}, h("h4", {}, I18N.t("duties")),
     h("ul", {}, card.duties.map((d) => h("li", {},
       h("span", {class: "duty-agency"}, `${I18N.name("agencies", d.agency)} (${I18N.t(d.role)})`), " ",
+      // A case's later events (a broadcast release, a clue) bring duties of their own: say whose.
+      d.event_kind !== "child_missing_reported" ? h("span", {class: "duty-kind muted"}, `${I18N.name("kinds", d.event_kind)} `) : null,
       statusBadge(d.status), " ",
       h("span", {class: "muted"}, d.answers.length ? d.answers.map((a) => `${I18N.t(a.what)} ${who(a)} ${timeText(a.at)}`).join("；")
         : I18N.t("noAnswer"))))));
