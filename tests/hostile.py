@@ -267,11 +267,12 @@ _BASES: list[Callable[[], dict[str, Any]]] = [
 @st.composite
 def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
     """A valid event of some kind with a few fields replaced, dropped or added."""
-    event = draw(st.sampled_from(_BASES))()
+    event: dict[str, Any] = draw(st.sampled_from(_BASES))()
     for _ in range(draw(st.integers(0, 3))):
         path = draw(st.sampled_from(_PATHS) | (any_text | marked_text))
         head, _, tail = path.partition(".")
-        target = event.get(head) if tail and isinstance(event.get(head), dict) else event
+        nested = event.get(head)
+        target: dict[str, Any] = nested if tail and isinstance(nested, dict) else event
         key = tail or head
         if draw(st.booleans()):
             # Marked text half the time: a wrong code, id or time is what pydantic's messages quote.

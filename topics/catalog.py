@@ -78,8 +78,8 @@ PARTICIPANTS: dict[Participant, str] = {
     "router": "the router (referral-bus router): validates, routes, alerts, receipts",
     "alerts": "the alerts service (referral-bus alerts): tracks answers, re-sends, escalates, keeps cases",
     "broadcast": "the broadcast service (referral-bus broadcast): CAP missing-child broadcasts",
-    "console": "the duty console (referral-bus console): desks' boards, and the answers of the officers it "
-               "signs in",
+    "console": "the duty console (referral-bus console): desks' boards, and the answers and case "
+               "resolutions of the officers it signs in",
     "desk": "the bus's terminal tools at an agency's desk (tail, page, cases; ack, accept, reject and done "
             "answer through the intake with the agency's token)",
     "operator": "operators' tools: deadletters, replay, the annual report",
@@ -112,7 +112,7 @@ class TopicSpec:
 # id, so that everything about one case is routed in order by one worker.
 EVENTS = TopicSpec("events.inbound", "Event", "case_id_else_event_id", 4, 30 * DAY_MS,
                    description="Events published by reporting agencies (validated by the router).",
-                   writers=("intake", "agency", "operator"), readers=("router", "alerts", "broadcast"))
+                   writers=("intake", "agency", "operator", "console"), readers=("router", "alerts", "broadcast"))
 DEAD_LETTERS = TopicSpec("events.deadletter", "DeadLetter", "event_id_else_position", 1, 90 * DAY_MS,
                          description="Inbound messages that could not be accepted, with the reason and original bytes.",
                          writers=("router", "broadcast"), readers=("operator",))
@@ -150,7 +150,7 @@ RECEIPTS = TopicSpec("events.receipts", "Receipt", "event_id", 4, 365 * DAY_MS,
                      writers=("router",), readers=("intake",))
 AUDIT = TopicSpec("audit.trail", "AuditRecord", "event_id", 4, 5 * 365 * DAY_MS,
                   description="Who published, received and answered what, when (ids only).",
-                  writers=("intake", "router", "desk", "operator", "agency"), readers=("auditor",))
+                  writers=("intake", "router", "desk", "operator", "agency", "console"), readers=("auditor",))
 # The intake replicas' shared record of which agency each event id belongs to: a replica claims
 # an id before it publishes the event, and the first claim in the log wins (all claims of one id
 # are on one partition, in order); it also records each acceptance, so that every replica

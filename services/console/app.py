@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus.credentials import Credentials
+from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from services.console.agents import BusReader, Change, Fanout
 from services.console.answers import AnswerDesk, AnswerSink, HttpAnswerSink, KafkaAnswerSink
@@ -42,7 +43,8 @@ def answer_sink(settings: ConsoleSettings, kafka: KafkaSettings) -> AnswerSink:
 
 def create_app(settings: ConsoleSettings, kafka: KafkaSettings, state: StateSettings, *,
                registry: CollectorRegistry | None = None, sink: AnswerSink | None = None,
-               gateway: IntakeGateway | None = None, read_bus: bool = True) -> FastAPI:
+               gateway: IntakeGateway | None = None, closer: Publisher | None = None,
+               read_bus: bool = True) -> FastAPI:
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ConsoleMetrics(registry)
     fanout = Fanout(metrics)
@@ -55,7 +57,7 @@ def create_app(settings: ConsoleSettings, kafka: KafkaSettings, state: StateSett
         settings=settings,
         sessions=Sessions(load_officers(settings.officers), tokens, ttl_s=settings.session_hours * 3600,
                           idle_s=settings.idle_minutes * 60),
-        reader=reader, fanout=fanout, desk=desk,
+        reader=reader, fanout=fanout, desk=desk, closer=closer or KafkaPublisher(kafka, settings.publish_timeout_s),
         gateway=gateway or IntakeGateway(settings.intake_url), form=FormConfig.load(settings.form),
         metrics=metrics)
 
@@ -73,6 +75,7 @@ def create_app(settings: ConsoleSettings, kafka: KafkaSettings, state: StateSett
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await desk.close()
+            await ctx.closer.close()
             await ctx.gateway.close()
 
     app = FastAPI(title="referral-bus console", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)

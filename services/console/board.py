@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from bus.presentation import local_time, plan_title
+from rules.catalog import is_police
 from rules.projection import paths_for
 from schemas.alerts import ANSWERS, FINAL_STATUSES, CaseChange, HistoryEntry, TrackedState
 from schemas.alerts import answers_allowed as shared_answers_allowed
@@ -104,6 +105,11 @@ def visible(state: TrackedState, viewer: Viewer) -> bool:
 
 def may_answer(state: TrackedState, viewer: Viewer) -> bool:
     return visible(state, viewer) and state.status not in FINAL_STATUSES
+
+
+def may_close(case: CaseChange | None, viewer: Viewer) -> bool:
+    """The police close an open case (一长三包: only their resolution closes it), within the desk's scope."""
+    return case is not None and case.status == "open" and is_police(viewer.agency) and viewer.sees(case.jurisdiction)
 
 
 def answers_allowed(status: str) -> list[str]:
@@ -287,6 +293,7 @@ def card(state: TrackedState, bus: BusState, viewer: Viewer,
         "case_id": str(state.case_id) if state.case_id else None,
         "case_ref": short_ref(state.jurisdiction, state.case_id) if state.case_id else None,
         "case_status": case.status if case else None,
+        "may_close": may_close(case, viewer),
         "jurisdiction": state.jurisdiction, "agency": state.agency, "urgency": state.urgency,
         "exercise": state.exercise, "status": state.status, "step": state.step, "level": state.level,
         "resends": state.resends, "target_agency": state.target_agency,

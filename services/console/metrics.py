@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 ANSWER_OUTCOMES = ("published", "queued", "refused")
+CLOSING_OUTCOMES = ("published", "unavailable")
 SIGN_IN_RESULTS = ("ok", "refused")
 
 
@@ -27,6 +28,12 @@ class ConsoleMetrics:
             "referral_bus_console_fanout_seconds",
             "From a decision's arrival on the bus (record timestamp) to its push to the open boards.",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10), registry=registry)
+        self.case_closings = Counter(
+            "referral_bus_console_case_closings",
+            "Cases closed at a desk (the police's resolution): published on the bus, or not taken because "
+            "the bus was unreachable (the officer is told to try again).", ["outcome"], registry=registry)
+        for outcome in CLOSING_OUTCOMES:
+            self.case_closings.labels(outcome)
         for outcome in ANSWER_OUTCOMES:
             self.answers.labels(outcome)
         for result in SIGN_IN_RESULTS:

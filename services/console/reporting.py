@@ -2,9 +2,10 @@
 agency token, and the receipt told in the reporter's terms (who was told, under which plan and
 article, by when; or why it was refused and what to fix).
 
-The console does not publish events itself: the intake is the bus's one door for events (its
+The console does not publish reports itself: the intake is the bus's door for agencies' events (its
 checks, its idempotency by `event_id`, its receipts), and the reporter's session holds the token
-the intake knows them by. The browser keeps a report on the device until the intake has it.
+the intake knows them by. (The one event the console publishes is the police's resolution of a
+case its officers close, `closing.py`.) The browser keeps a report on the device until the intake has it.
 """
 
 from __future__ import annotations

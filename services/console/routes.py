@@ -19,13 +19,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.presentation import receipt_view
 from rules.catalog import catalog
 from schemas.alerts import Answer, ReferralResponse
 from services.console.agents import BusReader, Change, Fanout
 from services.console.answers import AnswerDesk
 from services.console.auth import Session, Sessions, SignInRefused
-from services.console.board import answers_allowed, snapshot, view, visible
+from services.console.board import answers_allowed, may_close, snapshot, view, visible
+from services.console.closing import Outcome, publish_resolution, resolution
 from services.console.metrics import ConsoleMetrics
 from services.console.reporting import FormConfig, IntakeGateway, IntakeUnavailable
 from services.console.settings import ConsoleSettings
@@ -43,6 +45,8 @@ class ConsoleContext:
     reader: BusReader
     fanout: Fanout
     desk: AnswerDesk
+    #: Publishes the resolutions officers give (`closing.py`).
+    closer: Publisher
     gateway: IntakeGateway
     form: FormConfig
     metrics: ConsoleMetrics
@@ -349,6 +353,43 @@ async def answer(request: Request, ctx: Ctx, who: Changing) -> Response:
     log.info("answer_given", referral_id=str(state.id), answer=body.answer, agency=who.agency, outcome=outcome)
     ctx.fanout.publish(Change("pending", str(state.id)))
     return JSONResponse({"response_id": str(response.response_id), "outcome": outcome}, status_code=202)
+
+
+class CloseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Outcome
+    note: str | None = Field(default=None, max_length=1000)
+
+
+@router.post("/api/cases/{case_id}/resolve", status_code=202)
+async def close_case(case_id: uuid.UUID, request: Request, ctx: Ctx, who: Changing) -> Response:
+    """Close a case the desk sees: the police's resolution, published on the bus. 202 once the
+    broker has it (the card shows the case closed once `cases.changes` records it); 404 for a case
+    the desk does not see, 403 for an agency that is not the police, 409 for a closed case, 503
+    while the bus is unreachable (nothing is kept: the officer tries again)."""
+    try:
+        body = CloseRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise ConsoleError(422, "invalid_request", "the resolution is invalid", _fields(exc)) from exc
+    case = ctx.reader.bus.cases.get(str(case_id))
+    if case is None or not any(visible(s, who) for s in ctx.reader.bus.of_case(case_id)):
+        raise ConsoleError(404, "not_found", "no case with this id for your agency")
+    if case.status != "open":
+        raise ConsoleError(409, "already_closed", "this case is already closed")
+    if not may_close(case, who):
+        raise ConsoleError(403, "not_police", "only the police close a case")
+    event = resolution(case, who.agency, who.officer, body.outcome, _text(body.note), dt.datetime.now(dt.UTC))
+    try:
+        await publish_resolution(ctx.closer, event, who.agency)
+    except BrokerUnavailable as exc:
+        await ctx.closer.close()  # a producer that failed once may hold a dead connection
+        ctx.metrics.case_closings.labels("unavailable").inc()
+        raise ConsoleError(503, "bus_unreachable", "the bus is unreachable: the case is not closed yet, try again") \
+            from exc
+    ctx.metrics.case_closings.labels("published").inc()
+    log.info("case_resolution_given", agency=who.agency, outcome=body.outcome)
+    return JSONResponse({"event_id": str(event.event_id), "outcome": "published"}, status_code=202)
 
 
 def _text(value: str | None) -> str | None:

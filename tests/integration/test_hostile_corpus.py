@@ -15,7 +15,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,7 +69,7 @@ COMMAND_CENTRE = "police.command_center"
 T = TypeVar("T")
 
 
-def produce(kafka: KafkaSettings, topic: str, items: list[tuple[str, bytes | None]],
+def produce(kafka: KafkaSettings, topic: str, items: Sequence[tuple[str, bytes | None]],
             key: Callable[[int], bytes] = lambda i: f"hostile-{i}".encode()) -> dict[str, tuple[int, int] | None]:
     """Produce each message; {class: (partition, offset)}, or None where the broker refused it."""
 
@@ -185,13 +185,13 @@ def test_hostile_messages_on_every_topic_stop_nothing(kafka: KafkaSettings, spaw
     routed_ids = {json.loads(r.value)["event_id"] for r in records(kafka, RECEIPTS.name)
                   if r.value and b'"routed"' in r.value}
     unaccounted = []
-    for name, raw in inbound:
+    for name, sent in inbound:
         position = at[name]
         if position is None:
             continue  # refused by the broker itself: never on the bus
         if position in letters:
             continue
-        decoded = EVENT.decode(raw)
+        decoded = EVENT.decode(sent)
         if isinstance(decoded, Refusal) or str(decoded.event_id) not in routed_ids:
             unaccounted.append(name)
     assert not unaccounted, unaccounted
@@ -279,7 +279,8 @@ def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_f
 
     def lead_of_target() -> str | None:
         s = _states(kafka)
-        lead = s.get(alert_id).twin_id if alert_id in s else None
+        tracked = s.get(alert_id)
+        lead = tracked.twin_id if tracked is not None else None
         return str(lead) if lead is not None and done_id in s and str(lead) in s else None
 
     lead_id = wait_for(lambda: _safe_value(lead_of_target), 90, "both alerts and the lead referral tracked")
@@ -307,7 +308,7 @@ def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_f
         by_position = {(r.partition, r.offset): r.reason for r in refused if r.topic == ANSWERS.name}
         by_response = {r.response_id: r.reason for r in refused}
         applied = {h.ref for s in _states(kafka).values() for h in s.history if h.ref}
-        outcome = {}
+        outcome: dict[str, str] = {}
         for name, _ in corpus:
             position = at[name]
             assert position is not None, name

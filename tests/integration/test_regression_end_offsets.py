@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -88,7 +89,7 @@ async def _pager(kafka: KafkaSettings) -> int:
         await feed.disconnect()
 
 
-Reader = Callable[[KafkaSettings], Awaitable[int]]
+Reader = Callable[[KafkaSettings], Coroutine[Any, Any, int]]
 
 READERS: dict[str, tuple[str, Callable[[int], bytes], Reader]] = {
     "read_all (tests, broadcast and alerts restores)": (AUDIT.name, _padding, _read_all),

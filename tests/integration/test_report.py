@@ -11,6 +11,7 @@ import datetime as dt
 import subprocess
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from schemas.referrals import Referral
 from services.alerts import lifecycle
 from topics.catalog import ALERT_STATES, ANSWERS, ESCALATIONS, EVENTS, referral_topic_name
 
-from .conftest import CLI, wait_for
+from .conftest import CLI, Service, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,8 @@ def the_events(now: dt.datetime) -> list[Event]:
     return [parse_event_obj(e) for e in (missing, infant, infant2, drill, other)]
 
 
-def test_report_csv_counts_match_what_was_published(kafka: KafkaSettings, spawn, service_env, tmp_path: Path) -> None:
+def test_report_csv_counts_match_what_was_published(kafka: KafkaSettings, spawn: Callable[..., Service],
+                                                    service_env: dict[str, str], tmp_path: Path) -> None:
     now = dt.datetime.now(CST) - dt.timedelta(hours=3)  # answers given "late" are still in the past
     year = now.year
     events = the_events(now)
@@ -138,10 +140,10 @@ def test_report_csv_counts_match_what_was_published(kafka: KafkaSettings, spawn,
     produce(kafka, messages)
 
     out = tmp_path / "report"
-    done = subprocess.run([CLI, "report", "--jurisdiction", "xian", "--year", str(year), "--out", str(out)],
-                          env=service_env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "reading topics" in done.stderr  # the progress bar
+    ran = subprocess.run([CLI, "report", "--jurisdiction", "xian", "--year", str(year), "--out", str(out)],
+                         env=service_env, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert "reading topics" in ran.stderr  # the progress bar
 
     rows = {row["agency"]: row for row in csv.DictReader((out / f"report-xian-{year}.csv").open())
             if row["agency"] != "total"}

@@ -74,10 +74,11 @@ NEEDS: dict[str, dict[str, set[str]]] = {
         "Write": {topics.EVENTS.name, topics.AUDIT.name},
     },
     "User:auditor": {"Read": {topics.AUDIT.name}, "Write": set()},
-    "User:console": {  # services/console: agents.py (the board's reader, refusals included), answers.py
+    "User:console": {  # services/console: agents.py (the board's reader, refusals included), answers.py,
+        # closing.py
         "Read": {topics.ALERT_STATES.name, topics.CASES.name, topics.BROADCAST_STATE.name,
                  topics.ANSWERS_REFUSED.name},
-        "Write": {topics.ANSWERS.name},
+        "Write": {topics.ANSWERS.name, topics.EVENTS.name, topics.AUDIT.name},
     },
 }
 
@@ -159,9 +160,11 @@ def test_the_topic_catalog_names_the_writers_and_readers_the_plan_grants(binding
     assert "agency" not in topics.ANSWERS.writers and "desk" not in topics.ANSWERS.writers
 
 
-def test_only_the_intake_and_the_operators_replay_write_inbound_events(bindings: list[Binding]) -> None:
+def test_only_the_intake_the_operators_replay_and_the_console_write_inbound_events(
+        bindings: list[Binding]) -> None:
+    # The console: only the resolutions of the police officers it signs in (services/console/closing.py).
     writers = {b.principal for b in bindings if b.name == topics.EVENTS.name and b.operation == "Write"}
-    assert writers == {"User:intake", "User:operator"}
+    assert writers == {"User:intake", "User:operator", "User:console"}
     assert not any(b.principal.startswith("User:agency.") for b in bindings)  # no agency system on Kafka
 
 

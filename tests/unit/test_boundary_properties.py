@@ -17,7 +17,7 @@ import json
 import os
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def assert_not_repeated(raw: bytes | None, *texts: str) -> None:
         assert MARK not in joined, f"repeated: ...{joined[max(0, joined.find(MARK) - 60):joined.find(MARK) + 60]}..."
 
 
-def logged(logs: list[dict[str, Any]]) -> str:
+def logged(logs: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(logs, ensure_ascii=False, default=str)
 
 
@@ -138,7 +138,8 @@ def _lead_referral() -> dict[str, Any]:
     event = parse_event_obj(scripted_events()[0])
     referral = next(r for r in route(event, load_rulebook(), deadlines=Deadlines.load())
                     if r.agency == "police.command_center")
-    return json.loads(referral.model_dump_json())
+    lead: dict[str, Any] = json.loads(referral.model_dump_json())
+    return lead
 
 
 @st.composite
@@ -316,7 +317,7 @@ def test_answer_authorisation(agency: str, reached: list[str], status: str, twin
         alert = escalated(alert, to)
     alert = alert.model_copy(update={"status": status})
     twin = lead.model_copy(update={"status": twin_status}) if twin_status else None
-    response = ReferralResponse(referral_id=alert.id, answer=answer, agency=agency,  # type: ignore[arg-type]
+    response = ReferralResponse(referral_id=alert.id, answer=answer, agency=agency,
                                 reason="r", note="n")
     reason = lifecycle.authorise(alert, twin, response)
     entitled = alert.addressed_to() | (twin.addressed_to() if twin else frozenset())

@@ -137,6 +137,8 @@ function renderCard(card) {
   const duties = h("section", {class: "duties"}, h("h4", {}, I18N.t("duties")),
     h("ul", {}, card.duties.map((d) => h("li", {},
       h("span", {class: "duty-agency"}, `${I18N.name("agencies", d.agency)} (${I18N.t(d.role)})`), " ",
+      // A case's later events (a broadcast release, a clue) bring duties of their own: say whose.
+      d.event_kind !== "child_missing_reported" ? h("span", {class: "duty-kind muted"}, `${I18N.name("kinds", d.event_kind)} `) : null,
       statusBadge(d.status), " ",
       h("span", {class: "muted"}, d.answers.length ? d.answers.map((a) => `${I18N.t(a.what)} ${who(a)} ${timeText(a.at)}`).join("；")
         : I18N.t("noAnswer"))))));
@@ -150,7 +152,49 @@ function renderCard(card) {
   return h("article", {class: `card${card.exercise ? " drill" : ""} status-${card.status}`, dataset: {id: card.id},
     "aria-label": `${card.ref}`},
     head, deadline, h("div", {class: "card-body"}, h("div", {}, facts, duty), map), further, clues, duties, answered,
-    pendingNotes(card), answerButtons(card));
+    pendingNotes(card), answerButtons(card), closeButton(card));
+}
+
+// -- closing a case (police only: the console says who may, the bus decides) ------------------------
+
+const closing = new Set(); // case ids whose resolution this tab sent, until the bus records it
+
+function closeButton(card) {
+  if (!card.may_close) return null;
+  if (closing.has(card.case_id)) return h("p", {class: "pending", role: "status"}, I18N.t("closeSent"));
+  return h("div", {class: "close-case"}, h("button", {type: "button", class: "secondary",
+    dataset: {closeCase: card.case_id}, "aria-label": `${I18N.t("closeCase")} ${card.case_ref}`,
+    onclick: () => startClose(card)}, I18N.t("closeCase")));
+}
+
+let closingCard = null;
+
+function startClose(card) {
+  closingCard = card;
+  document.getElementById("close-title").textContent = `${I18N.t("closeCaseTitle")} · ${card.case_ref}`;
+  document.getElementById("close-outcome").replaceChildren(...["found_alive", "found_deceased", "closed_other"].map(
+    (o) => h("option", {value: o}, I18N.t("outcome_" + o))));
+  document.getElementById("close-note").value = "";
+  document.getElementById("close-error").hidden = true;
+  document.getElementById("close-dialog").showModal();
+}
+
+async function submitClose(event) {
+  event.preventDefault();
+  const note = document.getElementById("close-note").value.trim();
+  const body = {outcome: document.getElementById("close-outcome").value};
+  if (note) body.note = note;
+  const r = await api(`/api/cases/${closingCard.case_id}/resolve`, {method: "POST", body});
+  if (r.status === 401) { location.assign("/login?next=/board"); return; }
+  if (r.status !== 202) {
+    const error = document.getElementById("close-error");
+    error.textContent = (r.body && r.body.error && r.body.error.message) || `HTTP ${r.status}`;
+    error.hidden = false;
+    return;
+  }
+  closing.add(closingCard.case_id);
+  document.getElementById("close-dialog").close();
+  redrawAll();
 }
 
 function upsertCard(card, previous) {
@@ -365,6 +409,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
   document.getElementById("answer-form").addEventListener("submit", submitDialog);
   document.getElementById("answer-cancel").addEventListener("click", () => document.getElementById("answer-dialog").close());
+  document.getElementById("close-form").addEventListener("submit", submitClose);
+  document.getElementById("close-cancel").addEventListener("click", () => document.getElementById("close-dialog").close());
   fillFilters();
   connect();
   setInterval(tickCountdowns, 1000);

@@ -1,6 +1,7 @@
 """Two desks of one command centre on the real bus: a missing-child report published through the
 intake reaches both boards with a sound cue; one desk acknowledges, both show it, the escalation
-does not fire; an unentitled agency sees no card and cannot answer it (issue #21)."""
+does not fire; an unentitled agency sees no card and cannot answer it; the child is found and a
+desk closes the case (issue #21)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ import pytest
 from bus.kafka.reader import read_all
 from bus.local_broker import LocalBroker
 from bus.settings import KafkaSettings
-from schemas.alerts import Escalation, ReferralResponse, alert_id_for
+from schemas.alerts import CaseChange, Escalation, ReferralResponse, alert_id_for
 from services.console.demo import demo_password
 from services.intake.demo import DEMO_TOKENS
-from topics.catalog import ESCALATIONS, RESPONSES
+from topics.catalog import CASES, ESCALATIONS, RESPONSES
 
 from ..alerts.alerts_helpers import states
 from .conftest import SHORT_DEADLINES, keep_screenshot, off_loop, wait_js
@@ -165,6 +166,19 @@ def test_two_desks_one_acknowledges_unentitled_agency_sees_nothing(
     card(li, alert).screenshot(path=str(card_shot))
     keep_screenshot(board_shot, "console-board.png")
     keep_screenshot(card_shot, "console-card.png")
+
+    # The child is found: one desk closes the case (the police's resolution, through the bus); both
+    # desks show it closed, and the alerts service recorded who closed it and how.
+    card(li, alert).locator("button[data-close-case]").click()
+    li.select_option("#close-outcome", "found_alive")
+    li.fill("#close-note", "在西安北站派出所找到，已交还监护人")
+    li.click("#close-form button[type=submit]")
+    for page in (wang, li):
+        card(page, alert).locator(".card-head .badge.status-closed", has_text="案件已结").wait_for(timeout=60_000)
+        assert card(page, alert).locator("button[data-close-case]").count() == 0
+    [closed] = [c for c in (CaseChange.model_validate_json(r) for r in off_loop(_read, kafka, CASES.name))
+                if c.case_id == uuid.UUID(acked["event_id"]) and c.status == "closed"]
+    assert closed.outcome == "found_alive" and closed.closed_by is not None
 
 
 def test_an_answer_made_while_the_broker_is_unreachable_is_queued_and_sent_when_it_returns(

@@ -76,7 +76,8 @@ class Published:
     def example(self, operation: str, kind: str) -> dict[str, Any]:
         payload: dict[str, Any] = next(e["payload"] for e in self.message(operation)["examples"]
                                        if e["payload"].get("kind") == kind)
-        return json.loads(json.dumps(payload))
+        fresh: dict[str, Any] = json.loads(json.dumps(payload))  # a copy the test may change
+        return fresh
 
     def producer_config(self, bootstrap: str) -> dict[str, Any]:
         return {"bootstrap.servers": bootstrap, "acks": "all",
@@ -113,10 +114,13 @@ def consume(bootstrap: str, topics: list[str], until: Callable[[list[dict[str, A
         while not until(seen):
             assert dt.datetime.now() < deadline, f"timed out on {topics}: {len(seen)} messages"
             msg = c.poll(0.5)
-            if msg is None or msg.error() is not None or msg.value() is None:
+            if msg is None or msg.error() is not None:
+                continue
+            value = msg.value()
+            if value is None:
                 continue
             seen.append({"topic": msg.topic(), "partition": msg.partition(), "key": msg.key(),
-                         "value": json.loads(msg.value())})
+                         "value": json.loads(value)})
     finally:
         c.close()
     return seen

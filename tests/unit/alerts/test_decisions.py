@@ -69,6 +69,7 @@ def test_each_step_of_the_ladder_is_published_with_the_escalation_it_applied(run
         asyncio.run(running.handlers.on_escalation(value))
         state = running.store.state(str(alert_id))
         assert state is not None and state.escalation is not None and state.escalation.step == step
+    assert state.escalation is not None  # the loop's last step says so; again for mypy
     assert state.escalation.action == "escalate" and state.escalation.target_agency == JOINT_OFFICE
 
 

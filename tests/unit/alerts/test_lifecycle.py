@@ -28,8 +28,8 @@ ANSWERED = T0 + dt.timedelta(minutes=2)
 
 
 def _answer(state: TrackedState, answer: str, **kw: str) -> ReferralResponse:
-    return ReferralResponse(referral_id=state.id, answer=answer, agency=state.agency,  # type: ignore[arg-type]
-                            responded_at=T0 + dt.timedelta(minutes=2), **kw)  # type: ignore[arg-type]
+    return ReferralResponse(referral_id=state.id, answer=answer, agency=state.agency,
+                            responded_at=T0 + dt.timedelta(minutes=2), **kw)
 
 
 @pytest.mark.parametrize(("answers", "status"), [
@@ -133,8 +133,8 @@ def test_resend_keeps_the_alert_id_with_a_new_attempt(deadlines: Deadlines) -> N
     esc = lifecycle.next_escalation(state, state.ack_deadline, deadlines, resends=1)
     assert esc is not None and esc.alert is not None
     assert esc.alert.alert_id == state.id and esc.alert.attempt == 2
-    assert esc.escalation_id == lifecycle.next_escalation(state, state.ack_deadline + dt.timedelta(seconds=9),
-                                                          deadlines, resends=1).escalation_id  # type: ignore[union-attr]
+    later = lifecycle.next_escalation(state, state.ack_deadline + dt.timedelta(seconds=9), deadlines, resends=1)
+    assert later is not None and esc.escalation_id == later.escalation_id
 
 
 def test_no_escalation_once_acknowledged(deadlines: Deadlines) -> None:

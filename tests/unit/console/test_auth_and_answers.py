@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def test_officer_and_token_sign_in_record_the_person() -> None:
     cadre = s.sign_in_token(DEMO_TOKENS["womens_federation"], "刘芳")
     assert (cadre.agency, cadre.officer, cadre.token) == ("womens_federation", "刘芳 (wfcadre)",
                                                           DEMO_TOKENS["womens_federation"])
+    bad: Callable[[], object]
     for bad in (lambda: s.sign_in_officer("cc-wang", "wrong"), lambda: s.sign_in_officer("nobody", "x"),
                 lambda: s.sign_in_token("rb_police_wrong-secret-wrong-secret", "x"),
                 lambda: s.sign_in_token(DEMO_TOKENS["police"], "  ")):
@@ -90,6 +92,7 @@ def answer(referral_id: uuid.UUID) -> ReferralResponse:
 
 
 async def test_an_answer_made_while_the_bus_is_away_is_queued_then_delivered_once(tmp_path: Path) -> None:
+    changed: list[str]
     sink, changed = FlakySink(), []
     desk = AnswerDesk(tmp_path / "answers.sqlite", sink, ConsoleMetrics(CollectorRegistry()), changed.append,
                       retry_max_s=0.2)

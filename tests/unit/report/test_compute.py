@@ -114,7 +114,7 @@ def test_open_from_tracked_states_when_the_alerts_service_has_any() -> None:
     def state(r: Referral, status: str) -> TrackedState:
         return TrackedState(id=r.referral_id, kind="referral", event_id=r.event_id, event_kind=r.kind, case_id=None,
                             jurisdiction="xian", agency="police", role="lead", urgency="u", raised_at=T0,
-                            ack_deadline=r.ack_by, status=status, target_agency="police",  # type: ignore[arg-type]
+                            ack_deadline=r.ack_by, status=status, target_agency="police",
                             target_jurisdiction="xian")
 
     report = compute([a, b], [], [], "xian", 2026, states=[state(a, "sent"), state(a, "done"), state(b, "accepted")])

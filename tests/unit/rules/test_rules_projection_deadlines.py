@@ -143,4 +143,4 @@ def test_unknown_level_rejected(tmp_path: Path) -> None:
     data = {k: v.model_dump() for k, v in dl.deadlines.items()}
     data["soon"] = {"ack_within": dt.timedelta(minutes=1), "due_within": None}
     with pytest.raises(ValueError, match="unknown urgency level"):
-        Deadlines(deadlines=data)  # type: ignore[arg-type]
+        Deadlines(deadlines=data)
