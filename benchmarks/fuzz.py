@@ -1,17 +1,20 @@
 """Hostile input against the running bus: what each message became, and what it cost the others.
 
-On a fresh local broker (or KAFKA_BOOTSTRAP_SERVERS), with `referral-bus router`, `broadcast` and
-`intake` as subprocesses:
+On a fresh local broker (or KAFKA_BOOTSTRAP_SERVERS), with `referral-bus router`, `broadcast`,
+`intake` and `alerts` as subprocesses:
   1. baseline: a hospital's legitimate traffic (publish an event, read its receipt) at a steady
      rate, latency measured per request;
   2. attack: the same legitimate traffic while `--requests` hostile HTTP requests (bodies from the
      corpus of tests/hostile.py and random mutations of valid events, lone surrogates, NaN, deep
      nesting, oversize bodies, wrong secrets, missing tokens, wrong content types, unknown routes,
-     unparseable requests and requests that never finish) go to the intake, and `--messages`
-     hostile messages to `events.inbound`;
+     unparseable requests and requests that never finish) go to the intake, `--messages`
+     hostile messages to `events.inbound`, and `--answers` hostile answers to the answers topic
+     (the corpus of tests/hostile.py about tracked alerts, then mutated answers: junk fields, no
+     agency, agencies not entitled, unknown ids, random bytes);
   3. accounting: every inbound message is a dead letter at its own position (by reason) or a
-     routed event with a receipt; a service that exits is a crash (restarted, like a supervisor
-     would, at most 3 times); a request with no answer within 30 s is a hang;
+     routed event with a receipt; every answer is applied (in its alert's or referral's history)
+     or refused on `answers.refused` (by reason); a service that exits is a crash (restarted,
+     like a supervisor would, at most 3 times); a request with no answer within 30 s is a hang;
   4. abuse: 600 wrong-secret attempts at 24/s against a token id while a receipt is read 5 times
      a second (its latency, and the intake's memory), and how long a request whose head or body
      never ends keeps its connection.
@@ -46,9 +49,21 @@ from bus.kafka.admin import create_topics
 from bus.kafka.reader import read_all
 from bus.local_broker import die_with_parent, free_port, local_broker
 from bus.settings import KafkaSettings
+from schemas.alerts import ANSWERS as ANSWER_VALUES
+from schemas.alerts import alert_id_for
 from services.intake.demo import DEMO_TOKENS
-from tests.hostile import HOSPITAL, MARK, dumps, hospital_report, inbound_corpus, missing_child, release
-from topics.catalog import DEAD_LETTERS, EVENTS, RECEIPTS
+from tests.hostile import (
+    HOSPITAL,
+    MARK,
+    answer,
+    answer_corpus,
+    dumps,
+    hospital_report,
+    inbound_corpus,
+    missing_child,
+    release,
+)
+from topics.catalog import ALERT_STATES, ANSWERS, ANSWERS_REFUSED, DEAD_LETTERS, EVENTS, RECEIPTS
 
 CLI = str(Path(sys.executable).with_name("referral-bus"))
 TOKEN = DEMO_TOKENS[HOSPITAL]
@@ -442,6 +457,139 @@ async def accounting(kafka: KafkaSettings, placed: dict[tuple[int, int], Placed]
     return reasons, reasons.pop("unaccounted", 0)
 
 
+# -- hostile answers -------------------------------------------------------------------------------
+
+#: Who answers a mutated answer: the command centre (entitled), agencies it was never addressed to,
+#: none, or an unknown code.
+ANSWERERS = ["police.command_center", "youth_league", "education", "police", None, f"police.{MARK}"]
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Tracked alerts and the command centre's lead referral beside each, to aim answers at."""
+
+    alerts: list[str]
+    leads: list[str]
+
+
+def hostile_answers(total: int, seed: int, targets: Targets) -> Iterator[tuple[str, bytes | None, bytes]]:
+    """(class, message, key): the corpus once per target pair, then mutated answers and junk. Keyed
+    by the id answered, as the bus's producers key answers."""
+    rnd = random.Random(seed + 2)
+    count = 0
+    for alert_id, lead_id, done_id in zip(targets.alerts, targets.leads, targets.alerts[1:], strict=False):
+        for name, raw in answer_corpus(alert_id, lead_id, done_id):
+            if count < total:
+                count += 1
+                yield f"corpus:{name}", raw, (_referral_key(raw) or f"fuzz-answer-{count}".encode())
+    ids = targets.alerts + targets.leads
+    while count < total:
+        count += 1
+        pick = rnd.random()
+        if pick < 0.7:
+            referral_id = rnd.choice(ids) if rnd.random() < 0.8 else str(uuid.uuid4())
+            obj = answer(referral_id, rnd.choice(ANSWER_VALUES), agency=rnd.choice(ANSWERERS))
+            for _ in range(rnd.randint(0, 2)):
+                obj[rnd.choice([*obj, "officer", "exercise", MARK])] = junk(rnd)
+            try:
+                raw = json.dumps(obj, allow_nan=True).encode("utf-8", "surrogatepass")
+            except (ValueError, RecursionError):
+                raw = repr(obj).encode("utf-8", "surrogatepass")
+            yield "mutated_answer", raw, referral_id.encode()
+        elif pick < 0.85:
+            try:
+                yield "random_json", json.dumps(junk(rnd)).encode("utf-8", "surrogatepass"), f"fuzz-a{count}".encode()
+            except ValueError:
+                yield "random_json", b"[NaN]", f"fuzz-a{count}".encode()
+        else:
+            yield "random_bytes", rnd.randbytes(rnd.randint(0, 400)), f"fuzz-a{count}".encode()
+
+
+def _referral_key(raw: bytes | None) -> bytes | None:
+    try:
+        found = json.loads(raw or b"").get("referral_id")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return found.encode("utf-8", "replace") if isinstance(found, str) else None
+
+
+@dataclass(frozen=True)
+class PlacedAnswer:
+    name: str
+    response_id: str | None
+
+
+async def hostile_kafka_answers(kafka: KafkaSettings, total: int, seed: int,
+                                targets: Targets) -> dict[tuple[int, int], PlacedAnswer]:
+    """Produce the hostile answers; {(partition, offset): what} of those on the bus."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
+                                max_request_size=4 * 1024 * 1024, linger_ms=5)
+    await producer.start()
+    placed: dict[tuple[int, int], PlacedAnswer] = {}
+    try:
+        futures = []
+        for name, value, key in hostile_answers(total, seed, targets):
+            sent = await producer.send(ANSWERS.name, value=value, key=key)
+            futures.append((PlacedAnswer(name, _response_id(value)), sent))
+        for what, fut in futures:
+            with contextlib.suppress(Exception):
+                meta = await fut
+                placed[(meta.partition, meta.offset)] = what
+    finally:
+        await producer.stop()
+    return placed
+
+
+def _response_id(value: bytes | None) -> str | None:
+    try:
+        found = json.loads(value or b"").get("response_id")
+        return str(uuid.UUID(found)) if isinstance(found, str) else None
+    except (ValueError, AttributeError, RecursionError):
+        return None
+
+
+async def answer_accounting(kafka: KafkaSettings,
+                            placed: dict[tuple[int, int], PlacedAnswer]) -> tuple[Counter[str], int]:
+    """Each placed answer's outcome: refused (a record on answers.refused at its position or with
+    its response id, by reason) or applied (its response id in a tracked state's history)."""
+    at_position: dict[tuple[int, int], str] = {}
+    by_response: dict[str, str] = {}
+    for record in await read_all(kafka, [ANSWERS_REFUSED.name]):
+        refusal = json.loads(record.value or b"{}")
+        if refusal.get("topic") == ANSWERS.name:
+            at_position[(refusal["partition"], refusal["offset"])] = refusal["reason"]
+        if refusal.get("response_id"):
+            by_response[refusal["response_id"]] = refusal["reason"]
+    applied: set[str] = set()
+    for record in await read_all(kafka, [ALERT_STATES.name]):
+        with contextlib.suppress(ValueError, AttributeError, TypeError, RecursionError):
+            applied |= {h.get("ref") for h in json.loads(record.value or b"{}").get("history", ())}
+    outcomes: Counter[str] = Counter()
+    for position, what in placed.items():
+        if position in at_position:
+            outcomes[at_position[position]] += 1
+        elif what.response_id in by_response:
+            outcomes[by_response[what.response_id]] += 1
+        elif what.response_id in applied:
+            outcomes["applied"] += 1
+        else:
+            outcomes["unaccounted"] += 1
+    return outcomes, outcomes.pop("unaccounted", 0)
+
+
+async def tracked_targets(kafka: KafkaSettings, reports: list[dict[str, Any]]) -> Targets | None:
+    """The reports' alerts and lead referrals, once the alerts service tracks them all."""
+    states: dict[str, dict[str, Any]] = {}
+    for record in await read_all(kafka, [ALERT_STATES.name]):
+        with contextlib.suppress(ValueError, TypeError):
+            states[(record.key or b"").decode()] = json.loads(record.value or b"{}")
+    alerts = [str(alert_id_for(uuid.UUID(r["event_id"]))) for r in reports]
+    leads = [states[a].get("twin_id") for a in alerts if a in states]
+    if len(leads) < len(alerts) or not all(lead in states for lead in leads):
+        return None
+    return Targets(alerts, [str(lead) for lead in leads])
+
+
 # -- abuse figures ---------------------------------------------------------------------------------
 
 
@@ -559,16 +707,18 @@ async def run(kafka: KafkaSettings, procs: dict[str, Proc], port: int, args: arg
         pids = {name: p.pid for name, p in procs.items()} | args.other_pids | {"attacker": os.getpid()}
         cpu_before = cpu_of(pids)
         t0 = time.monotonic()
-        _, placed = await asyncio.gather(
+        _, placed, placed_answers = await asyncio.gather(
             hostile_http(hostile_client, port, args.requests, args.concurrency, args.seed, attack),
-            hostile_kafka(kafka, args.messages, args.seed))
+            hostile_kafka(kafka, args.messages, args.seed),
+            hostile_kafka_answers(kafka, args.answers, args.seed, args.targets))
         attack_s = time.monotonic() - t0
         cpu = {name: round((spent - cpu_before.get(name, 0.0)) / attack_s, 2)
                for name, spent in cpu_of(pids).items()}
         print(f"CPU during the attack (cores): {cpu}")
         stop_file.touch()
         during = await asyncio.to_thread(collected, during_process)
-        print(f"attack: {attack.sent} hostile requests and {len(placed)} hostile inbound messages in {attack_s:.1f} s; "
+        print(f"attack: {attack.sent} hostile requests, {len(placed)} hostile inbound messages and "
+              f"{len(placed_answers)} hostile answers in {attack_s:.1f} s; "
               f"{len(during['latencies'])} legitimate requests meanwhile, "
               f"p50 {percentile(during['latencies'], 0.5):.1f} ms, p99 {percentile(during['latencies'], 0.99):.1f} ms")
 
@@ -581,6 +731,14 @@ async def run(kafka: KafkaSettings, procs: dict[str, Proc], port: int, args: arg
             if unaccounted == 0:
                 break
             await asyncio.sleep(2)
+        # Every answer: applied or refused. Answers to unknown ids wait out their parking window.
+        answer_outcomes: Counter[str] = Counter()
+        answers_unaccounted = len(placed_answers)
+        while time.monotonic() < deadline:
+            answer_outcomes, answers_unaccounted = await answer_accounting(kafka, placed_answers)
+            if answers_unaccounted == 0:
+                break
+            await asyncio.sleep(2)
         slow = await slow_requests(port)
     stop.set()
     await supervisor
@@ -590,6 +748,8 @@ async def run(kafka: KafkaSettings, procs: dict[str, Proc], port: int, args: arg
             "during": during["latencies"], "during_errors": during["errors"],
             "baseline_by_kind": baseline["by_kind"], "during_by_kind": during["by_kind"],
             "attack": attack, "placed": placed, "reasons": reasons, "unaccounted": unaccounted,
+            "placed_answers": placed_answers, "answer_outcomes": answer_outcomes,
+            "answers_unaccounted": answers_unaccounted,
             "attack_s": attack_s, "abuse": abuse, "slow": slow, "cpu": cpu}
 
 
@@ -597,6 +757,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=10_000, help="hostile HTTP requests to the intake")
     parser.add_argument("--messages", type=int, default=10_000, help="hostile messages to events.inbound")
+    parser.add_argument("--answers", type=int, default=10_000, help="hostile answers to the answers topic")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--legit-rate", type=float, default=10.0, help="legitimate requests per second")
     parser.add_argument("--legit-seconds", type=float, default=20.0, help="length of the baseline")
@@ -616,6 +777,7 @@ def main() -> None:
         return
     if args.quick:
         args.requests, args.messages, args.legit_seconds, args.auth_tries, args.drain_s = 400, 400, 3.0, 48, 90.0
+        args.answers = 400
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -632,14 +794,18 @@ def main() -> None:
                "REFERRAL_BUS_ROUTER_METRICS_PORT": str(router_metrics),
                "REFERRAL_BUS_ALERTS_METRICS_PORT": "0", "REFERRAL_BUS_BROADCAST_METRICS_PORT": "0",
                "REFERRAL_BUS_BROADCAST_HTTP_PORT": str(feed), "REFERRAL_BUS_BROADCAST_HTTP_HOST": "127.0.0.1",
-               "REFERRAL_BUS_INTAKE_PORT": str(port), "REFERRAL_BUS_INTAKE_METRICS_PORT": str(intake_metrics)}
-        procs = {name: Proc(name, [name], env, Path(tmp) / f"{name}.log") for name in ("router", "broadcast", "intake")}
+               "REFERRAL_BUS_INTAKE_PORT": str(port), "REFERRAL_BUS_INTAKE_METRICS_PORT": str(intake_metrics),
+               # answers to ids nobody sends are refused (unknown_id) within the run
+               "REFERRAL_BUS_ALERTS_PARK_SECONDS": "5", "REFERRAL_BUS_ALERTS_LAG_INTERVAL": "0"}
+        procs = {name: Proc(name, [name], env, Path(tmp) / f"{name}.log")
+                 for name in ("router", "broadcast", "intake", "alerts")}
         for p in procs.values():
             p.start()
         try:
             wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200, 60,
                        "the intake")
             _wait_routed(kafka, port)
+            args.targets = _wait_targets(kafka)
             result = asyncio.run(run(kafka, procs, port, args, Path(tmp)))
             logs = {name: p.log.read_text(errors="replace") for name, p in procs.items()}
         finally:
@@ -655,6 +821,33 @@ def _wait_routed(kafka: KafkaSettings, port: int) -> None:
     httpx.post(f"http://127.0.0.1:{port}/v1/events", content=dumps(event), headers=headers, timeout=30)
     wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/v1/events/{event['event_id']}", headers=headers,
                                  timeout=5).json().get("status") == "routed", 120, "the router")
+
+
+def _wait_targets(kafka: KafkaSettings, n: int = 6) -> Targets:
+    """`n` missing children's alerts, tracked by the alerts service with their lead referrals: what
+    the hostile answers are about."""
+    reports = [missing_child() for _ in range(n)]
+
+    async def publish() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            for r in reports:
+                await producer.send_and_wait(EVENTS.name, dumps(r), key=r["event_id"].encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish())
+    found: list[Targets] = []
+
+    def tracked() -> bool:
+        targets = asyncio.run(tracked_targets(kafka, reports))
+        if targets is not None:
+            found.append(targets)
+        return targets is not None
+
+    wait_until(tracked, 180, "the alerts service tracking the target alerts")
+    return found[0]
 
 
 def print_abuse(result: dict[str, Any]) -> None:
@@ -687,6 +880,11 @@ def report(result: dict[str, Any], procs: dict[str, Proc], logs: dict[str, str],
     for reason, n in sorted(result["reasons"].items()):
         print(f"  {reason:>22} {n:7d}")
     print(f"  unaccounted: {result['unaccounted']}")
+    print(f"\nanswers: {len(result['placed_answers'])} hostile answers on the bus, by outcome "
+          "(applied, or refused on answers.refused with this reason)")
+    for reason, n in sorted(result["answer_outcomes"].items()):
+        print(f"  {reason:>22} {n:7d}")
+    print(f"  unaccounted: {result['answers_unaccounted']}")
     crashes = {name: p.crashes for name, p in procs.items()}
     print(f"\ncrashes (a service exited): {crashes}")
     echoed_in_logs = {name: log.count(MARK) for name, log in logs.items()}
@@ -705,6 +903,8 @@ def report(result: dict[str, Any], procs: dict[str, Proc], logs: dict[str, str],
         "quick": args.quick, "hostile_requests": attack.sent, "hostile_messages": len(result["placed"]),
         "http_statuses": dict(attack.statuses), "dead_letter_reasons": dict(result["reasons"]),
         "unaccounted": result["unaccounted"], "crashes": sum(crashes.values()), "crashes_by_service": crashes,
+        "hostile_answers": len(result["placed_answers"]), "answer_outcomes": dict(result["answer_outcomes"]),
+        "answers_unaccounted": result["answers_unaccounted"],
         "hangs": attack.hangs, "echoed_answers": attack.echoes, "echoed_in_logs": sum(echoed_in_logs.values()),
         "legit_p50_ms_baseline": round(percentile(result["baseline"], 0.5), 1),
         "legit_p99_ms_baseline": round(p99_base, 1),

@@ -37,6 +37,8 @@ import pydantic_core
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
+from schemas.alerts import CaseChange, Escalation, ParkedAnswer, PoliceAlert, ReferralResponse, TrackedState
+from schemas.answers import AnswerRequest, RefusedAnswer
 from schemas.errors import FieldError
 from schemas.events import EVENT_ADAPTER, Event
 from schemas.receipts import Receipt
@@ -531,3 +533,26 @@ EVENT: Contract[Event] = Contract(EVENT_ADAPTER, invalid="invalid_event")
 REFERRAL: Contract[Referral] = Contract(TypeAdapter(Referral), invalid="invalid_referral")
 #: Receipts on the receipts topic (the intake's receipt store).
 RECEIPT: Contract[Receipt] = Contract(TypeAdapter(Receipt), invalid="invalid_receipt")
+
+#: Answers on the answers topic (the alerts service), and answer request bodies (the intake).
+ANSWER: Contract[ReferralResponse] = Contract(TypeAdapter(ReferralResponse), invalid="invalid_answer")
+ANSWER_REQUEST: Contract[AnswerRequest] = Contract(TypeAdapter(AnswerRequest), invalid="invalid_answer")
+
+#: The bus's own records, which only its services write: an alert (its subject), an escalation
+#: (the alert it re-sends), the state of an alert or referral (its referral, its alert, its latest
+#: escalation and its history) and a case (its clues) are larger and deeper than an event, but
+#: still bounded: under the producer's 1 MB, and never a parser's recursion limit.
+OWN_RECORDS = Limits(max_bytes=1_000_000, max_depth=12, max_values=200_000, max_string_chars=16_384)
+POLICE_ALERT: Contract[PoliceAlert] = Contract(TypeAdapter(PoliceAlert), invalid="invalid_alert",
+                                               limits=OWN_RECORDS)
+ESCALATION: Contract[Escalation] = Contract(TypeAdapter(Escalation), invalid="invalid_escalation",
+                                            limits=OWN_RECORDS)
+TRACKED_STATE: Contract[TrackedState] = Contract(TypeAdapter(TrackedState), invalid="invalid_state",
+                                                 limits=OWN_RECORDS)
+CASE_CHANGE: Contract[CaseChange] = Contract(TypeAdapter(CaseChange), invalid="invalid_case", limits=OWN_RECORDS)
+#: A parked value: the answers waiting for one alert or referral (or, as written before the bus
+#: dated answers itself, the bare answers).
+PARKED: Contract[list[ParkedAnswer | ReferralResponse]] = Contract(
+    TypeAdapter(list[ParkedAnswer | ReferralResponse]), invalid="invalid_parked", limits=OWN_RECORDS)
+#: Refused answers (the duty console shows its own officers' on their cards).
+REFUSED_ANSWER: Contract[RefusedAnswer] = Contract(TypeAdapter(RefusedAnswer), invalid="invalid_refusal")

@@ -4,6 +4,8 @@
     client.publish(event_json_bytes)     # stored on disk first
     result = client.drain(deadline_s=30)  # sent until acknowledged, or left pending
 
+The same client sends an agency's answers (`bus/answering.py`): another outbox, another path.
+
 A send is retried on network errors, timeouts and 5xx/503 (honouring Retry-After); a 4xx that
 concerns the event itself (invalid, forbidden, conflicting id) marks it rejected, with the
 intake's answer kept for the reporter. A 401 stops the drain and leaves everything pending:
@@ -47,8 +49,10 @@ class IntakeClient:
     def __init__(self, url: str, token: str, outbox: Outbox, *, timeout_s: float = 10.0,
                  transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 max_backoff_s: float = 30.0) -> None:
+                 max_backoff_s: float = 30.0, path: Callable[[Item], str] | None = None) -> None:
         self.outbox = outbox
+        #: Where an item is posted: `/v1/events` unless told otherwise.
+        self._path = path or (lambda _: "/v1/events")
         self._sleep = sleep
         self._max_backoff_s = max_backoff_s
         self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s, transport=transport,
@@ -63,7 +67,7 @@ class IntakeClient:
     def send(self, item: Item) -> tuple[Outcome, float | None]:
         """One attempt. Returns the outcome and, for a retry, the server's Retry-After if any."""
         try:
-            response = self._http.post("/v1/events", content=item.body)
+            response = self._http.post(self._path(item), content=item.body)
         except httpx.HTTPError as exc:
             self.outbox.mark_retry(item.event_id, type(exc).__name__, self._next(item))
             return "retry", None

@@ -116,7 +116,13 @@ ANSWER_NEEDS: dict[str, tuple[str, str]] = {
 _NOT_BLANK = python_regex(NOT_BLANK_PATTERN)
 
 
-def _answer_needs_schema(schema: dict[str, Any]) -> None:
+def says_something(text: str | None) -> bool:
+    """Whether an answer's reason or note has a character other than a space, a tab or a line break."""
+    return text is not None and _NOT_BLANK.search(text) is not None
+
+
+def answer_needs_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema's statement of ANSWER_NEEDS."""
     schema["allOf"] = [
         {"if": {"properties": {"answer": {"const": answer}}, "required": ["answer"]},
          "then": {"required": [field], "properties": {field: {"type": "string", "pattern": NOT_BLANK_PATTERN}}}}
@@ -127,7 +133,7 @@ def _answer_needs_schema(schema: dict[str, Any]) -> None:
 class ReferralResponse(Message):
     """An agency's answer to a referral or alert; `response_id` makes a re-sent answer harmless."""
 
-    model_config = ConfigDict(json_schema_extra=_answer_needs_schema)
+    model_config = ConfigDict(json_schema_extra=answer_needs_schema)
 
     response_id: Uuid = Field(default_factory=uuid.uuid4)
     referral_id: Uuid = Field(description="A referral id or an alert id.")
@@ -135,7 +141,10 @@ class ReferralResponse(Message):
     agency: AgencyCode | None = Field(default=None, description="Who answers (None: not given).")
     reason: Str | None = Field(default=None, max_length=1000)
     note: Str | None = Field(default=None, max_length=4000)
-    responded_at: Timestamp = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    responded_at: Timestamp = Field(
+        default_factory=lambda: dt.datetime.now(dt.UTC),
+        description="The sender's own clock, recorded as claimed (`HistoryEntry.claimed_at`); the bus dates an "
+                    "answer by when it received it, never by this.")
     exercise: Bool = False
     officer: Str | None = Field(
         default=None, min_length=1, max_length=100,
@@ -144,8 +153,7 @@ class ReferralResponse(Message):
     @model_validator(mode="after")
     def _reason_and_note(self) -> ReferralResponse:
         for answer, (field, message) in ANSWER_NEEDS.items():
-            text = getattr(self, field)
-            if self.answer == answer and (text is None or _NOT_BLANK.search(text) is None):
+            if self.answer == answer and not says_something(getattr(self, field)):
                 raise ValueError(message)
         return self
 
@@ -154,9 +162,24 @@ class ReferralResponse(Message):
         return str(self.referral_id).encode()
 
 
-class ParkedAnswers(RootModel[tuple[ReferralResponse, ...]]):
+class ParkedAnswer(_Frozen):
+    """An answer the alerts service keeps until its alert or referral arrives (`alerts.parked`):
+    topics are not ordered against each other. `received_at` is when the bus received it (its
+    time once applied); `parked_at` starts its parking window; `for_twin` marks an answer already
+    applied to an alert (or lead referral) that waits for the other of the pair."""
+
+    response: ReferralResponse
+    received_at: Timestamp = Field(description="When the bus received the answer (its time once applied).")
+    parked_at: Timestamp = Field(description="When its parking window started.")
+    for_twin: Bool = Field(default=False, description="Already applied to an alert (or lead referral); waits "
+                                                      "for the other of the pair.")
+
+
+class ParkedAnswers(RootModel[tuple[ParkedAnswer, ...]]):
     """Answers that arrived before their alert or referral, kept by the alerts service under the
-    answered id until it arrives (each answer carries its own schema_version)."""
+    answered id until it arrives, each with the time the bus received it (each answer carries its
+    own schema_version). A value written before the bus dated answers itself, a JSON array of bare
+    answers, is still read: each is dated when it is restored."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -200,6 +223,28 @@ TrackedStatus = Literal[
 ]
 #: States an answer can no longer change (the alerts service decides by them; readers show them).
 FINAL_STATUSES: frozenset[str] = frozenset({"done", "rejected", "closed", "grouped"})
+_ORDER = {"sent": 0, "acknowledged": 1, "accepted": 2}
+
+
+def next_status(current: str, answer: str) -> str | None:
+    """The status an answer moves an alert or referral to from `current` (not final), or None when
+    it changes nothing there: sent → acknowledged → accepted → done; sent/acknowledged →
+    rejected. The one rule the alerts service applies answers by, the intake and the console
+    offer them by."""
+    if answer == "acknowledged":
+        return "acknowledged" if current == "sent" else None
+    if answer in ("accepted", "rejected"):
+        return answer if _ORDER.get(current, 9) < 2 else None
+    if answer == "done":
+        return "done"
+    raise ValueError(f"unknown answer {answer!r}")
+
+
+def answers_allowed(status: str) -> list[str]:
+    """The answers that still change something in `status`, in the order a desk offers them."""
+    if status in FINAL_STATUSES:
+        return []
+    return [a for a in ANSWERS if next_status(status, a) is not None]
 
 
 class HistoryEntry(_Frozen):
@@ -211,6 +256,9 @@ class HistoryEntry(_Frozen):
     by: Str | None = None
     detail: Str | None = None
     officer: Str | None = Field(default=None, description="The person who gave an answer (ReferralResponse.officer).")
+    claimed_at: Timestamp | None = Field(
+        default=None, description="An answer's `responded_at` as its sender claimed it; `at` is when the bus "
+                                  "received it, which deadlines and on-time figures use.")
 
 
 class TrackedState(Message):

@@ -171,6 +171,74 @@ def claims_corpus() -> list[tuple[str, bytes | None]]:
     ]
 
 
+def answer(referral_id: str, answer: str = "acknowledged", agency: str | None = "police.command_center",
+           **changes: Any) -> dict[str, Any]:
+    """A well-formed answer (as the console or the intake writes it on the answers topic)."""
+    obj: dict[str, Any] = {"response_id": str(uuid.uuid4()), "referral_id": referral_id, "answer": answer,
+                           "agency": agency, "responded_at": _now().isoformat()}
+    if answer == "rejected":
+        obj["reason"] = "not ours"
+    if answer == "done":
+        obj["note"] = "child found"
+    obj.update(changes)
+    return obj
+
+
+#: What became of each class of `answer_corpus`: applied, or refused with this reason.
+ANSWER_OUTCOMES: dict[str, str] = {
+    "ack_string": "invalid_answer", "ack_bare": "invalid_json", "rejected_without_reason": "invalid_answer",
+    "done_without_note": "invalid_answer", "no_agency": "no_agency", "wrong_agency": "not_entitled",
+    "backdated_wrong_agency": "not_entitled", "backdated_entitled": "applied", "unknown_id": "unknown_id",
+    "oversize_note": "too_large", "surrogate_officer": "invalid_json", "surrogate_raw_bytes": "invalid_json",
+    "deep": "too_deep", "nan": "invalid_json", "non_uuid_referral": "invalid_answer",
+    "unknown_agency_code": "invalid_answer", "padded_agency_code": "invalid_answer", "extra_field": "invalid_answer",
+    "control_in_reason": "invalid_string", "bidi_officer": "invalid_string", "array_body": "invalid_answer",
+    "number_body": "invalid_answer", "empty_bytes": "empty_message", "no_value": "empty_message",
+    "after_done": "already_final", "no_effect": "no_effect", "overlong_reason": "invalid_answer",
+}
+
+
+def answer_corpus(alert_id: str, lead_id: str, done_id: str) -> list[tuple[str, bytes | None]]:
+    """(class, message) for the answers topic, about a tracked alert of the command centre and its
+    lead referral, and `done_id` (a referral of the command centre this corpus marks done first)."""
+    m = MARK
+    ancient = "2020-01-01T00:00:00+00:00"
+    corpus: list[tuple[str, bytes | None]] = [
+        ("ack_string", b'"ACK"'),
+        ("ack_bare", b"ACK"),
+        ("rejected_without_reason", dumps({**answer(alert_id, "rejected"), "reason": None})),
+        ("done_without_note", dumps({**answer(alert_id, "done"), "note": "  "})),
+        ("no_agency", dumps(answer(alert_id, agency=None))),
+        ("wrong_agency", dumps(answer(lead_id, "accepted", agency="youth_league"))),
+        ("backdated_wrong_agency", dumps(answer(lead_id, "accepted", agency="youth_league", responded_at=ancient))),
+        ("backdated_entitled", dumps(answer(alert_id, responded_at=ancient, officer=m))),
+        ("unknown_id", dumps(answer(str(uuid.uuid4())))),
+        ("oversize_note", dumps(answer(alert_id, "done", note=m * 20_000))),
+        ("surrogate_officer", dumps(answer(alert_id, officer="\ud800" + m))),
+        ("surrogate_raw_bytes", dumps(answer(alert_id, officer=m)).replace(m.encode(), b"\xed\xa0\x80" + m.encode())),
+        ("deep", _deep(4000, b'{"a":', b"}")),
+        ("nan", dumps(answer(alert_id)).replace(b'"acknowledged"', b"NaN")),
+        ("non_uuid_referral", dumps(answer(f"{m}-not-an-id"))),
+        ("unknown_agency_code", dumps(answer(alert_id, agency=f"police.{m}"))),
+        ("padded_agency_code", dumps(answer(alert_id, agency=" police.command_center"))),
+        ("extra_field", dumps({**answer(alert_id), f"{m}_extra": m})),
+        ("control_in_reason", dumps(answer(alert_id, "rejected", reason=f"\x1b[31m{m}\x00"))),
+        ("bidi_officer", dumps(answer(alert_id, officer=f"\u202e{m}"))),
+        ("overlong_reason", dumps(answer(alert_id, "rejected", reason=m * 200))),
+        ("array_body", dumps([answer(alert_id)])),
+        ("number_body", b"42"),
+        ("empty_bytes", b""),
+        ("no_value", None),
+        # the command centre marks `done_id` done (applied), then answers it again
+        ("done_first", dumps(answer(done_id, "done"))),
+        ("after_done", dumps(answer(done_id, "accepted"))),
+        # accepted (applied), then an acknowledgement that changes nothing
+        ("accept_first", dumps(answer(lead_id, "accepted"))),
+        ("no_effect", dumps(answer(lead_id, "acknowledged"))),
+    ]
+    return corpus
+
+
 # -- hypothesis strategies ---------------------------------------------------------------------------
 
 #: Any text, lone surrogates, controls and bidirectional characters included.
@@ -199,11 +267,12 @@ _BASES: list[Callable[[], dict[str, Any]]] = [
 @st.composite
 def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
     """A valid event of some kind with a few fields replaced, dropped or added."""
-    event = draw(st.sampled_from(_BASES))()
+    event: dict[str, Any] = draw(st.sampled_from(_BASES))()
     for _ in range(draw(st.integers(0, 3))):
         path = draw(st.sampled_from(_PATHS) | (any_text | marked_text))
         head, _, tail = path.partition(".")
-        target = event.get(head) if tail and isinstance(event.get(head), dict) else event
+        nested = event.get(head)
+        target: dict[str, Any] = nested if tail and isinstance(nested, dict) else event
         key = tail or head
         if draw(st.booleans()):
             # Marked text half the time: a wrong code, id or time is what pydantic's messages quote.

@@ -84,7 +84,7 @@ def _channel_id(name: str) -> str:
 
 def _key_schema(rule: str) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "string", "description": f"UTF-8 text, no quotes: {KEYS[rule]}."}  # type: ignore[index]
-    if rule != "event_id_else_position":
+    if rule not in ("event_id_else_position", "answered_id"):  # a refused message's key may be no UUID
         schema["pattern"] = UUID_PATTERN
     return schema
 

@@ -12,7 +12,8 @@ from typing import Literal
 
 from rules.catalog import catalog
 
-Key = Literal["event_id", "case_id", "case_id_else_event_id", "referral_id", "event_id_else_position"]
+Key = Literal["event_id", "case_id", "case_id_else_event_id", "referral_id", "event_id_else_position",
+              "answered_id"]
 Cleanup = Literal["delete", "compact"]
 Participant = Literal["agency", "intake", "router", "alerts", "broadcast", "console", "desk", "operator",
                       "auditor", "channel"]
@@ -32,6 +33,8 @@ KEYS: dict[Key, str] = {
     "referral_id": "the id of the alert or referral the message is about (referral_id; a tracked state's id)",
     "event_id_else_position": "the refused message's event_id when it could be read, else "
                               "`<topic>:<partition>:<offset>` of the refused message",
+    "answered_id": "the id of the alert or referral the refused answer named (its UUID, or `sha256:` and 12 hex "
+                   "digits of whatever else it wrote there), else its response_id in the same forms, else `-`",
 }
 #: The fields each key rule reads, in order: the first one the message has is the key.
 KEY_FIELDS: dict[Key, tuple[str, ...]] = {
@@ -40,6 +43,7 @@ KEY_FIELDS: dict[Key, tuple[str, ...]] = {
     "case_id_else_event_id": ("case_id", "event_id"),
     "referral_id": ("referral_id", "id"),
     "event_id_else_position": ("event_id",),
+    "answered_id": ("referral_id", "response_id"),
 }
 
 
@@ -50,6 +54,8 @@ def key_of(key: Key, value: dict[str, object], position: str | None = None) -> b
             return str(value[name]).encode()
     if key == "event_id_else_position" and position is not None:
         return position.encode()
+    if key == "answered_id":
+        return b"-"
     raise ValueError(f"a message keyed by {key} has none of {KEY_FIELDS[key]}")
 
 
@@ -67,13 +73,15 @@ PARTITIONER: dict[str, dict[str, str]] = {
 PARTICIPANTS: dict[Participant, str] = {
     "agency": "an agency's own system with its own Kafka client (a hospital, a coach station, a police "
               "command centre), where the operators gave it a principal; otherwise it uses the intake's "
-              "HTTP API with the same JSON",
+              "HTTP API with the same JSON. It answers through the intake with its token, never on Kafka",
     "intake": "the HTTP intake (referral-bus intake): publishes each authenticated agency's event as sent",
     "router": "the router (referral-bus router): validates, routes, alerts, receipts",
     "alerts": "the alerts service (referral-bus alerts): tracks answers, re-sends, escalates, keeps cases",
     "broadcast": "the broadcast service (referral-bus broadcast): CAP missing-child broadcasts",
-    "console": "the duty console (referral-bus console): desks' boards and answers",
-    "desk": "the bus's terminal tools at an agency's desk (tail, page, cases, ack)",
+    "console": "the duty console (referral-bus console): desks' boards, and the answers and case "
+               "resolutions of the officers it signs in",
+    "desk": "the bus's terminal tools at an agency's desk (tail, page, cases; ack, accept, reject and done "
+            "answer through the intake with the agency's token)",
     "operator": "operators' tools: deadletters, replay, the annual report",
     "auditor": "auditors reading who knew what, when",
     "channel": "a broadcast channel's own system (media, cyberspace, outdoor screens)",
@@ -104,33 +112,45 @@ class TopicSpec:
 # id, so that everything about one case is routed in order by one worker.
 EVENTS = TopicSpec("events.inbound", "Event", "case_id_else_event_id", 4, 30 * DAY_MS,
                    description="Events published by reporting agencies (validated by the router).",
-                   writers=("intake", "agency", "operator"), readers=("router", "alerts", "broadcast"))
+                   writers=("intake", "agency", "operator", "console"), readers=("router", "alerts", "broadcast"))
 DEAD_LETTERS = TopicSpec("events.deadletter", "DeadLetter", "event_id_else_position", 1, 90 * DAY_MS,
                          description="Inbound messages that could not be accepted, with the reason and original bytes.",
-                         writers=("router",), readers=("operator",))
+                         writers=("router", "broadcast"), readers=("operator",))
 POLICE_ALERTS = TopicSpec("alerts.police", "PoliceAlert", "case_id", 4, 90 * DAY_MS,
                           description="Urgent alerts for police command centres (missing children).",
-                          writers=("router",), readers=("alerts", "desk", "console", "operator", "agency"))
+                          writers=("router", "alerts"), readers=("alerts", "operator", "agency"))
 # Answers are not referrals: their topic is outside `referrals.` (issue #18), so that nothing
 # reading or granting `referrals.*` takes them for an agency's referrals. Until every reader has
-# moved, an upgrade reads both (deploy/README.md, "Upgrading").
+# moved, an upgrade reads both (deploy/README.md, "Upgrading"). The bus's own services write
+# them: the intake for an agency that answers with its token (its own system, or the terminal's
+# `referral-bus ack|accept|reject|done`) and the duty console for its signed-in officers; the
+# alerts service applies only those of an agency the alert or referral was addressed or
+# escalated to (issue #17).
 ANSWERS = TopicSpec("answers.referrals", "ReferralResponse", "referral_id", 4, 365 * DAY_MS,
                     description="Acknowledgements, acceptances, rejections and completions from agencies.",
-                    writers=("console", "desk", "agency"), readers=("alerts", "operator"))
+                    writers=("intake", "console"), readers=("alerts",))
 #: The answers topic's name before issue #18, read during an upgrade only.
 LEGACY_ANSWERS_TOPIC = "referrals.responses"
 #: The old name of ANSWERS, kept so that code written against it still imports.
 RESPONSES = ANSWERS
+# Answers the alerts service did not apply (not an answer, no agency, an unknown id, an agency
+# the alert or referral was not addressed or escalated to, a final state): one `RefusedAnswer`
+# each, ids and codes only, keyed like the answers. The duty console reads it to show an
+# officer's refused answer on its card.
+ANSWERS_REFUSED = TopicSpec("answers.refused", "RefusedAnswer", "answered_id", 1, 365 * DAY_MS,
+                            description="Answers the alerts service did not apply, with the reason (ids and codes "
+                                        "only).",
+                            writers=("alerts",), readers=("console",))
 ESCALATIONS = TopicSpec("alerts.escalations", "Escalation", "referral_id", 4, 365 * DAY_MS,
                         description="Re-sends and escalations of unacknowledged alerts (police units and the joint "
                                     "offices they reach read them; target_agency says whom each is for).",
-                        writers=("alerts",), readers=("alerts", "desk", "console", "operator", "agency"))
+                        writers=("alerts",), readers=("alerts", "operator", "agency"))
 RECEIPTS = TopicSpec("events.receipts", "Receipt", "event_id", 4, 365 * DAY_MS,
                      description="Per-event receipts for reporters: where the event was routed and why.",
                      writers=("router",), readers=("intake",))
 AUDIT = TopicSpec("audit.trail", "AuditRecord", "event_id", 4, 5 * 365 * DAY_MS,
                   description="Who published, received and answered what, when (ids only).",
-                  writers=("intake", "router", "desk", "operator", "agency"), readers=("auditor",))
+                  writers=("intake", "router", "desk", "operator", "agency", "console"), readers=("auditor",))
 # The intake replicas' shared record of which agency each event id belongs to: a replica claims
 # an id before it publishes the event, and the first claim in the log wins (all claims of one id
 # are on one partition, in order); it also records each acceptance, so that every replica
@@ -157,7 +177,7 @@ BROADCAST_STATE = TopicSpec("broadcast.state", "CaseBroadcast", "case_id", 1, 36
 # of the case table. ALERT_STATES doubles as the queryable state of every alert and referral.
 ALERT_STATES = TopicSpec("alerts.states", "TrackedState", "referral_id", 4, 365 * DAY_MS, cleanup="compact",
                          description="Latest state of every tracked alert and referral (alerts service changelog).",
-                         writers=("alerts",), readers=("alerts", "console", "desk", "operator"))
+                         writers=("alerts",), readers=("alerts", "console", "desk", "operator", "intake"))
 ALERT_PARKED = TopicSpec("alerts.parked", "ParkedAnswers", "referral_id", 4, 30 * DAY_MS, cleanup="compact",
                          description="Answers that arrived before their referral (changelog of the alerts service).",
                          writers=("alerts",), readers=("alerts",))
@@ -183,7 +203,7 @@ def referral_topic(agency: str) -> TopicSpec:
         raise KeyError(f"unknown agency code {agency!r}")
     return TopicSpec(referral_topic_name(agency), "Referral", "case_id_else_event_id", REFERRAL_PARTITIONS,
                      REFERRAL_RETENTION_MS, description=f"Referrals for {agency}.",
-                     writers=("router",), readers=("agency", "desk", "intake", "alerts"))
+                     writers=("router", "alerts"), readers=("agency", "desk", "intake", "alerts", "operator"))
 
 
 def broadcast_topic(channel: str) -> TopicSpec:
@@ -197,7 +217,7 @@ def broadcast_topic(channel: str) -> TopicSpec:
 #: Every topic of fixed name the bus needs, the alerts service's changelogs included (a broker
 #: with auto-creation off, like the Compose Kafka, has only what `topics create` made).
 FIXED_TOPICS: tuple[TopicSpec, ...] = (
-    EVENTS, DEAD_LETTERS, POLICE_ALERTS, ANSWERS, ESCALATIONS, RECEIPTS, AUDIT, CASES,
+    EVENTS, DEAD_LETTERS, POLICE_ALERTS, ANSWERS, ANSWERS_REFUSED, ESCALATIONS, RECEIPTS, AUDIT, CASES,
     BROADCAST_REFUSALS, BROADCAST_STATE, ALERT_STATES, ALERT_PARKED, INTAKE_CLAIMS,
 )
 

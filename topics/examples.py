@@ -24,6 +24,7 @@ from schemas.alerts import (
     ChildDescriptors,
     Escalation,
     HistoryEntry,
+    ParkedAnswer,
     ParkedAnswers,
     PoliceAlert,
     ReferralResponse,
@@ -31,9 +32,10 @@ from schemas.alerts import (
     alert_id_for,
     escalation_id_for,
 )
+from schemas.answers import AnswerRequest, RefusedAnswer
 from schemas.broadcast import BroadcastRefusal, CaseBroadcast, PublicChild, Release
 from schemas.events import parse_event_obj
-from schemas.receipts import EventClaim, Receipt, RoutedTo, audit_record
+from schemas.receipts import EventClaim, Receipt, RefusalField, RoutedTo, audit_record
 from schemas.referrals import DeadLetter
 
 #: The examples' clock and the demo run they come from: fixed, so the documents do not drift.
@@ -132,6 +134,17 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
                                kind="missing_child_info_release", reason="no_guardian_consent",
                                detail="the guardian has not agreed to a public release",
                                reporter_agency="police.command_center", refused_at=AT)
+    not_entitled = RefusedAnswer(
+        response_id=str(uuid.uuid5(RUN, "not-entitled")), referral_id=str(lead.referral_id), agency="youth_league",
+        answer="accepted", reason="not_entitled", received_at=AT + dt.timedelta(minutes=3),
+        refused_at=AT + dt.timedelta(minutes=3, milliseconds=12), topic="answers.referrals", partition=1, offset=207)
+    not_an_answer = RefusedAnswer(
+        response_id="sha256:5d41402abc4b", referral_id=str(alert.alert_id), agency=alert.agency,
+        reason="invalid_answer", fields=(RefusalField(field="answer", reason="not one of the allowed values"),),
+        received_at=AT + dt.timedelta(minutes=1), refused_at=AT + dt.timedelta(minutes=1, milliseconds=9),
+        topic="answers.referrals", partition=3, offset=88)
+    early = ParkedAnswer(response=ack, received_at=AT + dt.timedelta(minutes=2),
+                         parked_at=AT + dt.timedelta(minutes=2))
     return {
         "Event": [(summary, _json(e)) for summary, e in events],
         "Referral": [(f"{r.role} referral to {r.agency}", _json(r)) for r in referrals[:2]],
@@ -154,6 +167,13 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
                 event_id=report.event_id, agency="police.command_center", status="accepted", replica="intake-1",
                 at=AT + dt.timedelta(milliseconds=40), body_sha256="9f2c" * 16, partition=2, offset=1041)))],
         "ParkedAnswers": [("an acknowledgement that arrived before its alert",
-                           ParkedAnswers((ack,)).model_dump(mode="json"))],
+                           ParkedAnswers((early,)).model_dump(mode="json"))],
+        "RefusedAnswer": [("an answer from an agency the referral was not addressed or escalated to",
+                           _json(not_entitled)),
+                          ("not an answer: an unknown answer, and a response_id that is not a UUID",
+                           _json(not_an_answer))],
+        "AnswerRequest": [("a rejection, posted with the agency's token", _json(AnswerRequest(
+            response_id=uuid.uuid5(RUN, "reject-over-http"), answer="rejected", officer="desk 2",
+            reason="Not ours: the square is in another district's area.")))],
     }
 

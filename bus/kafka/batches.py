@@ -16,7 +16,7 @@ with it and asked for more; faust commits only acked offsets, after flushing the
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import faust
@@ -38,7 +38,7 @@ def read_in_batches(app: BusApp, topic: str) -> faust.TopicT:
     return app.topic(topic, key_serializer="raw", value_serializer="raw")
 
 
-async def fetched_batches(app: BusApp, stream: faust.StreamT[Any]) -> AsyncIterator[list[Message]]:
+async def fetched_batches(app: BusApp, stream: faust.StreamT[Any]) -> AsyncGenerator[list[Message], None]:
     """The agent's batches, in the order fetched; each is acked when the next one is asked for.
 
     A batch the agent does not finish (it raised, or the worker stopped) is not acked. Records

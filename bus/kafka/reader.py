@@ -88,7 +88,9 @@ def latest_by_key(records: Iterable[ConsumerRecord[bytes, bytes]]) -> dict[str, 
     """The last value per key of a compacted topic (a tombstone deletes the key)."""
     out: dict[str, bytes] = {}
     for record in records:
-        key = (record.key or b"").decode()
+        # A key that is not UTF-8 is not one the bus wrote: kept under a stand-in, for the
+        # reader's own checks to refuse (never an exception in the middle of a restore).
+        key = (record.key or b"").decode(errors="replace")
         if record.value is None:
             out.pop(key, None)
         else:

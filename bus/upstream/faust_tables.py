@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.serializers import codecs
 
 from bus.upstream.registry import NO_ISSUE, workaround
 
@@ -61,3 +62,38 @@ def overwrite_store(table: faust.Table, latest: Mapping[Any, Any]) -> None:  # t
         del store[key]
     for key, value in latest.items():
         store[key] = value
+
+
+#: A key codec for tables keyed by text: UTF-8, as faust's `raw` writes a str key. Registered by
+#: `TextKeys.register()` under this name, for a changelog topic's `key_serializer`.
+KEY_CODEC = "bus_text_keys"
+
+
+class TextKeys(codecs.Codec):
+    """UTF-8 keys, undecodable bytes replaced: a changelog key that is not UTF-8 (not one the bus
+    wrote) is read with replacement characters instead of failing the table's recovery, where
+    faust would stop recovering on it and the worker would wait for ever. The service then
+    screens the restored record out (services/alerts/store.py, `screen`).
+
+    faust documents subclassing `Codec` with `_dumps`/`_loads` as the way to add a codec; the
+    names are private all the same, so they are fingerprinted here."""
+
+    @classmethod
+    def register(cls) -> None:
+        codecs.register(KEY_CODEC, cls())
+
+    @workaround(
+        replaces={"faust.serializers.codecs:Codec._dumps": "4c721c0711a0d7af"},
+        issue=f"{NO_ISSUE} (faust's documented way to write a codec)",
+        recheck="Codec.dumps still calls _dumps with the key to encode, and expects bytes.")
+    def _dumps(self, s: Any) -> bytes:
+        """A str key as its UTF-8 bytes (bytes as they are)."""
+        return s.encode() if isinstance(s, str) else bytes(s)
+
+    @workaround(
+        replaces={"faust.serializers.codecs:Codec._loads": "5aa11bd559da1f7d"},
+        issue=f"{NO_ISSUE} (faust's documented way to write a codec)",
+        recheck="Codec.loads still calls _loads with the key's bytes and returns what it returns.")
+    def _loads(self, s: bytes) -> Any:
+        """The key's text, undecodable bytes replaced (U+FFFD)."""
+        return s.decode("utf-8", errors="replace")

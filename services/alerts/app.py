@@ -29,7 +29,8 @@ def build(kafka: KafkaSettings, state: StateSettings, settings: AlertsSettings,
     """
     metrics = AlertsMetrics(registry)
     config = AlertsConfig(deadlines=settings.deadlines(), policy=CasePolicy.load(settings.cases_file),
-                          resends=settings.resends, timer_interval=settings.timer_interval)
+                          resends=settings.resends, timer_interval=settings.timer_interval,
+                          park_seconds=settings.park_seconds)
     state.state_dir.mkdir(parents=True, exist_ok=True)
     app = make_app(settings.app_name, kafka, state.state_dir)
     alerts = wire(app, config, metrics, kafka)

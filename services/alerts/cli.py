@@ -1,37 +1,52 @@
 """Commands of the alerts service: run it, answer referrals and alerts, list cases, show a state.
 
-`ack|accept|reject|done ID` produce a `ReferralResponse` on the responses topic (any client may
-write there); `cases` and `status` read the compacted state topics the service keeps.
+`ack|accept|reject|done ID` answer as the agency whose token they carry, through the intake
+(`POST /v1/referrals/{id}/answers`), keeping the answer in a durable outbox until the bus has it
+(`bus/answering.py`); `cases` and `status` read the compacted state topics the service keeps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import getpass
 import json
 import sys
 import uuid
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bus.boundary import CASE_CHANGE, TRACKED_STATE, Contract, Refusal, shown_id
 from bus.cli import require_broker
 from bus.settings import KafkaSettings
 from schemas.alerts import Answer, CaseChange, ReferralResponse, TrackedState, dump
+from schemas.answers import AnswerRequest
 from topics.catalog import ALERT_STATES, ANSWERS, CASES
 
 console = Console()
 err_console = Console(stderr=True)
+M = TypeVar("M")
 
-AgencyOpt = Annotated[str | None, typer.Option(help="Your agency code, e.g. police.command_center.")]
+AgencyOpt = Annotated[str | None, typer.Option(
+    help="Your agency code, e.g. police.command_center: checked against the token's (optional).")]
 ExerciseOpt = Annotated[bool, typer.Option("--exercise", help="Answer given in a drill.")]
+TokenOpt = Annotated[str, typer.Option(envvar="REFERRAL_BUS_TOKEN", show_default=False,
+                                       help="Your agency's token (or REFERRAL_BUS_TOKEN): the agency that answers.")]
+UrlOpt = Annotated[str, typer.Option(envvar="REFERRAL_BUS_INTAKE_URL", help="The intake's base URL.")]
+OfficerOpt = Annotated[str | None, typer.Option(help="Who answers for the agency (default: your OS user name).")]
+TimeoutOpt = Annotated[float, typer.Option(
+    help="How long to keep trying before leaving the answer queued in the outbox.")]
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 async def send_response(settings: KafkaSettings, response: ReferralResponse) -> None:
-    """Produce one answer (acks=all) on the responses topic, keyed by the referral id."""
+    """Produce one answer (acks=all) on the answers topic, keyed by the referral id, as the
+    bus's own services that write it do (the intake, the console). Agencies answer through the
+    intake (`ack` and the others below): this is for the bus's own tools and tests."""
     from bus.kafka.clients import producer
 
     p = producer(settings)
@@ -42,46 +57,93 @@ async def send_response(settings: KafkaSettings, response: ReferralResponse) -> 
         await p.stop()
 
 
-def _answer(answer: Answer, referral_id: str, agency: str | None, reason: str | None, note: str | None,
-            exercise: bool) -> None:
+def _officer(officer: str | None) -> str | None:
+    if officer is not None:
+        return officer
     try:
-        response = ReferralResponse(referral_id=uuid.UUID(referral_id), answer=answer, agency=agency,
-                                    reason=reason, note=note, exercise=exercise)
-    except ValueError as exc:  # ValidationError is a ValueError; so is a bad UUID
-        detail = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()) \
-            if isinstance(exc, ValidationError) else str(exc)
-        err_console.print(f"error: {detail}")
+        return getpass.getuser()[:100] or None
+    except (KeyError, OSError):
+        return None
+
+
+def _answer(answer: Answer, referral_id: str, token: str, url: str, agency: str | None, reason: str | None,
+            note: str | None, officer: str | None, exercise: bool, timeout: float) -> None:
+    """Queue the answer in the outbox, then send it (and any answer still queued) to the intake."""
+    from bus.answering import answer_client, answers_outbox, error_code
+    from bus.client import ClientAuthError
+
+    try:
+        rid = uuid.UUID(referral_id)
+    except ValueError as exc:
+        err_console.print("error: that is not an alert or referral id (a UUID)")
         raise typer.Exit(2) from exc
-    asyncio.run(send_response(require_broker(), response))
-    sys.stdout.write(json.dumps({"response_id": str(response.response_id), "referral_id": referral_id,
-                                 "answer": answer}) + "\n")
+    if not token:
+        err_console.print("error: answering needs your agency's token: --token or REFERRAL_BUS_TOKEN")
+        raise typer.Exit(2)
+    try:
+        request = AnswerRequest(answer=answer, reason=reason, note=note, officer=_officer(officer),
+                                exercise=exercise, referral_id=rid, agency=agency)
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: "
+                           f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        err_console.print(f"error: {detail}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from exc
+    box = answers_outbox(token)
+    response_id = str(request.response_id)
+    box.add(request.model_dump_json(exclude_none=True).encode())
+    client = answer_client(url, token, box)
+    try:
+        client.drain(deadline_s=timeout)
+    except ClientAuthError as exc:
+        err_console.print("error: the intake refused the token (401); the answer stays in the outbox")
+        raise typer.Exit(4) from exc
+    finally:
+        client.close()
+    item = next(i for i in box.items() if i.event_id == response_id)
+    box.close()
+    if item.status == "sent":
+        taken = json.loads(item.answer or "{}")
+        sys.stdout.write(json.dumps({"response_id": response_id, "referral_id": str(rid), "answer": answer,
+                                     "agency": taken.get("agency")}) + "\n")
+        return
+    if item.status == "rejected":
+        code, message = error_code(item.answer)
+        err_console.print(f"error: {code}: {message}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
+    err_console.print("the bus is not reachable: the answer is kept in the outbox and sent when it returns "
+                      "(`referral-bus outbox --drain`, or the next answer)", soft_wrap=True)
+    raise typer.Exit(3)
 
 
-def ack(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")],
-        agency: AgencyOpt = None, exercise: ExerciseOpt = False) -> None:
+_ID = Annotated[str, typer.Argument(help="Referral or alert id.")]
+
+
+def ack(referral_id: _ID, token: TokenOpt = "", url: UrlOpt = DEFAULT_URL, agency: AgencyOpt = None,
+        officer: OfficerOpt = None, exercise: ExerciseOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """Acknowledge a referral or alert (stops its re-sends and escalation)."""
-    _answer("acknowledged", referral_id, agency, None, None, exercise)
+    _answer("acknowledged", referral_id, token, url, agency, None, None, officer, exercise, timeout)
 
 
-def accept(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")],
-           agency: AgencyOpt = None, exercise: ExerciseOpt = False) -> None:
+def accept(referral_id: _ID, token: TokenOpt = "", url: UrlOpt = DEFAULT_URL, agency: AgencyOpt = None,
+           officer: OfficerOpt = None, exercise: ExerciseOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """Accept a referral or alert: your agency takes the duty on."""
-    _answer("accepted", referral_id, agency, None, None, exercise)
+    _answer("accepted", referral_id, token, url, agency, None, None, officer, exercise, timeout)
 
 
-def reject(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")],
+def reject(referral_id: _ID,
            reason: Annotated[str, typer.Option(help="Why (required). A rejected lead goes back to the "
                                                     "joint-conference office for re-assignment.")],
-           agency: AgencyOpt = None, exercise: ExerciseOpt = False) -> None:
+           token: TokenOpt = "", url: UrlOpt = DEFAULT_URL, agency: AgencyOpt = None, officer: OfficerOpt = None,
+           exercise: ExerciseOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """Reject a referral or alert, with a reason."""
-    _answer("rejected", referral_id, agency, reason, None, exercise)
+    _answer("rejected", referral_id, token, url, agency, reason, None, officer, exercise, timeout)
 
 
-def done(referral_id: Annotated[str, typer.Argument(help="Referral or alert id.")],
-         note: Annotated[str, typer.Option(help="What was done (required).")],
-         agency: AgencyOpt = None, exercise: ExerciseOpt = False) -> None:
+def done(referral_id: _ID, note: Annotated[str, typer.Option(help="What was done (required).")],
+         token: TokenOpt = "", url: UrlOpt = DEFAULT_URL, agency: AgencyOpt = None, officer: OfficerOpt = None,
+         exercise: ExerciseOpt = False, timeout: TimeoutOpt = 5.0) -> None:
     """Mark a referral or alert done, with a note."""
-    _answer("done", referral_id, agency, None, note, exercise)
+    _answer("done", referral_id, token, url, agency, None, note, officer, exercise, timeout)
 
 
 async def latest(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
@@ -92,10 +154,27 @@ async def latest(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
 
 
 async def load_cases(settings: KafkaSettings) -> tuple[list[CaseChange], dict[str, TrackedState]]:
+    """Every case and tracked state as the alerts service published them; a record that is not one
+    (written by someone else, or a bug) is left out, and said so in one line."""
     raw_cases, raw_states = await asyncio.gather(latest(settings, CASES.name), latest(settings, ALERT_STATES.name))
-    cases = [CaseChange.model_validate_json(v) for v in raw_cases.values()]
-    states = {k: TrackedState.model_validate_json(v) for k, v in raw_states.items()}
-    return cases, states
+    cases = decoded(CASE_CHANGE, raw_cases, CASES.name)
+    states = {str(s.id): s for s in decoded(TRACKED_STATE, raw_states, ALERT_STATES.name).values()}
+    return list(cases.values()), states
+
+
+def decoded(contract: Contract[M], raw: dict[str, bytes], topic: str) -> dict[str, M]:
+    """The records of a state topic that decode through the trust boundary, by key."""
+    out: dict[str, M] = {}
+    refused = 0
+    for key, value in raw.items():
+        model = contract.decode(value)
+        if isinstance(model, Refusal):
+            refused += 1
+        else:
+            out[key] = model
+    if refused:
+        err_console.print(f"{refused} record(s) on {topic} are not the alerts service's and were left out")
+    return out
 
 
 def grouped_referrals(states: dict[str, TrackedState]) -> dict[str, list[dict[str, str]]]:
@@ -171,10 +250,11 @@ def status(referral_id: Annotated[str, typer.Argument(help="Referral or alert id
     """The tracked state of one referral or alert, as JSON."""
     states = asyncio.run(latest(require_broker(), ALERT_STATES.name))
     raw = states.get(referral_id)
-    if raw is None:
-        err_console.print(f"error: no tracked referral or alert {referral_id}")
+    state = TRACKED_STATE.decode(raw) if raw is not None else None
+    if state is None or isinstance(state, Refusal):
+        err_console.print(f"error: no tracked referral or alert {shown_id(referral_id)}")
         raise typer.Exit(1)
-    sys.stdout.write(TrackedState.model_validate_json(raw).model_dump_json(exclude={"referral", "alert"}) + "\n")
+    sys.stdout.write(state.model_dump_json(exclude={"referral", "alert"}) + "\n")
 
 
 def alerts() -> None:

@@ -15,36 +15,44 @@ console, the report) render these and never decide them again.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
-from pydantic import BaseModel, ValidationError
 
+from bus.boundary import ANSWER, ESCALATION, EVENT, POLICE_ALERT, REFERRAL, Contract, Position, Refusal, fault
 from rules.catalog import CASE_RESOLVED, catalog
 from rules.deadlines import Deadlines
-from schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState, dump
+from schemas.alerts import CaseChange, ParkedAnswer, ReferralResponse, TrackedState, dump
+from schemas.answers import RefusalReason
 from schemas.cases import report_case
-from schemas.events import Event, MissingChildReport, parse_event
-from schemas.referrals import Referral
+from schemas.errors import FieldError
+from schemas.events import Event, MissingChildReport
+from services.alerts import answers as answer_rules
 from services.alerts import cases as case_rules
 from services.alerts import lifecycle
 from services.alerts.indexes import Indexes
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.store import AlertStore, Sender
-from topics.catalog import ESCALATIONS, POLICE_ALERTS, referral_topic_name
+from topics.catalog import ANSWERS_REFUSED, ESCALATIONS, POLICE_ALERTS, referral_topic_name
 
 log = structlog.get_logger("alerts")
 
 #: How long the timer waits for its own escalation to come back before deciding it again.
 INFLIGHT_SECONDS = 5.0
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M")
+
+
+class DeliveryFailed(Exception):
+    """The broker did not take an output: not the message's fault, and not one to set aside (the
+    worker's delivery guard stops the worker, which reads the message again after a restart)."""
 
 
 def utcnow() -> dt.datetime:
@@ -57,6 +65,8 @@ class AlertsConfig:
     policy: case_rules.CasePolicy
     resends: int
     timer_interval: float
+    #: How long an answer waits for an alert or referral the service does not know yet.
+    park_seconds: float = answer_rules.PARK_SECONDS
 
 
 class Handlers:
@@ -73,6 +83,8 @@ class Handlers:
         self.indexes = Indexes()
         self._indexed = False
         self._inflight: dict[uuid.UUID, float] = {}
+        #: When the oldest answer parked under each key was parked (its window ends first).
+        self._parked_since: dict[str, dt.datetime] = {}
 
     # -- state and indexes -----------------------------------------------------------------------
 
@@ -101,6 +113,11 @@ class Handlers:
             return False
         if not self._indexed:
             self.indexes.rebuild(self.store.states())
+            self._parked_since = {}
+            for key in self.store.parked_keys():
+                answers = self.store.parked(key)
+                if answers:
+                    self._parked_since[key] = min(a.parked_at for a in answers)
             self._indexed = True
             log.info("deadlines_indexed", waiting=len(self.waiting), open_cases=len(self.open_by_case))
         return True
@@ -109,10 +126,44 @@ class Handlers:
         """Forget the indexes: the next `ensure_index` rebuilds them from the store."""
         self._indexed = False
 
+    # -- decoding, sending and the last resort ---------------------------------------------------
+
+    def _decode(self, contract: Contract[M], raw: bytes | None, what: str) -> M | None:
+        """What a record holds, through the trust boundary; None for a record that is not one of
+        its kind (counted and logged by its reason, never its contents)."""
+        value = contract.decode(raw)
+        if isinstance(value, Refusal):
+            self.metrics.records_refused.labels(what, value.reason).inc()
+            log.warning("record_refused", input=what, reason=value.reason)
+            return None
+        return value
+
+    async def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        try:
+            await self.sender.send(topic, key, value)
+        except Exception as exc:
+            raise DeliveryFailed(type(exc).__name__) from exc
+
+    async def guard(self, step: str, handler: Callable[..., Awaitable[Any] | Any], *args: Any, **kwargs: Any) -> None:
+        """Run one handler or timer step. An unexpected exception in it (a bug) sets that one
+        message aside, logged by its type and code location only (`bus.boundary.fault`) and
+        counted in `referral_bus_internal_errors_total{step}`, and the worker goes on, instead of
+        stopping on, and after a restart again on, the same message. A failed send is not set
+        aside: the broker did not take an output, and the worker's delivery guard stops it."""
+        try:
+            result = handler(*args, **kwargs)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                await result
+        except (asyncio.CancelledError, DeliveryFailed):
+            raise
+        except Exception as exc:
+            fault(step, exc)
+            self.metrics.internal_errors.labels(step).inc()
+
     # -- alerts and referrals --------------------------------------------------------------------
 
     async def on_alert(self, raw: bytes | None) -> None:
-        alert = _parse(PoliceAlert, raw, "alert")
+        alert = self._decode(POLICE_ALERT, raw, "alert")
         if alert is None or alert.attempt > 1:
             return  # a re-send is the service's own output: the alert is already tracked
         key = str(alert.alert_id)
@@ -131,7 +182,7 @@ class Handlers:
         await self._track(state)
 
     async def on_referral(self, raw: bytes | None) -> None:
-        referral = _parse(Referral, raw, "referral")
+        referral = self._decode(REFERRAL, raw, "referral")
         if referral is None:
             return
         if self.store.tracks(str(referral.referral_id)):
@@ -150,20 +201,18 @@ class Handlers:
         await self._track(state)
 
     async def _track(self, state: TrackedState) -> None:
-        """Store a new state, applying answers that arrived before it."""
+        """Store a new state, applying answers that arrived before it (each authorised as if it
+        came now, dated when the bus received it)."""
         key = str(state.id)
         parked = self.store.parked(key)
         if parked:
-            log.info("parked_applied", referral_id=key)
-        for response in parked:
-            outcome = lifecycle.apply_response(state, response)
-            await self._effects(outcome)
-            if outcome.applied:
-                self.metrics.responses.labels(response.answer).inc()
-            state = outcome.state
+            log.info("parked_applied", referral_id=key, answers=len(parked))
+        for waiting in parked:
+            state = await self._apply_parked(state, waiting)
         self.store_state(self._on_arrival(state))
         if parked:
             self.store.unpark(key)
+            self._parked_since.pop(key, None)
 
     def _on_arrival(self, state: TrackedState) -> TrackedState:
         """A referral or alert of a case the police already resolved is stored closed, or marked as
@@ -180,34 +229,102 @@ class Handlers:
 
     # -- answers ---------------------------------------------------------------------------------
 
-    async def on_response(self, raw: bytes | None) -> None:
-        response = _parse(ReferralResponse, raw, "response")
-        if response is None:
-            return
+    async def on_response(self, raw: bytes | None, received_at: float | dt.datetime | None = None,
+                          position: Position | None = None) -> str:
+        """One record of the answers topic: applied, parked until its alert or referral arrives,
+        a copy dropped, or refused on the refused-answers topic with its reason. Returns which
+        (`applied`, `parked`, `duplicate`, or the reason). `received_at` is the record's time
+        (`answers.bus_time`): the answer's time wherever it counts."""
+        now = self.clock()
+        at = answer_rules.bus_time(received_at, now)
+        try:
+            return await self._on_response(raw, at, now, position)
+        except (asyncio.CancelledError, DeliveryFailed):
+            raise
+        except Exception as exc:
+            fault("answer", exc, **_where(position))
+            self.metrics.internal_errors.labels("answer").inc()
+            await self._refuse(answer_rules.sniff(raw), "internal_error", at, now, position=position)
+            return "internal_error"
+
+    async def _on_response(self, raw: bytes | None, at: dt.datetime, now: dt.datetime,
+                           position: Position | None) -> str:
+        decoded = ANSWER.decode(raw)
+        if isinstance(decoded, Refusal):
+            return await self._refuse(answer_rules.sniff(raw), decoded.reason, at, now,  # type: ignore[arg-type]
+                                      fields=decoded.fields, position=position)
+        response = decoded
+        if response.agency is None:
+            # Nobody can be entitled: refused now, not parked for the alert or referral to arrive.
+            return await self._refuse(answer_rules.AnswerIds.of(response), "no_agency", at, now, position=position)
         primary = self.state(str(response.referral_id))
         if primary is None:
-            self._park(str(response.referral_id), response)
-            return
-        if primary.has(str(response.response_id)):
-            self.metrics.duplicates_dropped.labels("alerts-responses").inc()
-            return
-        outcome = await self._answer(primary, response)
-        self.metrics.responses.labels(response.answer).inc()
-        log.info("response", referral_id=str(response.referral_id), answer=response.answer,
-                 status=outcome.state.status, refused=outcome.refused)
-        # An alert and the command centre's lead referral stand for one duty: one answer for both.
-        if primary.twin_id is not None:
-            twin = self.state(str(primary.twin_id))
-            if twin is None:
-                self._park(str(primary.twin_id), response)
-                log.info("response_parked", referral_id=str(primary.twin_id), answer=response.answer)
-            else:
-                twin_outcome = await self._answer(twin, response)
-                log.info("response", referral_id=str(twin.id), answer=response.answer,
-                         status=twin_outcome.state.status, refused=twin_outcome.refused)
+            return await self._park(str(response.referral_id), response, at, now, position)
+        return await self._answer_duty(primary, response, at, now, position)
 
-    async def _answer(self, state: TrackedState, response: ReferralResponse) -> lifecycle.Outcome:
-        outcome = lifecycle.apply_response(state, response)
+    async def _answer_duty(self, primary: TrackedState, response: ReferralResponse, at: dt.datetime,
+                           now: dt.datetime, position: Position | None) -> str:
+        """An answer to a tracked alert or referral: applied to it and to its twin (an alert and
+        the command centre's lead referral stand for one duty), if an agency entitled to either gave
+        it and it changes something; else refused."""
+        ref = str(response.response_id)
+        if primary.has(ref):
+            self.metrics.duplicates_dropped.labels("alerts-responses").inc()
+            return "duplicate"
+        twin = self.state(str(primary.twin_id)) if primary.twin_id is not None else None
+        reason = lifecycle.authorise(primary, twin, response)
+        if reason in ("already_final", "no_effect") and primary.twin_id is not None and twin is None:
+            # The other of the pair is not tracked yet: it decides when it arrives.
+            return await self._park(str(primary.twin_id), response, at, now, position, for_twin=True)
+        if reason is not None:
+            return await self._refuse(answer_rules.AnswerIds.of(response), reason, at, now,  # type: ignore[arg-type]
+                                      position=position)
+        status = await self._apply(primary, twin, response, at)
+        if primary.twin_id is not None and twin is None:
+            self._put_parked(str(primary.twin_id), ParkedAnswer(response=response, received_at=at, parked_at=now,
+                                                                for_twin=True))
+            log.info("response_parked", referral_id=str(primary.twin_id), answer=response.answer)
+        log.info("response", referral_id=str(primary.id), answer=response.answer, status=status)
+        return "applied"
+
+    async def _apply(self, primary: TrackedState, twin: TrackedState | None, response: ReferralResponse,
+                     at: dt.datetime) -> str:
+        """Apply an authorised answer to each of the pair that is not final; the primary's status after."""
+        status = primary.status
+        for target in (primary, twin):
+            if target is None or target.status in lifecycle.FINAL or target.has(str(response.response_id)):
+                continue
+            outcome = await self._answer(target, response, at)
+            if target is primary:
+                status = outcome.state.status
+        self.metrics.responses.labels(response.answer).inc()
+        return status
+
+    async def _apply_parked(self, state: TrackedState, waiting: ParkedAnswer) -> TrackedState:
+        """A parked answer, now that its alert or referral (`state`, not stored yet) is here."""
+        response = waiting.response
+        if state.has(str(response.response_id)):
+            return state
+        twin = self.state(str(state.twin_id)) if state.twin_id is not None else None
+        reason = lifecycle.authorise(state, twin, response)
+        if reason is not None:
+            if waiting.for_twin:
+                # Applied to the other of the pair already; this one needs nothing more.
+                log.info("parked_not_needed", referral_id=str(state.id), reason=reason)
+            else:
+                await self._refuse(answer_rules.AnswerIds.of(response), reason,  # type: ignore[arg-type]
+                                   waiting.received_at, self.clock())
+            return state
+        outcome = lifecycle.apply_response(state, response, waiting.received_at)
+        await self._effects(outcome)
+        if not waiting.for_twin:
+            if twin is not None and twin.status not in lifecycle.FINAL and not twin.has(str(response.response_id)):
+                await self._answer(twin, response, waiting.received_at)
+            self.metrics.responses.labels(response.answer).inc()
+        return outcome.state
+
+    async def _answer(self, state: TrackedState, response: ReferralResponse, at: dt.datetime) -> lifecycle.Outcome:
+        outcome = lifecycle.apply_response(state, response, at)
         await self._effects(outcome)
         self.store_state(outcome.state)
         return outcome
@@ -219,21 +336,81 @@ class Handlers:
             elif isinstance(effect, lifecycle.Reassign):
                 if effect.referral is not None:
                     r = effect.referral
-                    await self.sender.send(referral_topic_name(r.agency), r.key, dump(r))
-                await self.sender.send(ESCALATIONS.name, effect.escalation.key, dump(effect.escalation))
+                    await self._send(referral_topic_name(r.agency), r.key, dump(r))
+                await self._send(ESCALATIONS.name, effect.escalation.key, dump(effect.escalation))
                 log.info("reassigned", referral_id=str(effect.escalation.referral_id),
                          to=effect.escalation.target_agency)
 
-    def _park(self, key: str, response: ReferralResponse) -> None:
+    async def _park(self, key: str, response: ReferralResponse, at: dt.datetime, now: dt.datetime,
+                    position: Position | None, *, for_twin: bool = False) -> str:
+        """Keep an answer until the alert or referral `key` arrives, within bounds; beyond them,
+        or once its window has passed (`expire_parked`), it is refused: `unknown_id`."""
         parked = self.store.parked(key)
-        if any(p.response_id == response.response_id for p in parked):
+        if any(p.response.response_id == response.response_id for p in parked):
+            self.metrics.duplicates_dropped.labels("alerts-responses").inc()
+            return "duplicate"
+        if len(parked) >= answer_rules.MAX_PARKED_PER_ID or (
+                not parked and len(self._parked_since) >= answer_rules.MAX_PARKED_IDS):
+            if for_twin:
+                log.warning("parked_full", referral_id=key)
+                return "applied"
+            return await self._refuse(answer_rules.AnswerIds.of(response), "unknown_id", at, now, position=position)
+        self._put_parked(key, ParkedAnswer(response=response, received_at=at, parked_at=now, for_twin=for_twin),
+                         parked)
+        if not for_twin:
+            log.info("response_parked", referral_id=key, answer=response.answer)
+        return "parked"
+
+    def _put_parked(self, key: str, answer: ParkedAnswer, parked: list[ParkedAnswer] | None = None) -> None:
+        parked = self.store.parked(key) if parked is None else parked
+        if any(p.response.response_id == answer.response.response_id for p in parked):
             return
-        self.store.park(key, [*parked, response])
+        self.store.park(key, [*parked, answer])
+        self._parked_since.setdefault(key, answer.parked_at)
+
+    async def expire_parked(self, now: dt.datetime | None = None) -> int:
+        """Refuse every parked answer whose window has passed (`unknown_id`): its alert or
+        referral never came. Returns how many were refused."""
+        if not self.ensure_index():
+            return 0
+        now = now or self.clock()
+        window = dt.timedelta(seconds=self.config.park_seconds)
+        refused = 0
+        for key in [k for k, since in self._parked_since.items() if now - since >= window]:
+            parked = self.store.parked(key)
+            keep = [p for p in parked if not answer_rules.expired(p, now, self.config.park_seconds)]
+            for gone in parked:
+                if gone in keep:
+                    continue
+                if gone.for_twin:
+                    log.info("parked_twin_expired", referral_id=key)
+                    continue
+                await self._refuse(answer_rules.AnswerIds.of(gone.response), "unknown_id", gone.received_at, now)
+                refused += 1
+            if keep:
+                self.store.park(key, keep)
+                self._parked_since[key] = min(p.parked_at for p in keep)
+            else:
+                self.store.unpark(key)
+                self._parked_since.pop(key, None)
+        return refused
+
+    async def _refuse(self, ids: answer_rules.AnswerIds, reason: RefusalReason, at: dt.datetime,
+                      now: dt.datetime, *, fields: tuple[FieldError, ...] = (),
+                      position: Position | None = None) -> str:
+        """An answer not applied: one record on the refused-answers topic (ids and codes only),
+        counted by reason, logged with its ids."""
+        record = answer_rules.refused(ids, reason, at, now, fields=fields, position=position)
+        await self._send(ANSWERS_REFUSED.name, record.key, dump(record))
+        self.metrics.answers_refused.labels(reason).inc()
+        log.info("answer_refused", reason=reason, referral_id=ids.referral_id, response_id=ids.response_id,
+                 agency=ids.agency)
+        return reason
 
     # -- escalations -----------------------------------------------------------------------------
 
     async def on_escalation(self, raw: bytes | None) -> None:
-        escalation = _parse(Escalation, raw, "escalation")
+        escalation = self._decode(ESCALATION, raw, "escalation")
         if escalation is None:
             return
         state = self.state(str(escalation.referral_id))
@@ -253,9 +430,8 @@ class Handlers:
     # -- cases -----------------------------------------------------------------------------------
 
     async def on_event(self, raw: bytes | None) -> None:
-        try:
-            event = parse_event(raw or b"")
-        except ValidationError:
+        event = self._decode(EVENT, raw, "event")
+        if event is None:
             return  # the router dead-letters it
         now = self.clock()
         if isinstance(event, MissingChildReport):
@@ -363,8 +539,8 @@ class Handlers:
             if escalation is None or escalation.escalation_id in self._inflight:
                 continue
             if escalation.action == "resend" and escalation.alert is not None:
-                await self.sender.send(POLICE_ALERTS.name, escalation.alert.key, dump(escalation.alert))
-            await self.sender.send(ESCALATIONS.name, escalation.key, dump(escalation))
+                await self._send(POLICE_ALERTS.name, escalation.alert.key, dump(escalation.alert))
+            await self._send(ESCALATIONS.name, escalation.key, dump(escalation))
             self._inflight[escalation.escalation_id] = mono
             sent += 1
         return sent
@@ -384,10 +560,6 @@ class Handlers:
             self.metrics.open_cases.labels(j).set(open_cases[j])
 
 
-def _parse(model: type[M], raw: bytes | None, what: str) -> M | None:
-    try:
-        return model.model_validate_json(raw or b"")
-    except ValidationError as exc:
-        log.warning("undecodable", what=what, errors=len(exc.errors()))
-        return None
-
+def _where(position: Position | None) -> dict[str, object]:
+    return {} if position is None else {"topic": position.topic, "partition": position.partition,
+                                        "offset": position.offset}

@@ -29,6 +29,7 @@ from schemas.alerts import (
     TrackedState,
     alert_id_for,
     escalation_id_for,
+    next_status,
 )
 from schemas.cases import case_of as case_named
 from schemas.cases import referral_case
@@ -124,13 +125,35 @@ def track_referral(referral: Referral) -> TrackedState:
 
 # -- answers ----------------------------------------------------------------------------------
 
-def apply_response(state: TrackedState, response: ReferralResponse) -> Outcome:
-    """Apply one agency answer. Answers after a final state are refused (and recorded)."""
+def authorise(state: TrackedState, twin: TrackedState | None, response: ReferralResponse) -> str | None:
+    """Why `response` may not be applied to `state` (a refusal reason), or None when it may.
+
+    An alert and the command centre's lead referral beside it (`twin`) are one duty: an agency
+    the one or the other was addressed or escalated to (`TrackedState.addressed_to()`) answers
+    both. The answer must change something on one of them that is not final yet.
+    """
+    if response.agency is None:
+        return "no_agency"
+    entitled = state.addressed_to() | (twin.addressed_to() if twin is not None else frozenset())
+    if response.agency not in entitled:
+        return "not_entitled"
+    targets = [s for s in (state, twin) if s is not None and s.status not in FINAL]
+    if not targets:
+        return "already_final"
+    if all(_next_status(s.status, response.answer) is None for s in targets):
+        return "no_effect"
+    return None
+
+
+def apply_response(state: TrackedState, response: ReferralResponse, at: dt.datetime) -> Outcome:
+    """Apply one agency answer, dated `at`: when the bus received it, never the sender's own
+    `responded_at` (recorded as `claimed_at`). Answers after a final state are refused (and recorded)."""
     ref = str(response.response_id)
     if state.has(ref):
         return Outcome(state, applied=False)
-    entry = HistoryEntry(at=response.responded_at, what=response.answer, ref=ref, by=response.agency,
-                         detail=response.reason or response.note, officer=response.officer)
+    entry = HistoryEntry(at=at, what=response.answer, ref=ref, by=response.agency,
+                         detail=response.reason or response.note, officer=response.officer,
+                         claimed_at=response.responded_at)
     if state.status in FINAL:
         refused = f"{state.id} is {state.status}"
         ignored = entry.model_copy(update={"what": f"{response.answer} (ignored: {state.status})"})
@@ -143,12 +166,12 @@ def apply_response(state: TrackedState, response: ReferralResponse) -> Outcome:
     updates: dict[str, object] = {"status": status, "history": (*state.history, entry), "next_deadline": None}
     effects: list[Effect] = []
     if state.acked_at is None:
-        updates["acked_at"] = response.responded_at
+        updates["acked_at"] = at
         if state.kind == "alert":
-            effects.append(Acked(max(0.0, (response.responded_at - state.raised_at).total_seconds())))
+            effects.append(Acked(max(0.0, (at - state.raised_at).total_seconds())))
     new = state.model_copy(update=updates)
     if status == "rejected" and state.role == "lead" and state.agency != JOINT_OFFICE and _reassigns(state):
-        reassign = reassignment(new, response)
+        reassign = reassignment(new, response, at)
         new = new.model_copy(update={"reassigned_to": reassign.referral.referral_id if reassign.referral else None,
                                      "escalation": reassign.escalation})
         effects.append(reassign)
@@ -161,28 +184,17 @@ def _reassigns(state: TrackedState) -> bool:
     return state.kind == "referral" or state.twin_id is None
 
 
-_ORDER = {"sent": 0, "acknowledged": 1, "accepted": 2}
+_next_status = next_status
 
 
-def _next_status(current: str, answer: str) -> str | None:
-    if answer == "acknowledged":
-        return "acknowledged" if current == "sent" else None
-    if answer == "accepted":
-        return "accepted" if _ORDER.get(current, 9) < 2 else None
-    if answer == "rejected":
-        return "rejected" if _ORDER.get(current, 9) < 2 else None
-    if answer == "done":
-        return "done"
-    raise ValueError(f"unknown answer {answer!r}")
-
-
-def reassignment(state: TrackedState, response: ReferralResponse) -> Reassign:
-    """The joint-conference office of the jurisdiction takes back a rejected lead duty."""
+def reassignment(state: TrackedState, response: ReferralResponse, at: dt.datetime) -> Reassign:
+    """The joint-conference office of the jurisdiction takes back a rejected lead duty (decided
+    when the bus received the rejection, `at`)."""
     reason = f"{state.agency} rejected: {response.reason}"
     escalation = Escalation(
         escalation_id=escalation_id_for(state.id, "reassign"), referral_id=state.id, case_id=state.case_id,
         action="reassign", step=state.step, level=1, target_agency=JOINT_OFFICE,
-        target_jurisdiction=state.jurisdiction, reason=reason, decided_at=response.responded_at,
+        target_jurisdiction=state.jurisdiction, reason=reason, decided_at=at,
         ack_deadline=None, exercise=state.exercise, alert=state.alert, event_id=state.event_id,
         raised_at=state.raised_at)
     referral = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from schemas.answers import REFUSAL_REASONS
+
 
 class AlertsMetrics:
     """One instance per registry, so each test gets fresh counters."""
@@ -34,6 +36,19 @@ class AlertsMetrics:
         self.case_close_refusals = Counter(
             "referral_bus_case_close_refusals", "Attempts to close a case other than a police resolution.",
             registry=registry)
+        self.answers_refused = Counter(
+            "referral_bus_answers_refused", "Answers not applied (written to the refused-answers topic), by reason.",
+            ["reason"], registry=registry)
+        for reason in REFUSAL_REASONS:
+            self.answers_refused.labels(reason)
+        self.records_refused = Counter(
+            "referral_bus_alerts_records_refused",
+            "Records on a topic the alerts service reads that were not what that topic holds, by input and reason.",
+            ["input", "reason"], registry=registry)
+        self.internal_errors = Counter(
+            "referral_bus_internal_errors",
+            "Messages a per-message step could not handle because of an unexpected error (a bug), by step.",
+            ["step"], registry=registry)
         self.consumer_lag = Gauge(
             "referral_bus_consumer_lag", "Messages not yet consumed, per consumer group and topic.",
             ["group", "topic"], registry=registry)

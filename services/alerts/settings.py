@@ -27,6 +27,8 @@ class AlertsSettings(BaseSettings):
     timer_interval: float = Field(default=0.5, gt=0, description="Seconds between scans of pending deadlines.")
     lag_interval: float = Field(default=15.0, ge=0, description="Seconds between consumer-lag scans; 0: off.")
     router_group: str = Field(default="referral-router", description="The router's consumer group (for lag).")
+    park_seconds: float = Field(default=600.0, gt=0, description="How long an answer to an id not tracked yet waits "
+                                                                 "for it before it is refused (unknown_id).")
 
     def deadlines(self, default: Deadlines | None = None) -> Deadlines:
         """The deadlines alerts use: `deadlines_file` when set, else `default` (the catalog's)."""

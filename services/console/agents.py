@@ -1,8 +1,10 @@
 """The console's reader of the bus: one fan-out for every desk of every agency.
 
-It reads the published decisions (`alerts.states`, `cases.changes`) and the broadcast state
-(`broadcast.state`) from their beginning with NO consumer group: every console process sees
-every record, and every open board in it is told of every change that concerns it. Desks never
+It reads the published decisions (`alerts.states`, `cases.changes`), the broadcast state
+(`broadcast.state`) and the answers the alerts service refused (`answers.refused`: an officer's
+own refused answer is shown on its card) from their beginning with NO consumer group: every
+console process sees every record, and every open board in it is told of every change that
+concerns it. Every record goes through the trust boundary first. Desks never
 split messages between them the way members of one consumer group would (issue #21: two pagers
 each saw half of the alerts).
 
@@ -17,22 +19,24 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter
 
+from bus.boundary import CASE_CHANGE, OWN_RECORDS, REFUSED_ANSWER, TRACKED_STATE, Contract, Refusal
 from bus.kafka.clients import consumer
 from bus.kafka.reader import records_to_end
 from bus.settings import KafkaSettings
 from schemas.alerts import CaseChange, TrackedState
+from schemas.answers import RefusedAnswer
 from schemas.broadcast import CaseBroadcast
 from services.console.board import BusState
 from services.console.metrics import ConsoleMetrics
-from topics.catalog import ALERT_STATES, BROADCAST_STATE, CASES, TopicSpec
+from topics.catalog import ALERT_STATES, ANSWERS_REFUSED, BROADCAST_STATE, CASES, TopicSpec
 
 log = structlog.get_logger("console")
 
@@ -49,11 +53,14 @@ class Change:
     written_ms: int | None = None
 
 
-#: The topics the console follows, and the model of each.
-FOLLOWED: dict[str, tuple[type[BaseModel], What]] = {
-    ALERT_STATES.name: (TrackedState, "state"),
-    CASES.name: (CaseChange, "case"),
-    BROADCAST_STATE.name: (CaseBroadcast, "broadcast"),
+BROADCAST_STATE_RECORD: Contract[CaseBroadcast] = Contract(TypeAdapter(CaseBroadcast), invalid="invalid_broadcast",
+                                                            limits=OWN_RECORDS)
+#: The topics the console follows, and what each holds.
+FOLLOWED: dict[str, tuple[Contract[Any], What]] = {
+    ALERT_STATES.name: (TRACKED_STATE, "state"),
+    CASES.name: (CASE_CHANGE, "case"),
+    BROADCAST_STATE.name: (BROADCAST_STATE_RECORD, "broadcast"),
+    ANSWERS_REFUSED.name: (REFUSED_ANSWER, "pending"),
 }
 
 
@@ -85,9 +92,12 @@ class BusReader:
     """Reads the followed topics into a `BusState` and tells the fan-out of each change."""
 
     def __init__(self, kafka: KafkaSettings, fanout: Fanout, metrics: ConsoleMetrics,
-                 topics: tuple[TopicSpec, ...] = (ALERT_STATES, CASES, BROADCAST_STATE),
-                 clock: Callable[[], float] = time.time) -> None:
+                 topics: tuple[TopicSpec, ...] = (ALERT_STATES, CASES, BROADCAST_STATE, ANSWERS_REFUSED),
+                 clock: Callable[[], float] = time.time,
+                 on_refusal: Callable[[RefusedAnswer], str | None] = lambda _: None) -> None:
         self.kafka, self.fanout, self.metrics, self.clock = kafka, fanout, metrics, clock
+        #: Told of every refused answer; the referral id when it was one given here (its card redraws).
+        self.on_refusal = on_refusal
         self.topics = topics
         self.bus = BusState()
         self.ready = asyncio.Event()
@@ -98,17 +108,21 @@ class BusReader:
         self._expected = sum(t.partitions for t in topics)
 
     def apply(self, record: ConsumerRecord[bytes, bytes]) -> Change | None:
-        """Decode one record into the state; None for a tombstone, a key-less or undecodable record."""
-        model, what = FOLLOWED[record.topic]
+        """Decode one record into the state; None for a tombstone, a key-less or undecodable record,
+        or a refused answer not given here."""
+        contract, what = FOLLOWED[record.topic]
         if record.value is None or record.key is None:
             return None
-        try:
-            value = model.model_validate_json(record.value)
-        except ValidationError:
+        value = contract.decode(record.value)
+        if isinstance(value, Refusal):
             self.undecodable += 1
-            log.warning("undecodable", topic=record.topic, partition=record.partition, offset=record.offset)
+            log.warning("undecodable", topic=record.topic, partition=record.partition, offset=record.offset,
+                        reason=value.reason)
             return None
         key = record.key.decode(errors="replace")
+        if isinstance(value, RefusedAnswer):
+            referral_id = self.on_refusal(value)
+            return None if referral_id is None else Change(what, referral_id, record.timestamp)
         if isinstance(value, TrackedState):
             self.bus.put_state(value)
             key = str(value.id)

@@ -3,13 +3,16 @@ them, never lost silently.
 
 An answer is committed to SQLite (`bus.outbox.Outbox`, keyed by `response_id`) before any
 network attempt; it leaves the pending state when the bus acknowledged it (sent) or refused it
-for good (refused, shown on the card with the reason). While the broker is unreachable the
+for good (refused, shown on the card with the reason). An answer the broker took can still be
+refused by the alerts service, which authorises every answer (`answers.refused`): the reader
+tells the desk (`refused`), and the card shows it refused, with the reason code. While the broker is unreachable the
 desk is told the answer is queued, and a background task sends it when the broker returns. A
 resend is harmless: the alerts service applies a `response_id` once.
 
-Delivery goes through an `AnswerSink`: today straight onto the answers topic
-(`topics.catalog.ANSWERS`); once the bus offers its HTTP answer endpoint (DECISIONS.md 2,
-branch c2) `HttpAnswerSink` posts there instead, with nothing else changing.
+Delivery goes through an `AnswerSink`: straight onto the answers topic
+(`topics.catalog.ANSWERS`; the console is a bus service with its own principal and signs its
+officers in itself, DECISIONS.md), or `HttpAnswerSink`, the intake's answer endpoint
+(`POST /v1/referrals/{id}/answers`) with an agency token, when configured.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bus.kafka.publisher import BrokerUnavailable, KafkaPublisher
 from bus.outbox import Outbox, backoff_s
 from bus.settings import KafkaSettings
 from schemas.alerts import ReferralResponse, dump
+from schemas.answers import RefusedAnswer
 from services.console.board import PendingAnswer, PendingStatus
 from services.console.metrics import ConsoleMetrics
 from topics.catalog import ANSWERS
@@ -140,6 +144,20 @@ class AnswerDesk:
             out.setdefault(body["referral_id"], []).append(PendingAnswer(
                 response_id=item.event_id, referral_id=body["referral_id"], answer=body["answer"], status="sending"))
         return out
+
+    def refused(self, refusal: RefusedAnswer) -> str | None:
+        """The alerts service refused an answer (`answers.refused`): if it was given here, it is
+        marked refused with the reason code, for its card; returns its referral id, else None."""
+        if refusal.response_id is None:
+            return None
+        item = next((i for i in self.outbox.items() if i.event_id == refusal.response_id), None)
+        if item is None:
+            return None
+        if item.status != "rejected":
+            self.outbox.mark_rejected(item.event_id, refusal.reason)
+            log.warning("answer_refused", referral_id=refusal.referral_id, code=refusal.reason)
+        referral_id: str = json.loads(item.body)["referral_id"]
+        return referral_id
 
     async def give(self, response: ReferralResponse) -> str:
         """Store, then try once at once: 'published', 'queued' (kept, retried), or 'refused'."""

@@ -48,10 +48,10 @@ def create_app(settings: ConsoleSettings, kafka: KafkaSettings, state: StateSett
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ConsoleMetrics(registry)
     fanout = Fanout(metrics)
-    reader = BusReader(kafka, fanout, metrics)
     desk = AnswerDesk(state.state_dir / "console" / "answers.sqlite", sink or answer_sink(settings, kafka), metrics,
                       on_change=lambda referral_id: fanout.publish(Change("pending", referral_id)),
                       retry_max_s=settings.retry_max_s)
+    reader = BusReader(kafka, fanout, metrics, on_refusal=desk.refused)
     tokens = Credentials.load(settings.agency_credentials) if settings.agency_credentials.exists() else None
     ctx = ConsoleContext(
         settings=settings,

@@ -23,6 +23,7 @@ from bus.presentation import local_time, plan_title
 from rules.catalog import is_police
 from rules.projection import paths_for
 from schemas.alerts import ANSWERS, FINAL_STATUSES, CaseChange, HistoryEntry, TrackedState
+from schemas.alerts import answers_allowed as shared_answers_allowed
 from schemas.broadcast import CaseBroadcast
 from schemas.references import short_ref
 
@@ -113,13 +114,7 @@ def may_close(case: CaseChange | None, viewer: Viewer) -> bool:
 
 def answers_allowed(status: str) -> list[str]:
     """The answers that still change something, as the alerts service applies them."""
-    if status == "sent":
-        return ["acknowledged", "accepted", "rejected", "done"]
-    if status == "acknowledged":
-        return ["accepted", "rejected", "done"]
-    if status == "accepted":
-        return ["done"]
-    return []
+    return shared_answers_allowed(status)
 
 
 def on_board(state: TrackedState) -> bool:

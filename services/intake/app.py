@@ -26,6 +26,7 @@ from schemas.errors import FieldError
 from services.intake.agents import consume_receipts
 from services.intake.auth import Authenticator
 from services.intake.claims import Claims, LocalClaims, LogClaims
+from services.intake.duties import Duties, DutiesFollower, StoredDuties
 from services.intake.errors import IntakeError
 from services.intake.http import protocol_class
 from services.intake.metrics import DeliveryStreamMetrics, IntakeMetrics
@@ -42,8 +43,9 @@ OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSettings, *,
                publisher: Publisher | None = None, registry: CollectorRegistry | None = None,
                credentials: Credentials | None = None, store: IntakeStore | None = None,
-               claims: Claims | None = None) -> FastAPI:
-    """The intake app. Fakes for the publisher, credentials, store and claims are injected in tests.
+               claims: Claims | None = None, duties: Duties | None = None) -> FastAPI:
+    """The intake app. Fakes for the publisher, credentials, store, claims and duties are injected
+    in tests.
 
     Its metrics are served by `run()` on a listener of their own (`metrics_host:metrics_port`),
     never on the API's port.
@@ -56,6 +58,9 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
     follower: LogClaims | None = None
     if claims is None and settings.share_claims and kafka.bootstrap_servers:
         follower = LogClaims(kafka, publisher, store, settings.instance, settings.publish_timeout_s, metrics)
+    states: DutiesFollower | None = None
+    if duties is None and settings.follow_states and kafka.bootstrap_servers:
+        states = DutiesFollower(kafka, store, metrics)
     ctx = IntakeContext(
         settings=settings, kafka=kafka, state=state, credentials=credentials,
         auth=Authenticator(credentials, max_failures=settings.auth_max_failures,
@@ -63,6 +68,7 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
                            window_s=settings.auth_window_s),
         claims=claims if claims is not None else (follower or LocalClaims(store)),
         store=store, publisher=publisher, metrics=metrics, delivery_metrics=DeliveryStreamMetrics(registry),
+        duties=duties if duties is not None else (states or StoredDuties(store)),
     )
 
     @contextlib.asynccontextmanager
@@ -73,6 +79,8 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
                 consume_receipts(kafka, ctx.store, f"intake.receipts.{settings.instance}", metrics)))
         if follower is not None:
             tasks.append(asyncio.create_task(follower.follow()))
+        if states is not None:
+            tasks.append(asyncio.create_task(states.follow()))
         try:
             yield
         finally:
@@ -98,8 +106,9 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
 
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-            # The request body is the event union, declared by the schemas package: add its models.
-            defs = openapi_schema("Event")[1]
+            # The request bodies are the published schemas (the event union, an answer): add the
+            # models they refer to.
+            defs = openapi_schema("Event")[1] | openapi_schema("AnswerRequest")[1]
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs)
             app.openapi_schema = schema
         return app.openapi_schema

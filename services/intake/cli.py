@@ -125,52 +125,64 @@ def _print_answers(box: object, event_ids: list[str]) -> None:
 
 def outbox(
     outbox: OutboxOpt = None,
-    drain: Annotated[bool, typer.Option(help="Send what is pending.")] = False,
+    drain: Annotated[bool, typer.Option(help="Send what is pending (events and answers).")] = False,
     token: Annotated[str, typer.Option(envvar="REFERRAL_BUS_TOKEN", help="Agency token (with --drain).")] = "",
     url: UrlOpt = DEFAULT_URL,
     timeout: Annotated[float, typer.Option(help="With --drain: stop after this many seconds.")] = 60.0,
-    show_all: Annotated[bool, typer.Option("--all", help="Also list sent events.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Also list sent events and answers.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per item (no event contents).")] = False,
 ) -> None:
-    """Show what the outbox holds (pending first), and optionally send it."""
+    """Show what the outboxes hold (events to publish, answers to give; pending first), and
+    optionally send it."""
+    from bus.answering import all_answers_outboxes, answer_client, answers_outbox
     from bus.client import ClientAuthError, IntakeClient
     from bus.outbox import Outbox
 
-    box = Outbox(_outbox_path(outbox))
+    events = Outbox(_outbox_path(outbox))
     if drain:
         if not token:
             err_console.print("error: --drain needs --token or REFERRAL_BUS_TOKEN")
             raise typer.Exit(2)
-        client = IntakeClient(url, token, box)
-        try:
-            result = client.drain(deadline_s=timeout)
-        except ClientAuthError as exc:
-            err_console.print(f"error: {exc}")
-            raise typer.Exit(4) from exc
-        finally:
-            client.close()
-        console.print(f"sent {result.sent}, rejected {result.rejected}, pending {result.pending}")
-    table = Table("event_id", "status", "attempts", "queued at", "next attempt", "last error / answer")
-    table.columns[0].no_wrap = True
-    for item in box.items():
-        if item.status == "sent" and not show_all:
-            continue
-        if as_json:
-            sys.stdout.write(json.dumps({
-                "event_id": item.event_id, "status": item.status, "attempts": item.attempts,
-                "created_at": item.created_at.isoformat(), "next_attempt_at": item.next_attempt_at.isoformat(),
-                "last_error": item.last_error, "answer": item.answer}) + "\n")
-            continue
-        table.add_row(item.event_id, item.status, str(item.attempts), item.created_at.isoformat(timespec="seconds"),
-                      item.next_attempt_at.isoformat(timespec="seconds") if item.status == "pending" else "",
-                      (item.last_error or "") if item.status == "pending" else (item.answer or "")[:120])
-    counts = box.counts()
-    if as_json:
+        # The events, then the answers given with this token (each agency's answers are sent
+        # with its own token only).
+        for what, client in (("events", IntakeClient(url, token, events)),
+                             ("answers", answer_client(url, token, answers_outbox(token)))):
+            try:
+                result = client.drain(deadline_s=timeout)
+            except ClientAuthError as exc:
+                err_console.print(f"error: {exc}")
+                raise typer.Exit(4) from exc
+            finally:
+                client.close()
+            console.print(f"{what}: sent {result.sent}, rejected {result.rejected}, pending {result.pending}")
+    boxes = [("event", "", events), *(("answer", token_id, box) for token_id, box in all_answers_outboxes())]
+    table = Table("kind", "id", "status", "attempts", "queued at", "next attempt", "last error / answer")
+    table.columns[1].no_wrap = True
+    for what, token_id, box in boxes:
+        for item in box.items():
+            if item.status == "sent" and not show_all:
+                continue
+            if as_json:
+                sys.stdout.write(json.dumps({
+                    "kind": what, "event_id" if what == "event" else "response_id": item.event_id,
+                    **({"token_id": token_id} if token_id else {}),
+                    "status": item.status, "attempts": item.attempts, "created_at": item.created_at.isoformat(),
+                    "next_attempt_at": item.next_attempt_at.isoformat(), "last_error": item.last_error,
+                    "answer": item.answer}) + "\n")
+                continue
+            table.add_row(f"{what} ({token_id})" if token_id else what, item.event_id, item.status,
+                          str(item.attempts),
+                          item.created_at.isoformat(timespec="seconds"),
+                          item.next_attempt_at.isoformat(timespec="seconds") if item.status == "pending" else "",
+                          (item.last_error or "") if item.status == "pending" else (item.answer or "")[:120])
+    if not as_json:
+        console.print(table)
+        for what, token_id, box in boxes:
+            counts = box.counts()
+            console.print(f"{what}s{f' (token {token_id})' if token_id else ''}: pending {counts['pending']}, "
+                          f"sent {counts['sent']}, rejected {counts['rejected']}")
+    for _, _, box in boxes:
         box.close()
-        return
-    console.print(table)
-    console.print(f"pending {counts['pending']}, sent {counts['sent']}, rejected {counts['rejected']}")
-    box.close()
 
 
 def deadletters(

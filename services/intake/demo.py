@@ -16,5 +16,6 @@ DEMO_TOKENS: dict[str, str] = {
         ("anti_trafficking_office", "atoffice"),
         ("publicity", "publicty"),
         ("health", "healthdp"),
+        ("radio_tv", "radiotv"),
     )
 }

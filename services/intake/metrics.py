@@ -10,11 +10,19 @@ OUTCOMES = ("accepted", "duplicate", "invalid", "unauthenticated", "throttled", 
             "too_large", "unsupported_media_type", "timeout", "bad_request", "unavailable")
 
 
+#: What became of an answer posted to `POST /v1/referrals/{id}/answers`.
+ANSWER_OUTCOMES = ("accepted", "duplicate", "invalid", "unknown_id", "not_entitled", "agency_mismatch",
+                   "already_final", "no_effect", "conflict", "unavailable")
+
+
 class IntakeMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "referral_bus_intake_requests", "Publish requests to the intake, by outcome.",
             ["outcome"], registry=registry)
+        self.answers = Counter(
+            "referral_bus_intake_answers", "Answers posted to the intake, by outcome.", ["outcome"],
+            registry=registry)
         self.published = Counter(
             "referral_bus_intake_published", "Events acknowledged by the broker, by authenticated agency.",
             ["agency"], registry=registry)
@@ -23,7 +31,7 @@ class IntakeMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=registry)
         self.records_refused = Counter(
             "referral_bus_intake_records_refused",
-            "Records on a topic the intake reads (receipts, claims) that were not what that topic holds.",
+            "Records on a topic the intake reads (receipts, claims, states) that were not what that topic holds.",
             ["topic", "reason"], registry=registry)
         self.internal_errors = Counter(
             "referral_bus_internal_errors",

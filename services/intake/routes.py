@@ -1,10 +1,16 @@
-"""The intake's HTTP routes: publish an event, read its receipt, stream an agency's referrals.
+"""The intake's HTTP routes: publish an event, read its receipt, stream an agency's referrals,
+answer a referral or an alert.
 
 Checks run in a fixed order, cheapest and least revealing first: credentials (401, or 429 after
 too many failures), content type (415), size (413), the body's arrival (408), the trust boundary
 and validation (422), then authorisation against the validated event (403), then ownership of
 the event id across replicas and idempotency (409, or the original answer), then the broker
 (202 or 503). No answer repeats what the sender wrote.
+
+Answering (`POST /v1/referrals/{id}/answers`) runs the same first checks, then: the id the bus
+knows (404), the agency entitled to answer it (403), an answer that still changes something (409),
+idempotency by `response_id`, the broker (202 or 503). The agency is the token's, the time the
+bus's; the alerts service authorises the answer again when it applies it.
 """
 
 from __future__ import annotations
@@ -25,22 +31,26 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
 from bus.agency_reader import AgencyReader, AuditSink
-from bus.boundary import EVENT, Refusal
+from bus.boundary import ANSWER_REQUEST, EVENT, Refusal
 from bus.credentials import Credentials, Principal
 from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.settings import KafkaSettings, StateSettings
+from schemas.alerts import FINAL_STATUSES, ReferralResponse, dump, next_status
+from schemas.answers import AnswerRequest
 from schemas.contract import openapi_schema
 from schemas.errors import FieldError
 from schemas.events import Event
 from schemas.receipts import Receipt, audit_record
+from schemas.wire import UNSUPPORTED_VERSION, Uuid
 from services.intake.auth import Authenticator, Throttled
 from services.intake.claims import Claims
+from services.intake.duties import Duties, DutiesUnavailable
 from services.intake.errors import IntakeError, error_responses
 from services.intake.metrics import IntakeMetrics
 from services.intake.settings import IntakeSettings
-from services.intake.store import Accepted, IntakeStore, body_digest
-from topics.catalog import AUDIT, EVENTS
+from services.intake.store import Accepted, Duty, IntakeStore, TakenAnswer, body_digest
+from topics.catalog import ANSWERS, AUDIT, EVENTS
 
 log = structlog.get_logger("intake")
 
@@ -61,7 +71,8 @@ class IntakeContext:
     publisher: Publisher
     metrics: IntakeMetrics
     delivery_metrics: DeliveryMetrics
-    # One lock per event id in flight, so two racing copies publish once.
+    duties: Duties
+    # One lock per event id (or response id) in flight, so two racing copies publish once.
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, event_id: str) -> asyncio.Lock:
@@ -83,6 +94,20 @@ class AcceptedResponse(BaseModel):
     agency: str
     accepted_at: dt.datetime
     receipt_url: str
+
+
+class AnswerAccepted(BaseModel):
+    """The intake's answer once the broker has the agency's answer: the alerts service applies it
+    (or refuses it on `answers.refused`) in a moment, and the tracked state shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    response_id: str
+    referral_id: str
+    status: Literal["accepted"] = "accepted"
+    agency: str
+    answer: str
+    accepted_at: dt.datetime
 
 
 class EventStatus(BaseModel):
@@ -238,6 +263,146 @@ async def referral_stream(
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
+def _answer_body_schema() -> dict[str, Any]:
+    return openapi_schema("AnswerRequest")[0]  # the published schema (schemas/json/answer_request.schema.json)
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/answers", status_code=202, response_model=AnswerAccepted,
+    summary="Answer an alert or referral as the authenticated agency",
+    responses=error_responses(401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
+    openapi_extra={"requestBody": {"required": True,
+                                   "content": {"application/json": {"schema": _answer_body_schema()}}}},
+)
+async def answer_referral(request: Request, response: Response, ctx: Ctx, who: Who,
+                          referral_id: Annotated[Uuid, Path(description="An alert or referral id (a UUID in its one "
+                                                                        "form: lowercase, hyphenated).")]
+                          ) -> AnswerAccepted:
+    """Acknowledge, accept, reject (with a reason) or mark done (with a note) an alert or referral
+    the agency was addressed or escalated to; 202 only once the broker has the answer.
+
+    404 `unknown_id`: the bus knows no alert or referral with this id. 403 `not_entitled`: the
+    agency was not one it was addressed or escalated to (`agency_mismatch`: the body names
+    another agency). 409 `already_final` / `no_effect`: it is done, rejected, closed or grouped,
+    or the answer would change nothing; `response_id_conflict`: the `response_id` was used for
+    another answer. The same `response_id` again returns the first answer (header
+    `Idempotent-Replayed: true`)."""
+    body = await _read_body(request, ctx)
+    asked = _answer_request(body, ctx, referral_id)
+    key, response_id = str(referral_id), str(asked.response_id)
+    if asked.agency is not None and asked.agency != who.agency:
+        _answer_refused(ctx, 403, "agency_mismatch", "agency must be the agency the token belongs to",
+                        FieldError(field="agency", reason="not the authenticated agency"))
+    async with ctx.lock(response_id):
+        try:
+            taken = ctx.store.taken_answer(response_id)
+            if taken is not None:
+                if (taken.agency, taken.referral_id, taken.body_sha256) != (who.agency, key, body_digest(body)):
+                    _answer_refused(ctx, 409, "response_id_conflict",
+                                    "this response_id was already used for another answer; use a new id")
+                ctx.metrics.answers.labels("duplicate").inc()
+                response.headers["Idempotent-Replayed"] = "true"
+                return _accepted(taken)
+            duty = await _duty(ctx, key)
+            twin = ctx.duties.get(duty.twin_id) if duty.twin_id else None
+            # The very same answer tried before, whose publish timed out, may have reached the
+            # broker and been applied since: its state then says it changes nothing, but it is
+            # sent again (the alerts service drops the copy by its response_id), not refused.
+            digest = body_digest(body)
+            retried = ctx.store.attempted_answer(response_id, key, who.agency, digest)
+            _authorise(ctx, who, asked, duty, twin, retried=retried)
+            ctx.store.attempt_answer(response_id, key, who.agency, digest)
+            taken = await _publish_answer(ctx, who, asked, duty, body)
+            return _accepted(taken)
+        finally:
+            ctx.release(response_id)
+
+
+def _answer_request(body: bytes, ctx: IntakeContext, referral_id: uuid.UUID) -> AnswerRequest:
+    asked = ANSWER_REQUEST.decode(body)
+    if isinstance(asked, Refusal):
+        ctx.metrics.answers.labels("invalid").inc()
+        status, message = _REFUSALS.get(asked.reason, (422, "the answer is invalid"))
+        if asked.reason == "invalid_answer":
+            message = "the answer is invalid"
+        raise IntakeError(status, asked.reason, message, fields=list(asked.fields))
+    if asked.referral_id is not None and asked.referral_id != referral_id:
+        ctx.metrics.answers.labels("invalid").inc()
+        raise IntakeError(422, "invalid_answer", "the answer is invalid",
+                          fields=[FieldError(field="referral_id", reason="not the id in the path")])
+    return asked
+
+
+async def _duty(ctx: IntakeContext, key: str) -> Duty:
+    try:
+        duty = await ctx.duties.find(key, ctx.settings.answer_lookup_wait_s)
+    except DutiesUnavailable as exc:
+        ctx.metrics.answers.labels("unavailable").inc()
+        raise IntakeError(503, "states_unavailable",
+                          "the bus's alerts and referrals are not readable right now; send the answer again later",
+                          headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
+    if duty is None:
+        _answer_refused(ctx, 404, "unknown_id", "the bus knows no alert or referral with this id")
+    return duty
+
+
+def _authorise(ctx: IntakeContext, who: Principal, asked: AnswerRequest, duty: Duty, twin: Duty | None, *,
+               retried: bool = False) -> None:
+    """The alerts service's rule (`lifecycle.authorise`), on what this replica knows of the states."""
+    entitled = duty.agencies | (twin.agencies if twin is not None else frozenset())
+    if who.agency not in entitled:
+        _answer_refused(ctx, 403, "not_entitled",
+                        "your agency is not one this alert or referral was addressed or escalated to")
+    if retried:
+        return
+    open_ones = [d for d in (duty, twin) if d is not None and d.status not in FINAL_STATUSES]
+    if not open_ones and not (duty.twin_id and twin is None):
+        _answer_refused(ctx, 409, "already_final", f"this alert or referral is {duty.status}: no answer changes it")
+    if open_ones and all(next_status(d.status, asked.answer) is None for d in open_ones):
+        _answer_refused(ctx, 409, "no_effect",
+                        f"this alert or referral is {duty.status}: {asked.answer} changes nothing",
+                        FieldError(field="answer", reason=f"not after {duty.status}"))
+
+
+def _answer_refused(ctx: IntakeContext, status: int, code: str, message: str, *fields: FieldError) -> NoReturn:
+    ctx.metrics.answers.labels(code if code in ("unknown_id", "not_entitled", "agency_mismatch", "already_final",
+                                                "no_effect") else "conflict").inc()
+    raise IntakeError(status, code, message, fields=list(fields))
+
+
+async def _publish_answer(ctx: IntakeContext, who: Principal, asked: AnswerRequest, duty: Duty,
+                          body: bytes) -> TakenAnswer:
+    now = dt.datetime.now(dt.UTC)
+    answer = ReferralResponse(
+        response_id=asked.response_id, referral_id=uuid.UUID(duty.id), answer=asked.answer, agency=who.agency,
+        reason=asked.reason, note=asked.note, officer=asked.officer, exercise=asked.exercise,
+        responded_at=asked.responded_at or now)
+    try:
+        await ctx.publisher.publish(ANSWERS.name, answer.key, dump(answer))
+    except BrokerUnavailable as exc:
+        ctx.metrics.answers.labels("unavailable").inc()
+        raise IntakeError(503, "broker_unavailable",
+                          "the answer was not stored; send it again later (your outbox will)",
+                          headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
+    taken = ctx.store.take_answer(TakenAnswer(str(asked.response_id), duty.id, who.agency, asked.answer,
+                                              body_digest(body), now))
+    ctx.metrics.answers.labels("accepted").inc()
+    log.info("answer_accepted", agency=who.agency, referral_id=duty.id, answer=asked.answer,
+             response_id=str(asked.response_id))
+    record = audit_record(duty.event_id, "answered", who.agency, now, referral_id=uuid.UUID(duty.id),
+                          agency=who.agency, detail=asked.answer)
+    try:
+        await ctx.publisher.publish(AUDIT.name, record.key, record.model_dump_json().encode())
+    except BrokerUnavailable:
+        log.warning("audit_write_failed", action="answered")
+    return taken
+
+
+def _accepted(taken: TakenAnswer) -> AnswerAccepted:
+    return AnswerAccepted(response_id=taken.response_id, referral_id=taken.referral_id, agency=taken.agency,
+                          answer=taken.answer, accepted_at=taken.accepted_at)
+
+
 async def _sse(reader: AgencyReader, max_items: int | None, idle_exit: float | None,
                keepalive_s: float) -> AsyncIterator[str]:
     sent = 0
@@ -267,7 +432,7 @@ async def _read_body(request: Request, ctx: IntakeContext) -> bytes:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         ctx.metrics.requests.labels("unsupported_media_type").inc()
-        raise IntakeError(415, "unsupported_media_type", "send the event as application/json")
+        raise IntakeError(415, "unsupported_media_type", "send the body as application/json")
     limit = ctx.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -301,6 +466,7 @@ _REFUSALS = {
     "invalid_string": (422, "a string holds characters an event may not (controls, bidirectional overrides) "
                             "or is too long"),
     "invalid_event": (422, "the event is invalid"),
+    UNSUPPORTED_VERSION: (422, "schema_version has a major version the bus does not read"),
 }
 
 

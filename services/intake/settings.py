@@ -50,3 +50,9 @@ class IntakeSettings(BaseSettings):
     # Event-id ownership shared by replicas through the claims topic (services/intake/claims.py);
     # off, or without a broker, this replica's own store decides alone.
     share_claims: bool = True
+    # Answers (`POST /v1/referrals/{id}/answers`): the alerts and referrals agencies may answer,
+    # from `alerts.states` (services/intake/duties.py); off, or without a broker, none is known.
+    follow_states: bool = True
+    # How long an answer to an id this replica does not know yet waits for the states it has not
+    # read (a referral tracked a moment before), before it is answered 404.
+    answer_lookup_wait_s: float = Field(default=2.0, ge=0, le=30)

@@ -1,5 +1,6 @@
 """What an intake replica remembers across restarts: who owns each event id, what was accepted,
-and the receipts, each receipt under the agency it was issued to.
+the receipts, each receipt under the agency it was issued to, the alerts and referrals agencies
+may answer (who each was addressed or escalated to, from `alerts.states`) and the answers it took.
 
 SQLite in WAL mode under the state directory. Ownership and acceptances are applied from the
 claims topic (`services/intake/claims.py`) in log order, so every replica holds the same answer:
@@ -16,6 +17,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.receipts import EventClaim, Receipt
+
+
+@dataclass(frozen=True)
+class Duty:
+    """An alert or referral as the alerts service last published it: who may answer it, and
+    whether an answer can still change it. Ids and codes only (no subject, no history)."""
+
+    id: str
+    event_id: str
+    kind: str
+    status: str
+    agencies: frozenset[str]
+    twin_id: str | None
+
+
+@dataclass(frozen=True)
+class TakenAnswer:
+    """An answer the broker acknowledged: what a repeat of its `response_id` is answered with."""
+
+    response_id: str
+    referral_id: str
+    agency: str
+    answer: str
+    body_sha256: str
+    accepted_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,16 @@ class IntakeStore:
                 event_id TEXT NOT NULL, agency TEXT NOT NULL, json TEXT NOT NULL,
                 PRIMARY KEY (event_id, agency));
             CREATE TABLE IF NOT EXISTS claim_positions (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS duties (
+                id TEXT PRIMARY KEY, event_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+                agencies TEXT NOT NULL, twin_id TEXT);
+            CREATE TABLE IF NOT EXISTS duty_positions (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS answer_attempts (
+                response_id TEXT PRIMARY KEY, referral_id TEXT NOT NULL, agency TEXT NOT NULL,
+                body_sha256 TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS answers (
+                response_id TEXT PRIMARY KEY, referral_id TEXT NOT NULL, agency TEXT NOT NULL, answer TEXT NOT NULL,
+                body_sha256 TEXT NOT NULL, accepted_at TEXT NOT NULL);
             """
         )
 
@@ -122,6 +158,71 @@ class IntakeStore:
     def forget_claim_positions(self) -> None:
         """The claims topic is shorter than what was read (a broker that lost its data): read it again."""
         self._db.execute("DELETE FROM claim_positions")
+
+    # -- what agencies may answer, and the answers taken ----------------------------------------
+
+    def apply_duties(self, partition: int, records: list[tuple[int, Duty | str | None]]) -> None:
+        """Records of one `alerts.states` partition in log order, and the position after them, in
+        one transaction. A `Duty` is the latest of its id; a str is a tombstone's key (the id is
+        gone); None is a record that is not a state (skipped)."""
+        if not records:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            for _, duty in records:
+                if isinstance(duty, str):
+                    self._db.execute("DELETE FROM duties WHERE id = ?", (duty,))
+                elif duty is not None:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO duties (id, event_id, kind, status, agencies, twin_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (duty.id, duty.event_id, duty.kind, duty.status, " ".join(sorted(duty.agencies)),
+                         duty.twin_id))
+            self._db.execute("INSERT OR REPLACE INTO duty_positions (partition, next_offset) VALUES (?, ?)",
+                             (partition, records[-1][0] + 1))
+
+    def duty(self, duty_id: str) -> Duty | None:
+        row = self._db.execute("SELECT id, event_id, kind, status, agencies, twin_id FROM duties WHERE id = ?",
+                               (duty_id,)).fetchone()
+        if row is None:
+            return None
+        return Duty(row[0], row[1], row[2], row[3], frozenset(row[4].split()), row[5])
+
+    def duty_positions(self) -> dict[int, int]:
+        return {int(p): int(o) for p, o in self._db.execute("SELECT partition, next_offset FROM duty_positions")}
+
+    def forget_duty_positions(self) -> None:
+        """`alerts.states` is shorter than what was read (a broker that lost its data): read it again."""
+        self._db.execute("DELETE FROM duty_positions")
+
+    def taken_answer(self, response_id: str) -> TakenAnswer | None:
+        row = self._db.execute("SELECT response_id, referral_id, agency, answer, body_sha256, accepted_at "
+                               "FROM answers WHERE response_id = ?", (response_id,)).fetchone()
+        if row is None:
+            return None
+        return TakenAnswer(row[0], row[1], row[2], row[3], row[4], dt.datetime.fromisoformat(row[5]))
+
+    def attempted_answer(self, response_id: str, referral_id: str, agency: str, body_sha256: str) -> bool:
+        """Whether this very answer was published before without an acknowledgement (a publish that
+        timed out may still have reached the broker, and been applied)."""
+        row = self._db.execute("SELECT referral_id, agency, body_sha256 FROM answer_attempts WHERE response_id = ?",
+                               (response_id,)).fetchone()
+        return row is not None and tuple(row) == (referral_id, agency, body_sha256)
+
+    def attempt_answer(self, response_id: str, referral_id: str, agency: str, body_sha256: str) -> None:
+        """Note an authorised answer about to be published."""
+        self._db.execute("INSERT OR IGNORE INTO answer_attempts (response_id, referral_id, agency, body_sha256) "
+                         "VALUES (?, ?, ?, ?)", (response_id, referral_id, agency, body_sha256))
+
+    def take_answer(self, taken: TakenAnswer) -> TakenAnswer:
+        """Record an answer the broker has; if one with its `response_id` came first, that one."""
+        self._db.execute("INSERT OR IGNORE INTO answers (response_id, referral_id, agency, answer, body_sha256, "
+                         "accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (taken.response_id, taken.referral_id, taken.agency, taken.answer, taken.body_sha256,
+                          taken.accepted_at.isoformat()))
+        original = self.taken_answer(taken.response_id)
+        assert original is not None
+        return original
 
     # -- receipts ---------------------------------------------------------------------------------
 

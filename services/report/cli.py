@@ -22,7 +22,7 @@ def report(
 ) -> None:
     """Annual report (西安 第十二条): per member unit, referrals by situation, answers on time, escalations."""
     from rules.catalog import catalog
-    from services.report.compute import compute
+    from services.report.compute import applied_answers, compute
     from services.report.reader import read_topics
     from services.report.render import write_all
 
@@ -34,7 +34,7 @@ def report(
         err_console.print("error: KAFKA_BOOTSTRAP_SERVERS is not set (e.g. 127.0.0.1:9092)")
         raise typer.Exit(2)
     data = asyncio.run(read_topics(settings, err_console))
-    result = compute(data.referrals, data.responses, data.escalations, jurisdiction, year,
+    result = compute(data.referrals, applied_answers(data.states), data.escalations, jurisdiction, year,
                      alerts=data.alerts, states=data.states, cases=data.cases)
     paths = write_all(result, out)
     for topic, n in sorted(data.undecodable.items()):

@@ -4,7 +4,12 @@ Scope: referrals whose `jurisdiction` is the report's and whose `reported_at` fa
 report's year, counted in China Standard Time (the plans' calendar). Drills (`exercise=true`)
 are left out of every figure and counted on their own. Topics may hold copies of a referral
 after a crash (at-least-once delivery): copies are dropped by `referral_id` and counted, and
-answers and escalations by their own ids.
+escalations by their own ids.
+
+Answers are the ones the alerts service applied, as it published them in the history of each
+tracked state (`alerts.states`), at the time the bus received them (`applied_answers`): an answer
+it refused (an agency not entitled, a final state, not an answer; `answers.refused`) counts for
+nothing, and a sender's own `responded_at` never decides whether an answer was on time.
 """
 
 from __future__ import annotations
@@ -15,9 +20,8 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
-from schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
+from schemas.alerts import ANSWERS, CaseChange, Escalation, PoliceAlert, TrackedState
 from schemas.referrals import Referral
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -25,7 +29,29 @@ CST = dt.timezone(dt.timedelta(hours=8), "CST")
 #: Tracked states that close a referral (the alerts service's view).
 CLOSED_STATES = frozenset({"done", "closed"})
 
-OpenSource = Literal["alerts.states", "referrals.responses"]
+
+
+@dataclass(frozen=True)
+class AppliedAnswer:
+    """An answer the alerts service applied to an alert or referral, at the time the bus received it."""
+
+    referral_id: uuid.UUID
+    response_id: str
+    answer: str
+    at: dt.datetime
+    exercise: bool = False
+
+
+def applied_answers(states: Iterable[TrackedState]) -> list[AppliedAnswer]:
+    """Every answer recorded in the tracked states (the latest state of each id), as applied.
+
+    Only applied answers are in a history under their answer's name: a refused one is not there
+    at all, and one recorded as ignored (before refusals had their topic) is named so."""
+    latest: dict[uuid.UUID, TrackedState] = {}
+    for state in states:  # compacted topic: the last message per id is the current state
+        latest[state.id] = state
+    return [AppliedAnswer(s.id, h.ref or f"{s.id}|{h.at.isoformat()}", h.what, h.at, s.exercise)
+            for s in latest.values() for h in s.history if h.what in ANSWERS]
 
 
 @dataclass(frozen=True)
@@ -64,9 +90,7 @@ class Report:
     referrals: int
     drills: int
     duplicates_dropped: int
-    response_duplicates_dropped: int
     out_of_scope: int
-    open_source: OpenSource
     open_cases: int | None = None  # missing-child cases still open (cases.changes), when the topic had any
 
     def row(self, agency: str) -> AgencyRow:
@@ -93,7 +117,7 @@ def in_year(t: dt.datetime, year: int) -> bool:
 
 def compute(
     referrals: Iterable[Referral],
-    responses: Iterable[ReferralResponse],
+    answers: Iterable[AppliedAnswer],
     escalations: Iterable[Escalation],
     jurisdiction: str,
     year: int,
@@ -104,15 +128,16 @@ def compute(
 ) -> Report:
     """The report of `jurisdiction` for `year`.
 
+    - `answers`: those the alerts service applied (`applied_answers(states)`), at bus time;
     - rejected: the agency rejected the referral (whenever it did): counted as a rejection, not
       as an answer on time or late;
-    - acknowledged on time: otherwise, the first answer (acknowledged, accepted, done) given no
-      later than the referral's `ack_by`; a referral without `ack_by` is counted under
-      `no_deadline` instead;
+    - acknowledged on time: otherwise, the first answer (acknowledged, accepted, done) the bus
+      received no later than the referral's `ack_by`; a referral without `ack_by` is counted
+      under `no_deadline` instead;
     - median ack time: minutes from `reported_at` to that first answer, over answered referrals;
     - escalations: distinct escalations (re-sends included) about the unit's referrals;
-    - open: by the alerts service's tracked states when `states` holds any (status not done or
-      closed), else referrals without a 'done' answer on the responses topic.
+    - open: by the alerts service's tracked states (status not done or closed); a referral it
+      has no state of is open.
 
     An answer or escalation may name a police alert instead of the command centre's lead
     referral (answering either answers both): `alerts` maps one to the other.
@@ -146,24 +171,15 @@ def compute(
         return alias.get(ref, ref)
 
     first_answer: dict[uuid.UUID, dt.datetime] = {}
-    done: set[uuid.UUID] = set()
     rejected: set[uuid.UUID] = set()
-    response_ids: set[uuid.UUID] = set()
-    response_dups = 0
-    for resp in responses:
-        if resp.response_id in response_ids:
-            response_dups += 1
-            continue
-        response_ids.add(resp.response_id)
-        rid = target(resp.referral_id)
-        if resp.exercise or rid not in by_id:
+    for applied in answers:
+        rid = target(applied.referral_id)
+        if applied.exercise or rid not in by_id:
             continue
         prev = first_answer.get(rid)
-        if prev is None or resp.responded_at < prev:
-            first_answer[rid] = resp.responded_at
-        if resp.answer == "done":
-            done.add(rid)
-        if resp.answer == "rejected":
+        if prev is None or applied.at < prev:
+            first_answer[rid] = applied.at
+        if applied.answer == "rejected":
             rejected.add(rid)
 
     escalated: Counter[uuid.UUID] = Counter()
@@ -180,13 +196,10 @@ def compute(
     for st in states:  # compacted topic: the last message per id is the current state
         if target(st.id) in by_id:
             latest_state[target(st.id)] = st
-    open_source: OpenSource = "alerts.states" if latest_state else "referrals.responses"
 
     def is_open(rid: uuid.UUID) -> bool:
-        if open_source == "alerts.states":
-            st = latest_state.get(rid)
-            return st is None or st.status not in CLOSED_STATES
-        return rid not in done
+        st = latest_state.get(rid)
+        return st is None or st.status not in CLOSED_STATES
 
     per_agency: dict[str, list[Referral]] = defaultdict(list)
     for r in scoped:
@@ -235,6 +248,5 @@ def compute(
     return Report(
         jurisdiction=jurisdiction, year=year, rows=tuple(rows),
         kinds=tuple(sorted({r.kind for r in scoped})), referrals=len(scoped), drills=drills_total,
-        duplicates_dropped=dropped, response_duplicates_dropped=response_dups, out_of_scope=out_of_scope,
-        open_source=open_source, open_cases=open_cases,
+        duplicates_dropped=dropped, out_of_scope=out_of_scope, open_cases=open_cases,
     )

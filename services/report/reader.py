@@ -8,29 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bus.boundary import CASE_CHANGE, ESCALATION, POLICE_ALERT, REFERRAL, TRACKED_STATE, Contract, Refusal
 from bus.kafka.clients import consumer
 from bus.kafka.reader import assign_from_start, records_to_end
 from bus.settings import KafkaSettings
 from rules.catalog import catalog
-from schemas.alerts import CaseChange, Escalation, PoliceAlert, ReferralResponse, TrackedState
+from schemas.alerts import CaseChange, Escalation, PoliceAlert, TrackedState
 from schemas.referrals import Referral
-from topics.catalog import (
-    ALERT_STATES,
-    ANSWERS,
-    CASES,
-    ESCALATIONS,
-    LEGACY_ANSWERS_TOPIC,
-    POLICE_ALERTS,
-    referral_topic_name,
-)
-
-M = TypeVar("M", bound=BaseModel)
+from topics.catalog import ALERT_STATES, CASES, ESCALATIONS, POLICE_ALERTS, referral_topic_name
 
 
 @dataclass
@@ -38,7 +28,6 @@ class TopicData:
     """Every decoded message of the report's topics; `undecodable` counts the rest per topic."""
 
     referrals: list[Referral] = field(default_factory=list)
-    responses: list[ReferralResponse] = field(default_factory=list)
     escalations: list[Escalation] = field(default_factory=list)
     alerts: list[PoliceAlert] = field(default_factory=list)
     states: list[TrackedState] = field(default_factory=list)
@@ -54,17 +43,15 @@ def referral_topics() -> list[str]:
 
 async def read_topics(settings: KafkaSettings, console: Console | None = None) -> TopicData:
     data = TopicData()
-    sinks: dict[str, tuple[type[BaseModel], Callable[[Any], None]]] = {
-        ANSWERS.name: (ReferralResponse, data.responses.append),
-        # Answers of the years before they moved to their own topic (issue #18).
-        LEGACY_ANSWERS_TOPIC: (ReferralResponse, data.responses.append),
-        ESCALATIONS.name: (Escalation, data.escalations.append),
-        POLICE_ALERTS.name: (PoliceAlert, data.alerts.append),
-        ALERT_STATES.name: (TrackedState, data.states.append),
-        CASES.name: (CaseChange, data.cases.append),
+    # Each topic's records through the trust boundary: the report counts only what decodes.
+    sinks: dict[str, tuple[Contract[Any], Callable[[Any], None]]] = {
+        ESCALATIONS.name: (ESCALATION, data.escalations.append),
+        POLICE_ALERTS.name: (POLICE_ALERT, data.alerts.append),
+        ALERT_STATES.name: (TRACKED_STATE, data.states.append),
+        CASES.name: (CASE_CHANGE, data.cases.append),
     }
     for name in referral_topics():
-        sinks[name] = (Referral, data.referrals.append)
+        sinks[name] = (REFERRAL, data.referrals.append)
 
     c = consumer(settings, group_id=None)
     await c.start()
@@ -78,12 +65,13 @@ async def read_topics(settings: KafkaSettings, console: Console | None = None) -
             task = progress.add_task("read", total=max(estimate, 1))
             async for record in records_to_end(c, parts):
                 data.records += 1
-                model, sink = sinks[record.topic]
+                contract, sink = sinks[record.topic]
                 if record.value is not None:  # a tombstone on a compacted topic
-                    try:
-                        sink(model.model_validate_json(record.value))
-                    except ValidationError:
+                    value = contract.decode(record.value)
+                    if isinstance(value, Refusal):
                         data.undecodable[record.topic] = data.undecodable.get(record.topic, 0) + 1
+                    else:
+                        sink(value)
                 # The estimate is low on the local broker: let the total grow with what is read.
                 progress.update(task, completed=data.records, total=max(estimate, data.records))
             progress.update(task, total=data.records, completed=data.records)

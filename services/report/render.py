@@ -18,11 +18,10 @@ CSV_COLUMNS = (
     "no_deadline", "median_ack_minutes", "escalations", "open", "drills",
 )
 
-_OPEN_SOURCES = {
-    "alerts.states": "未办结 = 告警服务记录的状态（alerts.states）既非办结也非结案",
-    "referrals.responses": "未办结 = 答复主题（answers.referrals）上没有“办结”答复"
-                           "（alerts.states 中没有这些转介的状态）",
-}
+#: Where the answers and the open duties come from: the alerts service's published decisions.
+ANSWERS_NOTE = ("答复 = 告警服务已采纳的答复（alerts.states 中的记录），以总线收到答复的时间计；"
+                "被拒绝的答复（answers.refused：无权答复的单位、已办结、格式不符等）不计入")
+OPEN_NOTE = "未办结 = 告警服务记录的状态（alerts.states）既非办结也非结案（尚无状态的转介计为未办结）"
 
 #: The chart's colours: on time is the calm colour, late and unanswered the warning ones, a
 #: rejection its own (it is an answer, not a delay). Colour-blind safe (Okabe-Ito).
@@ -95,9 +94,9 @@ def to_markdown(report: Report, chart: str | None = None) -> str:
         f"- 按时确认 {total.acknowledged_on_time} 件，超时确认 {total.acknowledged_late} 件，"
         f"未确认 {total.not_acknowledged} 件，拒绝 {total.rejected} 件，无确认时限 {total.no_deadline} 件"
         + (f"；按时确认率 {rate:.0%}（按时 ÷（按时 + 超时 + 未确认）；拒绝不计入）" if rate is not None else ""),
-        f"- 按转介编号去除的重复转介：{report.duplicates_dropped} 件；按答复编号去除的重复答复："
-        f"{report.response_duplicates_dropped} 件",
-        f"- {_OPEN_SOURCES[report.open_source]}",
+        f"- 按转介编号去除的重复转介：{report.duplicates_dropped} 件",
+        f"- {ANSWERS_NOTE}",
+        f"- {OPEN_NOTE}",
     ]
     if report.open_cases is not None:
         lines.append(f"- 仍未结案的儿童失踪案件（cases.changes）：{report.open_cases} 件")

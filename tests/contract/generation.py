@@ -35,7 +35,7 @@ class _LegacyMany:
         self._many.reject(why)
 
 
-_from_schema.cu = types.SimpleNamespace(**{**vars(cu), "many": _LegacyMany})  # type: ignore[attr-defined]
+_from_schema.cu = types.SimpleNamespace(**{**vars(cu), "many": _LegacyMany})  # type: ignore[attr-defined,assignment]
 
 __all__ = ["from_schema", "inlined"]
 

@@ -99,7 +99,12 @@ def test_every_channel_says_its_key_partitions_retention_and_who_writes_and_read
     operations = document["operations"]
     assert operations["agency_send_events_inbound"]["action"] == "send"
     assert operations["agency_receive_referrals_agency"]["action"] == "receive"
-    assert operations["agency_send_answers_referrals"]["action"] == "send"
+    # Answers are written on Kafka only by the bus's services that prove who answers (issue #17):
+    # the intake (an agency's token) and the console (its officers signed in).
+    assert {op for op in operations if op.endswith("_send_answers_referrals")} == {
+        "intake_send_answers_referrals", "console_send_answers_referrals"}
+    assert operations["alerts_send_answers_refused"]["action"] == "send"
+    assert operations["console_receive_answers_refused"]["action"] == "receive"
     assert operations["agency_receive_alerts_police"]["action"] == "receive"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def by_labels(result: list[dict[str, Any]], *labels: str) -> dict[tuple[str, ...
 
 
 def test_router_and_alerts_metrics_read_back_through_prometheus(broker: LocalBroker, tmp_path: Path,
-                                                                record_property) -> None:
+                                                                record_property: Callable[[str, object], None]) -> None:
     require_binary("prometheus", PROMETHEUS_MISSING)
     started = time.monotonic()
     router_port, alerts_port = free_port(), free_port()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import pytest
 
@@ -42,7 +42,7 @@ class Service:
     process: subprocess.Popen[bytes] | None = None
     starts: int = field(default=0)
 
-    def start(self) -> Service:
+    def start(self) -> Self:
         self.starts += 1
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen([CLI, *self.command], env=self.env, stdout=log,
@@ -99,7 +99,7 @@ def spawn(service_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[...,
         svc.stop()
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
     """Poll until `predicate()` is truthy and return its value; fail naming `what` after `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> 
                           env={**os.environ, **(env or {})})
 
 
-def test_topics_create_is_idempotent(tmp_path) -> None:
+def test_topics_create_is_idempotent(tmp_path: Path) -> None:
     broker = LocalBroker().start()
     try:
         env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
@@ -32,7 +33,7 @@ def test_topics_create_is_idempotent(tmp_path) -> None:
     assert "already existed" in again.stdout and again.stdout.startswith("created 0 topics")
 
 
-def test_demo_starts_its_own_broker_and_shows_every_referral(tmp_path) -> None:
+def test_demo_starts_its_own_broker_and_shows_every_referral(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env["REFERRAL_BUS_STATE_DIR"] = str(tmp_path / "state")
     done = subprocess.run([CLI, "demo"], capture_output=True, text=True, timeout=180, env=env)
@@ -41,7 +42,7 @@ def test_demo_starts_its_own_broker_and_shows_every_referral(tmp_path) -> None:
     assert "every referral reached its agency" in done.stdout
 
 
-def test_demo_uses_the_broker_it_is_given(tmp_path) -> None:
+def test_demo_uses_the_broker_it_is_given(tmp_path: Path) -> None:
     broker = LocalBroker().start()
     try:
         done = run("demo", env={"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,

@@ -14,25 +14,29 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 from aiokafka.errors import KafkaError
 
-from bus.boundary import EVENT, REFERRAL, Refusal
+from bus.boundary import EVENT, REFERRAL, TRACKED_STATE, Refusal
 from bus.kafka.clients import producer
-from bus.kafka.reader import read_all
+from bus.kafka.reader import latest_by_key, read_all
 from bus.local_broker import free_port
 from bus.settings import KafkaSettings
-from schemas.alerts import PoliceAlert
+from schemas.alerts import PoliceAlert, TrackedState, alert_id_for
+from schemas.answers import RefusedAnswer
 from schemas.referrals import DeadLetter, Referral
 from services.intake.demo import DEMO_TOKENS
 from tests.hostile import (
+    ANSWER_OUTCOMES,
     HOSPITAL,
     MARK,
+    answer_corpus,
     claims_corpus,
     dumps,
     hospital_report,
@@ -43,9 +47,15 @@ from tests.hostile import (
 )
 from tests.integration.conftest import Service, wait_for
 from topics.catalog import (
+    ALERT_PARKED,
+    ALERT_STATES,
+    ANSWERS,
+    ANSWERS_REFUSED,
     AUDIT,
     BROADCAST_STATE,
+    CASES,
     DEAD_LETTERS,
+    ESCALATIONS,
     EVENTS,
     INTAKE_CLAIMS,
     POLICE_ALERTS,
@@ -56,9 +66,10 @@ from topics.catalog import (
 pytestmark = pytest.mark.integration
 
 COMMAND_CENTRE = "police.command_center"
+T = TypeVar("T")
 
 
-def produce(kafka: KafkaSettings, topic: str, items: list[tuple[str, bytes | None]],
+def produce(kafka: KafkaSettings, topic: str, items: Sequence[tuple[str, bytes | None]],
             key: Callable[[int], bytes] = lambda i: f"hostile-{i}".encode()) -> dict[str, tuple[int, int] | None]:
     """Produce each message; {class: (partition, offset)}, or None where the broker refused it."""
 
@@ -174,13 +185,13 @@ def test_hostile_messages_on_every_topic_stop_nothing(kafka: KafkaSettings, spaw
     routed_ids = {json.loads(r.value)["event_id"] for r in records(kafka, RECEIPTS.name)
                   if r.value and b'"routed"' in r.value}
     unaccounted = []
-    for name, raw in inbound:
+    for name, sent in inbound:
         position = at[name]
         if position is None:
             continue  # refused by the broker itself: never on the bus
         if position in letters:
             continue
-        decoded = EVENT.decode(raw)
+        decoded = EVENT.decode(sent)
         if isinstance(decoded, Refusal) or str(decoded.event_id) not in routed_ids:
             unaccounted.append(name)
     assert not unaccounted, unaccounted
@@ -239,3 +250,148 @@ def _stream(api: str, agency: str) -> list[dict[str, Any]]:
                 out.append(json.loads(line[6:]))
     time.sleep(0.5)  # the reader's last commits and counts
     return out
+
+
+def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_for(
+        kafka: KafkaSettings, spawn: Callable[..., Service]) -> None:
+    """The answer path of #17: a corpus of hostile answers on the answers topic (not answers at all,
+    no agency, an agency not entitled, backdated, an unknown id, oversize, surrogates, a final
+    state, …) and hostile records on every other topic the alerts service reads, its own
+    changelogs included (read again by a restart). Each answer is applied or refused on
+    `answers.refused` with its reason; the valid missing-child report is still alerted; the alerts
+    service and the intake (which follows `alerts.states`) still run; nothing a sender wrote
+    comes back out."""
+    ports = {name: free_port() for name in ("alerts", "intake", "intake_metrics")}
+    spawn("router")
+    alerts = spawn("alerts", env={"REFERRAL_BUS_ALERTS_METRICS_PORT": str(ports["alerts"]),
+                                  "REFERRAL_BUS_ALERTS_PARK_SECONDS": "3", "REFERRAL_BUS_ALERTS_LAG_INTERVAL": "0"})
+    intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(ports["intake"]),
+                                  "REFERRAL_BUS_INTAKE_METRICS_PORT": str(ports["intake_metrics"])})
+    api = f"http://127.0.0.1:{ports['intake']}"
+    wait_for(lambda: up(f"{api}/healthz"), 30, "the intake")
+
+    # Two missing children's alerts (and the command centre's lead referral of the first) to answer.
+    target, finished = missing_child(), missing_child()
+    produce(kafka, EVENTS.name, [("target", dumps(target)), ("finished", dumps(finished))],
+            key=lambda i: [target, finished][i]["event_id"].encode())
+    alert_id = str(alert_id_for(uuid.UUID(target["event_id"])))
+    done_id = str(alert_id_for(uuid.UUID(finished["event_id"])))
+
+    def lead_of_target() -> str | None:
+        s = _states(kafka)
+        tracked = s.get(alert_id)
+        lead = tracked.twin_id if tracked is not None else None
+        return str(lead) if lead is not None and done_id in s and str(lead) in s else None
+
+    lead_id = wait_for(lambda: _safe_value(lead_of_target), 90, "both alerts and the lead referral tracked")
+
+    # -- the answers corpus, and hostile records on every other topic the alerts service reads --
+    corpus = answer_corpus(alert_id, lead_id, done_id)
+    # Keyed as the bus's producers key answers (by the id answered), so that those about one id are
+    # read in order (`after_done` after `done_first`).
+    keys = [_referral_key(raw) or f"hostile-{i}".encode() for i, (_, raw) in enumerate(corpus)]
+    at = produce(kafka, ANSWERS.name, corpus, key=lambda i: keys[i])
+    junk = [("garbage", MARK.encode()), ("deep", b"[" * 4000), ("not_it", dumps({"id": MARK, MARK: 1})),
+            ("surrogate", dumps({"alert_id": "\ud800"})), ("no_value", None)]
+    for topic in (POLICE_ALERTS.name, ESCALATIONS.name, referral_topic_name(COMMAND_CENTRE)):
+        produce(kafka, topic, junk)
+    changelogs = (ALERT_STATES.name, CASES.name, ALERT_PARKED.name)
+    for topic in changelogs:
+        produce(kafka, topic, junk[:-1], key=lambda i: (MARK if i else "\ud800").encode("utf-8", "replace") + b"\xff")
+
+    # -- each answer: applied, or refused with its reason ----------------------------------------
+    expected = {name: ANSWER_OUTCOMES.get(name, "applied") for name, _ in corpus}
+    ids = {name: _response_id(raw) for name, raw in corpus}
+
+    def accounted() -> dict[str, str] | None:
+        refused = [RefusedAnswer.model_validate_json(r.value) for r in records(kafka, ANSWERS_REFUSED.name)]
+        by_position = {(r.partition, r.offset): r.reason for r in refused if r.topic == ANSWERS.name}
+        by_response = {r.response_id: r.reason for r in refused}
+        applied = {h.ref for s in _states(kafka).values() for h in s.history if h.ref}
+        outcome: dict[str, str] = {}
+        for name, _ in corpus:
+            position = at[name]
+            assert position is not None, name
+            if position in by_position:
+                outcome[name] = by_position[position]
+            elif ids[name] in by_response:
+                outcome[name] = by_response[ids[name]]
+            elif ids[name] in applied:
+                outcome[name] = "applied"
+        return outcome if len(outcome) == len(corpus) else None
+
+    try:
+        outcome = wait_for(lambda: _safe_value(accounted), 60, "every hostile answer accounted for")
+    except AssertionError:
+        raise AssertionError(f"unaccounted: {sorted(set(expected) - set(accounted() or {}))}") from None
+    assert outcome == expected
+    refusals = [r for r in records(kafka, ANSWERS_REFUSED.name)]
+    assert len(refusals) == sum(1 for v in expected.values() if v != "applied")  # one each, no more
+    for r in refusals:
+        assert MARK.encode() not in (r.value or b"")
+    # The backdated answer of an entitled agency is applied at the time the bus received it.
+    entry = next(h for h in _states(kafka)[alert_id].history if h.ref == ids["backdated_entitled"])
+    assert entry.claimed_at is not None and entry.claimed_at.year == 2020 and entry.at.year > 2020
+
+    # Refused through the intake too, before anything is written.
+    centre = {"Content-Type": "application/json", "Authorization": f"Bearer {DEMO_TOKENS[COMMAND_CENTRE]}"}
+    school = {**centre, "Authorization": f"Bearer {DEMO_TOKENS['education']}"}
+    ack = b'{"answer": "acknowledged"}'
+    for path, headers, raw, status in ((f"/v1/referrals/{uuid.uuid4()}/answers", centre, ack, 404),
+                                       (f"/v1/referrals/{lead_id}/answers", school, b'{"answer": "accepted"}', 403),
+                                       (f"/v1/referrals/{alert_id}/answers", centre, b'"ACK"', 422),
+                                       (f"/v1/referrals/{MARK}/answers", centre, b"{}", 422)):
+        r = httpx.post(f"{api}{path}", content=raw, headers=headers, timeout=10)
+        assert r.status_code == status and MARK not in r.text, (path, r.text)
+
+    # -- the alerts service read the rest, and restarts over its hostile changelogs -------------
+    metrics = scrape(ports["alerts"])
+    assert total(metrics, "referral_bus_internal_errors_total") == 0
+    assert total(metrics, "referral_bus_alerts_records_refused_total") >= 3 * (len(junk) - 1)
+    alerts.stop()
+    alerts.start()
+    wait_for(lambda: up(f"http://127.0.0.1:{ports['alerts']}/metrics"), 60, "the alerts service after a restart")
+    report = missing_child(description="Child last seen at the square.")
+    produce(kafka, EVENTS.name, [("valid", dumps(report))], key=lambda _: report["event_id"].encode())
+    valid_alert = str(alert_id_for(uuid.UUID(report["event_id"])))
+    wait_for(lambda: _safe(lambda: valid_alert in _states(kafka)), 90, "the valid report alerted and tracked")
+    restored = scrape(ports["alerts"])
+    assert total(restored, "referral_bus_alerts_records_refused_total", input="state") >= 1
+    assert total(restored, "referral_bus_internal_errors_total") == 0
+    for name, svc in (("alerts", alerts), ("intake", intake)):
+        assert svc.process is not None and svc.process.poll() is None, f"{name} exited:\n{svc.log[-3000:]}"
+        assert MARK not in svc.log, f"{name}'s log repeats what a sender wrote"
+    assert total(scrape(ports["intake_metrics"]), "referral_bus_intake_records_refused_total", topic="states") >= 1
+
+
+def _states(kafka: KafkaSettings) -> dict[str, TrackedState]:
+    """The alerts service's latest state of each id (hostile records on the topic left out)."""
+    out = {}
+    for key, value in latest_by_key(records(kafka, ALERT_STATES.name)).items():
+        state = TRACKED_STATE.decode(value)
+        if not isinstance(state, Refusal) and str(state.id) == key:
+            out[key] = state
+    return out
+
+
+def _referral_key(raw: bytes | None) -> bytes | None:
+    try:
+        found = json.loads(raw or b"").get("referral_id")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return found.encode("utf-8", "replace") if isinstance(found, str) else None
+
+
+def _response_id(raw: bytes | None) -> str | None:
+    try:
+        found = json.loads(raw or b"").get("response_id")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _safe_value(check: Callable[[], T | None]) -> T | None:
+    try:
+        return check()
+    except (ValueError, KafkaError):
+        return None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -25,7 +26,7 @@ from services.alerts.pager.feed import DecisionFeed
 from services.alerts.pager.memory import DeskMemory
 from services.intake.operator import read_dead_letters
 from services.report.reader import read_topics as read_report_topics
-from topics.catalog import ALERT_STATES, AUDIT, CASES, DEAD_LETTERS, RESPONSES
+from topics.catalog import ALERT_STATES, AUDIT, CASES, DEAD_LETTERS, ESCALATIONS
 
 pytestmark = pytest.mark.integration
 
@@ -88,12 +89,12 @@ async def _pager(kafka: KafkaSettings) -> int:
         await feed.disconnect()
 
 
-Reader = Callable[[KafkaSettings], Awaitable[int]]
+Reader = Callable[[KafkaSettings], Coroutine[Any, Any, int]]
 
 READERS: dict[str, tuple[str, Callable[[int], bytes], Reader]] = {
     "read_all (tests, broadcast and alerts restores)": (AUDIT.name, _padding, _read_all),
     "records_to_end on a consumer of one's own": (AUDIT.name, _padding, _groupless),
-    "the annual report": (RESPONSES.name, _padding, _report),
+    "the annual report": (ESCALATIONS.name, _padding, _report),
     "`referral-bus cases` and `status` (latest per key)": (ALERT_STATES.name, _padding, _cli_latest),
     "`referral-bus deadletters`": (DEAD_LETTERS.name, _dead_letter, _dead_letters),
     "`referral-bus page` (case changes)": (CASES.name, _padding, _pager),

@@ -10,6 +10,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -23,7 +25,7 @@ from schemas.events import Event, parse_event_obj
 from schemas.referrals import DeadLetter, Referral
 from topics.catalog import DEAD_LETTERS, referral_topic_name
 
-from .conftest import publish, wait_for
+from .conftest import Service, publish, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +39,8 @@ def read_referrals(kafka: KafkaSettings, agencies: set[str]) -> list[ConsumerRec
     return asyncio.run(read_all(kafka, sorted(referral_topic_name(a) for a in agencies)))
 
 
-def test_scripted_events_reach_every_agency_topic_and_bad_input_is_dead_lettered(kafka, spawn) -> None:
+def test_scripted_events_reach_every_agency_topic_and_bad_input_is_dead_lettered(
+        kafka: KafkaSettings, spawn: Callable[..., Service]) -> None:
     events = [parse_event_obj(e) for e in scripted_events()]
     expected = expected_referrals(events)
     agencies = {r.agency for r in expected.values()}
@@ -64,7 +67,8 @@ def test_scripted_events_reach_every_agency_topic_and_bad_input_is_dead_lettered
     assert {"event_id", "jurisdiction", "occurred_at"} <= fields
 
 
-def test_router_killed_mid_stream_loses_nothing_and_receivers_see_each_referral_once(kafka, spawn, tmp_path) -> None:
+def test_router_killed_mid_stream_loses_nothing_and_receivers_see_each_referral_once(
+        kafka: KafkaSettings, spawn: Callable[..., Service], tmp_path: Path) -> None:
     events = [parse_event_obj(e) for _ in range(60) for e in scripted_events()]
     expected = expected_referrals(events)
     agencies = {r.agency for r in expected.values()}
@@ -95,7 +99,8 @@ def test_router_killed_mid_stream_loses_nothing_and_receivers_see_each_referral_
         assert sorted(shown) == want, f"{agency}: tail showed {len(shown)} lines for {len(want)} referrals"
 
 
-def test_a_second_router_joining_and_the_first_dying_mid_stream_lose_no_event(kafka, spawn) -> None:
+def test_a_second_router_joining_and_the_first_dying_mid_stream_lose_no_event(
+        kafka: KafkaSettings, spawn: Callable[..., Service]) -> None:
     """Scaled out and back in while reports keep coming: two rebalances hand the inbound
     partitions over mid-stream (the first while its router is busy), and every referral arrives."""
     events = [parse_event_obj(e) for _ in range(600) for e in scripted_events()]

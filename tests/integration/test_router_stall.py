@@ -8,19 +8,21 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.demo_events import scripted_events
 from bus.kafka.reader import read_all
+from bus.local_broker import LocalBroker
 from bus.settings import KafkaSettings
 from schemas.events import parse_event_obj
 from schemas.referrals import Referral
 from services.router.settings import RouterSettings
 from topics.catalog import EVENTS
 
-from .conftest import publish, wait_for
+from .conftest import Service, publish, wait_for
 from .test_router import expected_referrals, read_referrals
 
 pytestmark = pytest.mark.integration
@@ -44,7 +46,7 @@ def committed_offsets(kafka: KafkaSettings, group: str) -> dict[int, int]:
 
 
 def test_router_stalled_past_its_request_timeout_exits_non_zero_and_its_restart_routes_every_event(
-        broker, kafka, spawn) -> None:
+        broker: LocalBroker, kafka: KafkaSettings, spawn: Callable[..., Service]) -> None:
     events = [parse_event_obj(e) for _ in range(1000) for e in scripted_events()]
     warm, burst = events[:5], events[5:]
     expected = expected_referrals(events)
@@ -59,7 +61,8 @@ def test_router_stalled_past_its_request_timeout_exits_non_zero_and_its_restart_
     publish(kafka, [e.model_dump_json().encode() for e in warm])
     router = spawn("router", env={"REFERRAL_BUS_REQUEST_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS),
                                   "REFERRAL_BUS_SESSION_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS)})
-    assert router.process is not None
+    first_run = router.process
+    assert first_run is not None
     warm_ids = set().union(*(referrals_of[str(e.event_id)] for e in warm))
     wait_for(lambda: warm_ids <= routed(), 60, "the router running (first events routed)")
 
@@ -70,9 +73,9 @@ def test_router_stalled_past_its_request_timeout_exits_non_zero_and_its_restart_
         # It exits while the broker is still frozen: about five request timeouts in (the failed
         # sends' retries expire, then the shutdown's flush), or ~45 s in when the stall caught an
         # offset commit in flight (aiokafka retries it until then). Nothing waits for the broker.
-        wait_for(lambda: router.process.poll() is not None, 90, "the router to exit while the broker is frozen")
+        wait_for(lambda: first_run.poll() is not None, 90, "the router to exit while the broker is frozen")
         exited_after = time.monotonic() - frozen_at
-        rc = router.process.returncode
+        rc = first_run.returncode
     finally:
         broker.thaw()
     assert rc != 0, router.log

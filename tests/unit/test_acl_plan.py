@@ -12,6 +12,7 @@ demo's events (and a refused one) and the intake publishes through a recording p
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,10 @@ from rules.engine import load_rulebook
 from services.intake.acl import AclPlan, Binding, expand, load_plan
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
+from services.intake.store import Duty, IntakeStore
 from services.router.handling import Position, Router
 from services.router.outputs import emitters
-from tests.unit.intake.intake_fakes import FakePublisher, auth, body, hospital_event
+from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
 from topics import catalog as topics
 from topics.catalog import all_topics, referral_topic_name
 
@@ -47,9 +49,9 @@ def police_units() -> list[str]:
 #: What each role's code reads and writes (the file that does it is named). A change to a
 #: service that reads or writes another topic must change this table and the plan together.
 NEEDS: dict[str, dict[str, set[str]]] = {
-    "User:intake": {  # services/intake: routes.py, agents.py, claims.py; delivery/reader.py
-        "Read": {topics.RECEIPTS.name, topics.INTAKE_CLAIMS.name, REFERRALS},
-        "Write": {topics.EVENTS.name, topics.AUDIT.name, topics.INTAKE_CLAIMS.name},
+    "User:intake": {  # services/intake: routes.py, agents.py, claims.py, duties.py; delivery/reader.py
+        "Read": {topics.RECEIPTS.name, topics.INTAKE_CLAIMS.name, REFERRALS, topics.ALERT_STATES.name},
+        "Write": {topics.EVENTS.name, topics.AUDIT.name, topics.INTAKE_CLAIMS.name, topics.ANSWERS.name},
     },
     "User:router": {  # services/router
         "Read": {topics.EVENTS.name},
@@ -57,35 +59,37 @@ NEEDS: dict[str, dict[str, set[str]]] = {
                   topics.AUDIT.name},
     },
     "User:alerts": {  # services/alerts/agents.py (tables' changelogs included)
-        "Read": {topics.EVENTS.name, topics.POLICE_ALERTS.name, REFERRALS, topics.RESPONSES.name,
+        "Read": {topics.EVENTS.name, topics.POLICE_ALERTS.name, REFERRALS, topics.ANSWERS.name,
                  topics.ESCALATIONS.name, topics.CASES.name, topics.ALERT_STATES.name, topics.ALERT_PARKED.name},
         "Write": {topics.POLICE_ALERTS.name, REFERRALS, topics.ESCALATIONS.name, topics.CASES.name,
-                  topics.ALERT_STATES.name, topics.ALERT_PARKED.name},
+                  topics.ALERT_STATES.name, topics.ALERT_PARKED.name, topics.ANSWERS_REFUSED.name},
     },
     "User:broadcast": {  # services/broadcast/agents.py
         "Read": {topics.EVENTS.name, topics.BROADCAST_STATE.name},
         "Write": {CHANNELS, topics.BROADCAST_REFUSALS.name, topics.BROADCAST_STATE.name, topics.DEAD_LETTERS.name},
     },
     "User:operator": {  # services/intake/operator.py (deadletters, replay), services/report/reader.py
-        "Read": {topics.DEAD_LETTERS.name, topics.RESPONSES.name, topics.ESCALATIONS.name, topics.POLICE_ALERTS.name,
+        "Read": {topics.DEAD_LETTERS.name, topics.ESCALATIONS.name, topics.POLICE_ALERTS.name,
                  topics.ALERT_STATES.name, topics.CASES.name, REFERRALS},
         "Write": {topics.EVENTS.name, topics.AUDIT.name},
     },
     "User:auditor": {"Read": {topics.AUDIT.name}, "Write": set()},
-    "User:console": {  # services/console: agents.py (the board's reader), answers.py, closing.py
-        "Read": {topics.ALERT_STATES.name, topics.CASES.name, topics.BROADCAST_STATE.name},
-        "Write": {topics.RESPONSES.name, topics.EVENTS.name, topics.AUDIT.name},
+    "User:console": {  # services/console: agents.py (the board's reader, refusals included), answers.py,
+        # closing.py
+        "Read": {topics.ALERT_STATES.name, topics.CASES.name, topics.BROADCAST_STATE.name,
+                 topics.ANSWERS_REFUSED.name},
+        "Write": {topics.ANSWERS.name, topics.EVENTS.name, topics.AUDIT.name},
     },
 }
 
 
 def desk_needs(agency: str) -> dict[str, set[str]]:
     """`tail` (services/delivery/tail.py); police units and the joint office, which alerts are
-    addressed and escalated to, also `page`, `cases`, `ack` (services/alerts)."""
+    addressed and escalated to, also `page` and `cases` (services/alerts). No desk writes answers
+    on Kafka: `ack|accept|reject|done` answer through the intake with the agency's token."""
     needs = {"Read": {referral_topic_name(agency)}, "Write": {topics.AUDIT.name}}
     if agency in police_units() or agency == "anti_trafficking_office":
         needs["Read"] |= {topics.CASES.name, topics.ALERT_STATES.name}
-        needs["Write"] |= {topics.RESPONSES.name}
     return needs
 
 
@@ -127,6 +131,35 @@ def test_each_agency_desk_reads_its_own_referrals_and_police_desks_their_alerts(
         bindings, "User:desk.police.command_center", "Read")
 
 
+def test_answers_are_written_only_by_the_bus_services_that_authenticate_who_answers(bindings: list[Binding]) -> None:
+    """The intake (an agency's token) and the console (its signed-in officers): no desk, no agency
+    system. The alerts service still authorises every answer, whoever wrote it."""
+    writers = {b.principal for b in bindings if b.name == topics.ANSWERS.name and b.operation == "Write"}
+    assert writers == {"User:intake", "User:console"}
+
+
+#: The catalog's participants that are principals of the plan (an agency's own system and a
+#: broadcast channel are outside it: the operators give them principals, if any).
+PLAN_ROLES = {"intake": "User:intake", "router": "User:router", "alerts": "User:alerts",
+              "broadcast": "User:broadcast", "console": "User:console", "operator": "User:operator",
+              "auditor": "User:auditor"}
+
+
+@pytest.mark.parametrize("operation", ["Write", "Read"])
+def test_the_topic_catalog_names_the_writers_and_readers_the_plan_grants(bindings: list[Binding],
+                                                                         operation: str) -> None:
+    """One access story: the published contract (docs/topics.md, schemas/asyncapi.yaml), generated
+    from the catalog, says who writes and reads each topic as the plan grants it."""
+    for spec in all_topics():
+        principals = {b.principal for b in bindings if b.resource == "topic" and b.name == spec.name
+                      and b.operation == operation}
+        granted = {role for role, p in PLAN_ROLES.items() if p in principals}
+        granted |= {"desk"} if any(p.startswith("User:desk.") for p in principals) else set()
+        listed = spec.writers if operation == "Write" else spec.readers
+        assert {w for w in listed if w in PLAN_ROLES or w == "desk"} == granted, (spec.name, operation)
+    assert "agency" not in topics.ANSWERS.writers and "desk" not in topics.ANSWERS.writers
+
+
 def test_only_the_intake_the_operators_replay_and_the_console_write_inbound_events(
         bindings: list[Binding]) -> None:
     # The console: only the resolutions of the police officers it signs in (services/console/closing.py).
@@ -152,14 +185,21 @@ def test_the_router_writes_what_the_plan_lets_it(bindings: list[Binding]) -> Non
 
 def test_the_intake_writes_what_the_plan_lets_it(bindings: list[Binding], tmp_path: Path) -> None:
     publisher = FakePublisher()
+    store = IntakeStore(None)
+    referral_id = str(uuid.uuid4())
+    store.apply_duties(0, [(0, Duty(referral_id, str(uuid.uuid4()), "referral", "sent", frozenset({HOSPITAL}), None))])
     app = create_app(IntakeSettings(consume_receipts=False), KafkaSettings(), StateSettings(state_dir=tmp_path),
-                     publisher=publisher, registry=CollectorRegistry())
+                     publisher=publisher, registry=CollectorRegistry(), store=store)
     with TestClient(app) as client:
         r = client.post("/v1/events", content=body(hospital_event()),
                         headers={"Content-Type": "application/json", **auth()})
         assert r.status_code == 202
+        r = client.post(f"/v1/referrals/{referral_id}/answers", content=b'{"answer": "acknowledged"}',
+                        headers={"Content-Type": "application/json", **auth()})
+        assert r.status_code == 202
     allowed = {b.name for b in bindings if b.principal == "User:intake" and b.operation == "Write"}
     assert {topic for topic, _, _ in publisher.sent} <= allowed
+    assert topics.ANSWERS.name in {topic for topic, _, _ in publisher.sent}
 
 
 def test_every_catalog_topic_has_a_writer_and_a_reader(bindings: list[Binding]) -> None:

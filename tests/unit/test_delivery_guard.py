@@ -19,7 +19,7 @@ from bus.faust_app import make_app
 from bus.kafka.delivery import DeliveryFailed, DeliveryGuard
 from bus.kafka.faust_transport import Consumer
 from bus.settings import KafkaSettings
-from services.alerts.tables import FaustSender, Tables
+from services.alerts.tables import FaustSender, KeyedTable, Tables
 
 NOWHERE = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", request_timeout_ms=7000)
 
@@ -82,10 +82,17 @@ def _alerts(tmp_path: Path) -> Tables:
     return Tables(make_app("guard-test", NOWHERE, tmp_path))
 
 
+def _tracked(alerts: Tables) -> KeyedTable:
+    """The tracked-states table as faust holds it (the store types it as a mapping)."""
+    table = alerts.tracked
+    assert isinstance(table, KeyedTable)
+    return table
+
+
 def test_a_table_write_is_watched_from_the_moment_faust_buffers_it(tmp_path: Path) -> None:
     async def go() -> None:
         alerts = _alerts(tmp_path)
-        fut = alerts.tracked.send_changelog(0, "referral-1", b"{}")
+        fut = _tracked(alerts).send_changelog(0, "referral-1", b"{}")
         assert alerts.app.delivery_guard.pending == 1
         fut.set_exception(RequestTimedOutError())
         with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
@@ -150,7 +157,7 @@ def test_a_table_write_is_watched_once_faust_hands_it_to_the_producer(tmp_path: 
 
         app.maybe_start_producer = started_producer
         broker = _Broker()
-        write = alerts.tracked.send_changelog(0, "referral-1", b"{}")
+        write = _tracked(alerts).send_changelog(0, "referral-1", b"{}")
         assert app.delivery_guard.pending == 1  # the buffered write (the table's own watch)
         with patch.object(faust_aiokafka.Producer, "send", broker.send):
             await write.message.channel.publish_message(write, wait=False)  # what the flush does

@@ -7,6 +7,7 @@ import typing
 import uuid
 
 import pytest
+from pydantic import BaseModel
 
 from rules.catalog import CASE_RESOLVED, INFO_RELEASE, MISSING_CHILD, catalog, is_police
 from schemas.cases import case_of, event_case, referral_case, report_case
@@ -31,7 +32,7 @@ def test_every_police_unit_of_the_catalog_is_police() -> None:
 @pytest.mark.parametrize(("kind", "model"), [
     (MISSING_CHILD, MissingChildReport), (CASE_RESOLVED, CaseResolution), (INFO_RELEASE, BroadcastRelease),
 ])
-def test_the_kinds_acted_on_by_name_are_the_catalogs_and_the_models(kind: str, model: type) -> None:
+def test_the_kinds_acted_on_by_name_are_the_catalogs_and_the_models(kind: str, model: type[BaseModel]) -> None:
     assert kind in catalog().event_kinds
     assert typing.get_args(model.model_fields["kind"].annotation) == (kind,)
 

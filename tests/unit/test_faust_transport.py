@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,18 +13,25 @@ from typing import Any
 import pytest
 from faust.types import TP, Message
 
-from bus.faust_app import make_app
+from bus.faust_app import BusApp, make_app
 from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING, fetched_batches
-from bus.kafka.faust_transport import Transport
+from bus.kafka.faust_transport import Consumer, Transport
 from bus.settings import KafkaSettings
 from bus.upstream.faust_worker import ConsumerThread
+
+
+def worker_consumer(app: BusApp) -> Consumer:
+    """The worker consumer of the bus's tuned transport, which these tests drive."""
+    consumer = app.consumer
+    assert isinstance(consumer, Consumer)
+    return consumer
 
 
 async def test_the_worker_consumer_waits_only_as_long_as_configured(tmp_path: Path) -> None:
     kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", fetch_max_wait_ms=7)
     app = make_app("transport-test", kafka, tmp_path)
     assert isinstance(app.transport, Transport)
-    consumer = app.consumer
+    consumer = worker_consumer(app)
     thread = consumer._thread  # faust builds the aiokafka consumer inside this thread service
     assert isinstance(thread, ConsumerThread)
     aiokafka_consumer = thread._create_worker_consumer(app.transport)
@@ -39,7 +46,8 @@ def _fetched(tp: TP, offsets: Iterable[int]) -> list[tuple[TP, Any]]:
 
 
 async def test_a_fetched_batch_reaches_the_streams_in_order_and_is_marked_read(tmp_path: Path) -> None:
-    consumer = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path).consumer
+    consumer = worker_consumer(
+        make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path))
     a, b = TP("events", 0), TP("events", 1)
     delivered: list[tuple[int, int]] = []
 
@@ -54,7 +62,8 @@ async def test_a_fetched_batch_reaches_the_streams_in_order_and_is_marked_read(t
 
 
 async def test_a_rebalance_during_a_batch_leaves_the_rest_of_it_undelivered_and_unread(tmp_path: Path) -> None:
-    consumer = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path).consumer
+    consumer = worker_consumer(
+        make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path))
     tp = TP("events", 0)
     fetcher = SimpleNamespace(_stopped=asyncio.Event())
     delivered: list[int] = []
@@ -94,7 +103,7 @@ def test_faust_monitor_is_not_run_per_event_and_rebalances_log_no_warning(
 
 async def test_records_of_a_topic_read_in_batches_reach_its_agent_as_lists_in_order(tmp_path: Path) -> None:
     app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
-    consumer = app.consumer
+    consumer = worker_consumer(app)
     agent_queue: asyncio.Queue[list[Any]] = asyncio.Queue()
     app.batch_readers["events"] = SimpleNamespace(queue=agent_queue)
     to_conductor: list[tuple[str, int]] = []
@@ -106,7 +115,7 @@ async def test_records_of_a_topic_read_in_batches_reach_its_agent_as_lists_in_or
     a, b, other = TP("events", 0), TP("events", 1), TP("cases.changes", 0)
     delivery = asyncio.ensure_future(consumer._deliver(
         _fetched(a, range(1100)) + _fetched(other, [5]) + _fetched(b, range(300))))
-    batches = []
+    batches: list[list[Any]] = []
     while len(batches) < 3:
         batches.append(await asyncio.wait_for(agent_queue.get(), 5))
     await asyncio.wait_for(delivery, 5)
@@ -123,7 +132,7 @@ async def test_the_hand_over_waits_while_the_agent_has_batches_waiting(tmp_path:
     for _ in range(BATCHES_WAITING):
         agent_queue.put_nowait([])
     app.batch_readers["events"] = SimpleNamespace(queue=agent_queue)
-    delivery = asyncio.ensure_future(app.consumer._deliver(_fetched(TP("events", 0), range(3))))
+    delivery = asyncio.ensure_future(worker_consumer(app)._deliver(_fetched(TP("events", 0), range(3))))
     await asyncio.sleep(0.05)
     assert not delivery.done() and agent_queue.qsize() == BATCHES_WAITING
     agent_queue.get_nowait()  # the agent takes a batch
@@ -149,7 +158,7 @@ async def test_an_agent_gets_batches_acked_when_it_asks_for_the_next_and_none_fr
         yield stale + fresh
 
     app.consumer_generation_id = 1
-    taken = aiter(fetched_batches(app, _Iterable(batches)))
+    taken = fetched_batches(app, _Iterable(batches))  # type: ignore[arg-type]  # a stand-in stream
     assert await anext(taken) == first
     assert not any(m.acked for m in first)  # being handled
     assert await anext(taken) == fresh
@@ -161,9 +170,9 @@ async def test_an_agent_gets_batches_acked_when_it_asks_for_the_next_and_none_fr
 class _Iterable:
     """A stream as `fetched_batches` sees it: its channel's topics, and batches to iterate."""
 
-    def __init__(self, batches: Any) -> None:
+    def __init__(self, batches: Callable[[], AsyncIterator[list[Message]]]) -> None:
         self.channel = SimpleNamespace(topics=("events",))
         self._batches = batches
 
     def __aiter__(self) -> AsyncIterator[list[Message]]:
-        return self._batches()  # type: ignore[no-any-return]
+        return self._batches()

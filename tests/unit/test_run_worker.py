@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
+import faust
 import pytest
 
-from bus import faust_app
 from bus.faust_app import WORKER_SWITCH_INTERVAL_S, make_app, run_worker
 from bus.settings import KafkaSettings
 
@@ -27,7 +27,7 @@ class RecordingWorker:
 def test_the_worker_runs_with_short_thread_switches_and_the_startup_objects_frozen(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_app("worker-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
-    monkeypatch.setattr(faust_app.faust, "Worker", RecordingWorker)
+    monkeypatch.setattr(faust, "Worker", RecordingWorker)  # the faust module bus.faust_app calls
     before = sys.getswitchinterval()
     try:
         run_worker(app, loglevel="WARNING")

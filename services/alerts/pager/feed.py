@@ -23,8 +23,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
-from pydantic import ValidationError
 
+from bus.boundary import CASE_CHANGE, TRACKED_STATE, Contract, Refusal
 from bus.kafka.clients import consumer as make_consumer
 from bus.kafka.reader import records_to_end
 from bus.settings import KafkaSettings
@@ -123,13 +123,15 @@ def _reraise_if_cancelled() -> None:
 
 
 def decision(record: ConsumerRecord[bytes, bytes]) -> Decision | None:
-    """The tracked state or case change a record holds (None: a tombstone, or not one the service wrote)."""
+    """The tracked state or case change a record holds, through the trust boundary (None: a
+    tombstone, or not one the service wrote: logged by its reason and position, never its contents)."""
     if record.value is None:
         return None
-    try:
-        if record.topic == CASES.name:
-            return CaseChange.model_validate_json(record.value)
-        return TrackedState.model_validate_json(record.value)
-    except ValidationError:
-        log.warning("undecodable", topic=record.topic, partition=record.partition, offset=record.offset)
+    contract: Contract[TrackedState] | Contract[CaseChange] = CASE_CHANGE if record.topic == CASES.name \
+        else TRACKED_STATE
+    value = contract.decode(record.value)
+    if isinstance(value, Refusal):
+        log.warning("record_refused", topic=record.topic, partition=record.partition, offset=record.offset,
+                    reason=value.reason)
         return None
+    return value

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
+from bus.boundary import fault
 from bus.dedup import SeenIds
 from bus.delivery_metrics import DeliveryMetrics
 from bus.desk import CaseMemory, Desk, Notice, decide, notices_of_case, notices_of_state
@@ -131,8 +132,15 @@ async def page_agency(settings: KafkaSettings, state: StateSettings, agency: str
         cases = await feed.cases_to_end()
         for record in (*cases, *states):
             item = decision(record)
-            if item is not None:
-                show(pager.handle(item))
+            if item is None:
+                if record.value is not None:
+                    metrics.refused.labels("not_a_decision").inc()
+            else:
+                try:
+                    show(pager.handle(item))
+                except Exception as exc:  # the last resort: one record a bug cannot show, not the desk
+                    fault("pager", exc, topic=record.topic, partition=record.partition, offset=record.offset)
+                    metrics.refused.labels("internal_error").inc()
             feed.handled(record)
         if pager.duplicates > dropped:
             metrics.duplicates_dropped.labels(consumer).inc(pager.duplicates - dropped)

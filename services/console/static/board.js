@@ -74,9 +74,18 @@ function who(answer) {
   return answer.officer ? `${agency} · ${answer.officer}` : agency;
 }
 
+// A refused answer names the bus's reason code (answers.refused, or the intake's error code),
+// with its meaning where the console knows it.
+function refusalText(code) {
+  if (!code) return I18N.t("refusedAnswer");
+  const meaning = I18N.t("refused_" + code);
+  return `${I18N.t("refusedAnswer")}: ${meaning === "refused_" + code ? "" : meaning + " "}(${code})`;
+}
+
 function pendingNotes(item) {
-  return (item.pending || []).map((p) => h("p", {class: `pending pending-${p.status}`, role: "status"},
-    `${I18N.t("act_" + p.answer)}: ${p.status === "refused" ? I18N.t("refusedAnswer") + (p.error ? " (" + p.error + ")" : "") : I18N.t(p.status)}`));
+  return (item.pending || []).map((p) => h("p", {class: `pending pending-${p.status}`, role: "status",
+                                                 "data-refusal": p.status === "refused" ? (p.error || "") : null},
+    `${I18N.t("act_" + p.answer)}: ${p.status === "refused" ? refusalText(p.error) : I18N.t(p.status)}`));
 }
 
 function answerButtons(item) {
@@ -128,6 +137,8 @@ function renderCard(card) {
   const duties = h("section", {class: "duties"}, h("h4", {}, I18N.t("duties")),
     h("ul", {}, card.duties.map((d) => h("li", {},
       h("span", {class: "duty-agency"}, `${I18N.name("agencies", d.agency)} (${I18N.t(d.role)})`), " ",
+      // A case's later events (a broadcast release, a clue) bring duties of their own: say whose.
+      d.event_kind !== "child_missing_reported" ? h("span", {class: "duty-kind muted"}, `${I18N.name("kinds", d.event_kind)} `) : null,
       statusBadge(d.status), " ",
       h("span", {class: "muted"}, d.answers.length ? d.answers.map((a) => `${I18N.t(a.what)} ${who(a)} ${timeText(a.at)}`).join("；")
         : I18N.t("noAnswer"))))));

@@ -96,6 +96,33 @@ def case_changes(kafka: KafkaSettings) -> list[CaseChange]:
     return [CaseChange.model_validate_json(v) for v in read(kafka, CASES.name)]
 
 
+def start_intake(spawn: Any) -> str:
+    """The intake, which agencies (and `referral-bus ack|accept|reject|done`) answer through; its URL."""
+    import httpx
+
+    from bus.local_broker import free_port
+
+    port = free_port()
+    spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(port), "REFERRAL_BUS_INTAKE_METRICS_PORT": "0"})
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 30, "the intake")
+    return url
+
+
+def as_agency(env: dict[str, str], url: str, agency: str) -> dict[str, str]:
+    """The environment of a terminal at `agency`: its token and the intake it answers through."""
+    from services.intake.demo import DEMO_TOKENS
+
+    return {**env, "REFERRAL_BUS_INTAKE_URL": url, "REFERRAL_BUS_TOKEN": DEMO_TOKENS[agency]}
+
+
 def cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

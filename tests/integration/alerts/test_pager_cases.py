@@ -126,7 +126,7 @@ def test_pager_groups_reports_and_clues_under_the_case_and_stops_once_closed(
     first_a3 = next(a for a in alerts(kafka) if str(a.alert_id) == a3 and a.attempt == 1)
     publish_bytes(kafka, [resent.model_copy(update={"attempt": 9}).model_dump_json().encode(),
                           first_a3.model_dump_json().encode()], topic=POLICE_ALERTS.name)
-    again = [line for line in _page(service_env) if case_id in line or a1 in line or a2 in line or a3 in line]
-    assert all(a3 in line and not line.startswith("ALERT") for line in again), again
-    resent_lines = [line for line in lines + again if line.startswith("RE-SENT ALERT (attempt 2)")]
+    paged_again = [line for line in _page(service_env) if case_id in line or a1 in line or a2 in line or a3 in line]
+    assert all(a3 in line and not line.startswith("ALERT") for line in paged_again), paged_again
+    resent_lines = [line for line in lines + paged_again if line.startswith("RE-SENT ALERT (attempt 2)")]
     assert len(resent_lines) == 1 and a3 in resent_lines[0] and marker not in resent_lines[0]

@@ -39,6 +39,11 @@ def _alert_attempts(desk: Any, alert_ids: set[str]) -> set[tuple[str, int]]:
     return {(p["alert_id"], p["attempt"]) for p in _pages(desk) if p.get("alert_id") in alert_ids and "attempt" in p}
 
 
+def _showing(desk: Any, alert_ids: set[str], attempts: set[tuple[str, int]]) -> Callable[[], bool]:
+    """A poll: has `desk` shown each of `attempts` (alert id, attempt) yet?"""
+    return lambda: attempts <= _alert_attempts(desk, alert_ids)
+
+
 def test_two_desks_of_one_command_centre_each_show_every_alert_and_re_send(
         kafka: KafkaSettings, spawn: Callable[..., Any]) -> None:
     _start(kafka, spawn, str(SHORT))
@@ -48,11 +53,11 @@ def test_two_desks_of_one_command_centre_each_show_every_alert_and_re_send(
     ids = {str(alert_id_for(uuid.UUID(e["event_id"]))) for e in reports}
     first = {(i, 1) for i in ids}
     for n, desk in enumerate(desks, 1):
-        wait_until(lambda desk=desk: first <= _alert_attempts(desk, ids), 60, f"desk {n} to show all four alerts")
+        wait_until(_showing(desk, ids, first), 60, f"desk {n} to show all four alerts")
     # Nobody answers: each alert is re-sent, and the re-send reaches both desks too.
     resent = {(i, 2) for i in ids}
     for n, desk in enumerate(desks, 1):
-        wait_until(lambda desk=desk: resent <= _alert_attempts(desk, ids), 60, f"desk {n} to show all four re-sends")
+        wait_until(_showing(desk, ids, resent), 60, f"desk {n} to show all four re-sends")
     for desk in desks:
         attempts = [(p["alert_id"], p["attempt"]) for p in _pages(desk) if p.get("alert_id") in ids]
         assert len(attempts) == len(set(attempts)), "each page once per desk"

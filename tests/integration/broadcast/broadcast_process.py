@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -15,7 +16,7 @@ from topics.catalog import BROADCAST_CHANNELS, broadcast_topic
 from ..conftest import Service
 
 #: The 团圆 schedule shortened by configuration: 100 km for 6 s, 200 until 12 s, 300 until 18 s, then 500.
-SHORT_SCHEDULE = [{"within": 6, "radius_km": 100}, {"within": 12, "radius_km": 200},
+SHORT_SCHEDULE: list[dict[str, Any]] = [{"within": 6, "radius_km": 100}, {"within": 12, "radius_km": 200},
                   {"within": 18, "radius_km": 300}, {"within": None, "radius_km": 500}]
 
 

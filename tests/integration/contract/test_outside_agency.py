@@ -3,7 +3,9 @@
 These tests play a hospital's and a police command centre's systems written with librdkafka
 (confluent-kafka), as their engineers would from schemas/asyncapi.yaml and the JSON Schemas
 beside it: topic names, keys, the partitioner and the message schemas all come from those
-files, never from the Python catalog or models.
+files, never from the Python catalog or models. An agency answers through the intake with its
+token, as the intake's OpenAPI document (services/intake/openapi.json) says: on Kafka, answers
+are written by the bus's own intake and console only (issue #17).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from ..conftest import wait_for
 pytestmark = pytest.mark.integration
 
 CONTRACT = Path(__file__).parents[3] / "schemas" / "asyncapi.yaml"
+OPENAPI = Path(__file__).parents[3] / "services" / "intake" / "openapi.json"
 HOSPITAL_TOKEN = "rb_hospital_local-demo-only-hospital"  # docs/intake.md: the demo hospital's token
+COMMAND_CENTRE_TOKEN = "rb_policecc_local-demo-only-policecc"  # docs/intake.md
 HOSPITAL = "health.designated_medical_institution"
 COMMAND_CENTRE = "police.command_center"
 
@@ -72,7 +76,8 @@ class Published:
     def example(self, operation: str, kind: str) -> dict[str, Any]:
         payload: dict[str, Any] = next(e["payload"] for e in self.message(operation)["examples"]
                                        if e["payload"].get("kind") == kind)
-        return json.loads(json.dumps(payload))
+        fresh: dict[str, Any] = json.loads(json.dumps(payload))  # a copy the test may change
+        return fresh
 
     def producer_config(self, bootstrap: str) -> dict[str, Any]:
         return {"bootstrap.servers": bootstrap, "acks": "all",
@@ -109,10 +114,13 @@ def consume(bootstrap: str, topics: list[str], until: Callable[[list[dict[str, A
         while not until(seen):
             assert dt.datetime.now() < deadline, f"timed out on {topics}: {len(seen)} messages"
             msg = c.poll(0.5)
-            if msg is None or msg.error() is not None or msg.value() is None:
+            if msg is None or msg.error() is not None:
+                continue
+            value = msg.value()
+            if value is None:
                 continue
             seen.append({"topic": msg.topic(), "partition": msg.partition(), "key": msg.key(),
-                         "value": json.loads(msg.value())})
+                         "value": json.loads(value)})
     finally:
         c.close()
     return seen
@@ -171,6 +179,8 @@ def test_an_agency_publishes_reads_its_referrals_and_alerts_and_answers(
         broker: LocalBroker, spawn: Callable[..., Any], published: Published) -> None:
     spawn("router")
     spawn("alerts")
+    port = free_port()
+    intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(port)})
     bootstrap = broker.bootstrap
     producer = published.producer_config(bootstrap)
 
@@ -200,15 +210,27 @@ def test_an_agency_publishes_reads_its_referrals_and_alerts_and_answers(
     assert referral["key"] == published.key("agency_receive_referrals_agency", referral["value"])
     assert alert["key"] == published.key("agency_receive_alerts_police", alert["value"])
 
-    # It acknowledges the alert on the answers topic.
-    answer = {"schema_version": published.message("agency_send_answers_referrals")["x-schema-version"],
-              "response_id": str(uuid.uuid4()), "referral_id": alert["value"]["alert_id"],
-              "answer": "acknowledged", "agency": COMMAND_CENTRE, "responded_at": now_iso(),
-              "officer": "desk 3"}
-    published.check("agency_send_answers_referrals", answer)
-    answers_topic = published.topic("agency_send_answers_referrals")
-    assert not answers_topic.startswith("referrals.")
-    produce(producer, answers_topic, published.key("agency_send_answers_referrals", answer), answer)
+    # It acknowledges the alert through the intake, with its token, as the OpenAPI document says.
+    # Kafka takes no answer from an agency's system: the document names no agency that writes there.
+    assert not any(op.startswith("agency_send_answers") for op in published.doc["operations"])
+    openapi = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    path = "/v1/referrals/{referral_id}/answers"
+    body_schema = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    answer = {"response_id": str(uuid.uuid4()), "answer": "acknowledged", "officer": "desk 3",
+              "responded_at": now_iso()}
+    assert list(validator({**body_schema, "components": openapi["components"]}).iter_errors(answer)) == []
+    answer["referral_id"] = alert["value"]["alert_id"]
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _up(url), 30, f"the intake\n{intake.log}")
+
+    def answered() -> bool:
+        # 202 once the broker has it; 404 until the intake has read the alert's state.
+        r = httpx.post(f"{url}{path.format(referral_id=answer['referral_id'])}", json=answer, timeout=10,
+                       headers={"Authorization": f"Bearer {COMMAND_CENTRE_TOKEN}"})
+        assert r.status_code in (202, 404), r.text
+        return r.status_code == 202
+
+    wait_for(answered, 60, f"the intake's answer endpoint\n{intake.log}", interval=0.5)
 
     # The alerts service applied it: its published state of the alert says so.
     states = published.topic("alerts_send_alerts_states")

@@ -57,6 +57,14 @@ def status(url: str, event_id: str, agency: str) -> httpx.Response:
                      headers={"Authorization": f"Bearer {DEMO_TOKENS[agency]}"})
 
 
+def routed_receipt(url: str, event_id: str) -> Callable[[], httpx.Response | None]:
+    """A poll for the reporting agency's receipt on `url`: the answer once it says routed."""
+    def poll() -> httpx.Response | None:
+        r = status(url, event_id, HOSPITAL)
+        return r if r.status_code == 200 and r.json()["status"] == "routed" else None
+    return poll
+
+
 def as_other(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "reporter": {"agency": OTHER, "role": "official"}, "description": "another agency's event"}
 
@@ -83,8 +91,7 @@ def test_an_event_id_belongs_to_its_first_agency_on_every_replica(
 
     # The owner's receipt, on both replicas; the other agency reads nothing of it.
     for url in (first, second):
-        answer = wait_for(lambda u=url: (r := status(u, event_id, HOSPITAL)).status_code == 200
-                          and r.json()["status"] == "routed" and r, 60, f"the routed receipt on {url}")
+        answer = wait_for(routed_receipt(url, event_id), 60, f"the routed receipt on {url}")
         assert answer.json()["receipt"]["reporter_agency"] == HOSPITAL
         assert status(url, event_id, OTHER).status_code == 404
 

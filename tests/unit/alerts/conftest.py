@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from rules.deadlines import Deadlines
-from schemas.events import Event, parse_event_obj
+from schemas.events import Event, MissingChildReport, parse_event_obj
 from schemas.referrals import Citation, Referral, referral_id_for
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
@@ -17,8 +17,8 @@ T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
 
 def missing_child(event_id: uuid.UUID | None = None, *, jurisdiction: str = "xian", age: int = 6,
                   sex: str = "female", place: str = "西安北站", exercise: bool = False,
-                  case_id: uuid.UUID | None = None, at: dt.datetime = T0) -> Event:
-    return parse_event_obj({
+                  case_id: uuid.UUID | None = None, at: dt.datetime = T0) -> MissingChildReport:
+    report = parse_event_obj({
         "event_id": str(event_id or uuid.uuid4()), "kind": "child_missing_reported",
         "jurisdiction": jurisdiction, "occurred_at": (at - dt.timedelta(minutes=30)).isoformat(),
         "reported_at": at.isoformat(), "reporter": {"agency": None, "role": "parent_or_guardian"},
@@ -26,6 +26,8 @@ def missing_child(event_id: uuid.UUID | None = None, *, jurisdiction: str = "xia
         "last_seen_location": {"place": place}, "exercise": exercise,
         **({"case_id": str(case_id)} if case_id else {}),
     })
+    assert isinstance(report, MissingChildReport)
+    return report
 
 
 def clue(kind: str = "child_of_unknown_origin_found", *, jurisdiction: str = "xian", age: int | None = 7,
@@ -60,7 +62,7 @@ def referral(event: Event, agency: str, role: str = "lead", urgency: str = "imme
     return Referral(
         referral_id=referral_id_for(event.event_id, agency, rule_id, role), event_id=event.event_id,
         kind=event.kind, jurisdiction=event.jurisdiction, decided_by=event.jurisdiction, agency=agency,
-        role=role,  # type: ignore[arg-type]
+        role=role,
         action="Rapid child-missing search.", urgency=urgency, reported_at=event.reported_at,
         ack_by=deadlines.ack_by(urgency, event.reported_at), due_by=deadlines.due_by(urgency, event.reported_at),
         rule_id=rule_id,

@@ -131,7 +131,9 @@ def test_resolution_closes_every_open_alert_and_referral_of_the_case(alerts: Han
     # The readback a user queries (`referral-bus cases --all`) shows no open duty left.
     states = {str(s.id): s for s in alerts.store.states()}
     row = next(r for r in case_rows([case], states, T0 + DAY, include_closed=True))
-    assert row["status"] == "closed" and row["open"] == 0 and len(row["duties"]) == 6
+    duties_listed = row["duties"]
+    assert isinstance(duties_listed, list)
+    assert row["status"] == "closed" and row["open"] == 0 and len(duties_listed) == 6
 
 
 def test_what_arrives_after_the_resolution_is_stored_closed_unless_raised_after_it(alerts: Handlers) -> None:

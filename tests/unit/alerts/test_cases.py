@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,8 @@ from .conftest import T0, clue, missing_child, referral, resolution
 POLICY = cases.CasePolicy.load(CASES_FILE)
 
 
-def _case(**kw: object) -> CaseChange:
-    report = missing_child(**kw)  # type: ignore[arg-type]
+def _case(**kw: Any) -> CaseChange:
+    report = missing_child(**kw)
     assert isinstance(report, MissingChildReport)
     return cases.open_case(report)
 
@@ -42,9 +43,9 @@ def test_report_opens_a_case_owned_by_the_command_centre() -> None:
     ({"kind": "fake_paternity_test_found"}, False),               # not a clue kind
     ({"exercise": True}, False),                                  # a drill never joins a real case
 ])
-def test_clue_matching(event_kw: dict[str, object], fits: bool) -> None:
+def test_clue_matching(event_kw: dict[str, Any], fits: bool) -> None:
     case = _case()
-    reason = cases.match_reason(case, clue(**event_kw), POLICY)  # type: ignore[arg-type]
+    reason = cases.match_reason(case, clue(**event_kw), POLICY)
     assert (reason is not None) == fits, reason
 
 
@@ -95,7 +96,8 @@ def test_a_linked_clues_referral_is_grouped_under_the_case_and_stays_answerable(
     assert grouped.next_deadline is None and grouped.status == "sent"  # no deadline of its own; still answered
     assert grouped.history[-1].what == "grouped" and grouped.history[-1].detail == "place 西安北站候车室"
     assert cases.group_referral(grouped, case.case_id, "again", T0) is None  # a replay changes nothing
-    answered = lifecycle.apply_response(grouped, ReferralResponse(referral_id=grouped.id, answer="acknowledged"))
+    answered = lifecycle.apply_response(grouped, ReferralResponse(referral_id=grouped.id, answer="acknowledged",
+                                                                  agency="police"), T0)
     assert answered.applied and answered.state.status == "acknowledged" and answered.state.grouped
 
 

@@ -69,6 +69,7 @@ def test_each_step_of_the_ladder_is_published_with_the_escalation_it_applied(run
         asyncio.run(running.handlers.on_escalation(value))
         state = running.store.state(str(alert_id))
         assert state is not None and state.escalation is not None and state.escalation.step == step
+    assert state.escalation is not None  # the loop's last step says so; again for mypy
     assert state.escalation.action == "escalate" and state.escalation.target_agency == JOINT_OFFICE
 
 
@@ -77,7 +78,8 @@ def test_a_rejected_lead_is_published_with_its_re_assignment(running: Service) -
     lead = referral(report, "police.command_center")
     asyncio.run(running.handlers.on_referral(dump(lead)))
     asyncio.run(running.handlers.on_response(dump(ReferralResponse(
-        referral_id=lead.referral_id, answer="rejected", reason="outside our district", responded_at=T0))))
+        referral_id=lead.referral_id, answer="rejected", reason="outside our district", responded_at=T0,
+        agency="police.command_center"))))
     state = running.store.state(str(lead.referral_id))
     assert state is not None and state.escalation is not None
     assert state.escalation.action == "reassign" and state.escalation.target_agency == JOINT_OFFICE

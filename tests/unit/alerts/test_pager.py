@@ -15,7 +15,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from bus.dedup import SeenIds
-from bus.desk import CaseMemory, Child, Desk, Notice, decide, notices_of_state
+from bus.desk import CaseMemory, Child, Desk, Notice, NoticeKind, decide, notices_of_state
 from rules.catalog import COMMAND_CENTER, JOINT_OFFICE
 from rules.deadlines import Deadlines
 from schemas.alerts import CaseChange, PoliceAlert, ReferralResponse, TrackedState
@@ -108,7 +108,7 @@ def test_a_rejected_alert_without_a_lead_referral_is_re_assigned_and_paged_to_th
     state = _tracked(missing_child())
     assert state.twin_id is None
     rejected = lifecycle.apply_response(state, ReferralResponse(referral_id=state.id, answer="rejected",
-                                                                reason="not ours", responded_at=T0)).state
+                                                                reason="not ours", responded_at=T0), T0).state
     (page,) = notices_of_state(rejected, Desk(JOINT_OFFICE, "xian"))
     assert page.kind == "reassign" and "REASSIGN" in render.text(page) and page.child is not None
     assert not notices_of_state(rejected, Desk(CENTRE))
@@ -122,7 +122,7 @@ def test_an_unreadable_message_is_not_a_page() -> None:
 def test_answered_alerts_page_nothing_more() -> None:
     state = _tracked(missing_child())
     answered = lifecycle.apply_response(state, ReferralResponse(referral_id=state.id, answer="acknowledged",
-                                                                responded_at=T0)).state
+                                                                responded_at=T0), T0).state
     assert not notices_of_state(answered, Desk(CENTRE))
 
 
@@ -242,9 +242,9 @@ def test_a_pager_never_paged_about_a_closed_case_is_not_told_but_drops_its_pages
 RESOLVED = T0 + dt.timedelta(days=1)
 
 
-def _notice(kind: str, *, kept_open: bool = False, state_id: uuid.UUID | None = None) -> Notice:
+def _notice(kind: NoticeKind, *, kept_open: bool = False, state_id: uuid.UUID | None = None) -> Notice:
     state = _tracked(missing_child()).model_copy(update={"id": state_id or uuid.uuid4()})
-    return Notice("id", kind, state.case_id, needs_answer=kind in ("alert", "resend", "escalation", "reassign"),  # type: ignore[arg-type]
+    return Notice("id", kind, state.case_id, needs_answer=kind in ("alert", "resend", "escalation", "reassign"),
                   state=state, after_resolution=RESOLVED if kept_open else None)
 
 
@@ -268,7 +268,7 @@ LIVE = uuid.uuid4()
     (None, "alert", True, True, True),  # the closure not read yet: the state says it all
     (CaseMemory(closed=True, live=frozenset({str(LIVE)})), "resend", True, True, False),
 ])
-def test_decide(memory: CaseMemory | None, kind: str, kept_open: bool, shown: bool, marked: bool) -> None:
+def test_decide(memory: CaseMemory | None, kind: NoticeKind, kept_open: bool, shown: bool, marked: bool) -> None:
     candidate = _notice(kind, kept_open=kept_open, state_id=LIVE)
     page, after = decide(candidate, memory)
     assert (page is not None) == shown
@@ -372,7 +372,8 @@ def test_a_rejected_duty_raised_after_the_resolution_is_re_assigned_and_paged_to
     assert state is not None
     rejected = lifecycle.apply_response(state, ReferralResponse(
         referral_id=state.id, answer="rejected", reason="no paediatric ward",
-        responded_at=closed.resolved_at + dt.timedelta(hours=4), agency="health")).state
+        responded_at=closed.resolved_at + dt.timedelta(hours=4), agency="health"),
+        closed.resolved_at + dt.timedelta(hours=4)).state
     assert rejected.escalation is not None and rejected.escalation.action == "reassign"
     office = _pager(JOINT_OFFICE, tmp_path)
     # A duty the resolution ended was closed by the service: nothing to re-assign, nothing paged.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import xml.etree.ElementTree as ET
+from typing import Any
 
 import pytest
 
@@ -33,12 +34,12 @@ def _child() -> MissingChildReport:
     return event
 
 
-def _alert(config: BroadcastConfig, **kw: object) -> Draft:
-    options: dict[str, object] = {
+def _alert(config: BroadcastConfig, **kw: Any) -> Draft:
+    options: dict[str, Any] = {
         "msg_type": "Alert", "status": "Actual", "identifier": identifier_for(CASE, 0), "sent": T0,
         "channels": ("media",), "child": public_child(_child()), "contact": "029-110-0000", "radius_km": 100}
     options.update(kw)
-    return Draft(**options)  # type: ignore[arg-type]
+    return Draft(**options)
 
 
 def _text(xml: str, path: str) -> list[str]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from bus.credentials import Credentials
+from bus.settings import KafkaSettings
 from schemas.alerts import ReferralResponse
+from schemas.answers import RefusedAnswer
 from services.console.answers import AnswerDesk, AnswerRefused, AnswerUnavailable
 from services.console.auth import Sessions, SignInRefused, load_officers
 from services.console.demo import demo_password
@@ -39,6 +42,7 @@ def test_officer_and_token_sign_in_record_the_person() -> None:
     cadre = s.sign_in_token(DEMO_TOKENS["womens_federation"], "刘芳")
     assert (cadre.agency, cadre.officer, cadre.token) == ("womens_federation", "刘芳 (wfcadre)",
                                                           DEMO_TOKENS["womens_federation"])
+    bad: Callable[[], object]
     for bad in (lambda: s.sign_in_officer("cc-wang", "wrong"), lambda: s.sign_in_officer("nobody", "x"),
                 lambda: s.sign_in_token("rb_police_wrong-secret-wrong-secret", "x"),
                 lambda: s.sign_in_token(DEMO_TOKENS["police"], "  ")):
@@ -88,6 +92,7 @@ def answer(referral_id: uuid.UUID) -> ReferralResponse:
 
 
 async def test_an_answer_made_while_the_bus_is_away_is_queued_then_delivered_once(tmp_path: Path) -> None:
+    changed: list[str]
     sink, changed = FlakySink(), []
     desk = AnswerDesk(tmp_path / "answers.sqlite", sink, ConsoleMetrics(CollectorRegistry()), changed.append,
                       retry_max_s=0.2)
@@ -122,4 +127,44 @@ async def test_a_refused_answer_is_kept_with_its_reason(tmp_path: Path) -> None:
     assert await desk.give(answer(rid)) == "refused"
     [p] = desk.pending()[str(rid)]
     assert (p.status, p.error) == ("refused", "not_entitled")
+    await desk.close()
+
+
+async def test_an_answer_the_alerts_service_refused_shows_refused_with_its_reason(tmp_path: Path) -> None:
+    """The broker took it, the alerts service refused it (`answers.refused`): the console's own
+    reader marks it on its card, refused, with the reason code; another console's refusal is not its."""
+    import datetime as dt
+
+    from aiokafka.structs import ConsumerRecord
+
+    from schemas.alerts import dump
+    from services.console.agents import BusReader, Fanout
+    from services.console.board import card
+    from tests.unit.console.console_fakes import Desk, alert_pair
+    from topics.catalog import ANSWERS_REFUSED
+
+    sink = FlakySink()
+    sink.up = True
+    metrics = ConsoleMetrics(CollectorRegistry())
+    desk = AnswerDesk(tmp_path / "answers.sqlite", sink, metrics, lambda _: None)
+    reader = BusReader(KafkaSettings(), Fanout(metrics), metrics, on_refusal=desk.refused)
+    alert, _ = alert_pair()
+    response = answer(alert.id)
+    assert await desk.give(response) == "published"
+    now = dt.datetime.now(dt.UTC)
+
+    def refusal(response_id: str) -> ConsumerRecord[bytes, bytes]:
+        value = RefusedAnswer(response_id=response_id, referral_id=str(alert.id), agency="police.command_center",
+                              answer="acknowledged", reason="already_final", received_at=now, refused_at=now)
+        return ConsumerRecord(ANSWERS_REFUSED.name, 0, 7, 0, 0, value.key, dump(value), None, 0, 0, [])
+
+    assert reader.apply(refusal(str(uuid.uuid4()))) is None  # not an answer given here
+    change = reader.apply(refusal(str(response.response_id)))
+    assert change is not None and (change.what, change.key) == ("pending", str(alert.id))
+    [p] = desk.pending()[str(alert.id)]
+    assert (p.status, p.error) == ("refused", "already_final")
+    reader.bus.put_state(alert)
+    shown = card(alert, reader.bus, Desk("police.command_center"), desk.unrecorded())
+    assert shown["pending"] == [{"response_id": str(response.response_id), "answer": "acknowledged",
+                                 "status": "refused", "error": "already_final"}]
     await desk.close()

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 
 from bus.presentation import local_time
-from schemas.alerts import ReferralResponse
+from schemas.alerts import ReferralResponse, TrackedState
 from schemas.references import matches, short_ref
 from services.console.board import (
     BusState,
@@ -26,10 +26,10 @@ EDU = Desk("education")
 NOW = T0 + dt.timedelta(minutes=1)
 
 
-def bus_with(*states: object) -> BusState:
+def bus_with(*states: TrackedState) -> BusState:
     bus = BusState()
     for s in states:
-        bus.put_state(s)  # type: ignore[arg-type]
+        bus.put_state(s)
     return bus
 
 

@@ -17,7 +17,7 @@ def test_the_tracked_state_records_who_answered() -> None:
     alert, _ = alert_pair()
     response = ReferralResponse(referral_id=alert.id, answer="acknowledged", agency="police.command_center",
                                 officer="王明 (cc-wang)", responded_at=T0)
-    entry = apply_response(alert, response).state.history[-1]
+    entry = apply_response(alert, response, T0).state.history[-1]
     assert (entry.what, entry.by, entry.officer) == ("acknowledged", "police.command_center", "王明 (cc-wang)")
     with pytest.raises(ValidationError):
         ReferralResponse(referral_id=alert.id, answer="acknowledged", officer="")

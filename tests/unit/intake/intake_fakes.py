@@ -7,6 +7,9 @@ import json
 import uuid
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
 from bus.kafka.publisher import BrokerUnavailable, Written
 from services.intake.demo import DEMO_TOKENS
 
@@ -48,6 +51,13 @@ def hospital_event(**overrides: Any) -> dict[str, Any]:
     }
     event.update(overrides)
     return event
+
+
+def app_of(client: TestClient) -> FastAPI:
+    """The intake app a test client drives (its state holds the intake's context)."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    return app
 
 
 def auth(agency: str = HOSPITAL) -> dict[str, str]:

@@ -79,8 +79,12 @@ def _covered(leaf: str, declared: set[str]) -> bool:
     return leaf in declared or leaf.split(".")[0] in declared
 
 
+Routed = list[tuple[dict[str, Any], Referral]]
+RuleFields = dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
+
+
 @pytest.fixture(scope="module")
-def routed() -> list[tuple[dict[str, Any], Referral]]:
+def routed() -> Routed:
     book: RuleBook = load_rulebook()
     deadlines = Deadlines.load()
     out = []
@@ -93,9 +97,9 @@ def routed() -> list[tuple[dict[str, Any], Referral]]:
 
 
 @pytest.fixture(scope="module")
-def rule_fields() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+def rule_fields() -> RuleFields:
     book = load_rulebook()
-    out: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    out: RuleFields = {}
     for slots in book.index.values():
         for slot in slots:
             for v in slot.variants:
@@ -103,7 +107,7 @@ def rule_fields() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     return out
 
 
-def test_every_subject_matches_its_agency_declaration(routed, rule_fields) -> None:  # type: ignore[no-untyped-def]
+def test_every_subject_matches_its_agency_declaration(routed: Routed, rule_fields: RuleFields) -> None:
     checked: set[str] = set()
     for _, referral in routed:
         base_rule = referral.rule_id.split("#")[0]
@@ -115,7 +119,7 @@ def test_every_subject_matches_its_agency_declaration(routed, rule_fields) -> No
     print(f"need-to-know: {len(routed)} referrals to {len(checked)} agencies checked")
 
 
-def test_broadcast_channels_receive_public_fields_only(routed) -> None:  # type: ignore[no-untyped-def]
+def test_broadcast_channels_receive_public_fields_only(routed: Routed) -> None:
     for _, referral in routed:
         if referral.agency in BROADCAST_AGENCIES:
             assert _leaves(referral.subject) <= PUBLIC, (referral.agency, referral.rule_id)
@@ -123,7 +127,7 @@ def test_broadcast_channels_receive_public_fields_only(routed) -> None:  # type:
         assert set(paths_for(agency)) <= PUBLIC, agency
 
 
-def test_education_gets_age_and_schooling_not_the_investigation(routed) -> None:  # type: ignore[no-untyped-def]
+def test_education_gets_age_and_schooling_not_the_investigation(routed: Routed) -> None:
     declared = set(paths_for("education"))
     assert {"person.age", "person.schooling_needs"} <= declared
     assert not declared & INVESTIGATIVE
@@ -132,7 +136,7 @@ def test_education_gets_age_and_schooling_not_the_investigation(routed) -> None:
             assert not _leaves(referral.subject) & INVESTIGATIVE, referral.rule_id
 
 
-def test_identifying_fields_only_where_the_duty_needs_them(routed) -> None:  # type: ignore[no-untyped-def]
+def test_identifying_fields_only_where_the_duty_needs_them(routed: Routed) -> None:
     for _, referral in routed:
         leaves = _leaves(referral.subject)
         if referral.agency.split(".")[0] in MAY_IDENTIFY:

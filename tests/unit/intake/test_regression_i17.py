@@ -26,7 +26,7 @@ from schemas.receipts import Receipt
 from services.intake.app import create_app
 from services.intake.demo import DEMO_TOKENS
 from services.intake.settings import IntakeSettings
-from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
+from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, app_of, auth, body, hospital_event
 from topics.catalog import EVENTS
 
 JSON = {"Content-Type": "application/json"}
@@ -163,7 +163,7 @@ def test_a_receipt_issued_to_another_agency_never_replaces_or_shows_as_the_owner
         client: TestClient, tmp_path: Path) -> None:
     mine = hospital_event()
     assert post(client, mine).status_code == 202
-    ctx = client.app.state.intake  # type: ignore[attr-defined]
+    ctx = app_of(client).state.intake
     at = "2025-03-01T09:00:00+00:00"
     ctx.store.put_receipt(Receipt.model_validate({"event_id": mine["event_id"], "status": "routed",
                                                   "reporter_agency": HOSPITAL, "issued_at": at}))

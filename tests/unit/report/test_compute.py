@@ -12,14 +12,14 @@ import pytest
 
 from schemas.alerts import (
     Escalation,
+    HistoryEntry,
     PoliceAlert,
-    ReferralResponse,
     TrackedState,
     alert_id_for,
     escalation_id_for,
 )
 from schemas.referrals import Citation, Referral
-from services.report.compute import compute
+from services.report.compute import AppliedAnswer, applied_answers, compute
 from services.report.render import to_csv, to_markdown, write_all
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -37,11 +37,12 @@ def referral(agency: str, kind: str = "abandoned_infant_found", *, at: dt.dateti
         rule_id="r", citation=CITE, exercise=exercise)
 
 
-def answer(r: Referral | uuid.UUID, minutes: float, what: str = "acknowledged", **kw: object) -> ReferralResponse:
+def answer(r: Referral | uuid.UUID, minutes: float, what: str = "acknowledged", *,
+           exercise: bool = False) -> AppliedAnswer:
+    """An answer the alerts service applied, received by the bus `minutes` after T0."""
     rid = r if isinstance(r, uuid.UUID) else r.referral_id
-    extra = {"note": "n"} if what == "done" else {}
-    return ReferralResponse(referral_id=rid, answer=what, responded_at=T0 + dt.timedelta(minutes=minutes),
-                            **extra, **kw)  # type: ignore[arg-type]
+    return AppliedAnswer(referral_id=rid, response_id=str(uuid.uuid4()), answer=what,
+                         at=T0 + dt.timedelta(minutes=minutes), exercise=exercise)
 
 
 def escalation(r: Referral | uuid.UUID, step: int, exercise: bool = False) -> Escalation:
@@ -58,8 +59,7 @@ def test_acks_on_time_late_missing_and_median() -> None:
     row = report.row("civil_affairs")
     assert (row.received, row.acknowledged_on_time, row.acknowledged_late, row.not_acknowledged) == (4, 2, 1, 1)
     assert row.median_ack_minutes == 30  # first answers: 10, 90, 30
-    assert row.open == 3  # only `a` has a 'done' answer
-    assert report.open_source == "referrals.responses"
+    assert row.open == 4  # the alerts service has no state of them: open
     assert row.by_kind == {"abandoned_infant_found": 4}
 
 
@@ -88,7 +88,6 @@ def test_answer_copies_and_escalation_copies_are_counted_once() -> None:
     report = compute([r], [late, late], [esc, esc, escalation(r, 2), escalation(r, 3, exercise=True)], "xian", 2026)
     row = report.row("police")
     assert (row.acknowledged_late, row.escalations) == (1, 2)
-    assert report.response_duplicates_dropped == 1
 
 
 def test_no_ack_deadline_is_its_own_column() -> None:
@@ -115,15 +114,41 @@ def test_open_from_tracked_states_when_the_alerts_service_has_any() -> None:
     def state(r: Referral, status: str) -> TrackedState:
         return TrackedState(id=r.referral_id, kind="referral", event_id=r.event_id, event_kind=r.kind, case_id=None,
                             jurisdiction="xian", agency="police", role="lead", urgency="u", raised_at=T0,
-                            ack_deadline=r.ack_by, status=status, target_agency="police",  # type: ignore[arg-type]
+                            ack_deadline=r.ack_by, status=status, target_agency="police",
                             target_jurisdiction="xian")
 
     report = compute([a, b], [], [], "xian", 2026, states=[state(a, "sent"), state(a, "done"), state(b, "accepted")])
-    assert report.open_source == "alerts.states"
     assert report.row("police").open == 1
 
 
-Sample = tuple[list[Referral], list[ReferralResponse]]
+def test_only_answers_the_alerts_service_applied_count_at_the_time_the_bus_received_them() -> None:
+    """Issue #17: an answer backdated by its sender, or refused by the alerts service, is not on time."""
+    on_time, backdated, refused = (referral("civil_affairs", ack_minutes=30) for _ in range(3))
+
+    def state(r: Referral, *history: HistoryEntry) -> TrackedState:
+        return TrackedState(id=r.referral_id, kind="referral", event_id=r.event_id, event_kind=r.kind, case_id=None,
+                            jurisdiction="xian", agency=r.agency, role="lead", urgency="u", raised_at=T0,
+                            ack_deadline=r.ack_by, status="acknowledged" if history else "sent",
+                            target_agency=r.agency, target_jurisdiction="xian", history=history)
+
+    def entry(what: str, minutes: float, claimed_minutes: float | None = None) -> HistoryEntry:
+        claimed = None if claimed_minutes is None else T0 + dt.timedelta(minutes=claimed_minutes)
+        return HistoryEntry(at=T0 + dt.timedelta(minutes=minutes), what=what, ref=str(uuid.uuid4()),
+                            by="civil_affairs", claimed_at=claimed)
+
+    states = [state(on_time, entry("acknowledged", 10)),
+              # sent two hours late, claiming to have answered within a minute
+              state(backdated, entry("acknowledged", 120, claimed_minutes=1)),
+              # answered after it was done: recorded as ignored by an older alerts service
+              state(refused, entry("acknowledged (ignored: done)", 5))]
+    answers = applied_answers(states)
+    assert {(a.referral_id, a.answer) for a in answers} == {(on_time.referral_id, "acknowledged"),
+                                                            (backdated.referral_id, "acknowledged")}
+    row = compute([on_time, backdated, refused], answers, [], "xian", 2026, states=states).row("civil_affairs")
+    assert (row.acknowledged_on_time, row.acknowledged_late, row.not_acknowledged) == (1, 1, 1)
+
+
+Sample = tuple[list[Referral], list[AppliedAnswer]]
 
 
 @pytest.fixture
@@ -145,7 +170,7 @@ def test_csv_has_one_line_per_agency_with_kind_columns(sample: Sample) -> None:
 def test_markdown_names_the_deadlines_and_the_open_source(sample: Sample) -> None:
     md = to_markdown(compute(*sample, [], "xian", 2026))
     assert "2026-12-15" in md and "2026-12-20" in md
-    assert "没有“办结”答复" in md
+    assert "既非办结也非结案" in md and "以总线收到答复的时间计" in md
     assert "| 公安机关（`police`） | 2 | 1 |" in md
 
 
@@ -157,7 +182,7 @@ def test_write_all_writes_a_png(sample: Sample, tmp_path: Path) -> None:
 
 def test_rejections_count_as_rejections_not_as_answers_on_time() -> None:
     a, b, c = (referral("education") for _ in range(3))
-    responses = [answer(a, 5, "rejected", reason="not ours"), answer(b, 5), answer(c, 90)]
+    responses = [answer(a, 5, "rejected"), answer(b, 5), answer(c, 90)]
     row = compute([a, b, c], responses, [], "xian", 2026).row("education")
     assert (row.rejected, row.acknowledged_on_time, row.acknowledged_late, row.not_acknowledged) == (1, 1, 1, 0)
     assert row.on_time_rate == 0.5

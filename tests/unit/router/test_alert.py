@@ -85,8 +85,9 @@ def test_the_router_raises_the_alert_with_the_deadlines_file_the_alerts_service_
     monkeypatch.setenv(variable, str(short))
     event = missing_child()
     alert = police_alert(event, [], RouterSettings().alert_deadlines(deadlines))
-    assert alert is not None and alert.ack_deadline == event.reported_at + Deadlines.load(short).for_level(
-        "immediate").ack_within
+    ack_within = Deadlines.load(short).for_level("immediate").ack_within
+    assert ack_within is not None
+    assert alert is not None and alert.ack_deadline == event.reported_at + ack_within
 
 
 def test_the_alert_carries_the_command_centres_need_to_know_of_the_child(deadlines: Deadlines) -> None:

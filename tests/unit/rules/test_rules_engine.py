@@ -76,7 +76,7 @@ N21 = {
          "source": src(clause="第二十一条"), "names": {"education": "教育部门"}},
     ],
 }
-XXC = {
+XXC: dict[str, Any] = {
     "jurisdiction": "xx_city", "parent": "national_2021", "seed": XX,
     "rules": [
         {"key": "training", "override": True,
@@ -214,7 +214,7 @@ def test_deadlines_from_urgency(mini: RuleBook, event: Any) -> None:
     r = one(route(ev, mini))
     dl = Deadlines.load()
     assert r.ack_by == ev.reported_at + dt.timedelta(minutes=5)
-    assert r.due_by == ev.reported_at + dl.for_level("immediate").due_within  # type: ignore[operator]
+    assert r.due_by == ev.reported_at + dl.for_level("immediate").due_within
     t = one(route(event("prevention_focus", "xx_city"), mini))
     assert t.ack_by == ev.reported_at + dt.timedelta(days=1) and t.due_by is None
 
@@ -401,7 +401,7 @@ def test_explain_names_every_referred_unit_with_its_quote(mini: RuleBook, event:
 def test_a_unit_no_quote_names_fails_to_compile(tmp_path: Path) -> None:
     from rules.errors import PackError
 
-    child = {**XXC, "rules": [{**XXC["rules"][0], "names": {}}]}  # type: ignore[index]
+    child = {**XXC, "rules": [{**XXC["rules"][0], "names": {}}]}
     for p in (N21, child):
         (tmp_path / f"{p['jurisdiction']}.yaml").write_text(yaml.safe_dump(p, allow_unicode=True))
     with pytest.raises(PackError) as exc:

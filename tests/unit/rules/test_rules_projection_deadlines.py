@@ -143,7 +143,7 @@ def test_unknown_level_rejected(tmp_path: Path) -> None:
     data = {k: v.model_dump() for k, v in dl.deadlines.items()}
     data["soon"] = {"ack_within": dt.timedelta(minutes=1), "due_within": None}
     with pytest.raises(ValueError, match="unknown urgency level"):
-        Deadlines(deadlines=data)  # type: ignore[arg-type]
+        Deadlines(deadlines=data)
 
 
 def test_projections_of_one_event_share_its_values_but_not_what_a_rule_adds(event: Any) -> None:
