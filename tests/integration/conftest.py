@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self, TypeVar
 
+import httpx
 import pytest
 
 from bus.kafka.clients import producer
-from bus.local_broker import LocalBroker, die_with_parent
+from bus.local_broker import LocalBroker, die_with_parent, free_port
 from bus.settings import KafkaSettings
 from topics.catalog import EVENTS
 
@@ -108,6 +109,30 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, inter
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def healthy(url: str) -> bool:
+    """`GET {url}/healthz` answers 200: an HTTP service of the bus is up and ready."""
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_http_service(spawn: Callable[..., Service], command: str, port_env: str, env: dict[str, str] | None = None,
+                       timeout: float = 30) -> tuple[str, Service]:
+    """`referral-bus <command>` on a free port (set through `port_env`), once `/healthz` answers: its URL."""
+    port = free_port()
+    svc = spawn(command, env={port_env: str(port), **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: healthy(url), timeout, f"{command} on {url}\n{svc.log}")
+    return url, svc
+
+
+def start_intake(spawn: Callable[..., Service], env: dict[str, str] | None = None, timeout: float = 30) -> str:
+    """The intake (`referral-bus intake`) on a free port, once ready: its URL."""
+    url, _ = start_http_service(spawn, "intake", "REFERRAL_BUS_INTAKE_PORT", env, timeout)
+    return url
 
 
 def publish(kafka: KafkaSettings, payloads: list[bytes], topic: str = EVENTS.name,

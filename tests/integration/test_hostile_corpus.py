@@ -45,7 +45,7 @@ from tests.hostile import (
     receipt_corpus,
     referral_corpus,
 )
-from tests.integration.conftest import Service, wait_for
+from tests.integration.conftest import Service, healthy, wait_for
 from topics.catalog import (
     ALERT_PARKED,
     ALERT_STATES,
@@ -108,15 +108,17 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in metrics.items() if n == name and all((k, labels[k]) in ls for k in labels))
-
-
-def up(url: str) -> bool:
+def serving(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in metrics.items() if n == name and all((k, labels[k]) in ls for k in labels))
+
+
 
 
 def test_hostile_messages_on_every_topic_stop_nothing(kafka: KafkaSettings, spawn: Callable[..., Service],
@@ -129,8 +131,8 @@ def test_hostile_messages_on_every_topic_stop_nothing(kafka: KafkaSettings, spaw
     intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(ports["intake"]),
                                   "REFERRAL_BUS_INTAKE_METRICS_PORT": str(ports["intake_metrics"])})
     api = f"http://127.0.0.1:{ports['intake']}"
-    wait_for(lambda: up(f"{api}/healthz"), 30, "the intake")
-    wait_for(lambda: up(f"http://127.0.0.1:{ports['feed']}/healthz"), 60, "the broadcast service")
+    wait_for(lambda: healthy(api), 30, "the intake")
+    wait_for(lambda: healthy(f"http://127.0.0.1:{ports['feed']}"), 60, "the broadcast service")
     # The alerts service also reads events.inbound (it follows cases): it must survive them too.
     alerts = spawn("alerts")
     services = {"router": router, "broadcast": broadcast, "intake": intake, "alerts": alerts}
@@ -215,7 +217,7 @@ def test_hostile_messages_on_every_topic_stop_nothing(kafka: KafkaSettings, spaw
         assert svc.process is not None and svc.process.poll() is None, f"{name} exited:\n{svc.log[-3000:]}"
     broadcast.stop()
     broadcast.start()
-    wait_for(lambda: up(f"http://127.0.0.1:{ports['feed']}/healthz"), 60, "the broadcast service after a restart")
+    wait_for(lambda: healthy(f"http://127.0.0.1:{ports['feed']}"), 60, "the broadcast service after a restart")
     assert total(scrape(ports["broadcast"]), "referral_bus_internal_errors_total",
                  step="broadcast_restore") == len(state_corpus)
 
@@ -268,7 +270,7 @@ def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_f
     intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(ports["intake"]),
                                   "REFERRAL_BUS_INTAKE_METRICS_PORT": str(ports["intake_metrics"])})
     api = f"http://127.0.0.1:{ports['intake']}"
-    wait_for(lambda: up(f"{api}/healthz"), 30, "the intake")
+    wait_for(lambda: healthy(api), 30, "the intake")
 
     # Two missing children's alerts (and the command centre's lead referral of the first) to answer.
     target, finished = missing_child(), missing_child()
@@ -350,7 +352,7 @@ def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_f
     assert total(metrics, "referral_bus_alerts_records_refused_total") >= 3 * (len(junk) - 1)
     alerts.stop()
     alerts.start()
-    wait_for(lambda: up(f"http://127.0.0.1:{ports['alerts']}/metrics"), 60, "the alerts service after a restart")
+    wait_for(lambda: serving(f"http://127.0.0.1:{ports['alerts']}/metrics"), 60, "the alerts service after a restart")
     report = missing_child(description="Child last seen at the square.")
     produce(kafka, EVENTS.name, [("valid", dumps(report))], key=lambda _: report["event_id"].encode())
     valid_alert = str(alert_id_for(uuid.UUID(report["event_id"])))

@@ -17,7 +17,7 @@ from bus.settings import KafkaSettings
 from schemas.alerts import CaseChange, Escalation, PoliceAlert, TrackedState
 from topics.catalog import ALERT_STATES, CASES, ESCALATIONS, EVENTS, POLICE_ALERTS
 
-from ..conftest import wait_for
+from ..conftest import start_intake, wait_for
 
 HERE = Path(__file__).parent
 SHORT = HERE / "deadlines-short.yaml"
@@ -96,24 +96,9 @@ def case_changes(kafka: KafkaSettings) -> list[CaseChange]:
     return [CaseChange.model_validate_json(v) for v in read(kafka, CASES.name)]
 
 
-def start_intake(spawn: Any) -> str:
+def start_answering_intake(spawn: Any) -> str:
     """The intake, which agencies (and `referral-bus ack|accept|reject|done`) answer through; its URL."""
-    import httpx
-
-    from bus.local_broker import free_port
-
-    port = free_port()
-    spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(port), "REFERRAL_BUS_INTAKE_METRICS_PORT": "0"})
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, "the intake")
-    return url
+    return start_intake(spawn, {"REFERRAL_BUS_INTAKE_METRICS_PORT": "0"})
 
 
 def as_agency(env: dict[str, str], url: str, agency: str) -> dict[str, str]:

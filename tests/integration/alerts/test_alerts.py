@@ -31,7 +31,7 @@ from .alerts_helpers import (
     read,
     report,
     resolution,
-    start_intake,
+    start_answering_intake,
     states,
     wait_until,
 )
@@ -102,7 +102,7 @@ def test_alert_on_report_escalates_unless_acknowledged(kafka: KafkaSettings, spa
     status = json.loads(cli(service_env, "status", ids["answered"]))
     assert status["status"] == "acknowledged"
     # The command centre's terminal answers through the intake, with its token.
-    centre = as_agency(service_env, start_intake(spawn), "police.command_center")
+    centre = as_agency(service_env, start_answering_intake(spawn), "police.command_center")
     cli(centre, "done", ids["answered"], "--note", "child found at the station")
     wait_until(lambda: states(kafka)[ids["answered"]].status == "done", 20, "the alert marked done by the CLI")
 
@@ -122,7 +122,7 @@ def test_rejected_lead_referral_is_reassigned(kafka: KafkaSettings, spawn: Calla
 
     referral = wait_until(lead, 40, "the command centre's lead referral")
     wait_until(lambda: str(referral.referral_id) in states(kafka), 30, "the lead referral tracked")
-    centre = as_agency(service_env, start_intake(spawn), "police.command_center")
+    centre = as_agency(service_env, start_answering_intake(spawn), "police.command_center")
     cli(centre, "reject", str(referral.referral_id), "--reason", "outside our district",
         "--agency", "police.command_center")
 

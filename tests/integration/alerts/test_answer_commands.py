@@ -16,7 +16,7 @@ from bus.local_broker import LocalBroker, free_port
 from bus.settings import KafkaSettings
 from schemas.alerts import alert_id_for
 
-from .alerts_helpers import CLI, SHORT, as_agency, publish, report, start_intake, states, wait_until
+from .alerts_helpers import CLI, SHORT, as_agency, publish, report, start_answering_intake, states, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -38,7 +38,7 @@ def test_terminal_answers_go_through_the_intake_and_wait_out_an_outage(
     env = {"REFERRAL_BUS_ALERTS_DEADLINES_FILE": str(SHORT), "REFERRAL_BUS_ALERTS_LAG_INTERVAL": "0"}
     spawn("router", env=env)
     spawn("alerts", env=env)
-    url = start_intake(spawn)
+    url = start_answering_intake(spawn)
     first, second = report(), report()
     publish(kafka, [first, second])
     ids = [str(alert_id_for(uuid.UUID(e["event_id"]))) for e in (first, second)]

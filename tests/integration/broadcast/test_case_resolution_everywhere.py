@@ -22,7 +22,7 @@ from services.broadcast.cap import validate
 from tests.unit.broadcast.broadcast_events import assert_public, release_dict, report_dict, resolved_dict
 from topics.catalog import BROADCAST_CHANNELS
 
-from ..alerts.alerts_helpers import SHORT, as_agency, cli, publish, start_intake, states, wait_until
+from ..alerts.alerts_helpers import SHORT, as_agency, cli, publish, start_answering_intake, states, wait_until
 from ..alerts.test_alerts import _start
 from .broadcast_process import BroadcastProcess, Cap, caps, feed_text, is_ready
 
@@ -74,7 +74,7 @@ def test_case_resolved_cancels_the_broadcast_and_closes_every_duty_of_the_case(
     duties = {alert_id} | _referral_ids(report, release, notice)
     wait_until(lambda: duties <= set(states(kafka)), 40, "every alert and referral of the case tracked")
     radio_tv = next(k for k, s in states(kafka).items() if s.agency == "radio_tv" and k in duties)
-    url = start_intake(spawn)
+    url = start_answering_intake(spawn)
     cli(as_agency(service_env, url, "police.command_center"), "ack", alert_id, "--agency", "police.command_center")
     cli(as_agency(service_env, url, "radio_tv"), "accept", radio_tv, "--agency", "radio_tv")
     wait_until(lambda: (s := states(kafka))[alert_id].status == "acknowledged" and s[radio_tv].status == "accepted",

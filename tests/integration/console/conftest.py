@@ -10,12 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 
-from bus.local_broker import free_port
-
-from ..conftest import wait_for
+from ..conftest import start_http_service, start_intake, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -23,13 +20,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 SHORT_DEADLINES = Path(__file__).parents[1] / "alerts" / "deadlines-short.yaml"
 REPO = Path(__file__).parents[3]
 T = TypeVar("T")
-
-
-def up(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
@@ -48,23 +38,15 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def intake(spawn: Callable[..., Any]) -> str:
-    port = free_port()
-    svc = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(port), "REFERRAL_BUS_INTAKE_PUBLISH_TIMEOUT_S": "3",
-                               "REFERRAL_BUS_INTAKE_RETRY_AFTER_S": "1"})
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: up(f"{url}/healthz"), 60, f"the intake\n{svc.log}")
-    return url
+    return start_intake(spawn, {"REFERRAL_BUS_INTAKE_PUBLISH_TIMEOUT_S": "3", "REFERRAL_BUS_INTAKE_RETRY_AFTER_S": "1"},
+                        timeout=60)
 
 
 @pytest.fixture
 def console(spawn: Callable[..., Any], intake: str) -> str:
-    port = free_port()
-    svc = spawn("console", env={"REFERRAL_BUS_CONSOLE_PORT": str(port), "REFERRAL_BUS_CONSOLE_METRICS_PORT": "0",
-                                "REFERRAL_BUS_CONSOLE_INTAKE_URL": intake,
-                                "REFERRAL_BUS_CONSOLE_PUBLISH_TIMEOUT_S": "2",
-                                "REFERRAL_BUS_CONSOLE_RETRY_MAX_S": "1"})
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: up(f"{url}/healthz"), 60, f"the console\n{svc.log}")
+    url, _ = start_http_service(spawn, "console", "REFERRAL_BUS_CONSOLE_PORT", {
+        "REFERRAL_BUS_CONSOLE_METRICS_PORT": "0", "REFERRAL_BUS_CONSOLE_INTAKE_URL": intake,
+        "REFERRAL_BUS_CONSOLE_PUBLISH_TIMEOUT_S": "2", "REFERRAL_BUS_CONSOLE_RETRY_MAX_S": "1"}, timeout=60)
     return url
 
 

@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, Producer
 from bus.local_broker import LocalBroker, free_port
 from schemas.validation import validator
 
-from ..conftest import wait_for
+from ..conftest import healthy, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +144,7 @@ def test_a_librdkafka_producer_following_the_document_puts_a_case_where_the_inta
     port = free_port()
     intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(port)})
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _up(url), 30, f"the intake\n{intake.log}")
+    wait_for(lambda: healthy(url), 30, f"the intake\n{intake.log}")
     topic = published.topic("agency_send_events_inbound")
     cases = [uuid.uuid5(uuid.NAMESPACE_URL, f"case-{n}") for n in range(24)]
     for n, case in enumerate(cases):
@@ -166,13 +166,6 @@ def test_a_librdkafka_producer_following_the_document_puts_a_case_where_the_inta
     assert placed == by_intake, "a case's events from the intake and from librdkafka must share a partition"
     moved = sum(default_placed[c] != p for c, p in by_intake.items())
     assert moved > 0, "librdkafka's default partitioner would have placed every case like the intake"
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_an_agency_publishes_reads_its_referrals_and_alerts_and_answers(
@@ -221,7 +214,7 @@ def test_an_agency_publishes_reads_its_referrals_and_alerts_and_answers(
     assert list(validator({**body_schema, "components": openapi["components"]}).iter_errors(answer)) == []
     answer["referral_id"] = alert["value"]["alert_id"]
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _up(url), 30, f"the intake\n{intake.log}")
+    wait_for(lambda: healthy(url), 30, f"the intake\n{intake.log}")
 
     def answered() -> bool:
         # 202 once the broker has it; 404 until the intake has read the alert's state.

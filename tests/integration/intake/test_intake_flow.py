@@ -21,7 +21,7 @@ import pytest
 
 from bus.client import IntakeClient
 from bus.kafka.reader import read_all
-from bus.local_broker import LocalBroker, free_port
+from bus.local_broker import LocalBroker
 from bus.outbox import Outbox
 from bus.settings import KafkaSettings
 from schemas.receipts import AuditRecord, Receipt
@@ -30,7 +30,7 @@ from services.intake.demo import DEMO_TOKENS
 from tests.unit.intake.intake_fakes import body, hospital_event
 from topics.catalog import AUDIT, EVENTS, RECEIPTS
 
-from ..conftest import wait_for
+from ..conftest import start_intake, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,19 +43,7 @@ until = wait_for
 
 @pytest.fixture
 def intake_url(spawn: Callable[..., Any]) -> Iterator[str]:
-    port = free_port()
-    svc = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(port), "REFERRAL_BUS_INTAKE_PUBLISH_TIMEOUT_S": "3",
-                               "REFERRAL_BUS_INTAKE_RETRY_AFTER_S": "1"})
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    until(up, 30, f"the intake on {url}\n{svc.log}")
-    yield url
+    yield start_intake(spawn, {"REFERRAL_BUS_INTAKE_PUBLISH_TIMEOUT_S": "3", "REFERRAL_BUS_INTAKE_RETRY_AFTER_S": "1"})
 
 
 def sse_referrals(url: str, agency: str, *, idle_exit: float = 4, max_items: int = 50) -> list[Referral]:

@@ -18,10 +18,9 @@ import httpx
 import pytest
 
 from bus.kafka.reader import read_all
-from bus.local_broker import free_port
 from bus.settings import KafkaSettings
 from services.intake.demo import DEMO_TOKENS
-from tests.integration.conftest import Service, wait_for
+from tests.integration.conftest import Service, start_intake, wait_for
 from tests.unit.intake.intake_fakes import body, hospital_event
 from topics.catalog import EVENTS
 
@@ -31,20 +30,9 @@ HOSPITAL = "health.designated_medical_institution"
 OTHER = "health"
 
 
-def start_intake(spawn: Callable[..., Service], tmp_path: Path, name: str) -> str:
-    port = free_port()
-    svc = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(port), "REFERRAL_BUS_INTAKE_INSTANCE": name,
-                               "REFERRAL_BUS_STATE_DIR": str(tmp_path / f"state-{name}")})
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 30, f"intake {name}\n{svc.log}")
-    return url
+def start_replica(spawn: Callable[..., Service], tmp_path: Path, name: str) -> str:
+    return start_intake(spawn, {"REFERRAL_BUS_INTAKE_INSTANCE": name,
+                                "REFERRAL_BUS_STATE_DIR": str(tmp_path / f"state-{name}")})
 
 
 def publish(url: str, event: dict[str, Any], agency: str) -> httpx.Response:
@@ -78,7 +66,7 @@ def inbound_ids(kafka: KafkaSettings) -> list[str]:
 def test_an_event_id_belongs_to_its_first_agency_on_every_replica(
         kafka: KafkaSettings, spawn: Callable[..., Service], tmp_path: Path) -> None:
     spawn("router")
-    first, second = start_intake(spawn, tmp_path, "a"), start_intake(spawn, tmp_path, "b")
+    first, second = start_replica(spawn, tmp_path, "a"), start_replica(spawn, tmp_path, "b")
 
     mine = hospital_event()
     event_id = mine["event_id"]
@@ -103,7 +91,7 @@ def test_an_event_id_belongs_to_its_first_agency_on_every_replica(
 
 def test_two_agencies_racing_for_one_id_on_two_replicas_one_wins(
         kafka: KafkaSettings, spawn: Callable[..., Service], tmp_path: Path) -> None:
-    first, second = start_intake(spawn, tmp_path, "a"), start_intake(spawn, tmp_path, "b")
+    first, second = start_replica(spawn, tmp_path, "a"), start_replica(spawn, tmp_path, "b")
     for _ in range(5):
         mine = hospital_event(event_id=str(uuid.uuid4()))
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
