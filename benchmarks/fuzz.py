@@ -37,10 +37,10 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -62,8 +62,11 @@ from tests.hostile import (
     inbound_corpus,
     missing_child,
     release,
+    sniffed,
 )
 from topics.catalog import ALERT_STATES, ANSWERS, ANSWERS_REFUSED, DEAD_LETTERS, EVENTS, RECEIPTS
+
+W = TypeVar("W")  # what a produced message is accounted as
 
 CLI = str(Path(sys.executable).with_name("referral-bus"))
 TOKEN = DEMO_TOKENS[HOSPITAL]
@@ -415,15 +418,23 @@ def _event_id(value: bytes | None) -> str | None:
 
 async def hostile_kafka(kafka: KafkaSettings, total: int, seed: int) -> dict[tuple[int, int], Placed]:
     """Produce the hostile messages; {(partition, offset): what} of those on the bus."""
+    return await produce_placed(kafka, EVENTS.name, (
+        (Placed(name, _event_id(value)), value, f"fuzz-{i}".encode())
+        for i, (name, value) in enumerate(inbound_messages(total, seed))))
+
+
+async def produce_placed(kafka: KafkaSettings, topic: str,
+                         messages: Iterable[tuple[W, bytes | None, bytes]]) -> dict[tuple[int, int], W]:
+    """Produce each (what, value, key) to `topic`; {(partition, offset): what} of those the broker
+    took (one it refused, e.g. over its size limit, is simply not on the bus)."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
                                 max_request_size=4 * 1024 * 1024, linger_ms=5)
     await producer.start()
-    placed: dict[tuple[int, int], Placed] = {}
+    placed: dict[tuple[int, int], W] = {}
     try:
         futures = []
-        for i, (name, value) in enumerate(inbound_messages(total, seed)):
-            sent = await producer.send(EVENTS.name, value=value, key=f"fuzz-{i}".encode())
-            futures.append((Placed(name, _event_id(value)), sent))
+        for what, value, key in messages:
+            futures.append((what, await producer.send(topic, value=value, key=key)))
         for what, fut in futures:
             with contextlib.suppress(Exception):
                 meta = await fut
@@ -481,7 +492,8 @@ def hostile_answers(total: int, seed: int, targets: Targets) -> Iterator[tuple[s
         for name, raw in answer_corpus(alert_id, lead_id, done_id):
             if count < total:
                 count += 1
-                yield f"corpus:{name}", raw, (_referral_key(raw) or f"fuzz-answer-{count}".encode())
+                key = sniffed(raw, "referral_id") or f"fuzz-answer-{count}"
+                yield f"corpus:{name}", raw, key.encode("utf-8", "replace")
     ids = targets.alerts + targets.leads
     while count < total:
         count += 1
@@ -505,14 +517,6 @@ def hostile_answers(total: int, seed: int, targets: Targets) -> Iterator[tuple[s
             yield "random_bytes", rnd.randbytes(rnd.randint(0, 400)), f"fuzz-a{count}".encode()
 
 
-def _referral_key(raw: bytes | None) -> bytes | None:
-    try:
-        found = json.loads(raw or b"").get("referral_id")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-    return found.encode("utf-8", "replace") if isinstance(found, str) else None
-
-
 @dataclass(frozen=True)
 class PlacedAnswer:
     name: str
@@ -522,29 +526,16 @@ class PlacedAnswer:
 async def hostile_kafka_answers(kafka: KafkaSettings, total: int, seed: int,
                                 targets: Targets) -> dict[tuple[int, int], PlacedAnswer]:
     """Produce the hostile answers; {(partition, offset): what} of those on the bus."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
-                                max_request_size=4 * 1024 * 1024, linger_ms=5)
-    await producer.start()
-    placed: dict[tuple[int, int], PlacedAnswer] = {}
-    try:
-        futures = []
-        for name, value, key in hostile_answers(total, seed, targets):
-            sent = await producer.send(ANSWERS.name, value=value, key=key)
-            futures.append((PlacedAnswer(name, _response_id(value)), sent))
-        for what, fut in futures:
-            with contextlib.suppress(Exception):
-                meta = await fut
-                placed[(meta.partition, meta.offset)] = what
-    finally:
-        await producer.stop()
-    return placed
+    return await produce_placed(kafka, ANSWERS.name, (
+        (PlacedAnswer(name, _response_id(value)), value, key)
+        for name, value, key in hostile_answers(total, seed, targets)))
 
 
 def _response_id(value: bytes | None) -> str | None:
+    found = sniffed(value, "response_id")
     try:
-        found = json.loads(value or b"").get("response_id")
-        return str(uuid.UUID(found)) if isinstance(found, str) else None
-    except (ValueError, AttributeError, RecursionError):
+        return str(uuid.UUID(found)) if found is not None else None
+    except ValueError:
         return None
 
 

@@ -67,6 +67,16 @@ def release(case_id: str, agency: str | None = "police.command_center", **change
     return event
 
 
+def sniffed(raw: bytes | None, name: str) -> str | None:
+    """The string at `name` in a message if it is a JSON object holding one, else None; never raises
+    (what a test or benchmark needs to key or account for a hostile message it sends)."""
+    try:
+        found = json.loads(raw or b"").get(name)
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return found if isinstance(found, str) else None
+
+
 def dumps(obj: Any) -> bytes:
     """As a careless client's stdlib encoder writes it (lone surrogates become escapes)."""
     return json.dumps(obj).encode()

@@ -44,6 +44,7 @@ from tests.hostile import (
     missing_child,
     receipt_corpus,
     referral_corpus,
+    sniffed,
 )
 from tests.integration.conftest import Service, healthy, wait_for
 from topics.catalog import (
@@ -291,7 +292,8 @@ def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_f
     corpus = answer_corpus(alert_id, lead_id, done_id)
     # Keyed as the bus's producers key answers (by the id answered), so that those about one id are
     # read in order (`after_done` after `done_first`).
-    keys = [_referral_key(raw) or f"hostile-{i}".encode() for i, (_, raw) in enumerate(corpus)]
+    keys = [(sniffed(raw, "referral_id") or f"hostile-{i}").encode("utf-8", "replace")
+            for i, (_, raw) in enumerate(corpus)]
     at = produce(kafka, ANSWERS.name, corpus, key=lambda i: keys[i])
     junk = [("garbage", MARK.encode()), ("deep", b"[" * 4000), ("not_it", dumps({"id": MARK, MARK: 1})),
             ("surrogate", dumps({"alert_id": "\ud800"})), ("no_value", None)]
@@ -303,7 +305,7 @@ def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_f
 
     # -- each answer: applied, or refused with its reason ----------------------------------------
     expected = {name: ANSWER_OUTCOMES.get(name, "applied") for name, _ in corpus}
-    ids = {name: _response_id(raw) for name, raw in corpus}
+    ids = {name: sniffed(raw, "response_id") for name, raw in corpus}
 
     def accounted() -> dict[str, str] | None:
         refused = [RefusedAnswer.model_validate_json(r.value) for r in records(kafka, ANSWERS_REFUSED.name)]
@@ -374,22 +376,6 @@ def _states(kafka: KafkaSettings) -> dict[str, TrackedState]:
         if not isinstance(state, Refusal) and str(state.id) == key:
             out[key] = state
     return out
-
-
-def _referral_key(raw: bytes | None) -> bytes | None:
-    try:
-        found = json.loads(raw or b"").get("referral_id")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-    return found.encode("utf-8", "replace") if isinstance(found, str) else None
-
-
-def _response_id(raw: bytes | None) -> str | None:
-    try:
-        found = json.loads(raw or b"").get("response_id")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-    return found if isinstance(found, str) else None
 
 
 def _safe_value(check: Callable[[], T | None]) -> T | None:
