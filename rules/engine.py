@@ -707,7 +707,7 @@ def _build(event: Event, duties: list[Duty], dl: Deadlines, *, write: bool) -> l
     rules at load): the referral is built from them as `model_construct` would (`built`)."""
     day = event.occurred_at.date()
     reported_at = event.reported_at
-    values = event_values(event)
+    values = event_values(event, (d.projector for d in duties))
     ids = referral_ids(event.event_id)
     shared = {"event_id": event.event_id, "kind": event.kind, "jurisdiction": event.jurisdiction,
               "reported_at": reported_at, "exercise": event.exercise, "case_id": event.case_id}
