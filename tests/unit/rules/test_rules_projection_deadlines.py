@@ -14,7 +14,7 @@ from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import RuleBook, route
 from rules.errors import DeadlinesError, ProjectionError
-from rules.projection import _picked, event_values, load_projections, paths_for, project
+from rules.projection import _picked, event_values, load_projections, paths_for, project, projector
 
 FULL_PERSON = {"age": 9, "sex": "female", "nationality": "CN", "disability": "hearing",
                "name": "Secret Name", "id_number": "110101201501010000",
@@ -159,6 +159,18 @@ def test_projections_of_one_event_share_its_values_but_not_what_a_rule_adds(even
     plain = project(ev, "police", values=values)
     assert "is_child" not in plain["person"] and plain == project(ev, "police")
     assert project(ev, "health", add=["person.is_child"], values=values)["person"]["is_child"] is True
+
+
+@pytest.mark.parametrize("agency", sorted(catalog().agencies))
+def test_a_projection_reads_the_same_values_field_by_field_and_from_the_whole_event(agency: str, event: Any) -> None:
+    """Values read for a few fields (each alone) and for any (the whole event dumped) project alike."""
+    for ev in (event("rescued_victim_needs_assistance", "xx_city", FULL_PERSON, location=LOCATION,
+                     details={"a": 1, "b": None, "c": ""}, description=""),
+               event("child_missing_reported", "xian", {"age": 6, "wishes": []}),
+               event("transport_hub_suspected_trafficking", "xx_city", None)):
+        for add in ((), ("person.is_child", "last_seen_at", "outcome")):
+            p = projector(agency, add)
+            assert p.subject(event_values(ev, [p])) == p.subject(event_values(ev)), (agency, add)
 
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
