@@ -36,6 +36,7 @@ from bus.credentials import Credentials, Principal
 from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.settings import KafkaSettings, StateSettings
+from bus.throttle import Throttled
 from schemas.alerts import FINAL_STATUSES, ReferralResponse, dump, next_status
 from schemas.answers import AnswerRequest
 from schemas.contract import openapi_schema
@@ -43,7 +44,7 @@ from schemas.errors import FieldError
 from schemas.events import Event
 from schemas.receipts import Receipt, audit_record
 from schemas.wire import UNSUPPORTED_VERSION, Uuid
-from services.intake.auth import Authenticator, Throttled
+from services.intake.auth import Authenticator
 from services.intake.claims import Claims
 from services.intake.duties import Duties, DutiesUnavailable
 from services.intake.errors import IntakeError, error_responses
