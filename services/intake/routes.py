@@ -464,7 +464,7 @@ _REFUSALS = {
     "too_large": (413, "the body is too large"),
     "invalid_json": (422, "the body is not standard JSON (RFC 8259)"),
     "too_deep": (422, "the body is nested too deeply"),
-    "invalid_string": (422, "a string holds characters an event may not (controls, bidirectional overrides) "
+    "invalid_string": (422, "a string holds characters the bus does not take (controls, bidirectional overrides) "
                             "or is too long"),
     "invalid_event": (422, "the event is invalid"),
     UNSUPPORTED_VERSION: (422, "schema_version has a major version the bus does not read"),
