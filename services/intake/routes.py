@@ -36,6 +36,7 @@ from bus.credentials import Credentials, Principal
 from bus.delivery_metrics import DeliveryMetrics
 from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.settings import KafkaSettings, StateSettings
+from bus.throttle import Throttled
 from schemas.alerts import FINAL_STATUSES, ReferralResponse, dump, next_status
 from schemas.answers import AnswerRequest
 from schemas.contract import openapi_schema
@@ -43,7 +44,7 @@ from schemas.errors import FieldError
 from schemas.events import Event
 from schemas.receipts import Receipt, audit_record
 from schemas.wire import UNSUPPORTED_VERSION, Uuid
-from services.intake.auth import Authenticator, Throttled
+from services.intake.auth import Authenticator
 from services.intake.claims import Claims
 from services.intake.duties import Duties, DutiesUnavailable
 from services.intake.errors import IntakeError, error_responses
@@ -463,7 +464,7 @@ _REFUSALS = {
     "too_large": (413, "the body is too large"),
     "invalid_json": (422, "the body is not standard JSON (RFC 8259)"),
     "too_deep": (422, "the body is nested too deeply"),
-    "invalid_string": (422, "a string holds characters an event may not (controls, bidirectional overrides) "
+    "invalid_string": (422, "a string holds characters the bus does not take (controls, bidirectional overrides) "
                             "or is too long"),
     "invalid_event": (422, "the event is invalid"),
     UNSUPPORTED_VERSION: (422, "schema_version has a major version the bus does not read"),
