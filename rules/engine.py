@@ -596,21 +596,18 @@ _EVENT_FIELDS = tuple(_NO_EVENT)
 _FIELDS_SET = frozenset(Referral.model_fields) - {"schema_version"}
 
 
-def _written_referral(duty_fields: dict[str, Any]) -> Template:
-    return template(Referral, _EVENT_FIELDS, duty_fields)
-
-
 def _duty(agency: str, role: Role, rule_id: str, action: str, action_zh: str, *, decided_by: str,
           urgency: str, citation: Citation, constraints: tuple[str, ...], expires: dt.date,
           fields_add: tuple[str, ...] = (), fields_drop: tuple[str, ...] = ()) -> Duty:
     # Every input was validated (the pack at load, the event on arrival): no re-validation.
-    template = Referral.model_construct(
+    referral = Referral.model_construct(
         **_NO_EVENT, decided_by=decided_by, agency=agency, role=role, action=action,
         action_zh=action_zh, urgency=urgency, rule_id=rule_id, citation=citation,
         constraints=constraints)
-    written = _written_referral(
-        {k: v for k, v in template.__dict__.items() if k not in _EVENT_FIELDS})
-    return Duty(template, written, (0 if role == "lead" else 1, agency, rule_id),
+    # Its message with the duty's own fields written once, the event's left to fill in.
+    written = template(Referral, _EVENT_FIELDS,
+                       {k: v for k, v in referral.__dict__.items() if k not in _EVENT_FIELDS})
+    return Duty(referral, written, (0 if role == "lead" else 1, agency, rule_id),
                 referral_id_suffix(agency, rule_id, role), projector(agency, fields_add, fields_drop),
                 expires)
 

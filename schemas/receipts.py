@@ -149,6 +149,6 @@ def audit_records_json(event_id: str | uuid.UUID, action: AuditAction, actor: st
 
 @cache
 def _step_record(action: AuditAction, actor: str) -> Template:
-    """An audit record of `action` by `actor`, written but for its ids, time and agency."""
+    """An audit record of `action` by `actor`, written but for its ids, time, agency and detail."""
     return template(AuditRecord, ("audit_id", "event_id", "at", "referral_id", "agency", "detail"),
                     {"action": action, "actor": actor})
