@@ -23,6 +23,7 @@ from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.contract import openapi_schema
 from schemas.errors import FieldError
+from services.intake.admission import IntakeContext
 from services.intake.agents import consume_receipts
 from services.intake.auth import Authenticator
 from services.intake.claims import Claims, LocalClaims, LogClaims
@@ -30,7 +31,7 @@ from services.intake.duties import Duties, DutiesFollower, StoredDuties
 from services.intake.errors import IntakeError
 from services.intake.http import protocol_class
 from services.intake.metrics import DeliveryStreamMetrics, IntakeMetrics
-from services.intake.routes import IntakeContext, router
+from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 
