@@ -147,7 +147,8 @@ RESPONSES = ANSWERS
 # codes only, keyed like the answers. The duty console reads it to show an
 # officer's refused answer on its card.
 ANSWERS_REFUSED = TopicSpec("answers.refused", "RefusedAnswer", "answered_id", 1, 365 * DAY_MS,
-                            description="Answers the alerts service did not apply, with the reason (ids and codes "
+                            description="Answers the alerts service did not apply, or the intake's gate did not "
+                                        "admit from an agency's own answers topic, with the reason (ids and codes "
                                         "only).",
                             writers=("alerts", "intake"), readers=("console",))
 ESCALATIONS = TopicSpec("alerts.escalations", "Escalation", "referral_id", 4, 365 * DAY_MS,
