@@ -152,7 +152,7 @@ class Gate:
             return await self._refuse_answer(sniff(raw), reason, response.fields, position)
         assert raw is not None  # decoded
         try:
-            await admit_answer(self.ctx, Principal(agency, position.topic), _request(response),
+            admitted = await admit_answer(self.ctx, Principal(agency, position.topic), _request(response),
                                response.referral_id, raw, _ignore,
                                lookup_wait_s=self.ctx.settings.gate_lookup_wait_s)
         except IntakeError as refused_:
@@ -160,7 +160,7 @@ class Gate:
                 return Outcome(refused_.code, retry=True)
             return await self._refuse_answer(AnswerIds.of(response), _answer_reason(refused_.code),
                                              tuple(refused_.fields), position)
-        return Outcome("admitted")
+        return Outcome("duplicate" if admitted.repeat else "admitted")
 
     async def _refuse_answer(self, ids: AnswerIds, reason: RefusalReason, fields: tuple[FieldError, ...],
                              position: Position) -> Outcome:
@@ -203,9 +203,10 @@ class Gate:
 
 
 def _request(response: ReferralResponse) -> AnswerRequest:
-    """The answer as the HTTP endpoint's body would say it (the id in it, not in a path)."""
+    """The answer as the HTTP endpoint's body would say it (the id in it, not in a path); a time
+    the sender did not give is not one (the bus dates the answer, as for HTTP)."""
     return AnswerRequest(response_id=response.response_id, answer=response.answer, reason=response.reason,
                          note=response.note, officer=response.officer, exercise=response.exercise,
                          referral_id=response.referral_id, agency=response.agency,
-                         responded_at=response.responded_at)
+                         responded_at=response.responded_at if "responded_at" in response.model_fields_set else None)
 
