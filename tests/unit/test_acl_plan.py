@@ -13,6 +13,7 @@ demo's events (and a refused one) and the intake publishes through a recording p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -28,6 +29,7 @@ from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
 from services.intake.acl import AclPlan, Binding, expand, load_plan
 from services.intake.app import create_app
+from services.intake.gate import Gate
 from services.intake.settings import IntakeSettings
 from services.intake.store import Duty, IntakeStore
 from services.router.handling import Position, Router
@@ -259,9 +261,17 @@ def test_the_intake_writes_what_the_plan_lets_it(bindings: list[Binding], tmp_pa
         r = client.post(f"/v1/referrals/{referral_id}/answers", content=b'{"answer": "acknowledged"}',
                         headers={"Content-Type": "application/json", **auth()})
         assert r.status_code == 202
+        # Its gate: an admitted event and answer, a refused event (a dead letter), a refused answer.
+        gate = Gate(app.state.intake)
+        hospital_events, hospital_answers = (t.name for t in gate_topics(HOSPITAL))
+        for topic, raw in ((hospital_events, body(hospital_event())), (hospital_events, b"not json"),
+                           (hospital_answers, json.dumps({"referral_id": referral_id, "answer": "accepted"}).encode()),
+                           (hospital_answers, b"ACK")):
+            assert not asyncio.run(gate.handle(topic, 0, 0, raw)).retry
     allowed = {b.name for b in bindings if b.principal == "User:intake" and b.operation == "Write"}
-    assert {topic for topic, _, _ in publisher.sent} <= allowed
-    assert topics.ANSWERS.name in {topic for topic, _, _ in publisher.sent}
+    written = {topic for topic, _, _ in publisher.sent}
+    assert written <= allowed, written - allowed
+    assert {topics.ANSWERS.name, topics.DEAD_LETTERS.name, topics.ANSWERS_REFUSED.name} <= written
 
 
 def test_every_catalog_topic_has_a_writer_and_a_reader(bindings: list[Binding]) -> None:
