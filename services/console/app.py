@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bus.credentials import Credentials
 from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
+from bus.throttle import AttemptGate
 from services.console.agents import BusReader, Change, Fanout
 from services.console.answers import AnswerDesk, AnswerSink, HttpAnswerSink, KafkaAnswerSink
 from services.console.auth import Sessions, load_officers
@@ -59,7 +60,10 @@ def create_app(settings: ConsoleSettings, kafka: KafkaSettings, state: StateSett
                           idle_s=settings.idle_minutes * 60),
         reader=reader, fanout=fanout, desk=desk, closer=closer or KafkaPublisher(kafka, settings.publish_timeout_s),
         gateway=gateway or IntakeGateway(settings.intake_url), form=FormConfig.load(settings.form),
-        metrics=metrics)
+        metrics=metrics,
+        sign_in_gate=AttemptGate(max_failures=settings.sign_in_max_failures,
+                                 max_client_failures=settings.sign_in_max_failures_per_client,
+                                 window_s=settings.sign_in_window_s))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -131,6 +131,11 @@ class Sessions:
         return self._new(officer.agency, f"{officer.name} ({officer.id})", officer.name, "officer",
                          frozenset(officer.jurisdictions) if officer.jurisdictions is not None else None)
 
+    def token_id(self, token: str) -> str:
+        """The id a well-formed agency token names, if it is one of ours (its secret unchecked), else "-"."""
+        entry = self.agency_tokens.candidate(token) if self.agency_tokens is not None else None
+        return entry.id if entry is not None else "-"
+
     def sign_in_token(self, token: str, name: str) -> Session:
         """An agency token (the intake's) and the name of the person using it."""
         who = self.agency_tokens.authenticate(token) if self.agency_tokens is not None else None

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 ANSWER_OUTCOMES = ("published", "queued", "refused")
 CLOSING_OUTCOMES = ("published", "unavailable")
-SIGN_IN_RESULTS = ("ok", "refused")
+SIGN_IN_RESULTS = ("ok", "refused", "throttled")
 
 
 class ConsoleMetrics:

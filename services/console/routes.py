@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bus.kafka.publisher import BrokerUnavailable, Publisher
 from bus.presentation import receipt_view
+from bus.throttle import AttemptGate
 from rules.catalog import catalog
 from schemas.alerts import Answer, ReferralResponse
 from services.console.agents import BusReader, Change, Fanout
@@ -50,18 +52,22 @@ class ConsoleContext:
     gateway: IntakeGateway
     form: FormConfig
     metrics: ConsoleMetrics
+    #: Failed sign-ins per officer or token id and per client, one password check at a time.
+    sign_in_gate: AttemptGate = field(default_factory=AttemptGate)
 
 
 class ConsoleError(Exception):
     """A refusal in the bus's error shape: `{"error": {"code", "message", "fields"}}`."""
 
-    def __init__(self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields or []
+        self.headers = headers or {}
 
     def response(self) -> JSONResponse:
         return JSONResponse({"error": {"code": self.code, "message": self.message, "fields": self.fields}},
-                            status_code=self.status, headers={"Cache-Control": "no-store"})
+                            status_code=self.status, headers={"Cache-Control": "no-store", **self.headers})
 
 
 def context(request: Request) -> ConsoleContext:
@@ -173,16 +179,27 @@ async def sign_in(request: Request, ctx: Ctx) -> Response:
     except ValidationError as exc:
         raise ConsoleError(422, "invalid_request", "officer and password, or token and name",
                            [{"field": ".".join(map(str, e["loc"])), "reason": e["msg"]} for e in exc.errors()]) from exc
+    if body.officer and body.password:
+        attempt = f"officer:{body.officer}"
+        check = functools.partial(ctx.sessions.sign_in_officer, body.officer, body.password)
+    elif body.token and body.name:
+        attempt = f"token:{ctx.sessions.token_id(body.token)}"
+        check = functools.partial(ctx.sessions.sign_in_token, body.token, body.name)
+    else:
+        raise ConsoleError(422, "invalid_request", "officer and password, or token and name")
+    client = request.client.host if request.client is not None else "unknown"
+    throttled = ctx.sign_in_gate.enter(attempt, client)
+    if throttled is not None:
+        ctx.metrics.sign_ins.labels("throttled").inc()
+        raise ConsoleError(429, "too_many_attempts", "too many failed sign-ins for this name or from this "
+                           "address; try again later", headers={"Retry-After": str(throttled.retry_after_s)})
     try:
-        if body.officer and body.password:
-            s = await asyncio.to_thread(ctx.sessions.sign_in_officer, body.officer, body.password)
-        elif body.token and body.name:
-            s = await asyncio.to_thread(ctx.sessions.sign_in_token, body.token, body.name)
-        else:
-            raise ConsoleError(422, "invalid_request", "officer and password, or token and name")
+        async with ctx.sign_in_gate.slot:
+            s = await asyncio.to_thread(check)
     except SignInRefused as exc:
         ctx.metrics.sign_ins.labels("refused").inc()
         raise ConsoleError(401, "sign_in_refused", "unknown officer, wrong password or wrong token") from exc
+    ctx.sign_in_gate.succeeded(attempt, client)
     ctx.metrics.sign_ins.labels("ok").inc()
     log.info("signed_in", agency=s.agency, via=s.via)
     response = JSONResponse(_me(s, ctx), headers={"Cache-Control": "no-store"})

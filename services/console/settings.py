@@ -31,6 +31,11 @@ class ConsoleSettings(BaseSettings):
     # A duty shift; an idle desk (no request, no open board) is signed out sooner.
     session_hours: float = Field(default=12.0, gt=0)
     idle_minutes: float = Field(default=60.0, gt=0)
+    # Failed sign-ins (each a scrypt check) allowed per officer id or token id, and per client
+    # address, in a window; beyond that 429 until the window ends (bus.throttle).
+    sign_in_max_failures: int = Field(default=5, ge=1)
+    sign_in_max_failures_per_client: int = Field(default=20, ge=1)
+    sign_in_window_s: float = Field(default=60.0, gt=0)
     secure_cookies: bool = Field(default=False, description="Set behind HTTPS: the session cookie is Secure.")
     # Answers: produced on the answers topic, or (when set) posted to the bus's HTTP answer
     # endpoint, `{answer_url}/v1/referrals/{id}/answers` with `answer_token` (DECISIONS.md 2).

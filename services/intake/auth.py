@@ -10,70 +10,20 @@ the process from 65 to 807 MB (FastAPI ran up to 40 checks at once in its thread
 - one scrypt check runs at a time (`slots`), off the event loop: memory stays constant and the
   other requests keep their core;
 - each token id and each client address may start a few checks that did not succeed per window
-  (`max_failures`, `max_client_failures`); beyond that the answer is 429 with Retry-After,
-  before any work. An attempt counts when it starts, so a burst of concurrent guesses cannot
-  all slip in before the first failure is recorded. A missing, malformed or unknown token costs
-  nothing to refuse and is not counted (a proxy's address is not locked by browsers without
-  tokens);
-- the tables of failures hold `capacity` keys each, the least recently seen dropped first.
+  (`max_failures`, `max_client_failures`; `bus.throttle`, which the console's sign-in uses too);
+  beyond that the answer is 429 with Retry-After, before any work. A missing, malformed or
+  unknown token costs nothing to refuse and is not counted (a proxy's address is not locked by
+  browsers without tokens).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from bus.credentials import Credentials, Principal
-
-
-@dataclass(frozen=True)
-class Throttled:
-    """Too many failed attempts from this token id or client: try again after `retry_after_s`."""
-
-    retry_after_s: int
-
-
-class FailureWindow:
-    """Attempts without a success per key in a fixed window, for at most `capacity` keys."""
-
-    def __init__(self, max_failures: int, window_s: float, capacity: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self.capacity = capacity
-        self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, int]] = OrderedDict()
-
-    def retry_after(self, key: str) -> float:
-        """Seconds until `key` may try again (0: it may now)."""
-        entry = self._current(key)
-        if entry is None or entry[1] < self.max_failures:
-            return 0.0
-        return max(0.0, entry[0] + self.window_s - self._clock())
-
-    def attempt(self, key: str) -> None:
-        """Count an attempt (it stays counted unless a success clears the key)."""
-        started, count = self._current(key) or (self._clock(), 0)
-        self._entries[key] = (started, count + 1)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-
-    def succeeded(self, key: str) -> None:
-        self._entries.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def _current(self, key: str) -> tuple[float, int] | None:
-        entry = self._entries.get(key)
-        if entry is not None and self._clock() - entry[0] >= self.window_s:
-            del self._entries[key]
-            return None
-        return entry
+from bus.throttle import AttemptGate, Throttled
 
 
 class Authenticator:
@@ -83,9 +33,8 @@ class Authenticator:
                  window_s: float = 60.0, capacity: int = 4096, slots: int = 1,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.credentials = credentials
-        self.by_token = FailureWindow(max_failures, window_s, capacity, clock)
-        self.by_client = FailureWindow(max_client_failures, window_s, capacity, clock)
-        self._slots = asyncio.Semaphore(slots)
+        self.gate = AttemptGate(max_failures=max_failures, max_client_failures=max_client_failures,
+                                window_s=window_s, capacity=capacity, slots=slots, clock=clock)
 
     async def authenticate(self, token: str | None, client: str) -> Principal | Throttled | None:
         """The agency behind `token`, None (no, malformed, unknown or wrong token), or Throttled."""
@@ -96,14 +45,11 @@ class Authenticator:
         entry = self.credentials.candidate(token) if token else None
         if token is None or entry is None:
             return None  # no token, or not one of ours: nothing to check, nothing spent
-        wait = max(self.by_client.retry_after(client), self.by_token.retry_after(entry.id))
-        if wait > 0:
-            return Throttled(max(1, round(wait)))
-        self.by_client.attempt(client)
-        self.by_token.attempt(entry.id)
-        async with self._slots:
+        throttled = self.gate.enter(entry.id, client)
+        if throttled is not None:
+            return throttled
+        async with self.gate.slot:
             principal = await asyncio.to_thread(self.credentials.verify, token, entry)
         if principal is not None:
-            self.by_token.succeeded(entry.id)
-            self.by_client.succeeded(client)
+            self.gate.succeeded(entry.id, client)
         return principal

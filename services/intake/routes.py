@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from bus.agency_reader import AgencyReader, AuditSink
 from bus.boundary import ANSWER_REQUEST, EVENT, Refusal
 from bus.credentials import Principal
+from bus.throttle import Throttled
 from schemas.answers import AnswerRequest
 from schemas.contract import openapi_schema
 from schemas.errors import FieldError
@@ -43,7 +44,6 @@ from schemas.events import Event
 from schemas.receipts import Receipt
 from schemas.wire import UNSUPPORTED_VERSION, Uuid
 from services.intake.admission import Count, IntakeContext, admit_answer, admit_event
-from services.intake.auth import Throttled
 from services.intake.errors import IntakeError, error_responses
 from services.intake.store import TakenAnswer
 
@@ -328,7 +328,7 @@ _REFUSALS = {
     "too_large": (413, "the body is too large"),
     "invalid_json": (422, "the body is not standard JSON (RFC 8259)"),
     "too_deep": (422, "the body is nested too deeply"),
-    "invalid_string": (422, "a string holds characters an event may not (controls, bidirectional overrides) "
+    "invalid_string": (422, "a string holds characters the bus does not take (controls, bidirectional overrides) "
                             "or is too long"),
     "invalid_event": (422, "the event is invalid"),
     UNSUPPORTED_VERSION: (422, "schema_version has a major version the bus does not read"),

@@ -14,13 +14,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.demo_events import scripted_events
+from bus.kafka.clients import consumer as make_consumer
 from bus.kafka.reader import read_all
 from bus.local_broker import LocalBroker
 from bus.settings import KafkaSettings
 from schemas.events import parse_event_obj
 from schemas.referrals import Referral
 from services.router.settings import RouterSettings
-from topics.catalog import EVENTS
+from topics.catalog import EVENTS, REFERRAL_PARTITIONS, referral_topic_name
 
 from .conftest import Service, publish, wait_for
 from .test_router import expected_referrals, read_referrals
@@ -45,6 +46,23 @@ def committed_offsets(kafka: KafkaSettings, group: str) -> dict[int, int]:
     return asyncio.run(go())
 
 
+async def wait_for_referrals(kafka: KafkaSettings, agencies: set[str], more_than: int) -> None:
+    """Return as soon as more than `more_than` referrals are on the agencies' topics."""
+    reader = make_consumer(kafka, group_id=None)
+    await reader.start()
+    try:
+        parts = [TopicPartition(referral_topic_name(a), p)
+                 for a in sorted(agencies) for p in range(REFERRAL_PARTITIONS)]
+        reader.assign(parts)
+        await reader.seek_to_beginning(*parts)
+        seen, deadline = 0, time.monotonic() + 60
+        while seen <= more_than:
+            assert time.monotonic() < deadline, f"only {seen} referrals on the broker after 60 s"
+            seen += sum(len(records) for records in (await reader.getmany(*parts, timeout_ms=50)).values())
+    finally:
+        await reader.stop()
+
+
 def test_router_stalled_past_its_request_timeout_exits_non_zero_and_its_restart_routes_every_event(
         broker: LocalBroker, kafka: KafkaSettings, spawn: Callable[..., Service]) -> None:
     events = [parse_event_obj(e) for _ in range(1000) for e in scripted_events()]
@@ -67,13 +85,20 @@ def test_router_stalled_past_its_request_timeout_exits_non_zero_and_its_restart_
     wait_for(lambda: warm_ids <= routed(), 60, "the router running (first events routed)")
 
     publish(kafka, [e.model_dump_json().encode() for e in burst])
-    broker.freeze()  # the router is in the middle of the burst: its sends in flight get no answer
+    # Frozen only once the burst's referrals are reaching the broker: the router is in the middle of
+    # it, with sends in flight that get no answer. (Frozen before it had fetched the burst, it would
+    # have nothing in flight, lose nothing, and rightly wait for the broker instead of exiting.)
+    asyncio.run(wait_for_referrals(kafka, agencies, more_than=len(warm_ids)))
+    broker.freeze()
     frozen_at = time.monotonic()
     try:
         # It exits while the broker is still frozen: about five request timeouts in (the failed
         # sends' retries expire, then the shutdown's flush), or ~45 s in when the stall caught an
         # offset commit in flight (aiokafka retries it until then). Nothing waits for the broker.
-        wait_for(lambda: first_run.poll() is not None, 90, "the router to exit while the broker is frozen")
+        try:
+            wait_for(lambda: first_run.poll() is not None, 90, "the router to exit while the broker is frozen")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}; the router's log ends:\n{router.log[-4000:]}") from None
         exited_after = time.monotonic() - frozen_at
         rc = first_run.returncode
     finally:

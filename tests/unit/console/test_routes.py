@@ -124,3 +124,29 @@ def test_a_receipt_names_the_plan_by_title_and_times_in_local_time() -> None:
     refused = receipt_view({"event_id": "x", "status": "refused", "receipt": {
         "refusal_reason": "invalid_event", "refusal_errors": [{"field": "person.age", "reason": "too old"}]}})
     assert refused["refusal"] == {"reason": "invalid_event", "fields": [{"field": "person.age", "reason": "too old"}]}
+
+
+def test_password_guessing_is_throttled_per_officer_without_locking_out_others(
+        setup: tuple[TestClient, ConsoleContext, Sink]) -> None:
+    client, ctx, _ = setup
+    checks: list[str] = []
+    real_check = ctx.sessions.sign_in_officer
+
+    def counted(officer: str, password: str) -> Any:
+        checks.append(officer)
+        return real_check(officer, password)
+
+    ctx.sessions.sign_in_officer = counted  # type: ignore[method-assign]
+    guesses = [client.post("/api/sign-in", json={"officer": "cc-wang", "password": f"guess-{i}"}) for i in range(8)]
+    assert [r.status_code for r in guesses] == [401] * 5 + [429] * 3
+    assert checks == ["cc-wang"] * 5  # a throttled guess costs no password check
+    throttled = guesses[-1]
+    assert throttled.json()["error"]["code"] == "too_many_attempts"
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 60
+    assert "guess" not in throttled.text
+    # Even the right password waits for the window: a guesser cannot tell it found it.
+    r = client.post("/api/sign-in", json={"officer": "cc-wang", "password": demo_password("cc-wang")})
+    assert r.status_code == 429
+    sign_in(client, "cc-li")  # another officer at the same address signs in
+    metric = ctx.metrics.sign_ins.labels("throttled")._value.get()
+    assert metric == 4

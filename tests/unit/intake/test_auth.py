@@ -7,7 +7,8 @@ from typing import Any
 from unittest.mock import patch
 
 from bus.credentials import Credentials
-from services.intake.auth import Authenticator, FailureWindow, Throttled
+from bus.throttle import FailureWindow, Throttled
+from services.intake.auth import Authenticator
 from services.intake.settings import IntakeSettings
 from tests.unit.intake.test_regression_i17 import wrong_secret
 
