@@ -132,9 +132,9 @@ def test_password_guessing_is_throttled_per_officer_without_locking_out_others(
     checks: list[str] = []
     real_check = ctx.sessions.sign_in_officer
 
-    def counted(officer: str, password: str) -> Any:
-        checks.append(officer)
-        return real_check(officer, password)
+    def counted(officer_id: str, password: str) -> Any:
+        checks.append(officer_id)
+        return real_check(officer_id, password)
 
     ctx.sessions.sign_in_officer = counted  # type: ignore[method-assign]
     guesses = [client.post("/api/sign-in", json={"officer": "cc-wang", "password": f"guess-{i}"}) for i in range(8)]
