@@ -28,8 +28,10 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bus.answer_refusals import AnswerIds, refused, sniff
@@ -170,36 +172,57 @@ class Gate:
         return Outcome(reason)
 
     async def run(self) -> None:
-        """Read every agency's gate topics in the gate's consumer group, one message at a time,
-        committing each once decided; reconnects."""
+        """Read every agency's gate topics in the gate's consumer group; reconnects.
+
+        Each topic partition is decided by a task of its own, one message at a time, in order, and
+        committed message by message; the partition is paused while its task runs. So one agency
+        whose messages are slow to decide (answers to ids the bus does not know wait for the
+        states) delays only itself, never another agency's missing-child report."""
         names = gate_topic_names()
         backoff = 0.5
         while True:
             consumer = make_consumer(self.ctx.kafka, *names, group_id=self.ctx.settings.gate_group)
+            running: dict[TopicPartition, asyncio.Task[None]] = {}
             try:
                 await consumer.start()
                 backoff = 0.5
                 while True:
-                    batch = await consumer.getmany(timeout_ms=1000, max_records=100)
+                    batch = await consumer.getmany(timeout_ms=200 if running else 1000, max_records=100)
                     for tp, messages in batch.items():
-                        for m in messages:
-                            outcome = await self.handle(tp.topic, tp.partition, m.offset, m.value)
-                            if outcome.retry:
-                                consumer.seek(tp, m.offset)  # the rest of this batch is read again too
-                                log.warning("gate_retry", reason=outcome.outcome, topic=tp.topic,
-                                            partition=tp.partition, offset=m.offset)
-                                await asyncio.sleep(RETRY_S)
-                                break
-                            await consumer.commit({tp: m.offset + 1})
+                        if messages and tp not in running:
+                            consumer.pause(tp)
+                            running[tp] = asyncio.create_task(self._partition(consumer, tp, messages))
+                    for tp in [tp for tp, task in running.items() if task.done()]:
+                        running.pop(tp).result()  # a KafkaError (a lost partition's commit) reconnects
+                        if tp in consumer.assignment():
+                            consumer.resume(tp)
             except asyncio.CancelledError:
                 raise
             except (KafkaError, OSError) as exc:
                 log.warning("gate_retry_connect", error=type(exc).__name__, in_s=backoff)
             finally:
+                for task in running.values():
+                    task.cancel()
+                for task in running.values():
+                    with contextlib.suppress(BaseException):
+                        await task
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(consumer.stop(), 5)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
+
+    async def _partition(self, consumer: AIOKafkaConsumer, tp: TopicPartition, messages: list[Any]) -> None:
+        """Decide one partition's messages in order, committing each once decided; at the first one
+        that cannot be decided now, seek back to it and pause (it is read again)."""
+        for m in messages:
+            outcome = await self.handle(tp.topic, tp.partition, m.offset, m.value)
+            if outcome.retry:
+                consumer.seek(tp, m.offset)
+                log.warning("gate_retry", reason=outcome.outcome, topic=tp.topic, partition=tp.partition,
+                            offset=m.offset)
+                await asyncio.sleep(RETRY_S)
+                return
+            await consumer.commit({tp: m.offset + 1})
 
 
 def _request(response: ReferralResponse) -> AnswerRequest:

@@ -323,6 +323,32 @@ def test_hostile_messages_on_agencies_own_topics_stop_nothing_and_each_is_accoun
         assert MARK not in refusal.model_dump_json()
 
 
+def test_an_agency_whose_messages_are_slow_to_decide_delays_no_other_agency(
+        kafka: KafkaSettings, spawn: Callable[..., Service]) -> None:
+    """Each gate topic is decided by a task of its own: answers to ids the bus does not know, which
+    wait for the states (up to 5 s each here), hold up only the agency that sent them; a hospital's
+    report written while they are being refused is admitted before they all are."""
+    intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(free_port()),
+                                  "REFERRAL_BUS_INTAKE_GATE_LOOKUP_WAIT_S": "5"})
+    slow = [(f"unknown-{i}", dumps({"response_id": str(uuid.uuid4()), "referral_id": str(uuid.uuid4()),
+                                    "answer": "acknowledged"})) for i in range(12)]
+    produce(kafka, gate_answers_topic_name(COMMAND_CENTRE), slow)
+    # Once the gate is busy with them (the first refused), the hospital writes its report.
+    wait_for(lambda: len(records(kafka, ANSWERS_REFUSED.name)) >= 1, 60, f"the first slow answer\n{intake.log[-2000:]}")
+    report = hospital_report()
+    produce(kafka, gate_events_topic_name(HOSPITAL), [("report", dumps(report))],
+            key=lambda _: report["event_id"].encode())
+
+    def admitted() -> bool:
+        return any(json.loads(r.value)["event_id"] == report["event_id"] for r in records(kafka, EVENTS.name))
+
+    wait_for(lambda: _safe_value(admitted), 60, f"the hospital's report admitted\n{intake.log[-2000:]}")
+    refused = [r for r in records(kafka, ANSWERS_REFUSED.name)
+               if RefusedAnswer.model_validate_json(r.value).topic == gate_answers_topic_name(COMMAND_CENTRE)]
+    assert len(refused) < len(slow), "the report waited for the other agency's answers"
+    wait_for(lambda: len(records(kafka, ANSWERS_REFUSED.name)) >= len(slow), 120, "every slow answer refused")
+
+
 def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_for(
         kafka: KafkaSettings, spawn: Callable[..., Service]) -> None:
     """The answer path of #17: a corpus of hostile answers on the answers topic (not answers at all,
