@@ -38,10 +38,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from rules.catalog import Catalog, catalog
 from rules.deadlines import Deadlines
@@ -50,6 +51,7 @@ from rules.explain import ConditionCheck, Explanation, NamedUnit, PackStep, Rule
 from rules.fields import getter
 from rules.model import Condition, Pack, Rule, Source
 from rules.projection import Projector, event_values, projector
+from schemas.encoding import Template, built, template
 from schemas.events import Event
 from schemas.referrals import Citation, Referral, Role, referral_id_suffix, referral_ids
 
@@ -59,6 +61,7 @@ __all__ = [
     "Explanation",
     "PlanStatus",
     "RuleBook",
+    "WrittenReferral",
     "compile_packs",
     "explain",
     "is_triage",
@@ -67,6 +70,7 @@ __all__ = [
     "load_rulebook",
     "plan_status",
     "route",
+    "route_written",
 ]
 
 DEFAULT_PACKS_DIR = Path(__file__).parent / "packs"
@@ -214,9 +218,11 @@ class Duty:
     """One referral a fired rule makes, with everything but the event's own values resolved
     once: `template` holds the referral's fields that do not depend on the event (agency, role,
     action, urgency, rule, citation, constraints); routing copies it with the event's ids,
-    times, flags and need-to-know subject (`_build`)."""
+    times, flags and need-to-know subject (`_build`). `written` is the referral's message with
+    those fields already serialised."""
 
     template: Referral
+    written: Template
     sort_key: tuple[int, str, str]
     #: The part of the referral id's name that does not depend on the event.
     id_suffix: str
@@ -583,15 +589,25 @@ _NO_EVENT: dict[str, Any] = {
     "exercise": False, "expired_plan": False, "case_id": None, "subject": {}}
 
 
+#: The referral's fields that `_build` fills in per event (the others are the duty's own).
+_EVENT_FIELDS = tuple(_NO_EVENT)
+#: The fields a routed referral was given (as `model_copy` of a template left them: all but
+#: `schema_version`, the model's default).
+_FIELDS_SET = frozenset(Referral.model_fields) - {"schema_version"}
+
+
 def _duty(agency: str, role: Role, rule_id: str, action: str, action_zh: str, *, decided_by: str,
           urgency: str, citation: Citation, constraints: tuple[str, ...], expires: dt.date,
           fields_add: tuple[str, ...] = (), fields_drop: tuple[str, ...] = ()) -> Duty:
     # Every input was validated (the pack at load, the event on arrival): no re-validation.
-    template = Referral.model_construct(
+    referral = Referral.model_construct(
         **_NO_EVENT, decided_by=decided_by, agency=agency, role=role, action=action,
         action_zh=action_zh, urgency=urgency, rule_id=rule_id, citation=citation,
         constraints=constraints)
-    return Duty(template, (0 if role == "lead" else 1, agency, rule_id),
+    # Its message with the duty's own fields written once, the event's left to fill in.
+    written = template(Referral, _EVENT_FIELDS,
+                       {k: v for k, v in referral.__dict__.items() if k not in _EVENT_FIELDS})
+    return Duty(referral, written, (0 if role == "lead" else 1, agency, rule_id),
                 referral_id_suffix(agency, rule_id, role), projector(agency, fields_add, fields_drop),
                 expires)
 
@@ -669,42 +685,59 @@ def _duties(fired: list[Variant]) -> list[Duty]:
     return [d for d in duties if d.template.role == "lead" or d.template.agency not in leading]
 
 
-def _build(event: Event, duties: list[Duty], dl: Deadlines) -> list[Referral]:
-    """The referrals of `duties` for `event`: each duty's template with the event's values.
-    The event is dumped once, each subject projected once per projection, each deadline
-    computed once per urgency, and the event's part of the referral ids hashed once."""
+class WrittenReferral(NamedTuple):
+    """A referral and its message: `referral.model_dump_json().encode()`, written from parts
+    serialised once (the duty's own fields, the event's, each subject and deadline)."""
+
+    referral: Referral
+    value: bytes
+
+
+_BOOL_JSON = {False: b"false", True: b"true"}
+
+
+def _build(event: Event, duties: list[Duty], dl: Deadlines, *, write: bool) -> list[WrittenReferral]:
+    """The referrals of `duties` for `event`: each duty's template with the event's values, and
+    with `write`, each one's message. The event is dumped once, each subject projected (and
+    serialised) once per projection, each deadline computed once per urgency, and the event's
+    part of the referral ids hashed once. The values were validated (the event on arrival, the
+    rules at load): the referral is built from them as `model_construct` would (`built`)."""
     day = event.occurred_at.date()
     reported_at = event.reported_at
-    values = event_values(event)
+    values = event_values(event, (d.projector for d in duties))
     ids = referral_ids(event.event_id)
     shared = {"event_id": event.event_id, "kind": event.kind, "jurisdiction": event.jurisdiction,
               "reported_at": reported_at, "exercise": event.exercise, "case_id": event.case_id}
-    subjects: dict[Projector, dict[str, Any]] = {}
-    clocks: dict[str, tuple[dt.datetime | None, dt.datetime | None]] = {}
-    out: list[Referral] = []
+    shared_json = {name: to_json(value) for name, value in shared.items()} if write else {}
+    subjects: dict[Projector, tuple[dict[str, Any], bytes]] = {}
+    clocks: dict[str, tuple[dt.datetime | None, dt.datetime | None, bytes, bytes]] = {}
+    out: list[WrittenReferral] = []
     for d in duties:
         subject = subjects.get(d.projector)
         if subject is None:
-            subject = subjects[d.projector] = d.projector.subject(values)
+            projected = d.projector.subject(values)
+            subject = subjects[d.projector] = (projected, to_json(projected) if write else b"")
         urgency = d.template.urgency
         clock = clocks.get(urgency)
         if clock is None:
-            clock = clocks[urgency] = (dl.ack_by(urgency, reported_at), dl.due_by(urgency, reported_at))
-        out.append(d.template.model_copy(update={
-            **shared, "referral_id": ids(d.id_suffix), "ack_by": clock[0], "due_by": clock[1],
-            "expired_plan": day > d.expires, "subject": subject}))
+            ack_by, due_by = dl.ack_by(urgency, reported_at), dl.due_by(urgency, reported_at)
+            clock = clocks[urgency] = (ack_by, due_by, to_json(ack_by) if write else b"",
+                                       to_json(due_by) if write else b"")
+        referral_id = ids(d.id_suffix)
+        expired = day > d.expires
+        referral = built(Referral, {
+            **d.template.__dict__, **shared, "referral_id": referral_id, "ack_by": clock[0],
+            "due_by": clock[1], "expired_plan": expired, "subject": subject[0]}, set(_FIELDS_SET))
+        value = d.written.write({
+            **shared_json, "referral_id": b'"%s"' % str(referral_id).encode(), "ack_by": clock[2],
+            "due_by": clock[3], "expired_plan": _BOOL_JSON[expired], "subject": subject[1],
+        }) if write else b""
+        out.append(WrittenReferral(referral, value))
     return out
 
 
-def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:
-    """Every referral the plans require for `event`: pure, synchronous, deterministic order
-    (lead before cooperating, then agency, then rule id). An event no rule covers yields one
-    triage referral to the joint-conference office; an event of a kind that only acts on an open
-    case (`routed: false` in the catalog, e.g. `case_resolved`) yields none. An event that
-    happened after its jurisdiction's plan ended routes by the plan in force where that covers
-    it (see `RuleBook.deferral`).
-
-    Referrals of one event that have the same need-to-know projection share one `subject`."""
+def _routed(event: Event, book: RuleBook, deadlines: Deadlines | None, *, write: bool
+            ) -> list[WrittenReferral]:
     if not catalog().event_kinds[event.kind].routed:
         return []
     dl = deadlines if deadlines is not None else _default_deadlines()
@@ -717,7 +750,26 @@ def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -
     if not duties:
         duties = [_unrouted_duty(book, event.jurisdiction, deferral)]
     duties.sort(key=_duty_order)
-    return _build(event, duties, dl)
+    return _build(event, duties, dl, write=write)
+
+
+def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:
+    """Every referral the plans require for `event`: pure, synchronous, deterministic order
+    (lead before cooperating, then agency, then rule id). An event no rule covers yields one
+    triage referral to the joint-conference office; an event of a kind that only acts on an open
+    case (`routed: false` in the catalog, e.g. `case_resolved`) yields none. An event that
+    happened after its jurisdiction's plan ended routes by the plan in force where that covers
+    it (see `RuleBook.deferral`).
+
+    Referrals of one event that have the same need-to-know projection share one `subject`."""
+    return [written.referral for written in _routed(event, book, deadlines, write=False)]
+
+
+def route_written(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None
+                  ) -> list[WrittenReferral]:
+    """`route`, each referral with its message as the model writes it (the router's step: each
+    part serialised once, the referral not serialised again)."""
+    return _routed(event, book, deadlines, write=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,10 +112,17 @@ def _default_paths_for(agency: str, add: tuple[str, ...], drop: tuple[str, ...])
     return _paths_for(load_projections(), agency, add, drop)
 
 
+#: The JSON-ready types whose empty value ("", [], {}) means unknown.
+_EMPTY_MEANS_UNKNOWN = (str, list, dict)
+
+
 def _picked(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: v for k, v in value.items() if v not in ("", [], {})} or None
-    if value in ("", [], {}):
+    """`value` (JSON-ready) with unknown parts left out, one level down; None if it is unknown.
+    (A test of the type, not `v not in ("", [], {})`: comparing a value with each of those, of
+    other types, cost more than the rest of projecting an event.)"""
+    if value.__class__ is dict:
+        return {k: v for k, v in value.items() if v or v.__class__ not in _EMPTY_MEANS_UNKNOWN} or None
+    if not value and value.__class__ in _EMPTY_MEANS_UNKNOWN:
         return None
     return value
 
@@ -123,27 +130,43 @@ def _picked(value: Any) -> Any:
 _UNSET: Any = object()
 
 
+#: Up to this many fields, an event's projections read each field alone; beyond, the whole
+#: event in one call of pydantic's serializer costs less (and `include` costs more than it saves).
+_FEW_FIELDS = 4
+
+
 class EventValues:
     """An event's values for its projections, each top-level field read once per event and
     shared by them: as JSON-ready values (`model_dump(mode="json", exclude_none=True)` of that
-    field) with unknown parts left out (empty strings, lists and objects, one level down too)."""
+    field) with unknown parts left out (empty strings, lists and objects, one level down too).
+    For projections that read more than a few fields (`heads`, None: any), the whole event is
+    dumped at once."""
 
-    __slots__ = ("_fields", "_picked", "event")
+    __slots__ = ("_dumped", "_fields", "_picked", "_whole", "event")
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, heads: frozenset[str] | None = None) -> None:
         self.event = event
         self._fields = _fields_of(event.__class__)
+        self._whole = heads is None or len(heads) > _FEW_FIELDS
+        self._dumped: dict[str, Any] | None = None
         self._picked: dict[str, Any] = {}
 
     def picked(self, head: str) -> Any:
-        """The value of top-level field `head`, unknown parts left out; None if unknown."""
+        """The value of top-level field `head`, unknown parts left out; None if unknown (also
+        for a field of another kind's model, `last_seen_at` on a clue)."""
         value = self._picked.get(head, _UNSET)
         if value is _UNSET:
-            # Only the event's own fields: a field of another kind's model (`last_seen_at` on a
-            # clue) is unknown here, without pydantic's slow path for a missing attribute.
-            value = getattr(self.event, head) if head in self._fields else None
-            if value is not None and value.__class__ is not str:
-                value = to_jsonable_python(value, exclude_none=True)
+            if self._whole:
+                dumped = self._dumped
+                if dumped is None:
+                    dumped = self._dumped = to_jsonable_python(self.event, exclude_none=True)
+                value = dumped.get(head)
+            else:
+                # Only the event's own fields: a field of another kind's model is unknown here,
+                # without pydantic's slow path for a missing attribute.
+                value = getattr(self.event, head) if head in self._fields else None
+                if value is not None and value.__class__ is not str:
+                    value = to_jsonable_python(value, exclude_none=True)
             value = self._picked[head] = _picked(value)
         return value
 
@@ -157,9 +180,12 @@ def _fields_of(model: type[Event]) -> frozenset[str]:
     return frozenset(model.model_fields)
 
 
-def event_values(event: Event) -> EventValues:
-    """The values every projection of `event` reads (`EventValues`)."""
-    return EventValues(event)
+def event_values(event: Event, projectors: Iterable[Projector] | None = None) -> EventValues:
+    """The values the projections of `event` read (`EventValues`): those of `projectors`, or
+    of any projection."""
+    if projectors is None:
+        return EventValues(event)
+    return EventValues(event, frozenset().union(*(p.heads for p in projectors)))
 
 
 _FIELDS_OF: dict[str, frozenset[str]] = {
@@ -177,6 +203,8 @@ class Projector:
 
     paths: tuple[str, ...]
     steps: tuple[tuple[str, tuple[tuple[str, str | None], ...]], ...]
+    #: The top-level fields it reads.
+    heads: frozenset[str]
 
     def subject(self, values: EventValues) -> dict[str, Any]:
         """The subject for the event whose values (`event_values`) are `values`. Parts of it
@@ -225,7 +253,8 @@ def _compiled(paths: tuple[str, ...]) -> Projector:
             steps[-1][1].append((name, derived))
         else:
             steps.append((head, [(name, derived)]))
-    return Projector(paths, tuple((head, tuple(fields)) for head, fields in steps))
+    return Projector(paths, tuple((head, tuple(fields)) for head, fields in steps),
+                     frozenset(head for head, _ in steps))
 
 
 @cache

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from schemas.cases import report_case
+from schemas.encoding import built
 from schemas.events import AgencyCode, Event, MissingChildReport
 from schemas.referrals import Citation, Referral
 from schemas.wire import NOT_BLANK_PATTERN, Bool, Int, Message, Str, Timestamp, Uuid, WireModel, python_regex
@@ -55,16 +56,21 @@ class ChildDescriptors(_Frozen):
     last_seen_at: Timestamp | None = None
 
 
+_DESCRIPTORS = frozenset(ChildDescriptors.model_fields)
+
+
 def descriptors_of(event: Event) -> ChildDescriptors:
     """What clue matching compares of an event: age, sex, last-seen place and time (for a clue,
     where and when it was seen)."""
     person = event.person
     if isinstance(event, MissingChildReport):
-        return ChildDescriptors(age=person.age if person else None, sex=person.sex if person else None,
-                                place=event.last_seen_location.place, last_seen_at=event.last_seen_at)
-    return ChildDescriptors(age=person.age if person else None, sex=person.sex if person else None,
-                            place=event.location.place if event.location else None,
-                            last_seen_at=event.occurred_at)
+        place, seen_at = event.last_seen_location.place, event.last_seen_at
+    else:
+        place, seen_at = event.location.place if event.location else None, event.occurred_at
+    # Values of a validated event, of the fields' own types: not validated again.
+    return built(ChildDescriptors, {"age": person.age if person else None, "sex": person.sex if person else None,
+                                    "place": place, "last_seen_at": seen_at}, set(_DESCRIPTORS))
+
 
 
 class PoliceAlert(Message):

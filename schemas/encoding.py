@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any
+from operator import itemgetter
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined, to_json
 
-__all__ = ["Uuid5", "dump_values", "model_values"]
+__all__ = ["Template", "Uuid5", "built", "dump_values", "model_values", "template"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @cache
@@ -47,6 +50,12 @@ def _plain_leads(model: type[BaseModel]) -> int:
             break
         n += 1
     return n
+
+
+@cache
+def _leading_defaults(model: type[BaseModel], lead: int) -> dict[str, Any]:
+    """The plain defaults of the model's first `lead` fields (never changed: copied from)."""
+    return dict(_shape(model)[1][:lead])
 
 
 class _Factory:
@@ -75,7 +84,7 @@ def model_values(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str,
         lead = len(names) - len(keys)
         if 0 < lead <= _plain_leads(model) and keys == names[lead:]:
             # Every field after leading ones that have plain defaults (`schema_version`).
-            return {**{name: default for name, default in defaults[:lead]}, **values}
+            return {**_leading_defaults(model, lead), **values}
     data: dict[str, Any] = {}
     given = 0
     for name, default in defaults:
@@ -89,6 +98,71 @@ def model_values(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str,
     if given != len(values):
         raise ValueError(f"{model.__name__} has no field {sorted(set(values) - set(data))}")
     return data
+
+
+def built(model: type[M], values: dict[str, Any], fields_set: set[str]) -> M:
+    """The instance `model.model_construct(**values)` makes, for `values` that hold every field
+    in the model's order (a template's values with an event's): without `model_construct`'s
+    walk over the fields, which cost more than the rest of building a referral. Owns `values`
+    and `fields_set` (pass copies)."""
+    instance = model.__new__(model)
+    _setattr(instance, "__dict__", values)
+    _setattr(instance, "__pydantic_fields_set__", fields_set)
+    _setattr(instance, "__pydantic_extra__", None)
+    _setattr(instance, "__pydantic_private__", None)
+    return instance
+
+
+_setattr = object.__setattr__
+
+
+class Template:
+    """A message of one model with some of its fields written once (`template`), and the others
+    filled in per message (`write`) with their JSON (`to_json(value)`, which may be shared by
+    messages too: an event's fields, a deadline). A model writes `{"name":value,...}` with its
+    fields in order and nothing between them, so these are the bytes `dump_values` writes
+    (tests/unit/test_encoding.py compares them)."""
+
+    __slots__ = ("_format", "_pick", "holes")
+
+    def __init__(self, texts: list[bytes], holes: tuple[str, ...]) -> None:
+        #: The fields written per message, in the model's order.
+        self.holes = holes
+        # The written parts with a `%b` for each hole (any `%` of theirs doubled), filled in C.
+        self._format = b"%b".join(text.replace(b"%", b"%%") for text in texts)
+        self._pick: Callable[[Mapping[str, bytes]], Any] = (
+            itemgetter(*holes) if len(holes) > 1 else lambda parts: tuple(parts[name] for name in holes))
+
+    def write(self, parts: Mapping[str, bytes]) -> bytes:
+        """The message, given the JSON of each of its `holes`."""
+        written: bytes = self._format % self._pick(parts)
+        return written
+
+
+def template(model: type[BaseModel], holes: tuple[str, ...], fixed: Mapping[str, Any]) -> Template:
+    """`model`'s messages with every field but `holes` written once: its value in `fixed`, else
+    the model's default, as `dump_values` writes them. `holes` are filled per message by
+    `Template.write`. A field that is neither a hole nor fixed and has no plain default raises
+    KeyError; an unknown field, ValueError."""
+    names, defaults = _shape(model)
+    unknown = (set(fixed) | set(holes)) - set(names)
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {sorted(unknown)}")
+    texts: list[bytes] = []
+    text = b""
+    for i, (name, default) in enumerate(defaults):
+        text += (b'{"' if i == 0 else b',"') + name.encode() + b'":'
+        if name in holes:
+            texts.append(text)
+            text = b""
+        elif name in fixed:
+            text += to_json(fixed[name])
+        elif default is PydanticUndefined or isinstance(default, _Factory):
+            raise KeyError(f"{model.__name__}.{name} is required")
+        else:
+            text += to_json(default)
+    texts.append(text + b"}")
+    return Template(texts, tuple(name for name in names if name in holes))
 
 
 class Uuid5:

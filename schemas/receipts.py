@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
+from functools import cache
 from typing import Literal
 
 from pydantic import Field
+from pydantic_core import to_json
 
-from schemas.encoding import Uuid5, dump_values
+from schemas.encoding import Template, Uuid5, template
 from schemas.wire import Bool, Int, Message, Str, Timestamp, Uuid, WireModel
 
 #: Namespace of deterministic audit ids: the same step recorded twice has the same id.
@@ -128,15 +130,25 @@ def audit_records_json(event_id: str | uuid.UUID, action: AuditAction, actor: st
                        entries: Iterable[tuple[uuid.UUID | None, str | None, str | None]]) -> list[bytes]:
     """`audit_record(event_id, action, actor, at, referral_id=…, agency=…, detail=…)`, serialised,
     for each (referral_id, agency, detail) of one step of one event (the router's 'routed' per
-    referral): the ids derived with the event's part hashed once, the values (the bus's own) not
-    validated again."""
+    referral): the ids derived with the event's part hashed once, the step's fields written once
+    (`_step_record`), the values (the bus's own) not validated again."""
     event_text = str(event_id)
     ids = Uuid5(AUDIT_NAMESPACE, f"{event_text}|{action}|{actor}|")
+    written = _step_record(action, actor)
+    step = {"event_id": to_json(event_text), "at": to_json(at)}
     out = []
     for referral_id, agency, detail in entries:
         referral_text = str(referral_id) if referral_id is not None else ""
-        out.append(dump_values(AuditRecord, {
-            "audit_id": ids.text(f"{referral_text}|{agency or ''}|{detail or ''}"),
-            "event_id": event_text, "action": action, "actor": actor, "at": at,
-            "referral_id": referral_text or None, "agency": agency, "detail": detail}))
+        audit_id = ids.text(f"{referral_text}|{agency or ''}|{detail or ''}")
+        out.append(written.write({
+            **step, "audit_id": b'"%s"' % audit_id.encode(),
+            "referral_id": b'"%s"' % referral_text.encode() if referral_text else b"null",
+            "agency": to_json(agency), "detail": to_json(detail)}))
     return out
+
+
+@cache
+def _step_record(action: AuditAction, actor: str) -> Template:
+    """An audit record of `action` by `actor`, written but for its ids, time, agency and detail."""
+    return template(AuditRecord, ("audit_id", "event_id", "at", "referral_id", "agency", "detail"),
+                    {"action": action, "actor": actor})

@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from bus.boundary import EVENT, Position, Refusal, dead_letter, fault, sniff_ids
 from rules.deadlines import Deadlines
-from rules.engine import RuleBook, route
+from rules.engine import RuleBook, WrittenReferral, route_written
 from schemas.events import Event
 from schemas.referrals import DeadLetter, Referral
 from topics.catalog import DEAD_LETTERS, referral_topic_name
@@ -22,9 +22,9 @@ __all__ = ["Emitter", "Outgoing", "Position", "RefusalEmitter", "Refused", "Rout
            "describe_refusal", "referral_messages"]
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One message to produce."""
+class Outgoing(NamedTuple):
+    """One message to produce. (A named tuple: a dozen per event, built in a fraction of a
+    frozen dataclass's time.)"""
 
     topic: str
     key: bytes
@@ -60,10 +60,13 @@ class RefusalEmitter(Protocol):
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]: ...
 
 
-def referral_messages(referrals: Sequence[Referral]) -> tuple[Outgoing, ...]:
-    return tuple(
-        Outgoing(referral_topic_name(r.agency), r.key, r.model_dump_json().encode()) for r in referrals
-    )
+def referral_messages(written: Sequence[WrittenReferral]) -> tuple[Outgoing, ...]:
+    """One message per referral of one event, on its agency's topic, as the engine wrote it;
+    keyed by the event's case (or the event): `Referral.key`, the same for all of them."""
+    if not written:
+        return ()
+    key = written[0].referral.key
+    return tuple(Outgoing(referral_topic_name(r.agency), key, value) for r, value in written)
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,9 @@ class Router:
         decoded = EVENT.decode(raw)
         if isinstance(decoded, Refusal):
             return self._refuse(raw, position, decoded, now())
-        referrals = tuple(route(decoded, self.book, deadlines=self.deadlines))
-        messages = referral_messages(referrals)
+        written = route_written(decoded, self.book, deadlines=self.deadlines)
+        referrals = tuple(w.referral for w in written)
+        messages = referral_messages(written)
         for emit in self.emitters:
             messages += tuple(emit(decoded, referrals))
         return Routed(decoded, referrals, messages)

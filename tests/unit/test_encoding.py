@@ -12,12 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from bus.demo_events import scripted_events
+from rules.catalog import catalog
 from rules.deadlines import Deadlines
-from rules.engine import load_rulebook
-from schemas.alerts import PoliceAlert
-from schemas.encoding import Uuid5, dump_values, model_values
+from rules.engine import load_rulebook, route, route_written
+from schemas.alerts import ChildDescriptors, PoliceAlert, descriptors_of
+from schemas.encoding import Uuid5, built, dump_values, model_values, template
+from schemas.events import parse_event
 from schemas.receipts import AUDIT_NAMESPACE, AuditRecord, Receipt, audit_record, audit_records_json
 from schemas.referrals import Citation, Referral, referral_id_for, referral_id_suffix, referral_ids
 from services.router.alert import police_alert
@@ -127,3 +130,101 @@ def test_the_alert_receipt_and_audit_are_those_the_validated_models_give() -> No
         audit_record(event.event_id, "routed", "router", AT, referral_id=r.referral_id, agency=r.agency,
                      detail=r.role).model_dump_json().encode() for r in referrals]
     assert {m.key for m in audit} == {str(event.event_id).encode()}
+
+
+# ---- Templates: a message with some fields written once ------------------------------------
+
+
+def test_a_template_writes_what_dump_values_writes_with_any_fields_fixed() -> None:
+    values: dict[str, Any] = {"referral_id": uuid.uuid4(), "event_id": uuid.uuid4(), "kind": "child_missing_reported",
+                              "jurisdiction": "xian", "decided_by": "xian", "agency": "police.command_center",
+                              "role": "lead", "action": "Search 100% at once: %s %b %%", "action_zh": "立即查找",
+                              "urgency": "immediate", "reported_at": AT, "ack_by": AT + dt.timedelta(minutes=5),
+                              "due_by": None, "rule_id": "xian.x", "citation": CITATION, "constraints": ("a", "b"),
+                              "exercise": True, "expired_plan": False, "case_id": None,
+                              "subject": {"person": {"age": 6, "wishes": ["return_home"]}, "lat": 1e-05}}
+    expected = dump_values(Referral, values)
+    names = list(values)
+    for holes in (("referral_id",), ("subject",), ("referral_id", "subject"), tuple(names[::2]), tuple(names[1::3]),
+                  tuple(names)):
+        written = template(Referral, holes, {k: v for k, v in values.items() if k not in holes})
+        assert written.holes == holes
+        assert written.write({name: to_json(values[name]) for name in holes}) == expected, holes
+    # schema_version, neither fixed nor a hole: the model's default, written first.
+    assert template(Referral, (), values).write({}) == expected
+
+
+def test_a_template_refuses_an_unknown_field_and_a_required_one_left_out() -> None:
+    with pytest.raises(ValueError, match="no field"):
+        template(AuditRecord, ("colour",), {})
+    with pytest.raises(KeyError, match=r"AuditRecord\.audit_id is required"):
+        template(AuditRecord, ("event_id", "at"), {"action": "routed", "actor": "router"})
+
+
+def test_built_is_the_instance_model_construct_makes() -> None:
+    values: dict[str, Any] = {"schema_version": "1.0", "audit_id": uuid.uuid4(), "event_id": "e", "action": "routed",
+                              "actor": "router", "at": AT, "referral_id": None, "agency": "police", "detail": None}
+    made = built(AuditRecord, dict(values), set(values))
+    constructed = AuditRecord.model_construct(**values)
+    assert made == constructed == AuditRecord(**values)
+    assert made.__dict__ == constructed.__dict__ and list(made.__dict__) == list(constructed.__dict__)
+    assert made.model_fields_set == constructed.model_fields_set
+    assert made.model_dump_json() == constructed.model_dump_json()
+
+
+def _events_of_every_kind() -> list[bytes]:
+    """Events of every kind in every jurisdiction, before and after plans ended, drills and named cases."""
+    out = []
+    n = 0
+    for jurisdiction in sorted(catalog().jurisdictions):
+        for kind in sorted(catalog().event_kinds):
+            for year in (2014, 2024):
+                n += 1
+                at = f"{year}-05-01T10:00:00.25+08:00"
+                raw: dict[str, Any] = {
+                    "event_id": str(uuid.UUID(int=n, version=4)), "kind": kind, "jurisdiction": jurisdiction,
+                    "occurred_at": at, "reported_at": at, "reporter": {"role": "public"},
+                    "person": {"age": 6 + n % 12, "sex": "female", "name": "王%s", "wishes": [], "ethnicity": ""},
+                    "location": {"place": "站", "address": "路 \"1\" 号\n", "lat": 1e-05},
+                    "exercise": n % 3 == 0, "details": {"a": 1, "b": None, "c": ""}}
+                if n % 4 == 0 or kind in ("case_resolved", "missing_child_info_release"):
+                    raw["case_id"] = str(uuid.UUID(int=n % 5, version=4))
+                if kind == "child_missing_reported":
+                    raw.update(last_seen_at=at, last_seen_location={"place": "广场"})
+                if kind == "case_resolved":
+                    raw["outcome"] = "found_alive"
+                if kind == "missing_child_info_release":
+                    raw.update(guardian_consent=True, public_contact="110")
+                out.append(json.dumps(raw, ensure_ascii=False).encode())
+    return out
+
+
+def test_each_referral_the_router_sends_is_what_its_model_writes_and_what_route_gives() -> None:
+    """The router's referral messages are written from parts (rules/engine.py `route_written`):
+    each is the bytes of the referral's own `model_dump_json`, and the referrals are `route`'s."""
+    deadlines = Deadlines.load()
+    book = load_rulebook()
+    router = Router(book, deadlines)
+    checked = 0
+    for raw in _events_of_every_kind():
+        outcome = router.handle(raw, Position("events.inbound", 0, 0))
+        assert isinstance(outcome, Routed), raw
+        written = route_written(outcome.event, book, deadlines=deadlines)
+        assert [w.referral for w in written] == list(outcome.referrals) == route(outcome.event, book,
+                                                                                 deadlines=deadlines)
+        for (referral, value), message in zip(written, outcome.messages, strict=False):
+            assert value == message.value == referral.model_dump_json().encode()
+            assert Referral.model_validate_json(value) == referral
+            assert message.key == referral.key
+            checked += 1
+    assert checked > 500
+
+
+def test_an_events_descriptors_are_those_the_validated_model_gives() -> None:
+    """`descriptors_of` builds them from the validated event without validating them again."""
+    for raw in _events_of_every_kind()[:60] + [json.dumps(e, ensure_ascii=False).encode() for e in scripted_events()]:
+        event = parse_event(raw)
+        made = descriptors_of(event)
+        validated = ChildDescriptors(**made.__dict__)
+        assert made == validated and made.model_fields_set == validated.model_fields_set
+        assert made.model_dump_json() == validated.model_dump_json()

@@ -157,14 +157,32 @@ function renderCard(card) {
 
 // -- closing a case (police only: the console says who may, the bus decides) ------------------------
 
-const closing = new Set(); // case ids whose resolution this tab sent, until the bus records it
+// How long a sent resolution may wait for cases.changes before the desk is told it was not recorded
+// (the bus may have refused it: a dead letter) and offered the button again.
+const CLOSE_WAIT_MS = 30000;
+const closing = new Map(); // case id -> when this tab sent its resolution, until the bus records it
+const notRecorded = new Set(); // case ids whose resolution the bus did not record within CLOSE_WAIT_MS
 
 function closeButton(card) {
   if (!card.may_close) return null;
   if (closing.has(card.case_id)) return h("p", {class: "pending", role: "status"}, I18N.t("closeSent"));
-  return h("div", {class: "close-case"}, h("button", {type: "button", class: "secondary",
+  const warning = notRecorded.has(card.case_id)
+    ? h("p", {class: "error", role: "alert"}, I18N.t("closeNotRecorded")) : null;
+  return h("div", {class: "close-case"}, warning, h("button", {type: "button", class: "secondary",
     dataset: {closeCase: card.case_id}, "aria-label": `${I18N.t("closeCase")} ${card.case_ref}`,
     onclick: () => startClose(card)}, I18N.t("closeCase")));
+}
+
+function expireClosings() {
+  const now = Date.now();
+  let expired = false;
+  for (const [caseId, sentAt] of closing) {
+    if (now - sentAt < CLOSE_WAIT_MS) continue;
+    closing.delete(caseId);
+    notRecorded.add(caseId);
+    expired = true;
+  }
+  if (expired) redrawAll();
 }
 
 let closingCard = null;
@@ -192,7 +210,8 @@ async function submitClose(event) {
     error.hidden = false;
     return;
   }
-  closing.add(closingCard.case_id);
+  closing.set(closingCard.case_id, Date.now());
+  notRecorded.delete(closingCard.case_id);
   document.getElementById("close-dialog").close();
   redrawAll();
 }
@@ -413,5 +432,5 @@ document.addEventListener("DOMContentLoaded", async () => {
   document.getElementById("close-cancel").addEventListener("click", () => document.getElementById("close-dialog").close());
   fillFilters();
   connect();
-  setInterval(tickCountdowns, 1000);
+  setInterval(() => { expireClosings(); tickCountdowns(); }, 1000);
 });

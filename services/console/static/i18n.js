@@ -33,6 +33,7 @@ const WORDS = {
     closeCase: "结案", closeCaseTitle: "结案（儿童已找到或案件终结）", outcome: "结果",
     outcome_found_alive: "已找到，平安", outcome_found_deceased: "已找到，遇害", outcome_closed_other: "其他原因结案",
     closeNote: "说明（可选）", closeSent: "结案已提交，等待总线记录",
+    closeNotRecorded: "总线未记录此次结案（可能被拒绝）：请核实后重试",
     answers: "答复记录", caseClosed: "案件已结", sessionExpired: "登录已过期，请重新登录",
     // reporter's side
     reportTitle: "线索上报", reportIntro: "发现疑似拐卖、来历不明的妇女儿童，请尽快上报。没有网络时，报告保存在本机，联网后自动发送。",
@@ -79,6 +80,7 @@ const WORDS = {
     closeCase: "Close case", closeCaseTitle: "Close the case (child found, or case ended)", outcome: "Outcome",
     outcome_found_alive: "Found alive", outcome_found_deceased: "Found deceased", outcome_closed_other: "Closed for another reason",
     closeNote: "Note (optional)", closeSent: "Resolution sent; waiting for the bus to record it",
+    closeNotRecorded: "The bus did not record this resolution (it may have been refused): check and try again",
     answers: "Answers", caseClosed: "Case closed", sessionExpired: "Session expired: sign in again",
     reportTitle: "Report a concern", reportIntro: "Report suspected trafficking or women and children of unknown origin. Offline, the report is kept on this device and sent when the connection returns.",
     situation: "Situation", occurredAt: "When", personAge: "Age", personSex: "Sex",

@@ -14,6 +14,7 @@ from bus.presentation import receipt_view
 from bus.settings import KafkaSettings, StateSettings
 from schemas.alerts import ReferralResponse
 from services.console.app import create_app
+from services.console.auth import Session
 from services.console.demo import demo_password
 from services.console.routes import ConsoleContext
 from services.console.settings import ConsoleSettings
@@ -132,7 +133,7 @@ def test_password_guessing_is_throttled_per_officer_without_locking_out_others(
     checks: list[str] = []
     real_check = ctx.sessions.sign_in_officer
 
-    def counted(officer_id: str, password: str) -> Any:
+    def counted(officer_id: str, password: str) -> Session:
         checks.append(officer_id)
         return real_check(officer_id, password)
 

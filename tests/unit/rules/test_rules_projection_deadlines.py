@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import RuleBook, route
 from rules.errors import DeadlinesError, ProjectionError
-from rules.projection import event_values, load_projections, paths_for, project
+from rules.projection import _picked, event_values, load_projections, paths_for, project, projector
 
 FULL_PERSON = {"age": 9, "sex": "female", "nationality": "CN", "disability": "hearing",
                "name": "Secret Name", "id_number": "110101201501010000",
@@ -157,3 +159,34 @@ def test_projections_of_one_event_share_its_values_but_not_what_a_rule_adds(even
     plain = project(ev, "police", values=values)
     assert "is_child" not in plain["person"] and plain == project(ev, "police")
     assert project(ev, "health", add=["person.is_child"], values=values)["person"]["is_child"] is True
+
+
+@pytest.mark.parametrize("agency", sorted(catalog().agencies))
+def test_a_projection_reads_the_same_values_field_by_field_and_from_the_whole_event(agency: str, event: Any) -> None:
+    """Values read for a few fields (each alone) and for any (the whole event dumped) project alike."""
+    for ev in (event("rescued_victim_needs_assistance", "xx_city", FULL_PERSON, location=LOCATION,
+                     details={"a": 1, "b": None, "c": ""}, description=""),
+               event("child_missing_reported", "xian", {"age": 6, "wishes": []}),
+               event("transport_hub_suspected_trafficking", "xx_city", None)):
+        for add in ((), ("person.is_child", "last_seen_at", "outcome")):
+            p = projector(agency, add)
+            assert p.subject(event_values(ev, [p])) == p.subject(event_values(ev)), (agency, add)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+                     max_leaves=8)
+
+
+@given(_JSON)
+def test_unknown_parts_are_the_empty_string_list_and_object(value: Any) -> None:
+    """`_picked` tests a value's type, not `v not in ("", [], {})` (slow): the same values are unknown."""
+
+    def by_comparison(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if v not in ("", [], {})} or None
+        return None if value in ("", [], {}) else value
+
+    assert _picked(value) == by_comparison(value)
+    assert type(_picked(value)) is type(by_comparison(value))
