@@ -87,7 +87,7 @@ def route(
 @topics_app.command("list")
 def topics_list() -> None:
     """Show every topic of the catalog (names are never cut: copy them into a client)."""
-    from topics.catalog import all_topics
+    from topics.catalog import all_topics, gate_agency
 
     topics = all_topics()
     families: dict[str, list[str]] = {}
@@ -97,8 +97,10 @@ def topics_list() -> None:
         column.overflow = "fold"
     for t in topics:
         shown = t.name
-        if t.value == "Referral":  # one row for the family; every name listed below it
-            shown = "referrals.<agency>"
+        family = ("referrals.<agency>" if t.value == "Referral" else
+                  f"agency.<agency>.{t.name.rsplit('.', 1)[1]}" if gate_agency(t.name) else None)
+        if family is not None:  # one row for the family; every name listed below it
+            shown = family
             families.setdefault(shown, []).append(t.name)
             if len(families[shown]) > 1:
                 continue

@@ -27,13 +27,17 @@ RefusalReason = Literal[
     "unsupported_schema_version",
     # the answer is well formed, but nobody entitled gave it, or it cannot apply
     "no_agency", "unknown_id", "not_entitled", "already_final", "no_effect",
+    # the intake's gate (an agency's own answers topic): the answer names another agency than the
+    # topic's, or re-uses a response_id of another answer
+    "agency_mismatch", "response_id_conflict",
     # a bug in the alerts service (the answer is kept on the answers topic for a replay)
     "internal_error",
 ]
 REFUSAL_REASONS: tuple[RefusalReason, ...] = (
     "empty_message", "too_large", "invalid_json", "too_deep", "invalid_string", "invalid_answer",
     "unsupported_schema_version",
-    "no_agency", "unknown_id", "not_entitled", "already_final", "no_effect", "internal_error",
+    "no_agency", "unknown_id", "not_entitled", "already_final", "no_effect", "agency_mismatch",
+    "response_id_conflict", "internal_error",
 )
 #: What each reason means, for operators, the OpenAPI document and the console.
 REFUSAL_MEANINGS: dict[str, str] = {
@@ -50,7 +54,11 @@ REFUSAL_MEANINGS: dict[str, str] = {
     "not_entitled": "the agency was not one the alert or referral was addressed or escalated to",
     "already_final": "the alert or referral was already done, rejected, closed or grouped",
     "no_effect": "the answer changes nothing in the current status (e.g. acknowledged after accepted)",
-    "internal_error": "an unexpected error in the alerts service (a bug); the answer can be sent again",
+    "agency_mismatch": "the answer, written on an agency's own answers topic, named another agency (the topic "
+                       "says who wrote it)",
+    "response_id_conflict": "the response_id was already used for another answer",
+    "internal_error": "an unexpected error in the alerts service or the intake's gate (a bug); the answer can be "
+                      "sent again",
 }
 
 
@@ -61,7 +69,8 @@ ShownId = Annotated[Str, Field(pattern=SHOWN_ID_PATTERN)]
 
 
 class RefusedAnswer(Message):
-    """An answer the alerts service did not apply: ids, codes and times only.
+    """An answer the alerts service did not apply, or the intake's gate did not admit from an
+    agency's own answers topic: ids, codes and times only.
 
     `response_id` and `referral_id` are canonical UUIDs when the answer named valid ones, else a
     digest of what it named (`sha256:` + 12 hex), else null; `agency` and `answer` only when they

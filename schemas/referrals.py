@@ -81,7 +81,11 @@ class DeadLetter(Message):
     """
 
     reason: Str = Field(description="Stable reason code: invalid_json, invalid_event, unsupported_schema_version, "
-                                    "too_large, too_deep, invalid_string, empty_message, internal_error")
+                                    "too_large, too_deep, invalid_string, empty_message, internal_error; and from "
+                                    "the intake's gate (an agency's own events topic): agency_mismatch "
+                                    "(reporter.agency is not the topic's agency), kind_not_permitted, "
+                                    "event_id_conflict (another agency's event id, or the same id for another "
+                                    "event)")
     errors: list[dict[Str, Str]] = Field(default_factory=list, description="[{field, reason}]")
     topic: Str
     partition: Int
@@ -96,4 +100,4 @@ class DeadLetter(Message):
     original_sha256: Str | None = Field(default=None, description="sha256 of the whole message, hex.")
     reporter_agency: Str | None = Field(default=None, description="The reporting agency the message named, "
                                                                   "when it is a known agency code.")
-    service: Str = Field(default="router", description="The service that refused it.")
+    service: Str = Field(default="router", description="The service that refused it (router, broadcast, intake).")

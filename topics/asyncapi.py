@@ -33,6 +33,8 @@ from topics.catalog import (
     PARTITIONER,
     TopicSpec,
     broadcast_topic,
+    current_agencies,
+    gate_topics,
     referral_topic,
 )
 from topics.examples import examples
@@ -179,6 +181,31 @@ def _channels() -> Iterable[tuple[str, TopicSpec, dict[str, Any]]]:
                                                  "sub-units are kept (referrals.police.command_center).",
                                   "enum": agencies, "location": "$message.payload#/agency"}},
         "bindings": _kafka_channel(spec), **_extensions(spec)}
+    events, answers = gate_topics(agencies[0])
+    gate_parameter = {"description": "The agency's code (rules/catalog/agencies.yaml), dots of sub-units kept. "
+                                     "Only the agency's own principal User:agency.<code> writes its topics: the "
+                                     "topic, not a field, says who wrote a message.",
+                      "enum": current_agencies()}
+    gate = (" One topic per agency, written only by its principal User:agency.<code>. The intake's gate admits "
+            "each message exactly as the intake's HTTP API admits the same JSON with the agency's token, and "
+            "publishes it as the intake does")
+    yield "agency_events", events, {
+        "address": "agency.{agency}.events", "title": "agency.{agency}.events",
+        "description": _describe_topic(events, gate + " (to events.inbound). Refused: a dead letter on "
+                                       "events.deadletter with its reason (agency_mismatch: reporter.agency is "
+                                       "not the topic's agency; kind_not_permitted; event_id_conflict: another "
+                                       "agency's event id, or the same id for another body; or the trust "
+                                       "boundary's reasons)."),
+        "parameters": {"agency": {**gate_parameter, "location": "$message.payload#/reporter/agency"}},
+        "bindings": _kafka_channel(events), **_extensions(events)}
+    yield "agency_answers", answers, {
+        "address": "agency.{agency}.answers", "title": "agency.{agency}.answers",
+        "description": _describe_topic(answers, gate + " (to answers.referrals). Refused: a RefusedAnswer on "
+                                       "answers.refused with its reason (agency_mismatch: agency is not the "
+                                       "topic's agency; unknown_id; not_entitled; already_final; no_effect; "
+                                       "response_id_conflict; or the trust boundary's reasons)."),
+        "parameters": {"agency": {**gate_parameter, "location": "$message.payload#/agency"}},
+        "bindings": _kafka_channel(answers), **_extensions(answers)}
     spec = broadcast_topic(BROADCAST_CHANNELS[0])
     yield "broadcast_channel", spec, {
         "address": "broadcast.{channel}", "title": "broadcast.{channel}",

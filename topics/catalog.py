@@ -1,7 +1,9 @@
 """The topic catalog: every topic the bus uses, declared once.
 
 No service writes a topic name as a literal: it asks this module. Per-agency referral topic
-names come from `referral_topic(agency)`. The published contract (schemas/asyncapi.yaml and
+names come from `referral_topic(agency)`, and each agency's own way onto the bus over Kafka
+(`gate_topics(agency)`: `agency.<code>.events` and `agency.<code>.answers`, which only that
+agency's principal writes and the intake's gate reads and checks). The published contract (schemas/asyncapi.yaml and
 docs/topics.md, `referral-bus contract export`) is generated from here and from the models.
 """
 
@@ -72,9 +74,15 @@ PARTITIONER: dict[str, dict[str, str]] = {
 #: Who takes part on the bus: every topic says which of them write and which read it.
 PARTICIPANTS: dict[Participant, str] = {
     "agency": "an agency's own system with its own Kafka client (a hospital, a coach station, a police "
-              "command centre), where the operators gave it a principal; otherwise it uses the intake's "
-              "HTTP API with the same JSON. It answers through the intake with its token, never on Kafka",
-    "intake": "the HTTP intake (referral-bus intake): publishes each authenticated agency's event as sent",
+              "command centre) and its own principal `User:agency.<code>`: it writes events and answers on "
+              "its own two topics (`agency.<code>.events`, `agency.<code>.answers`), which the intake's gate "
+              "checks exactly as the HTTP API checks the same JSON with the agency's token, and reads its "
+              "own referrals (police units and the joint office also the police alerts, escalations and "
+              "cases). Or it uses the intake's HTTP API with its token instead; never `events.inbound` or "
+              "`answers.referrals` directly",
+    "intake": "the HTTP intake (referral-bus intake): publishes each authenticated agency's event as sent, "
+              "and its gate admits what agencies write on their own topics (refused: a dead letter or a "
+              "refused answer)",
     "router": "the router (referral-bus router): validates, routes, alerts, receipts",
     "alerts": "the alerts service (referral-bus alerts): tracks answers, re-sends, escalates, keeps cases",
     "broadcast": "the broadcast service (referral-bus broadcast): CAP missing-child broadcasts",
@@ -112,10 +120,10 @@ class TopicSpec:
 # id, so that everything about one case is routed in order by one worker.
 EVENTS = TopicSpec("events.inbound", "Event", "case_id_else_event_id", 4, 30 * DAY_MS,
                    description="Events published by reporting agencies (validated by the router).",
-                   writers=("intake", "agency", "operator", "console"), readers=("router", "alerts", "broadcast"))
+                   writers=("intake", "operator", "console"), readers=("router", "alerts", "broadcast"))
 DEAD_LETTERS = TopicSpec("events.deadletter", "DeadLetter", "event_id_else_position", 1, 90 * DAY_MS,
                          description="Inbound messages that could not be accepted, with the reason and original bytes.",
-                         writers=("router", "broadcast"), readers=("operator",))
+                         writers=("router", "broadcast", "intake"), readers=("operator",))
 POLICE_ALERTS = TopicSpec("alerts.police", "PoliceAlert", "case_id", 4, 90 * DAY_MS,
                           description="Urgent alerts for police command centres (missing children).",
                           writers=("router", "alerts"), readers=("alerts", "operator", "agency"))
@@ -134,13 +142,15 @@ LEGACY_ANSWERS_TOPIC = "referrals.responses"
 #: The old name of ANSWERS, kept so that code written against it still imports.
 RESPONSES = ANSWERS
 # Answers the alerts service did not apply (not an answer, no agency, an unknown id, an agency
-# the alert or referral was not addressed or escalated to, a final state): one `RefusedAnswer`
-# each, ids and codes only, keyed like the answers. The duty console reads it to show an
+# the alert or referral was not addressed or escalated to, a final state), and answers the
+# intake's gate refused on an agency's own answers topic: one `RefusedAnswer` each, ids and
+# codes only, keyed like the answers. The duty console reads it to show an
 # officer's refused answer on its card.
 ANSWERS_REFUSED = TopicSpec("answers.refused", "RefusedAnswer", "answered_id", 1, 365 * DAY_MS,
-                            description="Answers the alerts service did not apply, with the reason (ids and codes "
+                            description="Answers the alerts service did not apply, or the intake's gate did not "
+                                        "admit from an agency's own answers topic, with the reason (ids and codes "
                                         "only).",
-                            writers=("alerts",), readers=("console",))
+                            writers=("alerts", "intake"), readers=("console",))
 ESCALATIONS = TopicSpec("alerts.escalations", "Escalation", "referral_id", 4, 365 * DAY_MS,
                         description="Re-sends and escalations of unacknowledged alerts (police units and the joint "
                                     "offices they reach read them; target_agency says whom each is for).",
@@ -150,7 +160,7 @@ RECEIPTS = TopicSpec("events.receipts", "Receipt", "event_id", 4, 365 * DAY_MS,
                      writers=("router",), readers=("intake",))
 AUDIT = TopicSpec("audit.trail", "AuditRecord", "event_id", 4, 5 * 365 * DAY_MS,
                   description="Who published, received and answered what, when (ids only).",
-                  writers=("intake", "router", "desk", "operator", "agency", "console"), readers=("auditor",))
+                  writers=("intake", "router", "desk", "operator", "console"), readers=("auditor",))
 # The intake replicas' shared record of which agency each event id belongs to: a replica claims
 # an id before it publishes the event, and the first claim in the log wins (all claims of one id
 # are on one partition, in order); it also records each acceptance, so that every replica
@@ -206,6 +216,61 @@ def referral_topic(agency: str) -> TopicSpec:
                      writers=("router", "alerts"), readers=("agency", "desk", "intake", "alerts", "operator"))
 
 
+# An agency's own system on Kafka (issue #18): a Kafka record carries no proof of who wrote it,
+# so an agency does not write `events.inbound` or `answers.referrals`, where `reporter.agency` and
+# `agency` are fields like any other. It writes two topics of its own, which only its principal
+# `User:agency.<code>` may write: the topic, not the field, says who wrote a message. The intake's
+# gate (services/intake/gate.py) reads them and admits each message exactly as the HTTP API
+# admits the same body with that agency's token, onto `events.inbound` / `answers.referrals`;
+# it refuses the rest with a reason (`events.deadletter`, `answers.refused`). One partition:
+# an agency's messages are admitted in the order it wrote them.
+GATE_PARTITIONS = 1
+GATE_RETENTION_MS = 30 * DAY_MS
+
+
+def gate_events_topic_name(agency: str) -> str:
+    """`agency.<agency_code>.events`: the events one agency's own system writes."""
+    return f"agency.{agency}.events"
+
+
+def gate_answers_topic_name(agency: str) -> str:
+    """`agency.<agency_code>.answers`: the answers one agency's own system writes."""
+    return f"agency.{agency}.answers"
+
+
+def gate_topics(agency: str) -> tuple[TopicSpec, TopicSpec]:
+    """The agency's two gate topics: (events, answers)."""
+    if agency not in catalog().agencies:
+        raise KeyError(f"unknown agency code {agency!r}")
+    return (
+        TopicSpec(gate_events_topic_name(agency), "Event", "case_id_else_event_id", GATE_PARTITIONS,
+                  GATE_RETENTION_MS,
+                  description=f"Events {agency}'s own system publishes (its reporter.agency must be {agency}); "
+                              "the intake's gate admits them to events.inbound.",
+                  writers=("agency",), readers=("intake",)),
+        TopicSpec(gate_answers_topic_name(agency), "ReferralResponse", "referral_id", GATE_PARTITIONS,
+                  GATE_RETENTION_MS,
+                  description=f"Answers {agency}'s own system gives (its agency must be {agency}); the intake's "
+                              "gate admits them to answers.referrals.",
+                  writers=("agency",), readers=("intake",)),
+    )
+
+
+def gate_agency(topic: str) -> str | None:
+    """The agency whose gate topic this is (None: not a gate topic of a current agency)."""
+    for suffix in (".events", ".answers"):
+        if topic.startswith("agency.") and topic.endswith(suffix):
+            code = topic[len("agency."):-len(suffix)]
+            agency = catalog().agencies.get(code)
+            return code if agency is not None and not agency.abolished else None
+    return None
+
+
+def current_agencies() -> list[str]:
+    """Every current (not abolished) agency code, sorted."""
+    return sorted(code for code, a in catalog().agencies.items() if not a.abolished)
+
+
 def broadcast_topic(channel: str) -> TopicSpec:
     if channel not in BROADCAST_CHANNELS:
         raise KeyError(f"unknown broadcast channel {channel!r}")
@@ -223,11 +288,13 @@ FIXED_TOPICS: tuple[TopicSpec, ...] = (
 
 
 def all_topics() -> tuple[TopicSpec, ...]:
-    """Every topic the bus needs: fixed ones, one per agency (current agencies), one per channel."""
-    agencies = sorted(code for code, a in catalog().agencies.items() if not a.abolished)
+    """Every topic the bus needs: fixed ones, three per agency (current agencies: its referrals and
+    its two gate topics), one per channel."""
+    agencies = current_agencies()
     return (
         *FIXED_TOPICS,
         *(referral_topic(a) for a in agencies),
+        *(t for a in agencies for t in gate_topics(a)),
         *(broadcast_topic(c) for c in BROADCAST_CHANNELS),
     )
 

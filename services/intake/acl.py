@@ -18,7 +18,14 @@ from bus.credentials import agency_matches
 from bus.settings import KafkaSettings
 from rules.catalog import catalog
 from topics import catalog as topics
-from topics.catalog import BROADCAST_CHANNELS, TopicSpec, broadcast_topic, referral_topic_name
+from topics.catalog import (
+    BROADCAST_CHANNELS,
+    TopicSpec,
+    broadcast_topic,
+    current_agencies,
+    gate_topics,
+    referral_topic_name,
+)
 
 DEFAULT_PLAN = Path(__file__).resolve().parents[2] / "deploy" / "acl.yaml"
 
@@ -42,6 +49,8 @@ class Grant(BaseModel):
     own_referrals: bool = False
     all_referrals: bool = False
     all_broadcasts: bool = False
+    own_gate_topics: bool = False
+    all_gate_topics: bool = False
     group: str | None = None
     group_prefix: str | None = None
     ops: tuple[Operation, ...] = Field(min_length=1)
@@ -49,7 +58,7 @@ class Grant(BaseModel):
     @model_validator(mode="after")
     def _one_resource(self) -> Grant:
         forms = [self.topic is not None, self.own_referrals, self.all_referrals, self.all_broadcasts,
-                 self.group is not None, self.group_prefix is not None]
+                 self.own_gate_topics, self.all_gate_topics, self.group is not None, self.group_prefix is not None]
         if sum(forms) != 1:
             raise ValueError("each grant names exactly one resource")
         if self.topic is not None and not isinstance(getattr(topics, self.topic, None), TopicSpec):
@@ -71,8 +80,8 @@ class PrincipalPlan(BaseModel):
         templated = "{agency}" in self.principal
         if templated != self.for_each_agency:
             raise ValueError(f"{self.principal}: use {{agency}} exactly when for_each_agency is true")
-        if not self.for_each_agency and any(g.own_referrals for g in self.allow):
-            raise ValueError(f"{self.principal}: own_referrals needs for_each_agency")
+        if not self.for_each_agency and any(g.own_referrals or g.own_gate_topics for g in self.allow):
+            raise ValueError(f"{self.principal}: own_referrals and own_gate_topics need for_each_agency")
         if self.agencies and not self.for_each_agency:
             raise ValueError(f"{self.principal}: agencies needs for_each_agency")
         for pattern in self.agencies:
@@ -127,6 +136,11 @@ def _resources(grant: Grant, agency: str | None) -> list[tuple[Literal["topic", 
         return [("topic", referral_topic_name(a), "literal") for a in agencies]
     if grant.all_broadcasts:
         return [("topic", broadcast_topic(c).name, "literal") for c in BROADCAST_CHANNELS]
+    if grant.own_gate_topics:
+        assert agency is not None
+        return [("topic", t.name, "literal") for t in gate_topics(agency)]
+    if grant.all_gate_topics:
+        return [("topic", t.name, "literal") for a in current_agencies() for t in gate_topics(a)]
     if grant.group is not None:
         return [("group", sub(grant.group), "literal")]
     assert grant.group_prefix is not None

@@ -23,14 +23,16 @@ from bus.kafka.publisher import KafkaPublisher, Publisher
 from bus.settings import KafkaSettings, StateSettings
 from schemas.contract import openapi_schema
 from schemas.errors import FieldError
+from services.intake.admission import IntakeContext
 from services.intake.agents import consume_receipts
 from services.intake.auth import Authenticator
 from services.intake.claims import Claims, LocalClaims, LogClaims
 from services.intake.duties import Duties, DutiesFollower, StoredDuties
 from services.intake.errors import IntakeError
+from services.intake.gate import Gate
 from services.intake.http import protocol_class
 from services.intake.metrics import DeliveryStreamMetrics, IntakeMetrics
-from services.intake.routes import IntakeContext, router
+from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 
@@ -81,6 +83,8 @@ def create_app(settings: IntakeSettings, kafka: KafkaSettings, state: StateSetti
             tasks.append(asyncio.create_task(follower.follow()))
         if states is not None:
             tasks.append(asyncio.create_task(states.follow()))
+        if settings.gate and kafka.bootstrap_servers:
+            tasks.append(asyncio.create_task(Gate(ctx).run()))
         try:
             yield
         finally:

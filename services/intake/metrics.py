@@ -33,6 +33,11 @@ class IntakeMetrics:
             "referral_bus_intake_records_refused",
             "Records on a topic the intake reads (receipts, claims, states) that were not what that topic holds.",
             ["topic", "reason"], registry=registry)
+        self.gate = Counter(
+            "referral_bus_intake_gate",
+            "Messages on agencies' own Kafka topics read by the intake's gate, by agency (the topic's), message "
+            "(event, answer) and outcome (admitted, duplicate, or the reason code it was refused with).",
+            ["agency", "message", "outcome"], registry=registry)
         self.internal_errors = Counter(
             "referral_bus_internal_errors",
             "Messages a per-message step could not handle because of an unexpected error (a bug), by step.",

@@ -11,6 +11,9 @@ Answering (`POST /v1/referrals/{id}/answers`) runs the same first checks, then: 
 knows (404), the agency entitled to answer it (403), an answer that still changes something (409),
 idempotency by `response_id`, the broker (202 or 503). The agency is the token's, the time the
 bus's; the alerts service authorises the answer again when it applies it.
+
+What follows validation (authorisation, ownership, idempotency, publishing) is `admission.py`,
+shared with the gate that admits what agencies write on their own Kafka topics (`gate.py`).
 """
 
 from __future__ import annotations
@@ -20,69 +23,33 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal
 
 import structlog
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict
 
 from bus.agency_reader import AgencyReader, AuditSink
 from bus.boundary import ANSWER_REQUEST, EVENT, Refusal
-from bus.credentials import Credentials, Principal
-from bus.delivery_metrics import DeliveryMetrics
-from bus.kafka.publisher import BrokerUnavailable, Publisher
-from bus.settings import KafkaSettings, StateSettings
+from bus.credentials import Principal
 from bus.throttle import Throttled
-from schemas.alerts import FINAL_STATUSES, ReferralResponse, dump, next_status
 from schemas.answers import AnswerRequest
 from schemas.contract import openapi_schema
 from schemas.errors import FieldError
 from schemas.events import Event
-from schemas.receipts import Receipt, audit_record
+from schemas.receipts import Receipt
 from schemas.wire import UNSUPPORTED_VERSION, Uuid
-from services.intake.auth import Authenticator
-from services.intake.claims import Claims
-from services.intake.duties import Duties, DutiesUnavailable
+from services.intake.admission import Count, IntakeContext, admit_answer, admit_event
 from services.intake.errors import IntakeError, error_responses
-from services.intake.metrics import IntakeMetrics
-from services.intake.settings import IntakeSettings
-from services.intake.store import Accepted, Duty, IntakeStore, TakenAnswer, body_digest
-from topics.catalog import ANSWERS, AUDIT, EVENTS
+from services.intake.store import TakenAnswer
 
 log = structlog.get_logger("intake")
 
 _bearer = HTTPBearer(auto_error=False, description="An agency token: `rb_<id>_<secret>`.")
-
-
-@dataclass
-class IntakeContext:
-    """Everything a request needs, built once at startup."""
-
-    settings: IntakeSettings
-    kafka: KafkaSettings
-    state: StateSettings
-    credentials: Credentials
-    auth: Authenticator
-    claims: Claims
-    store: IntakeStore
-    publisher: Publisher
-    metrics: IntakeMetrics
-    delivery_metrics: DeliveryMetrics
-    duties: Duties
-    # One lock per event id (or response id) in flight, so two racing copies publish once.
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-
-    def lock(self, event_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(event_id, asyncio.Lock())
-
-    def release(self, event_id: str) -> None:
-        lock = self._locks.get(event_id)
-        if lock is not None and not lock.locked():
-            del self._locks[event_id]
 
 
 class AcceptedResponse(BaseModel):
@@ -172,37 +139,22 @@ async def publish_event(request: Request, response: Response, ctx: Ctx, who: Who
     event_id = str(event.event_id)
     structlog.contextvars.bind_contextvars(event_id=event_id)
     try:
-        if event.reporter.agency != who.agency:
-            ctx.metrics.requests.labels("forbidden").inc()
-            raise IntakeError(403, "agency_mismatch",
-                              "reporter.agency must be the agency the token belongs to",
-                              fields=[FieldError(field="reporter.agency", reason="not the authenticated agency")])
-        if not ctx.credentials.may_publish(who.agency, event.kind):
-            ctx.metrics.requests.labels("forbidden").inc()
-            raise IntakeError(403, "kind_not_permitted",
-                              f"agency {who.agency} may not publish events of kind {event.kind}",
-                              fields=[FieldError(field="kind", reason="not permitted for this agency")])
-        async with ctx.lock(event_id):
-            original = ctx.store.accepted(event_id)
-            if original is None:
-                # Claimed first, published after: an agency re-using another agency's event id
-                # (it sees them in referrals) is refused by every replica, and nothing is published.
-                owner = await _claim(ctx, event_id, who)
-                if owner != who.agency:
-                    _conflict(ctx)
-                original = ctx.store.accepted(event_id)  # accepted meanwhile by another replica?
-            if original is None:
-                original = await _publish(ctx, who, event_id, event.case_id, body)
-                ctx.metrics.publish_seconds.observe(time.monotonic() - started)
-            else:
-                _check_same(original, who, body, ctx)
-                ctx.metrics.requests.labels("duplicate").inc()
-                response.headers["Idempotent-Replayed"] = "true"
+        admitted = await admit_event(ctx, who, event, body, _counter(ctx.metrics.requests))
+        if admitted.repeat:
+            response.headers["Idempotent-Replayed"] = "true"
+        else:
+            ctx.metrics.publish_seconds.observe(time.monotonic() - started)
+        original = admitted.accepted
         return AcceptedResponse(event_id=event_id, agency=original.agency, accepted_at=original.accepted_at,
                                 receipt_url=f"/v1/events/{event_id}")
     finally:
-        ctx.release(event_id)
         structlog.contextvars.unbind_contextvars("event_id")
+
+
+def _counter(counter: Counter) -> Count:
+    def count(outcome: str) -> None:
+        counter.labels(outcome).inc()
+    return count
 
 
 @router.get("/v1/events/{event_id}", response_model=EventStatus, summary="An event's receipt",
@@ -290,33 +242,10 @@ async def answer_referral(request: Request, response: Response, ctx: Ctx, who: W
     `Idempotent-Replayed: true`)."""
     body = await _read_body(request, ctx)
     asked = _answer_request(body, ctx, referral_id)
-    key, response_id = str(referral_id), str(asked.response_id)
-    if asked.agency is not None and asked.agency != who.agency:
-        _answer_refused(ctx, 403, "agency_mismatch", "agency must be the agency the token belongs to",
-                        FieldError(field="agency", reason="not the authenticated agency"))
-    async with ctx.lock(response_id):
-        try:
-            taken = ctx.store.taken_answer(response_id)
-            if taken is not None:
-                if (taken.agency, taken.referral_id, taken.body_sha256) != (who.agency, key, body_digest(body)):
-                    _answer_refused(ctx, 409, "response_id_conflict",
-                                    "this response_id was already used for another answer; use a new id")
-                ctx.metrics.answers.labels("duplicate").inc()
-                response.headers["Idempotent-Replayed"] = "true"
-                return _accepted(taken)
-            duty = await _duty(ctx, key)
-            twin = ctx.duties.get(duty.twin_id) if duty.twin_id else None
-            # The very same answer tried before, whose publish timed out, may have reached the
-            # broker and been applied since: its state then says it changes nothing, but it is
-            # sent again (the alerts service drops the copy by its response_id), not refused.
-            digest = body_digest(body)
-            retried = ctx.store.attempted_answer(response_id, key, who.agency, digest)
-            _authorise(ctx, who, asked, duty, twin, retried=retried)
-            ctx.store.attempt_answer(response_id, key, who.agency, digest)
-            taken = await _publish_answer(ctx, who, asked, duty, body)
-            return _accepted(taken)
-        finally:
-            ctx.release(response_id)
+    admitted = await admit_answer(ctx, who, asked, referral_id, body, _counter(ctx.metrics.answers))
+    if admitted.repeat:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _accepted(admitted.taken)
 
 
 def _answer_request(body: bytes, ctx: IntakeContext, referral_id: uuid.UUID) -> AnswerRequest:
@@ -332,71 +261,6 @@ def _answer_request(body: bytes, ctx: IntakeContext, referral_id: uuid.UUID) -> 
         raise IntakeError(422, "invalid_answer", "the answer is invalid",
                           fields=[FieldError(field="referral_id", reason="not the id in the path")])
     return asked
-
-
-async def _duty(ctx: IntakeContext, key: str) -> Duty:
-    try:
-        duty = await ctx.duties.find(key, ctx.settings.answer_lookup_wait_s)
-    except DutiesUnavailable as exc:
-        ctx.metrics.answers.labels("unavailable").inc()
-        raise IntakeError(503, "states_unavailable",
-                          "the bus's alerts and referrals are not readable right now; send the answer again later",
-                          headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
-    if duty is None:
-        _answer_refused(ctx, 404, "unknown_id", "the bus knows no alert or referral with this id")
-    return duty
-
-
-def _authorise(ctx: IntakeContext, who: Principal, asked: AnswerRequest, duty: Duty, twin: Duty | None, *,
-               retried: bool = False) -> None:
-    """The alerts service's rule (`lifecycle.authorise`), on what this replica knows of the states."""
-    entitled = duty.agencies | (twin.agencies if twin is not None else frozenset())
-    if who.agency not in entitled:
-        _answer_refused(ctx, 403, "not_entitled",
-                        "your agency is not one this alert or referral was addressed or escalated to")
-    if retried:
-        return
-    open_ones = [d for d in (duty, twin) if d is not None and d.status not in FINAL_STATUSES]
-    if not open_ones and not (duty.twin_id and twin is None):
-        _answer_refused(ctx, 409, "already_final", f"this alert or referral is {duty.status}: no answer changes it")
-    if open_ones and all(next_status(d.status, asked.answer) is None for d in open_ones):
-        _answer_refused(ctx, 409, "no_effect",
-                        f"this alert or referral is {duty.status}: {asked.answer} changes nothing",
-                        FieldError(field="answer", reason=f"not after {duty.status}"))
-
-
-def _answer_refused(ctx: IntakeContext, status: int, code: str, message: str, *fields: FieldError) -> NoReturn:
-    ctx.metrics.answers.labels(code if code in ("unknown_id", "not_entitled", "agency_mismatch", "already_final",
-                                                "no_effect") else "conflict").inc()
-    raise IntakeError(status, code, message, fields=list(fields))
-
-
-async def _publish_answer(ctx: IntakeContext, who: Principal, asked: AnswerRequest, duty: Duty,
-                          body: bytes) -> TakenAnswer:
-    now = dt.datetime.now(dt.UTC)
-    answer = ReferralResponse(
-        response_id=asked.response_id, referral_id=uuid.UUID(duty.id), answer=asked.answer, agency=who.agency,
-        reason=asked.reason, note=asked.note, officer=asked.officer, exercise=asked.exercise,
-        responded_at=asked.responded_at or now)
-    try:
-        await ctx.publisher.publish(ANSWERS.name, answer.key, dump(answer))
-    except BrokerUnavailable as exc:
-        ctx.metrics.answers.labels("unavailable").inc()
-        raise IntakeError(503, "broker_unavailable",
-                          "the answer was not stored; send it again later (your outbox will)",
-                          headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
-    taken = ctx.store.take_answer(TakenAnswer(str(asked.response_id), duty.id, who.agency, asked.answer,
-                                              body_digest(body), now))
-    ctx.metrics.answers.labels("accepted").inc()
-    log.info("answer_accepted", agency=who.agency, referral_id=duty.id, answer=asked.answer,
-             response_id=str(asked.response_id))
-    record = audit_record(duty.event_id, "answered", who.agency, now, referral_id=uuid.UUID(duty.id),
-                          agency=who.agency, detail=asked.answer)
-    try:
-        await ctx.publisher.publish(AUDIT.name, record.key, record.model_dump_json().encode())
-    except BrokerUnavailable:
-        log.warning("audit_write_failed", action="answered")
-    return taken
 
 
 def _accepted(taken: TakenAnswer) -> AnswerAccepted:
@@ -478,49 +342,3 @@ def _validate(body: bytes, ctx: IntakeContext) -> Event:
         status, message = _REFUSALS.get(event.reason, (422, "the event is invalid"))
         raise IntakeError(status, event.reason, message, fields=list(event.fields))
     return event
-
-
-async def _claim(ctx: IntakeContext, event_id: str, who: Principal) -> str:
-    try:
-        return await ctx.claims.claim(event_id, who.agency)
-    except BrokerUnavailable as exc:
-        ctx.metrics.requests.labels("unavailable").inc()
-        raise IntakeError(503, "broker_unavailable",
-                          "the event was not stored; send it again later (your outbox will)",
-                          headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
-
-
-def _conflict(ctx: IntakeContext) -> NoReturn:
-    ctx.metrics.requests.labels("conflict").inc()
-    raise IntakeError(409, "event_id_conflict", "this event_id was already used for a different event; use a new id")
-
-
-def _check_same(original: Accepted, who: Principal, body: bytes, ctx: IntakeContext) -> None:
-    if original.agency != who.agency or original.body_sha256 != body_digest(body):
-        _conflict(ctx)
-
-
-async def _publish(ctx: IntakeContext, who: Principal, event_id: str, case_id: uuid.UUID | None,
-                   body: bytes) -> Accepted:
-    # Keyed like the router expects: by case when known, so one case's events stay in order.
-    key = str(case_id or event_id).encode()
-    try:
-        written = await ctx.publisher.publish(EVENTS.name, key, body)
-    except BrokerUnavailable as exc:
-        ctx.metrics.requests.labels("unavailable").inc()
-        raise IntakeError(503, "broker_unavailable",
-                          "the event was not stored; send it again later (your outbox will)",
-                          headers={"Retry-After": str(ctx.settings.retry_after_s)}) from exc
-    now = dt.datetime.now(dt.UTC)
-    accepted = await ctx.claims.accepted(Accepted(event_id, who.agency, body_digest(body), now,
-                                                  written.partition, written.offset))
-    ctx.metrics.requests.labels("accepted").inc()
-    ctx.metrics.published.labels(who.agency).inc()
-    log.info("event_accepted", agency=who.agency, partition=written.partition, offset=written.offset)
-    record = audit_record(event_id, "published", who.agency, now, agency=who.agency, detail=who.token_id)
-    try:
-        await ctx.publisher.publish(AUDIT.name, record.key, record.model_dump_json().encode())
-    except BrokerUnavailable:
-        # The event itself is safe on the broker; the missing audit line is logged with its id.
-        log.warning("audit_write_failed", action="published")
-    return accepted

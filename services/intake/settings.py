@@ -56,3 +56,11 @@ class IntakeSettings(BaseSettings):
     # How long an answer to an id this replica does not know yet waits for the states it has not
     # read (a referral tracked a moment before), before it is answered 404.
     answer_lookup_wait_s: float = Field(default=2.0, ge=0, le=30)
+    # The gate (services/intake/gate.py): admits what agencies' own systems write on their own
+    # topics (agency.<code>.events, agency.<code>.answers), as the HTTP API admits it. Every
+    # replica joins one consumer group, so each message is admitted by one replica at a time.
+    gate: bool = True
+    gate_group: str = Field(default="intake.gate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # An agency answers a referral it has just read; the alerts service's state of it may come a
+    # moment later: the gate waits this long for it before refusing `unknown_id`.
+    gate_lookup_wait_s: float = Field(default=10.0, ge=0, le=120)

@@ -63,13 +63,19 @@ def test_the_asyncapi_document_is_valid_asyncapi_3(document: dict[str, Any]) -> 
 
 
 def test_every_topic_of_the_catalog_is_a_channel(document: dict[str, Any]) -> None:
-    addresses = {c["address"] for c in document["channels"].values()}
+    names: set[str] = set()
+    for channel in document["channels"].values():
+        addresses = [channel["address"]]
+        for parameter, spec in channel.get("parameters", {}).items():
+            addresses = [a.replace("{" + parameter + "}", value) for a in addresses for value in spec["enum"]]
+        names |= set(addresses)
     for topic in all_topics():
-        parameter = "agency" if topic.name.startswith("referrals.") else "channel"
-        family = topic.name.split(".")[0] + ".{" + parameter + "}"
-        assert topic.name in addresses or family in addresses, topic.name
+        assert topic.name in names, topic.name
     referrals = document["channels"]["referrals_agency"]
     assert "police.command_center" in referrals["parameters"]["agency"]["enum"]
+    gate = document["channels"]["agency_events"]
+    assert gate["address"] == "agency.{agency}.events" and gate["x-writers"] == ["agency"]
+    assert "police.command_center" in gate["parameters"]["agency"]["enum"]
 
 
 def test_every_message_on_every_topic_has_a_published_versioned_schema() -> None:
@@ -97,13 +103,21 @@ def test_every_channel_says_its_key_partitions_retention_and_who_writes_and_read
         name = message_ref["$ref"].rsplit("/", 1)[-1]
         assert document["components"]["messages"][name]["bindings"]["kafka"]["key"]["type"] == "string"
     operations = document["operations"]
-    assert operations["agency_send_events_inbound"]["action"] == "send"
+    # An agency's own system writes its own gate topics, which the intake reads; never the bus's
+    # inbound events or answers, where the agency is only a field (issue #18).
+    assert operations["agency_send_agency_events"]["action"] == "send"
+    assert operations["agency_send_agency_answers"]["action"] == "send"
+    assert operations["intake_receive_agency_events"]["action"] == "receive"
+    assert operations["intake_receive_agency_answers"]["action"] == "receive"
+    assert "agency_send_events_inbound" not in operations
     assert operations["agency_receive_referrals_agency"]["action"] == "receive"
     # Answers are written on Kafka only by the bus's services that prove who answers (issue #17):
     # the intake (an agency's token) and the console (its officers signed in).
     assert {op for op in operations if op.endswith("_send_answers_referrals")} == {
         "intake_send_answers_referrals", "console_send_answers_referrals"}
     assert operations["alerts_send_answers_refused"]["action"] == "send"
+    assert operations["intake_send_answers_refused"]["action"] == "send"
+    assert operations["intake_send_events_deadletter"]["action"] == "send"
     assert operations["console_receive_answers_refused"]["action"] == "receive"
     assert operations["agency_receive_alerts_police"]["action"] == "receive"
 

@@ -61,6 +61,8 @@ from topics.catalog import (
     INTAKE_CLAIMS,
     POLICE_ALERTS,
     RECEIPTS,
+    gate_answers_topic_name,
+    gate_events_topic_name,
     referral_topic_name,
 )
 
@@ -253,6 +255,98 @@ def _stream(api: str, agency: str) -> list[dict[str, Any]]:
                 out.append(json.loads(line[6:]))
     time.sleep(0.5)  # the reader's last commits and counts
     return out
+
+
+def test_hostile_messages_on_agencies_own_topics_stop_nothing_and_each_is_accounted_for(
+        kafka: KafkaSettings, spawn: Callable[..., Service]) -> None:
+    """The intake's gate (issue #18) reads what agencies' systems write on their own topics: the
+    inbound corpus on a hospital's events topic and the answers corpus on a command centre's
+    answers topic, then a valid report. Each message is admitted (on events.inbound) or refused
+    at its own position (a dead letter, a refused answer) with a reason; the intake still runs and
+    nothing a sender wrote comes back out."""
+    ports = {name: free_port() for name in ("intake", "intake_metrics")}
+    intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(ports["intake"]),
+                                  "REFERRAL_BUS_INTAKE_METRICS_PORT": str(ports["intake_metrics"]),
+                                  "REFERRAL_BUS_INTAKE_GATE_LOOKUP_WAIT_S": "0.2"})
+    wait_for(lambda: healthy(f"http://127.0.0.1:{ports['intake']}"), 30, "the intake")
+    events_topic, answers_topic = gate_events_topic_name(HOSPITAL), gate_answers_topic_name(COMMAND_CENTRE)
+    inbound = inbound_corpus()
+    at = produce(kafka, events_topic, inbound)
+    answers = answer_corpus(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()))  # ids the bus never knew
+    at_answers = produce(kafka, answers_topic, answers)
+    valid = hospital_report()
+    produce(kafka, events_topic, [("valid", dumps(valid))], key=lambda _: valid["event_id"].encode())
+
+    # One partition, read in order: once the valid report is inbound, every message before it was decided.
+    def admitted_ids() -> set[str] | None:
+        ids = {json.loads(r.value)["event_id"] for r in records(kafka, EVENTS.name)}
+        return ids if valid["event_id"] in ids else None
+
+    inbound_ids = wait_for(lambda: _safe_value(admitted_ids), 120, "the valid report admitted by the gate")
+    letters = {(d.partition, d.offset): d for d in (DeadLetter.model_validate_json(r.value)
+                                                    for r in records(kafka, DEAD_LETTERS.name))
+               if d.topic == events_topic}
+    unaccounted = []
+    for name, sent in inbound:
+        position = at[name]
+        if position is None or position in letters:
+            continue
+        decoded = EVENT.decode(sent)
+        if isinstance(decoded, Refusal) or str(decoded.event_id) not in inbound_ids:
+            unaccounted.append(name)
+    assert not unaccounted, unaccounted
+    assert all(letter.reason and letter.service == "intake" for letter in letters.values())
+    assert "agency_mismatch" in {letter.reason for letter in letters.values()}  # the corpus has the police's reports
+
+    def answers_decided() -> dict[tuple[int | None, int | None], RefusedAnswer] | None:
+        refused = {(r.partition, r.offset): r for r in (RefusedAnswer.model_validate_json(x.value)
+                                                        for x in records(kafka, ANSWERS_REFUSED.name))
+                   if r.topic == answers_topic}
+        wanted = {p for p in at_answers.values() if p is not None}
+        return refused if wanted <= set(refused) else None
+
+    refusals = wait_for(lambda: _safe_value(answers_decided), 120, "every hostile answer refused")
+    assert records(kafka, ANSWERS.name) == []  # no answer to an id the bus never knew is admitted
+    assert all(r.reason for r in refusals.values())
+
+    metrics = scrape(ports["intake_metrics"])
+    on_bus = sum(1 for p in at.values() if p is not None) + 1
+    assert total(metrics, "referral_bus_intake_gate_total", message="event") == on_bus
+    assert total(metrics, "referral_bus_intake_gate_total", message="event", outcome="admitted") >= 1
+    assert total(metrics, "referral_bus_internal_errors_total", step="gate") == 0
+    assert total(metrics, "referral_bus_intake_gate_total", message="answer") == len(refusals)
+    assert intake.process is not None and intake.process.poll() is None, intake.log[-3000:]
+    assert MARK not in intake.log
+    for letter in letters.values():
+        assert MARK not in letter.model_dump_json(exclude={"original_b64", "original_prefix_b64"})
+    for refusal in refusals.values():
+        assert MARK not in refusal.model_dump_json()
+
+
+def test_an_agency_whose_messages_are_slow_to_decide_delays_no_other_agency(
+        kafka: KafkaSettings, spawn: Callable[..., Service]) -> None:
+    """Each gate topic is decided by a task of its own: answers to ids the bus does not know, which
+    wait for the states (up to 5 s each here), hold up only the agency that sent them; a hospital's
+    report written while they are being refused is admitted before they all are."""
+    intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(free_port()),
+                                  "REFERRAL_BUS_INTAKE_GATE_LOOKUP_WAIT_S": "5"})
+    slow = [(f"unknown-{i}", dumps({"response_id": str(uuid.uuid4()), "referral_id": str(uuid.uuid4()),
+                                    "answer": "acknowledged"})) for i in range(12)]
+    produce(kafka, gate_answers_topic_name(COMMAND_CENTRE), slow)
+    # Once the gate is busy with them (the first refused), the hospital writes its report.
+    wait_for(lambda: len(records(kafka, ANSWERS_REFUSED.name)) >= 1, 60, f"the first slow answer\n{intake.log[-2000:]}")
+    report = hospital_report()
+    produce(kafka, gate_events_topic_name(HOSPITAL), [("report", dumps(report))],
+            key=lambda _: report["event_id"].encode())
+
+    def admitted() -> bool:
+        return any(json.loads(r.value)["event_id"] == report["event_id"] for r in records(kafka, EVENTS.name))
+
+    wait_for(lambda: _safe_value(admitted), 60, f"the hospital's report admitted\n{intake.log[-2000:]}")
+    refused = [r for r in records(kafka, ANSWERS_REFUSED.name)
+               if RefusedAnswer.model_validate_json(r.value).topic == gate_answers_topic_name(COMMAND_CENTRE)]
+    assert len(refused) < len(slow), "the report waited for the other agency's answers"
+    wait_for(lambda: len(records(kafka, ANSWERS_REFUSED.name)) >= len(slow), 120, "every slow answer refused")
 
 
 def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_for(

@@ -1,9 +1,11 @@
 """The ACL plan (deploy/acl.yaml) against what each role's code reads and writes.
 
-The access story (deploy/README.md): Kafka is the bus's own transport; agencies' systems use the
-intake. So the plan must give each service and tool exactly the topics its code uses, give no
-one but the intake and the operator's replay a way to write `events.inbound`, and give each
-agency's desk tools its own referrals only.
+The access story (deploy/README.md): an agency's own system joins through the intake, over HTTP
+with its token or over Kafka on its own two gate topics (`agency.<code>.events|answers`), which
+only its principal writes and the intake's gate admits. So the plan must give each service and
+tool exactly the topics its code uses, give no agency principal a way to write `events.inbound`,
+`answers.referrals` or another agency's gate topics, and give each agency (its desk tools, its own
+system) its own referrals only, and police units and the joint office their alerts.
 
 Writes of the router and the intake are observed, not listed: the router's step is run on the
 demo's events (and a refused one) and the intake publishes through a recording publisher.
@@ -11,6 +13,7 @@ demo's events (and a refused one) and the intake publishes through a recording p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -26,15 +29,17 @@ from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
 from services.intake.acl import AclPlan, Binding, expand, load_plan
 from services.intake.app import create_app
+from services.intake.gate import Gate
 from services.intake.settings import IntakeSettings
 from services.intake.store import Duty, IntakeStore
 from services.router.handling import Position, Router
 from services.router.outputs import emitters
 from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
 from topics import catalog as topics
-from topics.catalog import all_topics, referral_topic_name
+from topics.catalog import all_topics, gate_topics, referral_topic_name
 
 REFERRALS = "referrals.*"  # stands for every current agency's referral topic
+GATES = "agency.*.events|answers"  # stands for every current agency's two gate topics
 CHANNELS = "broadcast.<channel>"
 
 
@@ -49,9 +54,11 @@ def police_units() -> list[str]:
 #: What each role's code reads and writes (the file that does it is named). A change to a
 #: service that reads or writes another topic must change this table and the plan together.
 NEEDS: dict[str, dict[str, set[str]]] = {
-    "User:intake": {  # services/intake: routes.py, agents.py, claims.py, duties.py; delivery/reader.py
-        "Read": {topics.RECEIPTS.name, topics.INTAKE_CLAIMS.name, REFERRALS, topics.ALERT_STATES.name},
-        "Write": {topics.EVENTS.name, topics.AUDIT.name, topics.INTAKE_CLAIMS.name, topics.ANSWERS.name},
+    "User:intake": {  # services/intake: routes.py, admission.py, gate.py, agents.py, claims.py, duties.py;
+        # delivery/reader.py
+        "Read": {topics.RECEIPTS.name, topics.INTAKE_CLAIMS.name, REFERRALS, topics.ALERT_STATES.name, GATES},
+        "Write": {topics.EVENTS.name, topics.AUDIT.name, topics.INTAKE_CLAIMS.name, topics.ANSWERS.name,
+                  topics.DEAD_LETTERS.name, topics.ANSWERS_REFUSED.name},
     },
     "User:router": {  # services/router
         "Read": {topics.EVENTS.name},
@@ -93,6 +100,18 @@ def desk_needs(agency: str) -> dict[str, set[str]]:
     return needs
 
 
+def agency_needs(agency: str) -> dict[str, set[str]]:
+    """An agency's own system (`User:agency.<code>`): writes its own gate topics, nothing else; reads
+    its own referrals, and for police units and the joint office the alerts, escalations and cases
+    (the catalog's `agency` readers); the police also the refusals of their broadcast releases."""
+    needs = {"Read": {referral_topic_name(agency)}, "Write": {t.name for t in gate_topics(agency)}}
+    if agency in police_units() or agency == "anti_trafficking_office":
+        needs["Read"] |= {topics.POLICE_ALERTS.name, topics.ESCALATIONS.name, topics.CASES.name}
+    if agency in police_units():
+        needs["Read"] |= {topics.BROADCAST_REFUSALS.name}
+    return needs
+
+
 @pytest.fixture(scope="module")
 def bindings() -> list[Binding]:
     return expand(load_plan())
@@ -105,6 +124,9 @@ def granted(bindings: list[Binding], principal: str, operation: str) -> set[str]
     every_referral = {referral_topic_name(a) for a in agencies()}
     if every_referral <= names:
         names = (names - every_referral) | {REFERRALS}
+    every_gate = {t.name for a in agencies() for t in gate_topics(a)}
+    if every_gate <= names:
+        names = (names - every_gate) | {GATES}
     channels = {topics.broadcast_topic(c).name for c in topics.BROADCAST_CHANNELS}
     if channels <= names:
         names = (names - channels) | {CHANNELS}
@@ -116,7 +138,7 @@ def test_each_service_and_tool_gets_exactly_what_its_code_uses(bindings: list[Bi
     for operation in ("Read", "Write"):
         assert granted(bindings, principal, operation) == NEEDS[principal][operation], (principal, operation)
         for topic in NEEDS[principal][operation]:
-            if topic not in (REFERRALS, CHANNELS):
+            if topic not in (REFERRALS, CHANNELS, GATES):
                 assert topic in granted(bindings, principal, "Describe"), (principal, topic)
 
 
@@ -131,9 +153,48 @@ def test_each_agency_desk_reads_its_own_referrals_and_police_desks_their_alerts(
         bindings, "User:desk.police.command_center", "Read")
 
 
+def test_each_agency_system_writes_its_own_gate_topics_only_and_reads_what_it_is_entitled_to(
+        bindings: list[Binding]) -> None:
+    for agency in agencies():
+        principal = f"User:agency.{agency}"
+        for operation in ("Read", "Write"):
+            assert granted(bindings, principal, operation) == agency_needs(agency)[operation], (agency, operation)
+    # A police command centre's system gets the alert, its re-sends and escalations and the cases.
+    assert {topics.POLICE_ALERTS.name, topics.ESCALATIONS.name, topics.CASES.name} <= granted(
+        bindings, "User:agency.police.command_center", "Read")
+    # A hospital's does not: its own referrals only.
+    assert granted(bindings, "User:agency.health.designated_medical_institution", "Read") == {
+        "referrals.health.designated_medical_institution"}
+
+
+def test_no_agency_principal_writes_the_bus_topics_or_another_agencys_gate_topics(bindings: list[Binding]) -> None:
+    """The topic says who wrote a message: that holds only while each gate topic has one writer,
+    its agency's principal, and no agency writes where the agency is only a field."""
+    for agency in agencies():
+        for spec in gate_topics(agency):
+            writers = {b.principal for b in bindings if b.name == spec.name and b.operation == "Write"}
+            assert writers == {f"User:agency.{agency}"}, spec.name
+            readers = {b.principal for b in bindings if b.name == spec.name and b.operation == "Read"}
+            assert readers == {"User:intake"}, spec.name
+    hospital = "User:agency.health.designated_medical_institution"
+    hospital_writes = {b.name for b in bindings if b.principal == hospital and b.operation == "Write"}
+    assert "agency.police.command_center.events" not in hospital_writes
+    assert "agency.health.events" not in hospital_writes  # not even its parent agency's
+    agency_writes = {b.name for b in bindings if b.principal.startswith("User:agency.") and b.operation == "Write"}
+    assert not agency_writes & {topics.EVENTS.name, topics.ANSWERS.name, topics.AUDIT.name,
+                                topics.DEAD_LETTERS.name, topics.ANSWERS_REFUSED.name}
+    assert all(name.startswith("agency.") for name in agency_writes)
+    # Groups: an agency's own, by a prefix no other agency's groups share.
+    for b in bindings:
+        if b.principal.startswith("User:agency.") and b.resource == "group":
+            agency = b.principal.removeprefix("User:agency.")
+            assert b.name == f"agency.{agency}.system"
+            assert not any(f"agency.{other}.system".startswith(b.name) for other in agencies() if other != agency)
+
+
 def test_answers_are_written_only_by_the_bus_services_that_authenticate_who_answers(bindings: list[Binding]) -> None:
-    """The intake (an agency's token) and the console (its signed-in officers): no desk, no agency
-    system. The alerts service still authorises every answer, whoever wrote it."""
+    """The intake (an agency's token, or its gate topic) and the console (its signed-in officers):
+    no desk, no agency system. The alerts service still authorises every answer, whoever wrote it."""
     writers = {b.principal for b in bindings if b.name == topics.ANSWERS.name and b.operation == "Write"}
     assert writers == {"User:intake", "User:console"}
 
@@ -155,22 +216,25 @@ def test_the_topic_catalog_names_the_writers_and_readers_the_plan_grants(binding
                       and b.operation == operation}
         granted = {role for role, p in PLAN_ROLES.items() if p in principals}
         granted |= {"desk"} if any(p.startswith("User:desk.") for p in principals) else set()
+        granted |= {"agency"} if any(p.startswith("User:agency.") for p in principals) else set()
         listed = spec.writers if operation == "Write" else spec.readers
-        assert {w for w in listed if w in PLAN_ROLES or w == "desk"} == granted, (spec.name, operation)
+        assert {w for w in listed if w in PLAN_ROLES or w in ("desk", "agency")} == granted, (spec.name, operation)
     assert "agency" not in topics.ANSWERS.writers and "desk" not in topics.ANSWERS.writers
+    assert "agency" not in topics.EVENTS.writers
 
 
 def test_only_the_intake_the_operators_replay_and_the_console_write_inbound_events(
         bindings: list[Binding]) -> None:
     # The console: only the resolutions of the police officers it signs in (services/console/closing.py).
+    # Agencies' own systems: through the intake (its HTTP API, or its gate on their own topics).
     writers = {b.principal for b in bindings if b.name == topics.EVENTS.name and b.operation == "Write"}
     assert writers == {"User:intake", "User:operator", "User:console"}
-    assert not any(b.principal.startswith("User:agency.") for b in bindings)  # no agency system on Kafka
 
 
 def test_every_principal_of_the_plan_is_a_known_role(bindings: list[Binding]) -> None:
     desks = {f"User:desk.{a}" for a in agencies()}
-    assert {b.principal for b in bindings} == set(NEEDS) | desks
+    systems = {f"User:agency.{a}" for a in agencies()}
+    assert {b.principal for b in bindings} == set(NEEDS) | desks | systems
 
 
 def test_the_router_writes_what_the_plan_lets_it(bindings: list[Binding]) -> None:
@@ -197,16 +261,22 @@ def test_the_intake_writes_what_the_plan_lets_it(bindings: list[Binding], tmp_pa
         r = client.post(f"/v1/referrals/{referral_id}/answers", content=b'{"answer": "acknowledged"}',
                         headers={"Content-Type": "application/json", **auth()})
         assert r.status_code == 202
+        # Its gate: an admitted event and answer, a refused event (a dead letter), a refused answer.
+        gate = Gate(app.state.intake)
+        hospital_events, hospital_answers = (t.name for t in gate_topics(HOSPITAL))
+        for topic, raw in ((hospital_events, body(hospital_event())), (hospital_events, b"not json"),
+                           (hospital_answers, json.dumps({"referral_id": referral_id, "answer": "accepted"}).encode()),
+                           (hospital_answers, b"ACK")):
+            assert not asyncio.run(gate.handle(topic, 0, 0, raw)).retry
     allowed = {b.name for b in bindings if b.principal == "User:intake" and b.operation == "Write"}
-    assert {topic for topic, _, _ in publisher.sent} <= allowed
-    assert topics.ANSWERS.name in {topic for topic, _, _ in publisher.sent}
+    written = {topic for topic, _, _ in publisher.sent}
+    assert written <= allowed, written - allowed
+    assert {topics.ANSWERS.name, topics.DEAD_LETTERS.name, topics.ANSWERS_REFUSED.name} <= written
 
 
 def test_every_catalog_topic_has_a_writer_and_a_reader(bindings: list[Binding]) -> None:
-    # Read by principals outside this plan: CAP channels by outside broadcasters, refusals by
-    # the releasing officers' tools (issue 7).
-    outside_readers = {topics.BROADCAST_REFUSALS.name, *(topics.broadcast_topic(c).name
-                                                          for c in topics.BROADCAST_CHANNELS)}
+    # Read by principals outside this plan: CAP channels by outside broadcasters.
+    outside_readers = {topics.broadcast_topic(c).name for c in topics.BROADCAST_CHANNELS}
     for spec in (*all_topics(), topics.ALERT_STATES, topics.ALERT_PARKED):
         ops = {b.operation for b in bindings if b.resource == "topic" and b.name == spec.name}
         assert "Write" in ops, spec.name

@@ -18,6 +18,9 @@ from topics.catalog import (
     RESPONSES,
     all_topics,
     broadcast_topic,
+    current_agencies,
+    gate_agency,
+    gate_topics,
     referral_topic,
     referral_topic_name,
 )
@@ -54,7 +57,28 @@ def test_answers_are_not_on_a_referral_topic() -> None:
     """Issue #18: `referrals.responses` held answers but matched `^referrals\\.`."""
     assert re.match(r"^referrals\.", ANSWERS.name) is None
     assert RESPONSES is ANSWERS  # the old name still imports (other branches merge against it)
-    assert [t.name for t in all_topics() if t.value == "ReferralResponse"] == [ANSWERS.name]
+    # The bus's answers topic, and the agencies' own answers topics the intake's gate reads.
+    assert [t.name for t in all_topics() if t.value == "ReferralResponse" and not t.name.startswith("agency.")] == [
+        ANSWERS.name]
+    assert not any(re.match(r"^referrals\.", t.name) for t in all_topics() if t.value == "ReferralResponse")
+
+
+def test_each_agency_has_its_own_gate_topics_which_only_it_writes() -> None:
+    events, answers = gate_topics("police.command_center")
+    assert (events.name, answers.name) == ("agency.police.command_center.events",
+                                           "agency.police.command_center.answers")
+    assert (events.value, events.key, answers.value, answers.key) == (
+        "Event", EVENTS.key, "ReferralResponse", ANSWERS.key)
+    assert events.writers == answers.writers == ("agency",) and events.readers == answers.readers == ("intake",)
+    names = {t.name for t in all_topics()}
+    for agency in current_agencies():
+        assert {t.name for t in gate_topics(agency)} <= names
+        assert {gate_agency(t.name) for t in gate_topics(agency)} == {agency}
+    assert gate_agency("agency.nasa.events") is None and gate_agency(EVENTS.name) is None
+    assert gate_agency("agency.police.command_center.referrals") is None
+    with pytest.raises(KeyError, match="unknown agency code"):
+        gate_topics("nasa")
+    assert "agency" not in EVENTS.writers and "agency" not in ANSWERS.writers
 
 
 def test_the_alerts_service_changelogs_are_created_like_every_other_topic() -> None:

@@ -3,16 +3,22 @@
 These tests play a hospital's and a police command centre's systems written with librdkafka
 (confluent-kafka), as their engineers would from schemas/asyncapi.yaml and the JSON Schemas
 beside it: topic names, keys, the partitioner and the message schemas all come from those
-files, never from the Python catalog or models. An agency answers through the intake with its
-token, as the intake's OpenAPI document (services/intake/openapi.json) says: on Kafka, answers
-are written by the bus's own intake and console only (issue #17).
+files, never from the Python catalog or models. An agency's system writes its events and answers
+on its own two topics (`agency.{agency}.events`, `agency.{agency}.answers`), which only its
+principal may write; the intake's gate admits them as the HTTP API admits the same JSON with the
+agency's token (issue #17), and refuses the rest with a reason. It may also answer through the
+intake with its token, as the intake's OpenAPI document (services/intake/openapi.json) says.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,7 @@ from confluent_kafka import Consumer, Producer
 from bus.local_broker import LocalBroker, free_port
 from schemas.validation import validator
 
-from ..conftest import healthy, wait_for
+from ..conftest import Service, healthy, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +78,28 @@ class Published:
         schema = json.loads((self.path.parent / ref).read_text(encoding="utf-8"))
         errors = [f"{e.json_path}: {e.message}" for e in validator(schema).iter_errors(value)]
         assert errors == [], (operation, errors)
+
+    def kinds(self, operation: str) -> list[str]:
+        """Every event kind the message's schema admits (its `kind` enum)."""
+        ref = self.message(operation)["payload"]["schema"]["$ref"]
+        schema = json.loads((self.path.parent / ref).read_text(encoding="utf-8"))
+        found: set[str] = set()
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                kind = node.get("properties", {}).get("kind") if isinstance(node.get("properties"), dict) else None
+                if isinstance(kind, dict):
+                    found.update(v for v in kind.get("enum", []) if isinstance(v, str))
+                    if isinstance(kind.get("const"), str):
+                        found.add(kind["const"])
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(schema)
+        return sorted(found)
 
     def example(self, operation: str, kind: str) -> dict[str, Any]:
         payload: dict[str, Any] = next(e["payload"] for e in self.message(operation)["examples"]
@@ -131,11 +159,18 @@ def published() -> Published:
     return Published()
 
 
-def hospital_report(published: Published, event_id: uuid.UUID, case_id: uuid.UUID) -> dict[str, Any]:
-    event = published.example("agency_send_events_inbound", "medical_staff_suspects_trafficking")
-    event.update(event_id=str(event_id), case_id=str(case_id), occurred_at=now_iso(-30), reported_at=now_iso(),
+SEND_EVENTS = "agency_send_agency_events"  # an agency's system writes its own events topic
+SEND_ANSWERS = "agency_send_agency_answers"  # and its own answers topic
+
+
+def hospital_report(published: Published, event_id: uuid.UUID, case_id: uuid.UUID | None) -> dict[str, Any]:
+    event = published.example(SEND_EVENTS, "medical_staff_suspects_trafficking")
+    event.update(event_id=str(event_id), occurred_at=now_iso(-30), reported_at=now_iso(),
                  reporter={"agency": HOSPITAL, "role": "medical_staff"})
-    published.check("agency_send_events_inbound", event)
+    event.pop("case_id", None)
+    if case_id is not None:
+        event["case_id"] = str(case_id)
+    published.check(SEND_EVENTS, event)
     return event
 
 
@@ -145,7 +180,8 @@ def test_a_librdkafka_producer_following_the_document_puts_a_case_where_the_inta
     intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(port)})
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: healthy(url), 30, f"the intake\n{intake.log}")
-    topic = published.topic("agency_send_events_inbound")
+    # The intake and any other producer of events.inbound (the operators' replay, in any client).
+    topic = published.topic("operator_send_events_inbound")
     cases = [uuid.uuid5(uuid.NAMESPACE_URL, f"case-{n}") for n in range(24)]
     for n, case in enumerate(cases):
         event = hospital_report(published, uuid.uuid5(uuid.NAMESPACE_URL, f"intake-{n}"), case)
@@ -159,7 +195,7 @@ def test_a_librdkafka_producer_following_the_document_puts_a_case_where_the_inta
     placed, default_placed = {}, {}
     for n, case in enumerate(cases):
         event = hospital_report(published, uuid.uuid5(uuid.NAMESPACE_URL, f"outside-{n}"), case)
-        key = published.key("agency_send_events_inbound", event)
+        key = published.key("operator_send_events_inbound", event)
         assert key == str(case).encode()
         placed[str(case)] = produce(documented, topic, key, event)
         default_placed[str(case)] = produce(librdkafka_default, topic, key, event)
@@ -168,25 +204,57 @@ def test_a_librdkafka_producer_following_the_document_puts_a_case_where_the_inta
     assert moved > 0, "librdkafka's default partitioner would have placed every case like the intake"
 
 
-def test_an_agency_publishes_reads_its_referrals_and_alerts_and_answers(
+
+def every_kind(published: Published, agency: str, role: str) -> list[dict[str, Any]]:
+    """One event of every kind the published schema admits, as `agency`'s system writes them: the
+    document's example of the kind's own form where it has one, else its generic example."""
+    events = []
+    for kind in published.kinds(SEND_EVENTS):
+        try:
+            event = published.example(SEND_EVENTS, kind)
+        except StopIteration:
+            event = published.example(SEND_EVENTS, "medical_staff_suspects_trafficking")
+            event["kind"] = kind
+        event.update(event_id=str(uuid.uuid4()), occurred_at=now_iso(-40), reported_at=now_iso(),
+                     reporter={"agency": agency, "role": role})
+        if "last_seen_at" in event:
+            event["last_seen_at"] = now_iso(-40)
+        if "case_id" in event:
+            event["case_id"] = str(uuid.uuid4())
+        published.check(SEND_EVENTS, event)
+        events.append(event)
+    return events
+
+
+def test_an_agency_publishes_every_kind_reads_its_referrals_and_alerts_and_answers_on_its_own_topics(
         broker: LocalBroker, spawn: Callable[..., Any], published: Published) -> None:
     spawn("router")
     spawn("alerts")
-    port = free_port()
-    intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(port)})
+    intake = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(free_port())})
     bootstrap = broker.bootstrap
     producer = published.producer_config(bootstrap)
+    events_topic = published.topic(SEND_EVENTS, agency=COMMAND_CENTRE)
+    assert events_topic == f"agency.{COMMAND_CENTRE}.events"
 
-    # A parent's report of a missing child, as a police intake system publishes it.
-    report = published.example("agency_send_events_inbound", "child_missing_reported")
-    event_id = str(uuid.uuid4())
-    report.update(event_id=event_id, occurred_at=now_iso(-40), reported_at=now_iso(), last_seen_at=now_iso(-40))
-    report.pop("case_id", None)
-    published.check("agency_send_events_inbound", report)
-    produce(producer, published.topic("agency_send_events_inbound"),
-            published.key("agency_send_events_inbound", report), report)
+    # The command centre's system publishes every kind of event on its own topic, a parent's report
+    # of a missing child among them (taken at the command centre: its reporter is the command centre).
+    sent = every_kind(published, COMMAND_CENTRE, "police_officer")
+    assert len(sent) >= 70 and {"child_missing_reported", "case_resolved", "missing_child_info_release"} <= {
+        e["kind"] for e in sent}
+    for event in sent:
+        produce(producer, events_topic, published.key(SEND_EVENTS, event), event)
+    report = next(e for e in sent if e["kind"] == "child_missing_reported")
+    event_id = report["event_id"]
 
-    # The command centre's system reads its own referral topic and the police alerts.
+    # The gate admitted each one to events.inbound, as sent (read here as the router would).
+    ids = {e["event_id"] for e in sent}
+    inbound = consume(bootstrap, [published.topic("router_receive_events_inbound")],
+                      lambda seen: ids <= {m["value"].get("event_id") for m in seen}, timeout=180)
+    admitted = {m["value"]["event_id"]: m for m in inbound if m["value"].get("event_id") in ids}
+    assert {i: m["value"] for i, m in admitted.items()} == {e["event_id"]: e for e in sent}
+    assert all(m["key"] == published.key("router_receive_events_inbound", m["value"]) for m in admitted.values())
+
+    # It reads its own referral topic and the police alerts.
     referrals_topic = published.topic("agency_receive_referrals_agency", agency=COMMAND_CENTRE)
     alerts_topic = published.topic("agency_receive_alerts_police")
 
@@ -203,27 +271,12 @@ def test_an_agency_publishes_reads_its_referrals_and_alerts_and_answers(
     assert referral["key"] == published.key("agency_receive_referrals_agency", referral["value"])
     assert alert["key"] == published.key("agency_receive_alerts_police", alert["value"])
 
-    # It acknowledges the alert through the intake, with its token, as the OpenAPI document says.
-    # Kafka takes no answer from an agency's system: the document names no agency that writes there.
-    assert not any(op.startswith("agency_send_answers") for op in published.doc["operations"])
-    openapi = json.loads(OPENAPI.read_text(encoding="utf-8"))
-    path = "/v1/referrals/{referral_id}/answers"
-    body_schema = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    answer = {"response_id": str(uuid.uuid4()), "answer": "acknowledged", "officer": "desk 3",
-              "responded_at": now_iso()}
-    assert list(validator({**body_schema, "components": openapi["components"]}).iter_errors(answer)) == []
-    answer["referral_id"] = alert["value"]["alert_id"]
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: healthy(url), 30, f"the intake\n{intake.log}")
-
-    def answered() -> bool:
-        # 202 once the broker has it; 404 until the intake has read the alert's state.
-        r = httpx.post(f"{url}{path.format(referral_id=answer['referral_id'])}", json=answer, timeout=10,
-                       headers={"Authorization": f"Bearer {COMMAND_CENTRE_TOKEN}"})
-        assert r.status_code in (202, 404), r.text
-        return r.status_code == 202
-
-    wait_for(answered, 60, f"the intake's answer endpoint\n{intake.log}", interval=0.5)
+    # It acknowledges the alert on its own answers topic.
+    answers_topic = published.topic(SEND_ANSWERS, agency=COMMAND_CENTRE)
+    answer = {"response_id": str(uuid.uuid4()), "referral_id": alert["value"]["alert_id"], "answer": "acknowledged",
+              "agency": COMMAND_CENTRE, "officer": "desk 3", "responded_at": now_iso()}
+    published.check(SEND_ANSWERS, answer)
+    produce(producer, answers_topic, published.key(SEND_ANSWERS, answer), answer)
 
     # The alerts service applied it: its published state of the alert says so.
     states = published.topic("alerts_send_alerts_states")
@@ -232,7 +285,78 @@ def test_an_agency_publishes_reads_its_referrals_and_alerts_and_answers(
         return any(m["value"].get("id") == answer["referral_id"] and m["value"].get("status") == "acknowledged"
                    for m in seen)
 
-    state = next(m["value"] for m in consume(bootstrap, [states], acknowledged)
+    state = next(m["value"] for m in consume(bootstrap, [states], acknowledged, timeout=120)
                  if m["value"].get("id") == answer["referral_id"] and m["value"]["status"] == "acknowledged")
     published.check("alerts_send_alerts_states", state)
     assert any(h["what"] == "acknowledged" and h["officer"] == "desk 3" for h in state["history"])
+    assert "gate_refused" not in intake.log, intake.log[-3000:]
+
+
+def test_an_agency_that_writes_another_agencys_name_on_its_own_topic_gets_a_dead_letter_and_nothing_is_routed(
+        broker: LocalBroker, spawn: Callable[..., Any], published: Published) -> None:
+    spawn("router")
+    spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(free_port())})
+    bootstrap = broker.bootstrap
+    producer = published.producer_config(bootstrap)
+    hospital_topic = published.topic(SEND_EVENTS, agency=HOSPITAL)
+
+    # The hospital's system writes a report in the command centre's name, then one in its own.
+    spoofed = hospital_report(published, uuid.uuid4(), None)
+    spoofed["reporter"] = {"agency": COMMAND_CENTRE, "role": "police_officer"}
+    published.check(SEND_EVENTS, spoofed)  # valid by the schema: only the topic says who wrote it
+    own = hospital_report(published, uuid.uuid4(), None)
+    for event in (spoofed, own):
+        produce(producer, hospital_topic, published.key(SEND_EVENTS, event), event)
+
+    letters = consume(bootstrap, [published.topic("operator_receive_events_deadletter")],
+                      lambda seen: any(m["value"].get("event_id") == spoofed["event_id"] for m in seen))
+    (letter,) = [m["value"] for m in letters if m["value"].get("event_id") == spoofed["event_id"]]
+    published.check("operator_receive_events_deadletter", letter)
+    assert (letter["reason"], letter["service"], letter["topic"]) == ("agency_mismatch", "intake", hospital_topic)
+    assert letter["errors"] == [{"field": "reporter.agency", "reason": "not the authenticated agency"}]
+    assert json.loads(base64.b64decode(letter["original_b64"])) == spoofed
+
+    # The gate reads the topic in order: once the hospital's own report, written after the spoofed
+    # one, is admitted and routed (its receipt), the spoofed one would have been too. It is
+    # nowhere: not on events.inbound, so the router never saw it.
+    inbound = published.topic("router_receive_events_inbound")
+    receipts = published.topic("router_send_events_receipts")
+
+    def routed(seen: list[dict[str, Any]]) -> bool:
+        return {m["topic"] for m in seen if m["value"].get("event_id") == own["event_id"]} == {inbound, receipts}
+
+    seen = consume(bootstrap, [inbound, receipts], routed, timeout=120)
+    assert not any(m["value"].get("event_id") == spoofed["event_id"] for m in seen)
+
+
+def test_an_intake_killed_mid_stream_loses_no_event_and_publishes_none_twice(
+        broker: LocalBroker, spawn: Callable[..., Any], published: Published) -> None:
+    bootstrap = broker.bootstrap
+    intake: Service = spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(free_port())})
+    producer = Producer(published.producer_config(bootstrap))
+    topic = published.topic(SEND_EVENTS, agency=HOSPITAL)
+    events = [hospital_report(published, uuid.uuid4(), uuid.uuid4() if n % 2 else None) for n in range(80)]
+    inbound = published.topic("router_receive_events_inbound")
+    ids = {e["event_id"] for e in events}
+
+    def steady() -> None:  # 20 a second, as a hospital's system would send them
+        for event in events:
+            producer.produce(topic, json.dumps(event).encode(), published.key(SEND_EVENTS, event))
+            producer.poll(0)
+            time.sleep(0.05)
+        producer.flush(30)
+
+    writer = threading.Thread(target=steady)
+    writer.start()
+    # Killed (SIGKILL: no shutdown, no last commit) once the gate has admitted some of them.
+    consume(bootstrap, [inbound], lambda seen: len({m["value"].get("event_id") for m in seen} & ids) >= 10,
+            timeout=120)
+    intake.kill()
+    writer.join(60)
+    intake.start()
+    seen = consume(bootstrap, [inbound], lambda seen: ids <= {m["value"].get("event_id") for m in seen},
+                   timeout=240)
+    counts = Counter(m["value"]["event_id"] for m in seen if m["value"].get("event_id") in ids)
+    assert set(counts) == ids, "an accepted event was lost"
+    assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
+    assert intake.starts == 2
