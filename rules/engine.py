@@ -691,6 +691,10 @@ class WrittenReferral(NamedTuple):
 
     referral: Referral
     value: bytes
+    #: The JSON of the referral's per-event fields as its message writes them (`_EVENT_FIELDS`:
+    #: referral_id, event_id, kind, jurisdiction, reported_at, ack_by, due_by, exercise,
+    #: expired_plan, case_id, subject), for outputs written beside it (services/router/outputs.py).
+    parts: Mapping[str, bytes]
 
 
 _BOOL_JSON = {False: b"false", True: b"true"}
@@ -728,11 +732,11 @@ def _build(event: Event, duties: list[Duty], dl: Deadlines, *, write: bool) -> l
         referral = built(Referral, {
             **d.template.__dict__, **shared, "referral_id": referral_id, "ack_by": clock[0],
             "due_by": clock[1], "expired_plan": expired, "subject": subject[0]}, set(_FIELDS_SET))
-        value = d.written.write({
+        parts = {
             **shared_json, "referral_id": b'"%s"' % str(referral_id).encode(), "ack_by": clock[2],
             "due_by": clock[3], "expired_plan": _BOOL_JSON[expired], "subject": subject[1],
-        }) if write else b""
-        out.append(WrittenReferral(referral, value))
+        } if write else {}
+        out.append(WrittenReferral(referral, d.written.write(parts) if write else b"", parts))
     return out
 
 

@@ -62,14 +62,20 @@ _DESCRIPTORS = frozenset(ChildDescriptors.model_fields)
 def descriptors_of(event: Event) -> ChildDescriptors:
     """What clue matching compares of an event: age, sex, last-seen place and time (for a clue,
     where and when it was seen)."""
+    # Values of a validated event, of the fields' own types: not validated again.
+    return built(ChildDescriptors, descriptor_values(event), set(_DESCRIPTORS))
+
+
+def descriptor_values(event: Event) -> dict[str, Any]:
+    """The fields of `descriptors_of(event)`, in the model's order (`to_json` of them writes
+    what the model writes)."""
     person = event.person
     if isinstance(event, MissingChildReport):
         place, seen_at = event.last_seen_location.place, event.last_seen_at
     else:
         place, seen_at = event.location.place if event.location else None, event.occurred_at
-    # Values of a validated event, of the fields' own types: not validated again.
-    return built(ChildDescriptors, {"age": person.age if person else None, "sex": person.sex if person else None,
-                                    "place": place, "last_seen_at": seen_at}, set(_DESCRIPTORS))
+    return {"age": person.age if person else None, "sex": person.sex if person else None,
+            "place": place, "last_seen_at": seen_at}
 
 
 

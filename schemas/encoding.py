@@ -16,14 +16,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from operator import itemgetter
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined, to_json
 
-__all__ = ["Template", "Uuid5", "built", "dump_values", "model_values", "template"]
+__all__ = ["Template", "Uuid5", "built", "dump_values", "model_values", "template", "text_json"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -138,6 +138,12 @@ class Template:
         written: bytes = self._format % self._pick(parts)
         return written
 
+    def fill(self, *parts: bytes) -> bytes:
+        """The message, given the JSON of each of its `holes` in their order (`write` without
+        the mapping, for messages written from parts at hand)."""
+        written: bytes = self._format % parts
+        return written
+
 
 def template(model: type[BaseModel], holes: tuple[str, ...], fixed: Mapping[str, Any]) -> Template:
     """`model`'s messages with every field but `holes` written once: its value in `fixed`, else
@@ -163,6 +169,14 @@ def template(model: type[BaseModel], holes: tuple[str, ...], fixed: Mapping[str,
             text += to_json(default)
     texts.append(text + b"}")
     return Template(texts, tuple(name for name in names if name in holes))
+
+
+@lru_cache(maxsize=4096)
+def text_json(text: str) -> bytes:
+    """`to_json(text)`, remembered: for the bus's own words written in every message (agency
+    codes, roles, rule ids, actions, clauses), which a dict lookup finds sooner than pydantic
+    writes them. Bounded, so that a sender's words passed by mistake cannot fill memory."""
+    return to_json(text)
 
 
 class Uuid5:

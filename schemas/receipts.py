@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_core import to_json
 
-from schemas.encoding import Template, Uuid5, template
+from schemas.encoding import Template, Uuid5, template, text_json
 from schemas.wire import Bool, Int, Message, Str, Timestamp, Uuid, WireModel
 
 #: Namespace of deterministic audit ids: the same step recorded twice has the same id.
@@ -130,21 +130,31 @@ def audit_records_json(event_id: str | uuid.UUID, action: AuditAction, actor: st
                        entries: Iterable[tuple[uuid.UUID | None, str | None, str | None]]) -> list[bytes]:
     """`audit_record(event_id, action, actor, at, referral_id=…, agency=…, detail=…)`, serialised,
     for each (referral_id, agency, detail) of one step of one event (the router's 'routed' per
-    referral): the ids derived with the event's part hashed once, the step's fields written once
-    (`_step_record`), the values (the bus's own) not validated again."""
+    referral): `written_audit_records` of their JSON."""
     event_text = str(event_id)
-    ids = Uuid5(AUDIT_NAMESPACE, f"{event_text}|{action}|{actor}|")
+    return written_audit_records(event_text, to_json(event_text), action, actor, to_json(at),
+                                 ((to_json(r), a, d) for r, a, d in entries))
+
+
+def written_audit_records(event_id: str, event_json: bytes, action: AuditAction, actor: str, at: bytes,
+                          entries: Iterable[tuple[bytes, str | None, str | None]]) -> list[bytes]:
+    """`audit_records_json` from parts written before: the event id and its JSON, the JSON of the
+    time, and for each record the JSON of its referral id (a UUID's, or null), its agency and
+    detail. The ids are derived with the event's part hashed once, the step's fields written
+    once (`_step_record`), the values (the bus's own) not validated again."""
+    ids = Uuid5(AUDIT_NAMESPACE, f"{event_id}|{action}|{actor}|")
     written = _step_record(action, actor)
-    step = {"event_id": to_json(event_text), "at": to_json(at)}
     out = []
     for referral_id, agency, detail in entries:
-        referral_text = str(referral_id) if referral_id is not None else ""
+        referral_text = referral_id[1:-1].decode() if referral_id != b"null" else ""
         audit_id = ids.text(f"{referral_text}|{agency or ''}|{detail or ''}")
-        out.append(written.write({
-            **step, "audit_id": b'"%s"' % audit_id.encode(),
-            "referral_id": b'"%s"' % referral_text.encode() if referral_text else b"null",
-            "agency": to_json(agency), "detail": to_json(detail)}))
+        out.append(written.fill(b'"%s"' % audit_id.encode(), event_json, at, referral_id,
+                                _NULL if agency is None else text_json(agency),
+                                _NULL if detail is None else text_json(detail)))
     return out
+
+
+_NULL = b"null"
 
 
 @cache

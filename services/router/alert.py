@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from pydantic_core import to_json
 
 from rules.catalog import COMMAND_CENTER, MISSING_CHILD, catalog, is_police
 from rules.deadlines import Deadlines
+from rules.engine import WrittenReferral
 from rules.projection import project
-from schemas.alerts import PoliceAlert, alert_id_for, descriptors_of
+from schemas.alerts import ALERT_NAMESPACE, PoliceAlert, alert_id_for, descriptor_values, descriptors_of
 from schemas.cases import report_case
-from schemas.encoding import dump_values
+from schemas.encoding import Uuid5, template, text_json
 from schemas.events import Event
 from schemas.referrals import Referral
-from services.router.handling import Outgoing
+from services.router.handling import Outgoing, event_parts
 from topics.catalog import POLICE_ALERTS
 
 #: An alert is urgent even where a pack gives a slower word for the police's duty.
@@ -81,6 +85,35 @@ def police_alert_values(event: Event, referrals: Sequence[Referral], deadlines: 
     }
 
 
+#: The alert's fields written per report (all but `schema_version`, `agency` and `attempt`).
+_HOLES = ("alert_id", "case_id", "event_id", "jurisdiction", "urgency", "action", "action_zh", "raised_at",
+          "ack_deadline", "exercise", "lead_referral_id", "referral_ids", "rule_id", "citation", "descriptors",
+          "subject")
+_WRITTEN = template(PoliceAlert, _HOLES, {"agency": COMMAND_CENTER, "attempt": 1})
+#: `alert_id_for` as text, with its namespace and prefix hashed once.
+_ALERT_IDS = Uuid5(ALERT_NAMESPACE, "alert|")
+_NULL = b"null"
+_DEFAULT_ACTION_JSON = to_json(DEFAULT_ACTION)
+_DEFAULT_ACTION_ZH_JSON = to_json(DEFAULT_ACTION_ZH)
+_ALERT_URGENCY_JSON = to_json(ALERT_URGENCY)
+
+
+@lru_cache(maxsize=256)
+def _alert_urgency(lead_urgency: str) -> str:
+    return _most_urgent(lead_urgency, ALERT_URGENCY)
+
+
+@lru_cache(maxsize=1024)
+def _citation_json(file: str, clause: str, quote: str) -> bytes:
+    return to_json({"file": file, "clause": clause, "quote": quote})  # Citation's fields, in order
+
+
+def _written_lead(written: Sequence[WrittenReferral]) -> WrittenReferral | None:
+    """`_lead` of the written referrals."""
+    lead = _lead([w.referral for w in written])
+    return None if lead is None else next(w for w in written if w.referral is lead)
+
+
 @dataclass(frozen=True)
 class PoliceAlertEmitter:
     """An `Emitter` for the router: one `PoliceAlert` on `alerts.police` per missing-child report,
@@ -88,10 +121,36 @@ class PoliceAlertEmitter:
 
     deadlines: Deadlines
 
-    def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
-        # Serialised as the model writes it, without validating what the bus built (schemas/encoding.py).
-        values = police_alert_values(event, referrals, self.deadlines)
-        if values is None:
+    def __call__(self, event: Event, written: Sequence[WrittenReferral]) -> Sequence[Outgoing]:
+        # `police_alert(event, referrals, deadlines).model_dump_json()`, written from the parts of
+        # the referrals' messages (ids, times, the event's fields, the command centre's subject)
+        # and the rule's words as written before, without building or validating the alert.
+        if event.kind != MISSING_CHILD:
             return ()
-        key = str(values["case_id"]).encode()  # PoliceAlert.key
-        return (Outgoing(POLICE_ALERTS.name, key, dump_values(PoliceAlert, values)),)
+        shared = event_parts(event, written)
+        event_id = shared["event_id"]
+        case_id = shared["case_id"] if event.case_id is not None else event_id  # report_case
+        found = _written_lead(written)
+        if found is None:
+            urgency = ALERT_URGENCY
+            urgency_json, action, action_zh = _ALERT_URGENCY_JSON, _DEFAULT_ACTION_JSON, _DEFAULT_ACTION_ZH_JSON
+            lead_id = rule_id = citation = _NULL
+            others = written
+        else:
+            lead, parts = found.referral, found.parts
+            urgency = _alert_urgency(lead.urgency)
+            urgency_json, action = text_json(urgency), text_json(lead.action)
+            action_zh = text_json(lead.action_zh) if lead.action_zh else _DEFAULT_ACTION_ZH_JSON
+            lead_id, rule_id = parts["referral_id"], text_json(lead.rule_id)
+            c = lead.citation
+            citation = _citation_json(c.file, c.clause, c.quote)
+            others = [w for w in written if w is not found]
+        subject = (found.parts["subject"] if found is not None and found.referral.agency == COMMAND_CENTER
+                   else to_json(project(event, COMMAND_CENTER)))
+        value = _WRITTEN.fill(
+            b'"%s"' % _ALERT_IDS.text(event_id[1:-1].decode()).encode(), case_id, event_id,
+            shared["jurisdiction"], urgency_json, action, action_zh, shared["reported_at"],
+            to_json(self.deadlines.ack_by(urgency, event.reported_at)), shared["exercise"], lead_id,
+            b"[%s]" % b",".join([w.parts["referral_id"] for w in others]), rule_id, citation,
+            to_json(descriptor_values(event)), subject)
+        return (Outgoing(POLICE_ALERTS.name, case_id[1:-1], value),)  # PoliceAlert.key

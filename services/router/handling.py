@@ -7,9 +7,11 @@ is tested without a broker.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
+
+from pydantic_core import to_json
 
 from bus.boundary import EVENT, Position, Refusal, dead_letter, fault, sniff_ids
 from rules.deadlines import Deadlines
@@ -18,8 +20,8 @@ from schemas.events import Event
 from schemas.referrals import DeadLetter, Referral
 from topics.catalog import DEAD_LETTERS, referral_topic_name
 
-__all__ = ["Emitter", "Outgoing", "Position", "RefusalEmitter", "Refused", "Routed", "Router",
-           "describe_refusal", "referral_messages"]
+__all__ = ["PART_FIELDS", "Emitter", "Outgoing", "Position", "RefusalEmitter", "Refused", "Routed", "Router",
+           "describe_refusal", "event_parts", "referral_messages", "written_referrals"]
 
 
 class Outgoing(NamedTuple):
@@ -49,8 +51,14 @@ class Refused:
         return self.dead_letter.reason
 
 
-#: Further outputs of a routed event (police alerts, receipts, ...), each a pure function.
-Emitter = Callable[[Event, Sequence[Referral]], Sequence[Outgoing]]
+#: Further outputs of a routed event (police alerts, receipts, ...), each a pure function of the
+#: event and its referrals as the engine wrote them (`route_written`: each with its message and
+#: the JSON of its per-event fields, which the outputs reuse rather than serialise again).
+Emitter = Callable[[Event, Sequence[WrittenReferral]], Sequence[Outgoing]]
+
+#: The fields of a referral in `WrittenReferral.parts` (rules/engine.py `_EVENT_FIELDS`).
+PART_FIELDS = ("referral_id", "event_id", "kind", "jurisdiction", "reported_at", "ack_by", "due_by",
+               "exercise", "expired_plan", "case_id", "subject")
 
 
 @runtime_checkable
@@ -66,7 +74,24 @@ def referral_messages(written: Sequence[WrittenReferral]) -> tuple[Outgoing, ...
     if not written:
         return ()
     key = written[0].referral.key
-    return tuple(Outgoing(referral_topic_name(r.agency), key, value) for r, value in written)
+    return tuple(Outgoing(referral_topic_name(r.agency), key, value) for r, value, _ in written)
+
+
+def event_parts(event: Event, written: Sequence[WrittenReferral]) -> Mapping[str, bytes]:
+    """The JSON of the event's fields that its referrals carry (event_id, kind, jurisdiction,
+    reported_at, exercise, case_id): its first referral's parts, or, with none, written now."""
+    if written:
+        return written[0].parts
+    return {"event_id": to_json(event.event_id), "kind": to_json(event.kind),
+            "jurisdiction": to_json(event.jurisdiction), "reported_at": to_json(event.reported_at),
+            "exercise": to_json(event.exercise), "case_id": to_json(event.case_id)}
+
+
+def written_referrals(referrals: Iterable[Referral]) -> list[WrittenReferral]:
+    """Referrals held as models, written as `route_written` writes them (each message and its
+    parts): for an `Emitter` called outside the router's step (tests, tools)."""
+    return [WrittenReferral(r, r.model_dump_json().encode(), {name: to_json(getattr(r, name)) for name in PART_FIELDS})
+            for r in referrals]
 
 
 @dataclass(frozen=True)
@@ -103,7 +128,7 @@ class Router:
         referrals = tuple(w.referral for w in written)
         messages = referral_messages(written)
         for emit in self.emitters:
-            messages += tuple(emit(decoded, referrals))
+            messages += tuple(emit(decoded, written))
         return Routed(decoded, referrals, messages)
 
     def _refuse(self, raw: bytes | None, position: Position, refusal: Refusal, at: dt.datetime) -> Refused:

@@ -6,15 +6,18 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pydantic_core import to_json
 
 from rules.deadlines import Deadlines
-from rules.engine import plan_status
-from schemas.encoding import dump_values
+from rules.engine import WrittenReferral, plan_status
+from schemas.encoding import Template, template, text_json
 from schemas.events import Event
-from schemas.receipts import Receipt, RefusalField, audit_record, audit_records_json
+from schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record, written_audit_records
 from schemas.referrals import DeadLetter, Referral
 from services.router.alert import PoliceAlertEmitter
-from services.router.handling import Emitter, Outgoing
+from services.router.handling import Emitter, Outgoing, event_parts
 from topics.catalog import AUDIT, RECEIPTS
 
 Clock = Callable[[], dt.datetime]
@@ -22,6 +25,35 @@ Clock = Callable[[], dt.datetime]
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+#: A routed receipt's fields written per event (the others: 'routed', no refusal).
+_RECEIPT = template(Receipt, ("event_id", "reporter_agency", "kind", "jurisdiction", "exercise", "routed_to",
+                              "expired_plans", "routed_by_plan_in_force", "plan_note", "issued_at"),
+                    {"status": "routed", "refusal_reason": None, "refusal_errors": ()})
+_NULL = b"null"
+
+
+@lru_cache(maxsize=1024)
+def _routed_to(agency: str, role: str, rule_id: str, clause: str, file: str, urgency: str) -> Template:
+    """A receipt's entry for a referral of one duty, written but for its id and deadlines."""
+    return template(RoutedTo, ("referral_id", "ack_by", "due_by"),
+                    {"agency": agency, "role": role, "rule_id": rule_id, "clause": clause, "file": file,
+                     "urgency": urgency})
+
+
+def routed_receipt(event: Event, referrals: Sequence[Referral], issued_at: dt.datetime) -> Receipt:
+    """The receipt `ReceiptEmitter` writes for a routed event (built and validated: for readers
+    and tests; the emitter writes its bytes from the referrals' parts)."""
+    plans = plan_status(event, referrals)
+    return Receipt(
+        event_id=str(event.event_id), status="routed", reporter_agency=event.reporter.agency,
+        kind=event.kind, jurisdiction=event.jurisdiction, exercise=event.exercise,
+        routed_to=tuple(RoutedTo(agency=r.agency, role=r.role, referral_id=r.referral_id, rule_id=r.rule_id,
+                                 clause=r.citation.clause, file=r.citation.file, urgency=r.urgency,
+                                 ack_by=r.ack_by, due_by=r.due_by) for r in referrals),
+        expired_plans=plans.expired_plans, routed_by_plan_in_force=plans.deferred_to, plan_note=plans.note,
+        issued_at=issued_at)
 
 
 @dataclass(frozen=True)
@@ -34,23 +66,26 @@ class ReceiptEmitter:
 
     now: Clock = field(default=_utcnow)
 
-    def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
-        # Built from the validated event and the referrals the engine built: serialised as the
-        # model writes it, without validating it all again (schemas/encoding.py); every field given but
-        # schema_version (the model's default, written first).
-        plans = plan_status(event, referrals)
-        event_id = str(event.event_id)
-        receipt = dump_values(Receipt, {
-            "event_id": event_id, "status": "routed", "reporter_agency": event.reporter.agency,
-            "kind": event.kind, "jurisdiction": event.jurisdiction, "exercise": event.exercise,
-            "routed_to": [{"agency": r.agency, "role": r.role, "referral_id": r.referral_id,
-                           "rule_id": r.rule_id, "clause": r.citation.clause, "file": r.citation.file,
-                           "urgency": r.urgency, "ack_by": r.ack_by, "due_by": r.due_by}
-                          for r in referrals],
-            "refusal_reason": None, "refusal_errors": (),
-            "expired_plans": plans.expired_plans, "routed_by_plan_in_force": plans.deferred_to,
-            "plan_note": plans.note, "issued_at": self.now()})
-        return (Outgoing(RECEIPTS.name, event_id.encode(), receipt),)
+    def __call__(self, event: Event, written: Sequence[WrittenReferral]) -> Sequence[Outgoing]:
+        # `routed_receipt(event, referrals, now).model_dump_json()`, written from the parts of the
+        # referrals' messages (ids, deadlines, the event's fields) and each duty's words as
+        # written before, without building or validating the receipt.
+        shared = event_parts(event, written)
+        event_id = shared["event_id"]
+        routed_to = []
+        for r, _, parts in written:
+            c = r.citation
+            routed_to.append(_routed_to(r.agency, r.role, r.rule_id, c.clause, c.file, r.urgency)
+                             .fill(parts["referral_id"], parts["ack_by"], parts["due_by"]))
+        plans = plan_status(event, [w.referral for w in written])
+        reporter = event.reporter.agency
+        value = _RECEIPT.fill(
+            event_id, _NULL if reporter is None else text_json(reporter), shared["kind"], shared["jurisdiction"],
+            shared["exercise"], b"[%s]" % b",".join(routed_to),
+            to_json(plans.expired_plans) if plans.expired_plans else b"[]",
+            _NULL if plans.deferred_to is None else to_json(plans.deferred_to),
+            _NULL if plans.note is None else to_json(plans.note), to_json(self.now()))
+        return (Outgoing(RECEIPTS.name, event_id[1:-1], value),)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
         """A 'refused' receipt when the refused message named a valid event id (a UUID: the only
@@ -72,10 +107,13 @@ class AuditEmitter:
 
     now: Clock = field(default=_utcnow)
 
-    def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
-        key = str(event.event_id).encode()  # AuditRecord.key
-        records = audit_records_json(event.event_id, "routed", "router", self.now(),
-                                     ((r.referral_id, r.agency, r.role) for r in referrals))
+    def __call__(self, event: Event, written: Sequence[WrittenReferral]) -> Sequence[Outgoing]:
+        # `audit_records_json(event.event_id, "routed", "router", now, (referral_id, agency, role)
+        # of each referral)`, with the ids as the referrals' messages wrote them.
+        event_id = event_parts(event, written)["event_id"]
+        key = event_id[1:-1]  # AuditRecord.key: the event id's text
+        records = written_audit_records(key.decode(), event_id, "routed", "router", to_json(self.now()),
+                                        [(parts["referral_id"], r.agency, r.role) for r, _, parts in written])
         return tuple(Outgoing(AUDIT.name, key, record) for record in records)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:

@@ -24,7 +24,7 @@ from schemas.events import parse_event
 from schemas.receipts import AUDIT_NAMESPACE, AuditRecord, Receipt, audit_record, audit_records_json
 from schemas.referrals import Citation, Referral, referral_id_for, referral_id_suffix, referral_ids
 from services.router.alert import police_alert
-from services.router.handling import Position, Routed, Router
+from services.router.handling import Position, Routed, Router, written_referrals
 from services.router.outputs import AuditEmitter, ReceiptEmitter, emitters
 from topics.catalog import AUDIT, POLICE_ALERTS, RECEIPTS
 
@@ -121,11 +121,12 @@ def test_the_alert_receipt_and_audit_are_those_the_validated_models_give() -> No
     event, referrals = outcome.event, outcome.referrals
     alert = police_alert(event, referrals, deadlines)
     assert alert is not None
-    (alert_message,) = emitters(deadlines)[0](event, referrals)
+    written = written_referrals(referrals)
+    (alert_message,) = emitters(deadlines)[0](event, written)
     assert (alert_message.key, alert_message.value) == (alert.key, alert.model_dump_json().encode())
-    (receipt,) = ReceiptEmitter(now=fixed)(event, referrals)
+    (receipt,) = ReceiptEmitter(now=fixed)(event, written)
     assert Receipt.model_validate_json(receipt.value).routed_to[0].referral_id == referrals[0].referral_id
-    audit = AuditEmitter(now=fixed)(event, referrals)
+    audit = AuditEmitter(now=fixed)(event, written)
     assert [m.value for m in audit] == [
         audit_record(event.event_id, "routed", "router", AT, referral_id=r.referral_id, agency=r.agency,
                      detail=r.role).model_dump_json().encode() for r in referrals]
@@ -212,7 +213,7 @@ def test_each_referral_the_router_sends_is_what_its_model_writes_and_what_route_
         written = route_written(outcome.event, book, deadlines=deadlines)
         assert [w.referral for w in written] == list(outcome.referrals) == route(outcome.event, book,
                                                                                  deadlines=deadlines)
-        for (referral, value), message in zip(written, outcome.messages, strict=False):
+        for (referral, value, _), message in zip(written, outcome.messages, strict=False):
             assert value == message.value == referral.model_dump_json().encode()
             assert Referral.model_validate_json(value) == referral
             assert message.key == referral.key

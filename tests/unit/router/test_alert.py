@@ -10,6 +10,7 @@ import pytest
 from rules.deadlines import Deadlines
 from schemas.alerts import PoliceAlert, alert_id_for
 from services.router.alert import PoliceAlertEmitter, police_alert
+from services.router.handling import written_referrals
 from topics.catalog import POLICE_ALERTS
 
 from ..alerts.conftest import clue, missing_child, referral
@@ -24,7 +25,7 @@ def test_missing_child_raises_one_alert_for_the_command_centre(deadlines: Deadli
     event = missing_child(jurisdiction="yunyang")
     lead = referral(event, "police.command_center")
     coop = referral(event, "railway", role="cooperating", urgency="unspecified", rule_id="yunyang.dna")
-    out = PoliceAlertEmitter(deadlines)(event, [lead, coop])
+    out = PoliceAlertEmitter(deadlines)(event, written_referrals([lead, coop]))
     assert len(out) == 1 and out[0].topic == POLICE_ALERTS.name
     alert = PoliceAlert.model_validate_json(out[0].value)
     assert alert.alert_id == alert_id_for(event.event_id)
@@ -39,7 +40,7 @@ def test_missing_child_raises_one_alert_for_the_command_centre(deadlines: Deadli
 
 def test_same_report_twice_gives_the_same_alert(deadlines: Deadlines) -> None:
     event = missing_child()
-    refs = [referral(event, "police.command_center")]
+    refs = written_referrals([referral(event, "police.command_center")])
     emit = PoliceAlertEmitter(deadlines)
     assert emit(event, refs) == emit(event, refs)
 
@@ -64,7 +65,7 @@ def test_no_lead_still_alerts_the_command_centre_urgently(deadlines: Deadlines) 
 
 def test_other_kinds_raise_nothing(deadlines: Deadlines) -> None:
     event = clue()
-    assert PoliceAlertEmitter(deadlines)(event, [referral(event, "police")]) == ()
+    assert PoliceAlertEmitter(deadlines)(event, written_referrals([referral(event, "police")])) == ()
 
 
 def test_exercise_is_marked(deadlines: Deadlines) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from bus.demo_events import INVALID_EVENT, scripted_events
 from rules.deadlines import Deadlines
-from rules.engine import load_rulebook
+from rules.engine import WrittenReferral, load_rulebook
 from schemas.events import Event
 from schemas.referrals import DeadLetter, Referral
 from services.router.handling import Outgoing, Position, Refused, Routed, Router
@@ -76,7 +76,7 @@ def test_a_dead_letter_names_each_field_and_keeps_the_event_id_when_readable(rou
 
 
 def test_emitters_add_their_messages_after_the_referrals() -> None:
-    def receipt(event: Event, referrals: Sequence[Referral]) -> list[Outgoing]:
+    def receipt(event: Event, referrals: Sequence[WrittenReferral]) -> list[Outgoing]:
         return [Outgoing("events.receipts", str(event.event_id).encode(), str(len(referrals)).encode())]
 
     router = Router(load_rulebook(), Deadlines.load(), (receipt,))

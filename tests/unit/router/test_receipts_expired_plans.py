@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rules.engine import RuleBook, load_rulebook, route
+from rules.engine import RuleBook, load_rulebook, route_written
 from schemas.receipts import Receipt
 from services.router.outputs import ReceiptEmitter
 from tests.unit.rules.conftest import make_event
@@ -24,7 +24,7 @@ def book() -> RuleBook:
 
 def _receipt(book: RuleBook, **event: Any) -> Receipt:
     ev = make_event(**event)
-    [message] = ReceiptEmitter(lambda: NOW)(ev, route(ev, book))
+    [message] = ReceiptEmitter(lambda: NOW)(ev, route_written(ev, book))
     return Receipt.model_validate(json.loads(message.value))
 
 

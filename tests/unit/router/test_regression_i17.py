@@ -19,10 +19,10 @@ from structlog.testing import capture_logs
 
 from bus.demo_events import scripted_events
 from rules.deadlines import Deadlines
-from rules.engine import load_rulebook
+from rules.engine import WrittenReferral, load_rulebook
 from schemas.events import Event
 from schemas.receipts import AuditRecord, Receipt
-from schemas.referrals import DeadLetter, Referral
+from schemas.referrals import DeadLetter
 from services.router.agents import Tally
 from services.router.handling import Outgoing, Position, Refused, Routed, Router
 from services.router.metrics import RouterMetrics
@@ -159,7 +159,7 @@ def test_control_and_bidirectional_characters_are_refused_before_the_model(route
 class Exploding:
     """A rule, an emitter, anything in the step that fails on one event (a bug)."""
 
-    def __call__(self, event: Event, referrals: Sequence[Referral]) -> Sequence[Outgoing]:
+    def __call__(self, event: Event, referrals: Sequence[WrittenReferral]) -> Sequence[Outgoing]:
         raise ValueError(f"cannot handle description {event.description!r}")
 
 
