@@ -142,19 +142,21 @@ def written_audit_records(event_id: str, event_json: bytes, action: AuditAction,
     time, and for each record the JSON of its referral id (a UUID's, or null), its agency and
     detail. The ids are derived with the event's part hashed once, the step's fields written
     once (`_step_record`), the values (the bus's own) not validated again."""
-    ids = Uuid5(AUDIT_NAMESPACE, f"{event_id}|{action}|{actor}|")
+    ids = _AUDIT_IDS.then(f"{event_id}|{action}|{actor}|")
     written = _step_record(action, actor)
     out = []
     for referral_id, agency, detail in entries:
-        referral_text = referral_id[1:-1].decode() if referral_id != b"null" else ""
-        audit_id = ids.text(f"{referral_text}|{agency or ''}|{detail or ''}")
-        out.append(written.fill(b'"%s"' % audit_id.encode(), event_json, at, referral_id,
+        # The id's name: "<referral id>|<agency>|<detail>", "" for each absent (`audit_record`).
+        name = b"%b|%b|%b" % (referral_id[1:-1] if referral_id != _NULL else b"", (agency or "").encode(),
+                             (detail or "").encode())
+        out.append(written.fill(ids.json(name), event_json, at, referral_id,
                                 _NULL if agency is None else text_json(agency),
                                 _NULL if detail is None else text_json(detail)))
     return out
 
 
 _NULL = b"null"
+_AUDIT_IDS = Uuid5(AUDIT_NAMESPACE, "")
 
 
 @cache

@@ -110,8 +110,15 @@ def _citation_json(file: str, clause: str, quote: str) -> bytes:
 
 def _written_lead(written: Sequence[WrittenReferral]) -> WrittenReferral | None:
     """`_lead` of the written referrals."""
-    lead = _lead([w.referral for w in written])
-    return None if lead is None else next(w for w in written if w.referral is lead)
+    police = None
+    for w in written:
+        r = w.referral
+        if r.role == "lead":
+            if r.agency == COMMAND_CENTER:
+                return w
+            if police is None and is_police(r.agency):
+                police = w
+    return police
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,7 @@ class PoliceAlertEmitter:
         subject = (found.parts["subject"] if found is not None and found.referral.agency == COMMAND_CENTER
                    else to_json(project(event, COMMAND_CENTER)))
         value = _WRITTEN.fill(
-            b'"%s"' % _ALERT_IDS.text(event_id[1:-1].decode()).encode(), case_id, event_id,
+            _ALERT_IDS.json(event_id[1:-1]), case_id, event_id,
             shared["jurisdiction"], urgency_json, action, action_zh, shared["reported_at"],
             to_json(self.deadlines.ack_by(urgency, event.reported_at)), shared["exercise"], lead_id,
             b"[%s]" % b",".join([w.parts["referral_id"] for w in others]), rule_id, citation,

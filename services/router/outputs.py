@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from pydantic_core import to_json
 
+from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import WrittenReferral, plan_status
 from schemas.encoding import Template, template, text_json
@@ -40,6 +41,18 @@ def _routed_to(agency: str, role: str, rule_id: str, clause: str, file: str, urg
     return template(RoutedTo, ("referral_id", "ack_by", "due_by"),
                     {"agency": agency, "role": role, "rule_id": rule_id, "clause": clause, "file": file,
                      "urgency": urgency})
+
+
+#: The receipt's plan fields when every plan of the event's chain was in force (`plan_status`).
+_PLANS_IN_FORCE = (b"[]", _NULL, _NULL)
+
+
+@lru_cache(maxsize=4096)
+def _chain_ended(jurisdiction: str, day: dt.date) -> bool:
+    """Whether a plan of the jurisdiction's chain had ended on `day`: only then has the receipt
+    more to say about plans (`plan_status`, which reads the same)."""
+    cat = catalog()
+    return any(cat.jurisdictions[c].expired_on(day) for c in cat.chain(jurisdiction))
 
 
 def routed_receipt(event: Event, referrals: Sequence[Referral], issued_at: dt.datetime) -> Receipt:
@@ -77,14 +90,15 @@ class ReceiptEmitter:
             c = r.citation
             routed_to.append(_routed_to(r.agency, r.role, r.rule_id, c.clause, c.file, r.urgency)
                              .fill(parts["referral_id"], parts["ack_by"], parts["due_by"]))
-        plans = plan_status(event, [w.referral for w in written])
+        if _chain_ended(event.jurisdiction, event.occurred_at.date()):
+            plans = plan_status(event, [w.referral for w in written])
+            plan_parts = (to_json(plans.expired_plans), to_json(plans.deferred_to), to_json(plans.note))
+        else:
+            plan_parts = _PLANS_IN_FORCE
         reporter = event.reporter.agency
         value = _RECEIPT.fill(
             event_id, _NULL if reporter is None else text_json(reporter), shared["kind"], shared["jurisdiction"],
-            shared["exercise"], b"[%s]" % b",".join(routed_to),
-            to_json(plans.expired_plans) if plans.expired_plans else b"[]",
-            _NULL if plans.deferred_to is None else to_json(plans.deferred_to),
-            _NULL if plans.note is None else to_json(plans.note), to_json(self.now()))
+            shared["exercise"], b"[%s]" % b",".join(routed_to), *plan_parts, to_json(self.now()))
         return (Outgoing(RECEIPTS.name, event_id[1:-1], value),)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:

@@ -67,6 +67,8 @@ def test_uuid5_hashes_the_prefix_once_and_gives_uuid5(namespace: uuid.UUID, pref
     ids = Uuid5(namespace, prefix)
     assert ids(suffix) == uuid.uuid5(namespace, prefix + suffix)
     assert ids.text(suffix) == str(uuid.uuid5(namespace, prefix + suffix))
+    assert ids.json(suffix.encode()) == to_json(uuid.uuid5(namespace, prefix + suffix))
+    assert Uuid5(namespace, "").then(prefix)(suffix) == ids(suffix)
 
 
 def test_referral_ids_of_one_event_are_referral_id_for() -> None:
