@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal
 
 from pydantic import Field
 from pydantic_core import to_json
 
-from schemas.encoding import Template, Uuid5, template, text_json
+from schemas.encoding import Template, Uuid5, template
 from schemas.wire import Bool, Int, Message, Str, Timestamp, Uuid, WireModel
 
 #: Namespace of deterministic audit ids: the same step recorded twice has the same id.
@@ -146,13 +146,18 @@ def written_audit_records(event_id: str, event_json: bytes, action: AuditAction,
     written = _step_record(action, actor)
     out = []
     for referral_id, agency, detail in entries:
+        tail, agency_json, detail_json = _entry_parts(agency, detail)
         # The id's name: "<referral id>|<agency>|<detail>", "" for each absent (`audit_record`).
-        name = b"%b|%b|%b" % (referral_id[1:-1] if referral_id != _NULL else b"", (agency or "").encode(),
-                             (detail or "").encode())
-        out.append(written.fill(ids.json(name), event_json, at, referral_id,
-                                _NULL if agency is None else text_json(agency),
-                                _NULL if detail is None else text_json(detail)))
+        out.append(written.fill(ids.json((referral_id[1:-1] if referral_id != _NULL else b"") + tail),
+                                event_json, at, referral_id, agency_json, detail_json))
     return out
+
+
+@lru_cache(maxsize=1024)
+def _entry_parts(agency: str | None, detail: str | None) -> tuple[bytes, bytes, bytes]:
+    """An audit record's agency and detail: the end of its id's name ("|agency|detail") and their JSON."""
+    return (f"|{agency or ''}|{detail or ''}".encode(), _NULL if agency is None else to_json(agency),
+            _NULL if detail is None else to_json(detail))
 
 
 _NULL = b"null"

@@ -161,3 +161,17 @@ def test_a_generated_variety_of_events_writes_what_the_models_write(
     raw = event_of(n, kind, jurisdiction, at=at.isoformat(), exercise=exercise, case_id=case_id,
                    reporter=reporter, place=place, person=person)
     assert_written_as_models(router(_book(), now), raw, now)
+
+
+def test_written_referrals_are_what_the_engine_writes(book: RuleBook) -> None:
+    """`written_referrals` (for emitters called with models) gives the engine's messages and parts."""
+    from rules.engine import route_written
+    from schemas.events import parse_event
+    from services.router.handling import PART_FIELDS, written_referrals
+
+    deadlines = Deadlines.load()
+    for n, kind in enumerate(("child_missing_reported", *KINDS)):
+        event = parse_event(event_of(n + 1, kind, "xian", at="2024-05-01T10:00:00.25+08:00", exercise=n % 2 == 0))
+        written = route_written(event, book, deadlines=deadlines)
+        assert written_referrals([w.referral for w in written]) == written
+        assert all(set(w.parts) == set(PART_FIELDS) for w in written)
