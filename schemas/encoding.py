@@ -197,13 +197,6 @@ class Uuid5:
     def __init__(self, namespace: uuid.UUID, prefix: str) -> None:
         self._hash = hashlib.sha1(namespace.bytes + prefix.encode(), usedforsecurity=False)
 
-    def then(self, prefix: str) -> Uuid5:
-        """uuid5 after this prefix and `prefix` (the namespace and this prefix not hashed again)."""
-        ids = Uuid5.__new__(Uuid5)
-        ids._hash = self._hash.copy()
-        ids._hash.update(prefix.encode())
-        return ids
-
     def _digest(self, suffix: str) -> bytes:
         digest = self._hash.copy()
         digest.update(suffix.encode())

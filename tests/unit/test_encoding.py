@@ -72,7 +72,6 @@ def test_uuid5_hashes_the_prefix_once_and_gives_uuid5(namespace: uuid.UUID, pref
     assert ids.text(suffix) == str(expected)
     assert ids.with_json(suffix) == (expected, to_json(str(expected)))
     assert ids.json(suffix.encode()) == to_json(str(expected))
-    assert Uuid5(namespace, "").then(prefix)(suffix) == expected
 
 
 def test_referral_ids_of_one_event_are_referral_id_for() -> None:
