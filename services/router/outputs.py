@@ -55,6 +55,26 @@ def _chain_ended(jurisdiction: str, day: dt.date) -> bool:
     return any(cat.jurisdictions[c].expired_on(day) for c in cat.chain(jurisdiction))
 
 
+#: `_ended_plan_parts` written before, by (jurisdiction, day, plans in force that routed the event).
+_ENDED_PLANS: dict[tuple[str, dt.date, tuple[str, ...]], tuple[bytes, bytes, bytes]] = {}
+
+
+def _ended_plan_parts(event: Event, day: dt.date, written: Sequence[WrittenReferral]) -> tuple[bytes, bytes, bytes]:
+    """The JSON of the receipt's plan fields (`plan_status`) for an event of a chain whose plan had
+    ended on `day`: what `plan_status` reads (the jurisdiction, the day, the plans in force that
+    decided a referral, in order) names it, so it is written once per jurisdiction, day and plans."""
+    key = (event.jurisdiction, day, tuple(dict.fromkeys(w.referral.decided_by for w in written
+                                                        if not w.referral.expired_plan)))
+    found = _ENDED_PLANS.get(key)
+    if found is None:
+        plans = plan_status(event, [w.referral for w in written])
+        found = (to_json(plans.expired_plans), to_json(plans.deferred_to), to_json(plans.note))
+        if len(_ENDED_PLANS) >= 4096:  # bounded: days are as many as senders write
+            _ENDED_PLANS.clear()
+        _ENDED_PLANS[key] = found
+    return found
+
+
 def routed_receipt(event: Event, referrals: Sequence[Referral], issued_at: dt.datetime) -> Receipt:
     """The receipt `ReceiptEmitter` writes for a routed event (built and validated: for readers
     and tests; the emitter writes its bytes from the referrals' parts)."""
@@ -90,11 +110,10 @@ class ReceiptEmitter:
             c = r.citation
             routed_to.append(_routed_to(r.agency, r.role, r.rule_id, c.clause, c.file, r.urgency)
                              .fill(parts["referral_id"], parts["ack_by"], parts["due_by"]))
-        if _chain_ended(event.jurisdiction, event.occurred_at.date()):
-            plans = plan_status(event, [w.referral for w in written])
-            plan_parts = (to_json(plans.expired_plans), to_json(plans.deferred_to), to_json(plans.note))
-        else:
-            plan_parts = _PLANS_IN_FORCE
+        day = event.occurred_at.date()
+        plan_parts = _PLANS_IN_FORCE
+        if _chain_ended(event.jurisdiction, day):
+            plan_parts = _ended_plan_parts(event, day, written)
         reporter = event.reporter.agency
         value = _RECEIPT.fill(
             event_id, _NULL if reporter is None else text_json(reporter), shared["kind"], shared["jurisdiction"],
