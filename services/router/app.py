@@ -27,7 +27,9 @@ def build(kafka: KafkaSettings, state: StateSettings, settings: RouterSettings,
     """The configured app with its agent; nothing connects until the worker starts."""
     book = load_rulebook()
     deadlines = Deadlines.load()
-    app = make_app(settings.app_name, kafka, state.state_dir)
+    # The router reads one topic and computes little per event: its consumer shares the loop
+    # (no thread hand-offs per fetch; docs/benchmarks.md).
+    app = make_app(settings.app_name, kafka, state.state_dir, consumer_in_worker_loop=True)
     wire(app, Router(book, deadlines, emitters(settings.alert_deadlines(deadlines))), RouterMetrics(registry))
     return app
 
