@@ -206,7 +206,9 @@ class WorkerConsumer(faust_aiokafka.Consumer):
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 batch = [record async for record in self.getmany(timeout=self._fetch_timeout())]
-                await self.sleep(0)  # as faust: a loop of empty fetches must still yield
+                # As faust, a loop of empty fetches must still yield; but one turn of the loop
+                # (faust's `self.sleep(0)` starts, cancels and awaits a task each time round).
+                await asyncio.sleep(0)
                 if not batch:
                     self._on_quiet()
                 elif not self.should_stop:
