@@ -79,7 +79,7 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, *, consumer_in_wo
         broker_commit_every=1000,
         broker_commit_interval=0.5,
         producer_acks=-1,
-        producer_linger=PRODUCER_LINGER_MS / 1000,
+        producer_linger=conf.pop("producer_linger", PRODUCER_LINGER_MS / 1000),
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         producer_partitioner=CachedKeyPartitioner(),
         consumer_auto_offset_reset="earliest",

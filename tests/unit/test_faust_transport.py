@@ -200,6 +200,7 @@ async def test_the_router_runs_faust_s_consumer_in_the_worker_s_own_loop(tmp_pat
 
     assert await thread.call_thread(where) == (threading.get_ident(), loop)
     assert await thread.call_thread(lambda n: n + 1, 1) == 2
+    assert app.conf.producer_linger == 0  # a batch's outputs leave together without it
 
     other = worker_consumer(make_app("transport-test", kafka, tmp_path))._thread
     assert isinstance(other, ConsumerThread) and not isinstance(other, LoopConsumerThread)
