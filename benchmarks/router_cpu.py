@@ -15,8 +15,8 @@ pace, measured from the first send until the worker has committed the last); bul
 as fast as the producer can, until all are committed). The events are the router benchmark's
 clues (benchmarks/events.py). The broker's CPU is printed too: a worker's polling costs the
 broker as well. CPU per event at each load is compared with the same worker's bulk figure.
-`--profile` records the lone phase with py-spy (without pausing the worker) and prints the
-share of its CPU per stage.
+`--profile` records the lone phase and each steady rate with py-spy (without pausing the worker)
+and prints the share of its CPU per stage.
 
     .venv/bin/python -m benchmarks.router_cpu [--rates 20,100] [--window S] [--idle S]
         [--lone N] [--lone-gap S] [--bulk N] [--profile] [--quick]
@@ -258,10 +258,13 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
             await asyncio.sleep(args.settle)
         for rate in args.rates:
             n = max(1, round(rate * args.window))
+            rate_profile = spy and Profile(spy, worker, args.window, args.workdir / f"rate-{rate:g}-profile.txt")
             since = start()
             await load.send(n, rate)
             await load.all_committed()
-            done(f"{rate:g}/s", since, n)
+            phase = done(f"{rate:g}/s", since, n)
+            if rate_profile:
+                print_rate_profile(rate_profile.stages(), phase, rate_profile.out)
             await asyncio.sleep(args.settle)
         since = start()
         await load.send(args.bulk, None)
@@ -352,6 +355,21 @@ def print_lone_profile(idle: dict[str, int], idle_s: float, lone: dict[str, int]
     print(f"    {'all':80} {sum(idle.values()) / idle_s:9.2f} {sum(lone.values()) / lone_s:9.2f} {total:8.2f}")
 
 
+def print_rate_profile(stages: dict[str, int], phase: Phase, out: Path) -> None:
+    """Per stage: the worker's Python CPU per event at a steady rate (1 sample = 1 ms holding the
+    GIL), gross (idle polling included), beside /proc's figure for the whole phase."""
+    seconds = max(1, round(phase.wall))
+    events = phase.events * min(1.0, seconds / phase.wall)  # the events of the profiled stretch
+    print(f"  where the CPU went at {phase.name} (py-spy at 1 kHz, --nonblocking --gil, the phase's first "
+          f"{seconds} s; stacks in {out}):")
+    print(f"    {'stage':80} {'ms/s':>7} {'ms/event':>8}")
+    for stage, samples in sorted(stages.items(), key=lambda kv: -kv[1]):
+        print(f"    {stage:80} {samples / seconds:7.2f} {samples / events:8.3f}")
+    total = sum(stages.values())
+    print(f"    {'all (Python)':80} {total / seconds:7.2f} {total / events:8.3f}"
+          f"   (/proc: {1000 * phase.cpu / phase.wall:.1f} ms/s)")
+
+
 def run(kind: str, args: argparse.Namespace) -> list[Phase]:
     workdir = args.workdir = args.logdir / kind
     workdir.mkdir(parents=True, exist_ok=True)
@@ -377,7 +395,7 @@ def main() -> None:
                         help="Events sent one at a time after the idle window (default 40; 0: none).")
     parser.add_argument("--lone-gap", type=float, default=None, help="Seconds between lone events (default 1.5).")
     parser.add_argument("--profile", action="store_true",
-                        help="Record the lone phase with py-spy and print where the CPU went.")
+                        help="Record the lone phase and each steady rate with py-spy and print where the CPU went.")
     parser.add_argument("--workers", default="raw,router", help="Which workers, in order (default raw,router).")
     parser.add_argument("--logdir", type=Path, default=Path(".state/bench-router-cpu"))
     parser.add_argument("--quick", action="store_true", help="2 s windows, 300 bulk events: checks that it runs.")

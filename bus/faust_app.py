@@ -25,6 +25,9 @@ class BusApp(faust.App):
 
     fetch_max_wait_ms: int = 10
     idle_fetch_max_wait_ms: int = 0
+    #: Run faust's Kafka consumer in the worker's event loop rather than a thread of its own
+    #: (`bus/upstream/faust_worker.py`, LoopConsumerThread).
+    consumer_in_worker_loop: bool = False
     delivery_guard: DeliveryGuard
     #: Topic name -> the channel of the agent reading it in batches (None until the agent starts).
     batch_readers: dict[str, Any]
@@ -41,7 +44,8 @@ class BusApp(faust.App):
         return services
 
 
-def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> BusApp:
+def make_app(name: str, kafka: KafkaSettings, state_dir: Path, *, consumer_in_worker_loop: bool = False,
+             **conf: Any) -> BusApp:
     """A faust worker app on the bus's broker.
 
     The session timeout is short because the local broker's group coordinator otherwise keeps a
@@ -49,6 +53,8 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
     exposes its own /metrics). faust's producer would wait 20 minutes for an unanswering broker;
     the bus's sends fail after its request timeout instead, and a failed send stops the worker
     before it commits past it (`delivery_guard`; README, Failure behaviour).
+    `consumer_in_worker_loop`: faust's Kafka consumer runs in the worker's own event loop, not a
+    thread (cheaper per fetch; the agents' computing then delays the consumer's requests).
 
     faust reads its own environment variables (BROKER_URL, PRODUCER_ACKS, APP_DATADIR, ...) over
     the values an app is given, so one left in a deployment's environment would move a worker to
@@ -73,7 +79,7 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
         broker_commit_every=1000,
         broker_commit_interval=0.5,
         producer_acks=-1,
-        producer_linger=PRODUCER_LINGER_MS / 1000,
+        producer_linger=conf.pop("producer_linger", PRODUCER_LINGER_MS / 1000),
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         producer_partitioner=CachedKeyPartitioner(),
         consumer_auto_offset_reset="earliest",
@@ -81,6 +87,7 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, **conf: Any) -> B
         **conf,
     )
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
+    app.consumer_in_worker_loop = consumer_in_worker_loop
     app.idle_fetch_max_wait_ms = kafka.idle_fetch_max_wait_ms
     app.delivery_guard = DeliveryGuard()
     app.batch_readers = {}

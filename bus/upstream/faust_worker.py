@@ -8,12 +8,13 @@ attributes and the two functions at the end of this module.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiokafka
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.utils.futures import maybe_async
 
 from bus.kafka.delivery import DeliveryFailed
 from bus.upstream.registry import NO_ISSUE, workaround
@@ -53,6 +54,66 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class LoopConsumerThread(ConsumerThread):
+    """faust's consumer "thread" run as a service of the worker's own event loop, no thread.
+
+    faust runs its aiokafka consumer in a thread with an event loop of its own, and every call
+    from the worker to it (each fetch, commit, seek) crosses over and back through a method
+    queue: two cross-thread wake-ups and both loops' turns per fetch that brings records, and
+    the two threads contending for the GIL while the agents compute. For a router whose events
+    come a few at a time that was a fifth of its Python per event (py-spy at 100 events/s,
+    benchmarks/router_cpu.py). Here the consumer's service runs as a task of the worker's loop,
+    and a call to it is a plain await; the aiokafka consumer (fetcher, heartbeats, commits) runs
+    as tasks of that loop too, so an agent that computes for long delays them (a batch of
+    `BATCH_MAX` events is well within the session timeout).
+    """
+
+    def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
+        self._serving: asyncio.Task[None] | None = None
+
+    @workaround(
+        replaces={f"{_DRIVER}:AIOKafkaConsumerThread.start": "ecd8f1bcf3eadb5d"},
+        relies_on={f"{_DRIVER}:AIOKafkaConsumerThread._serve": "584d278fb3680da7",
+                   f"{_DRIVER}:AIOKafkaConsumerThread.stop": "22d5a8dad369a585"},
+        issue=f"{NO_ISSUE} (mode's ServiceThread always starts a thread)",
+        recheck="mode's ServiceThread.start still only marks the service started, starts a thread "
+                "that runs `_serve()` in `thread_loop`, and waits for `_thread_running`, which "
+                "`_serve` fulfils once the service has started (or fails with its crash); stop() "
+                "still stops the service through `_stopped` and only joins the thread if any.")
+    async def start(self) -> None:
+        """mode's ServiceThread.start, with `_serve()` a task of the worker's loop, not a thread."""
+        assert not self._thread_started.is_set()
+        self._thread_started.set()
+        self._thread_running = self.parent_loop.create_future()
+        try:
+            self._serving = self.parent_loop.create_task(self._serve())
+            if not self.should_stop:
+                await self._thread_running
+        finally:
+            self._thread_running = None
+
+    @workaround(
+        replaces={f"{_DRIVER}:AIOKafkaConsumerThread._gather_remaining_tasks": "72a184791b6c5837"},
+        issue=NO_ISSUE,
+        recheck="mode still sweeps every task of `thread_loop` when the thread's service stops.")
+    async def _gather_remaining_tasks(self) -> None:
+        """Nothing: mode cancels every task of the thread's loop when its service stops, which
+        here is the worker's loop (the agents, faust's own services). The aiokafka consumer's
+        tasks end with the consumer (`on_thread_stop` stops it)."""
+
+    @workaround(
+        replaces={f"{_DRIVER}:AIOKafkaConsumerThread.call_thread": "d1304f73ca65376d"},
+        issue=NO_ISSUE,
+        recheck="faust still reaches its aiokafka consumer only through call_thread/cast_thread "
+                "(or directly from the thread's own service), and call_thread still only runs "
+                "the coroutine function in the thread and returns its result.")
+    async def call_thread(self, fun: Callable[..., Awaitable[Any] | Any], *args: Any, **kwargs: Any) -> Any:
+        """Run `fun` (a coroutine function or a plain one, as mode's method queue takes) in the
+        consumer's loop: this one, so simply call it."""
+        return await maybe_async(fun(*args, **kwargs))
+
+
 class WorkerConsumer(faust_aiokafka.Consumer):
     """faust's consumer for the worker, with faust's fetch loop, its rebalance hold and its
     commit replaced. Records of the topics an agent reads in batches (`bus/kafka/batches.py`)
@@ -63,7 +124,10 @@ class WorkerConsumer(faust_aiokafka.Consumer):
         issue=NO_ISSUE,
         recheck="faust still builds its consumer thread in this method, with these arguments.")
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        """The consumer thread whose worker consumer uses the bus's fetch wait (`ConsumerThread`)."""
+        """The consumer thread whose worker consumer uses the bus's fetch wait (`ConsumerThread`),
+        run in the worker's own loop if the app asks for it (`consumer_in_worker_loop`)."""
+        if getattr(self.app, "consumer_in_worker_loop", False):
+            return LoopConsumerThread(self, loop=self.loop, beacon=self.beacon)
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     @workaround(
@@ -142,7 +206,9 @@ class WorkerConsumer(faust_aiokafka.Consumer):
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 batch = [record async for record in self.getmany(timeout=self._fetch_timeout())]
-                await self.sleep(0)  # as faust: a loop of empty fetches must still yield
+                # As faust, a loop of empty fetches must still yield; but one turn of the loop
+                # (faust's `self.sleep(0)` starts, cancels and awaits a task each time round).
+                await asyncio.sleep(0)
                 if not batch:
                     self._on_quiet()
                 elif not self.should_stop:

@@ -21,13 +21,21 @@ from services.router.settings import RouterSettings
 
 log = structlog.get_logger("router")
 
+#: The router's producer linger (seconds): none (`build`).
+ROUTER_PRODUCER_LINGER_S = 0.0
+
 
 def build(kafka: KafkaSettings, state: StateSettings, settings: RouterSettings,
           registry: CollectorRegistry) -> faust.App:
     """The configured app with its agent; nothing connects until the worker starts."""
     book = load_rulebook()
     deadlines = Deadlines.load()
-    app = make_app(settings.app_name, kafka, state.state_dir)
+    # The router reads one topic and computes little per event: its consumer shares the loop
+    # (no thread hand-offs per fetch). Its producer does not linger: the agent sends all of a
+    # fetched batch's outputs without yielding, so they leave in one produce request anyway, and
+    # the linger only added a timer, a wake-up and its wait to every batch (docs/benchmarks.md).
+    app = make_app(settings.app_name, kafka, state.state_dir, consumer_in_worker_loop=True,
+                   producer_linger=ROUTER_PRODUCER_LINGER_S)
     wire(app, Router(book, deadlines, emitters(settings.alert_deadlines(deadlines))), RouterMetrics(registry))
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ from bus.faust_app import BusApp, make_app
 from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING, fetched_batches
 from bus.kafka.faust_transport import Consumer, Transport
 from bus.settings import KafkaSettings
-from bus.upstream.faust_worker import ConsumerThread
+from bus.upstream.faust_worker import ConsumerThread, LoopConsumerThread
 
 
 def worker_consumer(app: BusApp) -> Consumer:
@@ -176,3 +177,31 @@ class _Iterable:
 
     def __aiter__(self) -> AsyncIterator[list[Message]]:
         return self._batches()
+
+
+async def test_the_router_runs_faust_s_consumer_in_the_worker_s_own_loop(tmp_path: Path) -> None:
+    """No consumer thread for the router: calls to its consumer are plain awaits in the worker's
+    loop, coroutine functions and plain ones alike; other workers keep faust's thread."""
+    from prometheus_client import CollectorRegistry
+
+    from bus.settings import StateSettings
+    from services.router.app import build
+    from services.router.settings import RouterSettings
+
+    kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
+    app: Any = build(kafka, StateSettings(state_dir=tmp_path), RouterSettings(), CollectorRegistry())
+    thread = worker_consumer(app)._thread
+    assert isinstance(thread, LoopConsumerThread)
+    loop = asyncio.get_running_loop()
+    assert thread.thread_loop is loop
+
+    async def where() -> tuple[int, asyncio.AbstractEventLoop]:
+        return threading.get_ident(), asyncio.get_running_loop()
+
+    assert await thread.call_thread(where) == (threading.get_ident(), loop)
+    assert await thread.call_thread(lambda n: n + 1, 1) == 2
+    assert app.conf.producer_linger == 0  # a batch's outputs leave together without it
+
+    other = worker_consumer(make_app("transport-test", kafka, tmp_path))._thread
+    assert isinstance(other, ConsumerThread) and not isinstance(other, LoopConsumerThread)
+    assert other.thread_loop is not loop
