@@ -313,6 +313,10 @@ def _passes(obj: Any, limits: Limits, raw: bytes | None = None) -> bool:
     Given `raw`, the bytes the parser made `obj` of, the strings' own checks are made on the
     bytes when that settles them (nearly always): no string is longer than the whole message,
     and no bytes could stand for a bad character (`_BAD_BYTES`)."""
+    if (raw is not None and len(raw) <= limits.max_string_chars and b"\x7f" not in raw
+            and not _BAD_BYTES[0].search(raw) and not _BAD_BYTES[1].search(raw)
+            and not _BAD_BYTES[2].search(raw) and not _BAD_BYTES[3].search(raw)):
+        return _containers_pass(obj, limits)
     strings: list[str] = []
     keys: list[str] = []
     values = 1
@@ -343,13 +347,45 @@ def _passes(obj: Any, limits: Limits, raw: bytes | None = None) -> bool:
                 stack.append((item, depth + 1))
             elif kind is float and not math.isfinite(item):
                 return False
-    if values > limits.max_values or max(map(len, keys), default=0) > limits.max_key_chars:
-        return False
-    if (raw is not None and len(raw) <= limits.max_string_chars and b"\x7f" not in raw
-            and not any(bad.search(raw) for bad in _BAD_BYTES)):
-        return True
-    return (max(map(len, strings), default=0) <= limits.max_string_chars
+    return (values <= limits.max_values
+            and max(map(len, strings), default=0) <= limits.max_string_chars
+            and max(map(len, keys), default=0) <= limits.max_key_chars
             and not _BAD_CHAR.search("\n".join(strings + keys)))
+
+
+def _containers_pass(obj: Any, limits: Limits) -> bool:
+    """`_passes` but for the strings' own checks (settled on the bytes): depth, number of values,
+    key lengths and finite numbers, walked one level at a time."""
+    kind = type(obj)
+    if kind is float:
+        return math.isfinite(obj)
+    if kind is not dict and kind is not list:
+        return True
+    values = 1
+    level: list[Any] = [obj]
+    for depth in range(limits.max_depth + 1):
+        below: list[Any] = []
+        for container in level:
+            if container and depth >= limits.max_depth:
+                return False  # a value below it would be deeper than the limit
+            if type(container) is dict:
+                values += 2 * len(container)
+                if container and max(map(len, container)) > limits.max_key_chars:
+                    return False
+                items: Iterable[Any] = container.values()
+            else:
+                values += len(container)
+                items = container
+            for item in items:
+                kind = type(item)
+                if kind is dict or kind is list:
+                    below.append(item)
+                elif kind is float and not math.isfinite(item):
+                    return False
+        if not below:
+            break
+        level = below
+    return values <= limits.max_values
 
 
 def _bad_string(path: tuple[str | int, ...], names: frozenset[str], seen: _Seen, reason: str) -> Refusal:
