@@ -63,6 +63,7 @@ __all__ = [
     "RuleBook",
     "WrittenReferral",
     "compile_packs",
+    "duties_for",
     "explain",
     "is_triage",
     "is_unrouted",
@@ -705,10 +706,14 @@ def _build(event: Event, duties: list[Duty], dl: Deadlines, *, write: bool) -> l
     day = event.occurred_at.date()
     reported_at = event.reported_at
     values = event_values(event, (d.projector for d in duties))
-    ids = referral_ids(event.event_id)
+    event_text = str(event.event_id)
+    ids = referral_ids(event_text)
     shared = {"event_id": event.event_id, "kind": event.kind, "jurisdiction": event.jurisdiction,
               "reported_at": reported_at, "exercise": event.exercise, "case_id": event.case_id}
-    shared_json = {name: to_json(value) for name, value in shared.items()} if write else {}
+    shared_json = {
+        "event_id": b'"%s"' % event_text.encode(), "kind": to_json(event.kind),
+        "jurisdiction": to_json(event.jurisdiction), "reported_at": to_json(reported_at),
+        "exercise": _BOOL_JSON[event.exercise], "case_id": to_json(event.case_id)} if write else {}
     subjects: dict[Projector, tuple[dict[str, Any], bytes]] = {}
     clocks: dict[str, tuple[dt.datetime | None, dt.datetime | None, bytes, bytes]] = {}
     out: list[WrittenReferral] = []
@@ -723,24 +728,27 @@ def _build(event: Event, duties: list[Duty], dl: Deadlines, *, write: bool) -> l
             ack_by, due_by = dl.ack_by(urgency, reported_at), dl.due_by(urgency, reported_at)
             clock = clocks[urgency] = (ack_by, due_by, to_json(ack_by) if write else b"",
                                        to_json(due_by) if write else b"")
-        referral_id = ids(d.id_suffix)
         expired = day > d.expires
+        if write:
+            referral_id, id_json = ids.with_json(d.id_suffix)
+        else:
+            referral_id = ids(d.id_suffix)
         referral = built(Referral, {
             **d.template.__dict__, **shared, "referral_id": referral_id, "ack_by": clock[0],
             "due_by": clock[1], "expired_plan": expired, "subject": subject[0]}, set(_FIELDS_SET))
         value = d.written.write({
-            **shared_json, "referral_id": b'"%s"' % str(referral_id).encode(), "ack_by": clock[2],
+            **shared_json, "referral_id": id_json, "ack_by": clock[2],
             "due_by": clock[3], "expired_plan": _BOOL_JSON[expired], "subject": subject[1],
         }) if write else b""
         out.append(WrittenReferral(referral, value))
     return out
 
 
-def _routed(event: Event, book: RuleBook, deadlines: Deadlines | None, *, write: bool
-            ) -> list[WrittenReferral]:
+def duties_for(event: Event, book: RuleBook) -> list[Duty]:
+    """Who must act on `event`, the rule evaluation alone: the duty of each referral `route`
+    writes, in its order (the event's own values not yet filled in)."""
     if not catalog().event_kinds[event.kind].routed:
         return []
-    dl = deadlines if deadlines is not None else _default_deadlines()
     deferral = book.deferral(event.jurisdiction, event.occurred_at.date())
     duties: list[Duty] = []
     if deferral is not None:
@@ -750,7 +758,15 @@ def _routed(event: Event, book: RuleBook, deadlines: Deadlines | None, *, write:
     if not duties:
         duties = [_unrouted_duty(book, event.jurisdiction, deferral)]
     duties.sort(key=_duty_order)
-    return _build(event, duties, dl, write=write)
+    return duties
+
+
+def _routed(event: Event, book: RuleBook, deadlines: Deadlines | None, *, write: bool
+            ) -> list[WrittenReferral]:
+    duties = duties_for(event, book)
+    if not duties:
+        return []
+    return _build(event, duties, deadlines if deadlines is not None else _default_deadlines(), write=write)
 
 
 def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:

@@ -157,18 +157,32 @@ class EventValues:
         value = self._picked.get(head, _UNSET)
         if value is _UNSET:
             if self._whole:
-                dumped = self._dumped
-                if dumped is None:
-                    dumped = self._dumped = to_jsonable_python(self.event, exclude_none=True)
-                value = dumped.get(head)
-            else:
-                # Only the event's own fields: a field of another kind's model is unknown here,
-                # without pydantic's slow path for a missing attribute.
-                value = getattr(self.event, head) if head in self._fields else None
-                if value is not None and value.__class__ is not str:
-                    value = to_jsonable_python(value, exclude_none=True)
+                if self._dumped is None:
+                    self._dumped = self._pick_all()
+                    return self._picked.get(head)
+                return None
+            # Only the event's own fields: a field of another kind's model is unknown here,
+            # without pydantic's slow path for a missing attribute.
+            value = getattr(self.event, head) if head in self._fields else None
+            if value is not None and value.__class__ is not str:
+                value = to_jsonable_python(value, exclude_none=True)
             value = self._picked[head] = _picked(value)
         return value
+
+    def _pick_all(self) -> dict[str, Any]:
+        # The whole event in one dump, every field picked in one pass (a call per field cost
+        # as much as the dump).
+        dumped: dict[str, Any] = to_jsonable_python(self.event, exclude_none=True)
+        picked = self._picked
+        for head, value in dumped.items():
+            cls = value.__class__
+            if cls is dict:
+                value = {k: v for k, v in value.items() if v or v.__class__ not in _EMPTY_MEANS_UNKNOWN} or None
+            elif not value and cls in _EMPTY_MEANS_UNKNOWN:
+                value = None
+            if value is not None:
+                picked[head] = value
+        return dumped
 
     def has(self, head: str) -> bool:
         """Whether the event has a value for `head` (even one whose parts are all unknown)."""
@@ -205,10 +219,34 @@ class Projector:
     steps: tuple[tuple[str, tuple[tuple[str, str | None], ...]], ...]
     #: The top-level fields it reads.
     heads: frozenset[str]
+    #: The steps as (head, None) for a whole value and (head, names) for fields that the picked
+    #: values hold as they are (no derived property, no `details` key, which may be an object
+    #: to pick again); None when a step needs more (`subject_step_by_step`).
+    plain: tuple[tuple[str, tuple[str, ...] | None], ...] | None
 
     def subject(self, values: EventValues) -> dict[str, Any]:
         """The subject for the event whose values (`event_values`) are `values`. Parts of it
         (a whole `person`, a list) may be shared with the event's other subjects."""
+        if self.plain is None:
+            return self.subject_step_by_step(values)
+        picked = values.picked
+        subject: dict[str, Any] = {}
+        for head, names in self.plain:
+            value = picked(head)
+            if value is None:
+                continue
+            if names is None:
+                subject[head] = value
+            elif value.__class__ is dict:
+                # Picked values hold no unknown parts: a field is there or unknown.
+                part = {name: value[name] for name in names if name in value}
+                if part:
+                    known = subject.get(head)  # never write into the shared values
+                    subject[head] = part if known is None else {**known, **part}
+        return subject
+
+    def subject_step_by_step(self, values: EventValues) -> dict[str, Any]:
+        """`subject`, each field of each step looked at on its own: for any projection."""
         subject: dict[str, Any] = {}
         for head, fields in self.steps:
             value = values.picked(head)
@@ -253,8 +291,11 @@ def _compiled(paths: tuple[str, ...]) -> Projector:
             steps[-1][1].append((name, derived))
         else:
             steps.append((head, [(name, derived)]))
+    plain = tuple((head, tuple(name for name, _ in fields) if fields else None) for head, fields in steps)
+    is_plain = all(not fields or (head != "details" and all(derived is None for _, derived in fields))
+                   for head, fields in steps)
     return Projector(paths, tuple((head, tuple(fields)) for head, fields in steps),
-                     frozenset(head for head, _ in steps))
+                     frozenset(head for head, _ in steps), plain if is_plain else None)
 
 
 @cache

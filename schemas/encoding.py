@@ -165,6 +165,14 @@ def template(model: type[BaseModel], holes: tuple[str, ...], fixed: Mapping[str,
     return Template(texts, tuple(name for name in names if name in holes))
 
 
+#: The version (4 bits at 76) and the variant (2 bits at 62) of a UUID's 128-bit number: what
+#: `uuid.UUID(..., version=5)` clears and sets.
+_CLEAR_VERSION_AND_VARIANT = ~(0xF000 << 64 | 0xC000 << 48)
+_VERSION_5_RFC_4122 = 5 << 76 | 0x8000 << 48
+_new_uuid = object.__new__
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
+
+
 class Uuid5:
     """uuid5(namespace, prefix + suffix) for many suffixes after one prefix, with the namespace
     and the prefix hashed once (uuid5 is the SHA-1 of namespace and name). `text(suffix)` gives
@@ -181,7 +189,19 @@ class Uuid5:
         return digest.digest()[:16]
 
     def __call__(self, suffix: str) -> uuid.UUID:
-        return uuid.UUID(bytes=self._digest(suffix), version=5)
+        """`uuid.UUID(bytes=digest, version=5)`, without `UUID.__init__`'s checks of its
+        arguments (half of an id's cost): the digest is 16 bytes and the bits are set here."""
+        number = int.from_bytes(self._digest(suffix)) & _CLEAR_VERSION_AND_VARIANT | _VERSION_5_RFC_4122
+        made = _new_uuid(uuid.UUID)
+        _setattr(made, "int", number)
+        _setattr(made, "is_safe", _UNKNOWN_SAFETY)
+        return made
+
+    def with_json(self, suffix: str) -> tuple[uuid.UUID, bytes]:
+        """The id and its JSON (`to_json(str(id))`), for ids that are both kept and written."""
+        made = self(suffix)
+        h = b"%032x" % made.int
+        return made, b'"%b-%b-%b-%b-%b"' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
 
     def text(self, suffix: str) -> str:
         h = self._digest(suffix).hex()

@@ -65,8 +65,12 @@ def test_a_message_the_bus_builds_says_its_schema_version_first_as_the_model_doe
 @given(st.uuids(), st.text(), st.text())
 def test_uuid5_hashes_the_prefix_once_and_gives_uuid5(namespace: uuid.UUID, prefix: str, suffix: str) -> None:
     ids = Uuid5(namespace, prefix)
-    assert ids(suffix) == uuid.uuid5(namespace, prefix + suffix)
-    assert ids.text(suffix) == str(uuid.uuid5(namespace, prefix + suffix))
+    expected = uuid.uuid5(namespace, prefix + suffix)
+    made = ids(suffix)
+    assert made == expected and hash(made) == hash(expected) and made.version == 5
+    assert (str(made), made.variant, made.is_safe) == (str(expected), expected.variant, expected.is_safe)
+    assert ids.text(suffix) == str(expected)
+    assert ids.with_json(suffix) == (expected, to_json(str(expected)))
 
 
 def test_referral_ids_of_one_event_are_referral_id_for() -> None:

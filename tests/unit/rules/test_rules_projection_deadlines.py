@@ -173,6 +173,36 @@ def test_a_projection_reads_the_same_values_field_by_field_and_from_the_whole_ev
             assert p.subject(event_values(ev, [p])) == p.subject(event_values(ev)), (agency, add)
 
 
+@pytest.mark.parametrize("agency", sorted(catalog().agencies))
+def test_a_plain_projection_writes_the_subject_each_field_looked_at_alone_would(agency: str, event: Any) -> None:
+    """Projections of whole values and of model fields take a short path (`Projector.plain`):
+    it gives the subject that looking at each field on its own gives, in the same order, also
+    when a rule adds fields to a whole value or a run of fields comes back after another."""
+    events = (event("rescued_victim_needs_assistance", "xx_city", {**FULL_PERSON, "name": "", "wishes": []},
+                    location=LOCATION, description=""),
+              event("child_missing_reported", "xian", {"age": 6, "wishes": []}),
+              event("transport_hub_suspected_trafficking", "xx_city", None))
+    for add in ((), ("person.name", "location.lat", "person.sex", "occurred_at"), ("person", "person.age")):
+        p = projector(agency, add)
+        assert p.plain is not None, (agency, add)
+        for ev in events:
+            values = event_values(ev, [p])
+            subject = p.subject(values)
+            assert list(_walk(subject)) == list(_walk(p.subject_step_by_step(event_values(ev, [p])))), (agency, add)
+
+
+def test_a_derived_property_or_a_details_key_takes_the_step_by_step_path() -> None:
+    assert projector("health", ("person.is_child",)).plain is None
+    assert projector("health", ("details.vehicle",)).plain is None
+
+
+def _walk(value: Any) -> Any:
+    """A value with the order of every object's keys (dict equality ignores it; the bytes do not)."""
+    if isinstance(value, dict):
+        return [(k, _walk(v)) for k, v in value.items()]
+    return value
+
+
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
                      lambda inner: st.lists(inner, max_size=3)
                      | st.dictionaries(st.text(max_size=2), inner, max_size=3),
