@@ -169,6 +169,15 @@ class EventValues:
             value = self._picked[head] = _picked(value)
         return value
 
+    def known(self) -> dict[str, Any] | None:
+        """Every top-level field's value that is known (as `picked` gives it), when the event is
+        read whole; None when its fields are read one by one."""
+        if not self._whole:
+            return None
+        if self._dumped is None:
+            self._dumped = self._pick_all()
+        return self._picked
+
     def _pick_all(self) -> dict[str, Any]:
         # The whole event in one dump, every field picked in one pass (a call per field cost
         # as much as the dump).
@@ -229,7 +238,8 @@ class Projector:
         (a whole `person`, a list) may be shared with the event's other subjects."""
         if self.plain is None:
             return self.subject_step_by_step(values)
-        picked = values.picked
+        known = values.known()
+        picked = known.get if known is not None else values.picked
         subject: dict[str, Any] = {}
         for head, names in self.plain:
             value = picked(head)
