@@ -63,7 +63,7 @@ MAX_FIELDS = 20
 _ECHO_MIN_CHARS = 4
 
 _ROOT = Path(__file__).resolve().parents[1]
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 # C0 controls but tab, LF and CR; DEL and C1; bidirectional embeddings, overrides and isolates
 # (they make a log line or a receipt read differently from what it holds); lone surrogates;
 # the two non-characters U+FFFE and U+FFFF.

@@ -120,6 +120,17 @@ def test_ids_are_shown_canonically_or_as_a_digest() -> None:
     assert found.event_id == digest(f"{MARK}-id")
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n", " ", "\t"])
+def test_an_id_with_something_after_it_is_refused_and_shown_as_a_digest(ending: str) -> None:
+    """A UUID followed by a line break is not a UUID: the event is refused (the decoder never
+    raises) and the id is shown as a digest, not cut back to the UUID it starts with."""
+    written = f"{uuid.uuid4()}{ending}"
+    assert shown_id(written) == digest(written)
+    decoded = EVENT.decode(json.dumps(hospital_report(event_id=written)).encode())
+    assert isinstance(decoded, Refusal) and decoded.reason == "invalid_event"
+    assert decoded.event_id == digest(written) and [f.field for f in decoded.fields] == ["event_id"]
+
+
 def test_the_reporter_agency_of_a_refusal_is_a_known_code_or_nothing() -> None:
     assert refusal(json.dumps(hospital_report(kind="nope")).encode()).reporter_agency \
         == "health.designated_medical_institution"
