@@ -28,7 +28,7 @@ import hashlib
 import math
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -40,7 +40,7 @@ from pydantic import TypeAdapter, ValidationError
 from schemas.alerts import CaseChange, Escalation, ParkedAnswer, PoliceAlert, ReferralResponse, TrackedState
 from schemas.answers import AnswerRequest, RefusedAnswer
 from schemas.errors import FieldError
-from schemas.events import EVENT_ADAPTER, Event
+from schemas.events import EVENT_ADAPTER, EVENT_MEMBERS, Event
 from schemas.receipts import Receipt
 from schemas.referrals import DeadLetter, Referral
 from schemas.wire import UNSUPPORTED_VERSION
@@ -63,11 +63,23 @@ MAX_FIELDS = 20
 _ECHO_MIN_CHARS = 4
 
 _ROOT = Path(__file__).resolve().parents[1]
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 # C0 controls but tab, LF and CR; DEL and C1; bidirectional embeddings, overrides and isolates
 # (they make a log line or a receipt read differently from what it holds); lone surrogates;
 # the two non-characters U+FFFE and U+FFFF.
 _BAD_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+# What in a message's bytes can put such a character in a string or key the parser makes of
+# them: the UTF-8 of DEL, of a C1 control, of a bidirectional control, of U+FFFE or U+FFFF, and
+# the JSON escapes of any of those (or of a C0 control or a surrogate). The parser itself
+# refuses the rest: a raw C0 control inside a string, ill-formed UTF-8 (so any encoded
+# surrogate) and a lone surrogate escape (tests/unit/test_boundary.py checks that it still does).
+# Each pattern starts with a fixed byte, which `re` finds at memchr speed.
+_BAD_BYTES = (
+    re.compile(rb"\\(?:[bf]|u(?:00[01]|00[79][fF]|00[89]|202[a-eA-E]|206[6-9]|[dD][89a-fA-F]|[fF]{3}[eEfF]))"),
+    re.compile(rb"\xc2[\x80-\x9f]"),
+    re.compile(rb"\xe2(?:\x80[\xaa-\xae]|\x81[\xa6-\xa9])"),
+    re.compile(rb"\xef\xbf[\xbe\xbf]"),
+)
 _PARSER_MESSAGE = re.compile(r"^[a-zA-Z ,]{3,60} at line \d{1,7} column \d{1,9}$")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\([^)]*\)")
 
@@ -136,8 +148,13 @@ class Contract(Generic[T]):
     """
 
     def __init__(self, adapter: TypeAdapter[T], *, invalid: str, limits: Limits | None = None,
-                 tags: Iterable[str] = (), known_agencies: Iterable[str] | None = None) -> None:
+                 tags: Iterable[str] = (), known_agencies: Iterable[str] | None = None,
+                 members: tuple[Callable[[Any], str], Mapping[str, TypeAdapter[T]]] | None = None) -> None:
         self.adapter = adapter
+        #: For an adapter that is a union with a discriminator function: that function, and a
+        #: validator of each member by its tag. The function then runs on the message the
+        #: boundary has already parsed, instead of on a copy pydantic-core would make of it.
+        self.members = members
         self.invalid = invalid
         #: The union's tags, which pydantic puts first in an error's location: not a field (a
         #: tagged union's own are added with the names).
@@ -177,10 +194,21 @@ class Contract(Generic[T]):
         names = self.names
         # The screen's record of what the sender wrote is needed only to word a refusal: a
         # message that passes it (nearly all) is checked in one quick pass instead.
-        found: _Seen | Refusal | None = None if _passes(obj, self.limits) else _screen(obj, self.limits, names)
+        found: _Seen | Refusal | None = None if _passes(obj, self.limits, raw) else _screen(obj, self.limits, names)
         if isinstance(found, Refusal):
             return Refusal(found.reason, found.fields, *self._ids(obj))
         try:
+            if self.members is not None:
+                # The member the union's discriminator would pick (the same function on the same
+                # parsed message), validated directly; a refusal is worded by the union itself,
+                # as before (its error locations start with the member's tag).
+                tag_of, members = self.members
+                member = members.get(tag_of(obj))
+                if member is not None:
+                    try:
+                        return member.validate_json(raw)
+                    except ValidationError:
+                        pass
             return self.adapter.validate_json(raw)
         except ValidationError as exc:
             seen = found if found is not None else _screen(obj, self.limits, names)
@@ -276,11 +304,19 @@ def _screen(obj: Any, limits: Limits, names: frozenset[str]) -> _Seen | Refusal:
     return seen
 
 
-def _passes(obj: Any, limits: Limits) -> bool:
+def _passes(obj: Any, limits: Limits, raw: bytes | None = None) -> bool:
     """Whether `_screen` finds nothing wrong with `obj`, decided in one pass without recording
     anything: containers walked by depth, then every string and key checked at once (lengths,
     and one search of the bad characters over all of them joined by a newline, which is no bad
-    character itself). Exactly `_screen`'s checks (tests/unit/test_boundary.py compares them)."""
+    character itself). Exactly `_screen`'s checks (tests/unit/test_boundary.py compares them).
+
+    Given `raw`, the bytes the parser made `obj` of, the strings' own checks are made on the
+    bytes when that settles them (nearly always): no string is longer than the whole message,
+    and no bytes could stand for a bad character (`_BAD_BYTES`)."""
+    if (raw is not None and len(raw) <= limits.max_string_chars and b"\x7f" not in raw
+            and not _BAD_BYTES[0].search(raw) and not _BAD_BYTES[1].search(raw)
+            and not _BAD_BYTES[2].search(raw) and not _BAD_BYTES[3].search(raw)):
+        return _containers_pass(obj, limits)
     strings: list[str] = []
     keys: list[str] = []
     values = 1
@@ -315,6 +351,41 @@ def _passes(obj: Any, limits: Limits) -> bool:
             and max(map(len, strings), default=0) <= limits.max_string_chars
             and max(map(len, keys), default=0) <= limits.max_key_chars
             and not _BAD_CHAR.search("\n".join(strings + keys)))
+
+
+def _containers_pass(obj: Any, limits: Limits) -> bool:
+    """`_passes` but for the strings' own checks (settled on the bytes): depth, number of values,
+    key lengths and finite numbers, walked one level at a time."""
+    kind = type(obj)
+    if kind is float:
+        return math.isfinite(obj)
+    if kind is not dict and kind is not list:
+        return True
+    values = 1
+    level: list[Any] = [obj]
+    for depth in range(limits.max_depth + 1):
+        below: list[Any] = []
+        for container in level:
+            if container and depth >= limits.max_depth:
+                return False  # a value below it would be deeper than the limit
+            if type(container) is dict:
+                values += 2 * len(container)
+                if container and max(map(len, container)) > limits.max_key_chars:
+                    return False
+                items: Iterable[Any] = container.values()
+            else:
+                values += len(container)
+                items = container
+            for item in items:
+                kind = type(item)
+                if kind is dict or kind is list:
+                    below.append(item)
+                elif kind is float and not math.isfinite(item):
+                    return False
+        if not below:
+            break
+        level = below
+    return values <= limits.max_values
 
 
 def _bad_string(path: tuple[str | int, ...], names: frozenset[str], seen: _Seen, reason: str) -> Refusal:
@@ -528,7 +599,7 @@ def describe(fields: Iterable[FieldError] | Iterable[Mapping[str, str]]) -> str:
 
 
 #: Inbound events (the router, the broadcast service, the intake's request bodies).
-EVENT: Contract[Event] = Contract(EVENT_ADAPTER, invalid="invalid_event")
+EVENT: Contract[Event] = Contract(EVENT_ADAPTER, invalid="invalid_event", members=EVENT_MEMBERS)
 #: Referrals on an agency's topic (the delivery reader, `tail`).
 REFERRAL: Contract[Referral] = Contract(TypeAdapter(Referral), invalid="invalid_referral")
 #: Receipts on the receipts topic (the intake's receipt store).

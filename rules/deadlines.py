@@ -61,12 +61,10 @@ class Deadlines(BaseModel):
         return self.deadlines[level]
 
     def ack_by(self, level: str, reported_at: dt.datetime) -> dt.datetime | None:
-        d = self.deadlines[level].ack_within
-        return None if d is None else reported_at + d
+        return _after(reported_at, self.deadlines[level].ack_within)
 
     def due_by(self, level: str, reported_at: dt.datetime) -> dt.datetime | None:
-        d = self.deadlines[level].due_within
-        return None if d is None else reported_at + d
+        return _after(reported_at, self.deadlines[level].due_within)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Deadlines:
@@ -81,3 +79,18 @@ def _load(path: Path) -> Deadlines:
         return Deadlines.model_validate(raw)
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise DeadlinesError(f"{path}: {exc}") from exc
+
+
+#: The last instant a timestamp can hold.
+END_OF_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _after(reported_at: dt.datetime, within: dt.timedelta | None) -> dt.datetime | None:
+    if within is None:
+        return None
+    try:
+        return reported_at + within
+    except OverflowError:
+        # A report dated at the end of year 9999 (valid on the wire): its deadline is the last
+        # instant a timestamp can hold, rather than a routing step that fails.
+        return END_OF_TIME

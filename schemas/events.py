@@ -202,6 +202,12 @@ AnyEvent = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+#: The discriminator and each member of `AnyEvent` by its tag (`bus.boundary` picks the member
+#: with the message it has parsed: in `EVENT_ADAPTER`, pydantic-core would first copy the whole
+#: message into Python objects to call `_event_tag`).
+_MEMBERS: dict[str, type[Event]] = {**_SPECIFIC, "event": Event}
+EVENT_MEMBERS: tuple[Callable[[Any], str], dict[str, TypeAdapter[Event]]] = (
+    _event_tag, {tag: TypeAdapter(model) for tag, model in _MEMBERS.items()})
 
 
 def parse_event(raw: bytes | str) -> Event:

@@ -30,10 +30,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
     Strict,
     WithJsonSchema,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import CoreSchema, PydanticCustomError
+from pydantic_core import core_schema as cs
 
 UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _YEAR = "(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
@@ -55,13 +58,18 @@ _UUID = python_regex(UUID_PATTERN)
 _DATE_TIME = python_regex(DATE_TIME_PATTERN)
 
 
+_UUID_FORM = ("uuid_form", "must be a UUID in lowercase hyphenated form "
+                           "(8-4-4-4-12 hex digits, e.g. 6f1c2a4e-8d2b-4c4e-9f61-0c1d2e3f4a5b)")
+_DATE_TIME_FORM = ("date_time_form", "must be an RFC 3339 date-time with seconds and an offset, "
+                                     "e.g. 2026-11-20T08:00:00+08:00")
+
+
 def _canonical_uuid(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return value
     if isinstance(value, str) and _UUID.search(value):
         return uuid.UUID(value)
-    raise PydanticCustomError("uuid_form", "must be a UUID in lowercase hyphenated form "
-                                           "(8-4-4-4-12 hex digits, e.g. 6f1c2a4e-8d2b-4c4e-9f61-0c1d2e3f4a5b)")
+    raise PydanticCustomError(*_UUID_FORM)
 
 
 def _rfc3339(value: Any) -> Any:
@@ -69,8 +77,37 @@ def _rfc3339(value: Any) -> Any:
         return value
     if isinstance(value, str) and _DATE_TIME.search(value):
         return value
-    raise PydanticCustomError("date_time_form", "must be an RFC 3339 date-time with seconds and an offset, "
-                                                "e.g. 2026-11-20T08:00:00+08:00")
+    raise PydanticCustomError(*_DATE_TIME_FORM)
+
+
+def _from_json(json_schema: CoreSchema) -> GetPydanticSchema:
+    """Validate JSON input with `json_schema` (pydantic-core alone, no Python call per value),
+    and Python input (models the services build, HTTP parameters) as the annotations before
+    this one say. The JSON schema must accept and refuse exactly what those do, with the same
+    error types and messages (tests/unit/test_wire_native.py compares them)."""
+
+    def build(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return cs.json_or_python_schema(json_schema=json_schema, python_schema=handler(source))
+
+    return GetPydanticSchema(build)
+
+
+def _form(schema: CoreSchema, error: tuple[str, str]) -> CoreSchema:
+    """`schema`, with any error it raises reported as `error` (type, message): the same error
+    the Python validator above raises."""
+    return cs.custom_error_schema(schema, custom_error_type=error[0], custom_error_message=error[1])
+
+
+# In JSON a UUID is a string of the one form (the pattern, in pydantic-core's own regex engine:
+# its `$` is the end of the text, like Python's `\Z`), then made a UUID by pydantic-core.
+_UUID_FROM_JSON = _form(cs.chain_schema([cs.str_schema(strict=True, pattern=UUID_PATTERN), cs.uuid_schema()]),
+                        _UUID_FORM)
+# A date-time is a string of the pattern's form, then parsed (a date that does not exist is
+# pydantic's own error, as it is after `_rfc3339`).
+_DATE_TIME_FROM_JSON = cs.chain_schema([
+    _form(cs.str_schema(strict=True, pattern=DATE_TIME_PATTERN), _DATE_TIME_FORM),
+    cs.datetime_schema(tz_constraint="aware"),
+])
 
 
 def integral(value: Any) -> Any:
@@ -80,9 +117,9 @@ def integral(value: Any) -> Any:
     return value
 
 
-Uuid = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid),
+Uuid = Annotated[uuid.UUID, BeforeValidator(_canonical_uuid), _from_json(_UUID_FROM_JSON),
                  WithJsonSchema({"type": "string", "format": "uuid", "pattern": UUID_PATTERN})]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339),
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339), _from_json(_DATE_TIME_FROM_JSON),
                       WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN})]
 Str = Annotated[str, Strict()]
 Int = Annotated[int, Strict(), BeforeValidator(integral)]

@@ -9,6 +9,7 @@ import json
 import uuid
 from typing import Any
 
+import pydantic_core
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from bus.boundary import (
     KEEP_ORIGINAL_BYTES,
     MAX_FIELDS,
     PREFIX_BYTES,
+    Contract,
     Limits,
     Position,
     Refusal,
@@ -29,7 +31,8 @@ from bus.boundary import (
     reason_for,
     shown_id,
 )
-from tests.hostile import any_text, hospital_report, json_values
+from tests.hostile import any_text, hospital_report, json_values, missing_child
+from tests.hostile import messages as hostile_messages
 
 MARK = "Zq9mark"
 
@@ -117,6 +120,17 @@ def test_ids_are_shown_canonically_or_as_a_digest() -> None:
     assert found.event_id == digest(f"{MARK}-id")
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n", " ", "\t"])
+def test_an_id_with_something_after_it_is_refused_and_shown_as_a_digest(ending: str) -> None:
+    """A UUID followed by a line break is not a UUID: the event is refused (the decoder never
+    raises) and the id is shown as a digest, not cut back to the UUID it starts with."""
+    written = f"{uuid.uuid4()}{ending}"
+    assert shown_id(written) == digest(written)
+    decoded = EVENT.decode(json.dumps(hospital_report(event_id=written)).encode())
+    assert isinstance(decoded, Refusal) and decoded.reason == "invalid_event"
+    assert decoded.event_id == digest(written) and [f.field for f in decoded.fields] == ["event_id"]
+
+
 def test_the_reporter_agency_of_a_refusal_is_a_known_code_or_nothing() -> None:
     assert refusal(json.dumps(hospital_report(kind="nope")).encode()).reporter_agency \
         == "health.designated_medical_institution"
@@ -163,3 +177,92 @@ def test_the_quick_screen_catches_each_kind_of_fault() -> None:
                 {"a": float("inf")}, list(range(12)), "\ud800"):
         assert not _passes(bad, limits), bad
         assert isinstance(_screen(bad, limits, frozenset()), Refusal), bad
+
+
+def _parsed(raw: bytes) -> Any:
+    try:
+        return pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError:
+        return _UNPARSED
+
+
+_UNPARSED = object()
+_ROOMY = Limits(max_depth=2, max_string_chars=10_000, max_key_chars=3, max_values=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(json_values, st.builds(lambda v: {"deep": [[[[[[[[v]]]]]]]]}, json_values),
+                 st.lists(any_text, max_size=5), st.dictionaries(any_text, json_values, max_size=5)),
+       st.booleans())
+def test_the_screen_decides_alike_with_the_bytes_or_without(obj: Any, ascii_only: bool) -> None:
+    """Given the bytes a message was parsed from, the screen settles the strings on them when it
+    can: it must come to the same answer as over the parsed strings themselves."""
+    raw = json.dumps(obj, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    parsed = _parsed(raw)
+    if parsed is _UNPARSED:
+        return
+    for limits in (Limits(), _ROOMY, Limits(max_depth=2, max_string_chars=5, max_key_chars=3, max_values=12)):
+        assert _passes(parsed, limits, raw) == _passes(parsed, limits), raw
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": "\\u202e"}', b'{"a": "\\u202E"}', '{"a": "\u202e"}'.encode(), '{"a": "\u2067"}'.encode(),
+    b'{"a": "\\b"}', b'{"a": "\\f"}', b'{"a": "\\u0000"}', b'{"a": "\\u001f"}', b'{"a": "\\u007f"}',
+    b'{"a": "\x7f"}', b'{"a": "\\u0085"}', '{"a": "\x85"}'.encode(), b'{"a": "\\uffff"}', b'{"a": "\\uFFFE"}',
+    '{"a": "\ufffe"}'.encode(), b'{"\\u202e": 1}', '{"\u202e": 1}'.encode(), b'{"a": ["\\u0008"]}',
+])
+def test_bytes_that_stand_for_a_bad_character_are_never_settled(raw: bytes) -> None:
+    parsed = _parsed(raw)
+    assert parsed is not _UNPARSED
+    assert not _passes(parsed, Limits(), raw)
+    assert isinstance(_screen(parsed, Limits(), frozenset()), Refusal)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": "\\t\\n\\r\\"\\\\\\/"}', b'{"a": "\\ud83d\\ude00"}', '{"a": "\u00b7\u201c\u4e2d\u2065"}'.encode(),
+    b'{"a": "\\u00b7\\u201c\\u4e2d"}',
+])
+def test_harmless_escapes_and_characters_pass(raw: bytes) -> None:
+    parsed = _parsed(raw)
+    assert _passes(parsed, Limits(), raw) and not isinstance(_screen(parsed, Limits(), frozenset()), Refusal)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": "x\x01y"}', b'{"a\x1f": 1}', b'{"a": "x\ty"}', b'{"a": "\xc0\x80"}', b'{"a": "\xe0\x82\x85"}',
+    b'{"a": "\xed\xa0\x80"}', b'{"a": "\xff"}', b'{"a": "\\ud800"}', b'{"a": "\\udc00x"}', b'{"\\ud800": 1}',
+])
+def test_the_parser_refuses_what_the_bytes_check_leaves_to_it(raw: bytes) -> None:
+    """`_BAD_BYTES` leaves raw C0 controls, ill-formed UTF-8 (an encoded surrogate, an overlong
+    form) and lone surrogate escapes to the parser: it must go on refusing them."""
+    assert _parsed(raw) is _UNPARSED
+    assert refusal(raw).reason == "invalid_json"
+
+
+_BY_UNION: Contract[Any] = Contract(EVENT.adapter, invalid="invalid_event")
+
+
+@settings(max_examples=400, deadline=None)
+@given(hostile_messages)
+def test_picking_the_events_member_decides_as_the_union_does(raw: bytes) -> None:
+    """EVENT validates the member its discriminator picks on the parsed message; the union alone
+    must come to the same event or the same refusal."""
+    assert EVENT.members is not None
+    ours, theirs = EVENT.decode(raw), _BY_UNION.decode(raw)
+    if isinstance(ours, Refusal):
+        assert ours == theirs
+    else:
+        assert not isinstance(theirs, Refusal) and type(ours) is type(theirs) and ours == theirs
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"kind": "case_resolved"}, {"kind": "medical_staff_suspects_trafficking"}, {"kind": "no_such_kind"},
+    {"kind": None}, {"kind": ["child_missing_reported"]}, {"details": {"kind": "case_resolved"}},
+    # What the plain event would accept, and the missing-child report does not.
+    {"last_seen_at": None, "last_seen_location": None}, {"person": None, "last_seen_at": None},
+    {"kind": "no_such_kind", "last_seen_at": None, "last_seen_location": None},
+])
+def test_a_member_picked_by_kind_is_the_unions_member(changes: dict[str, Any]) -> None:
+    """(A None in `changes` drops the field.)"""
+    event = {k: v for k, v in missing_child(**changes).items() if v is not None}
+    raw = json.dumps(event).encode()
+    assert EVENT.decode(raw) == _BY_UNION.decode(raw)

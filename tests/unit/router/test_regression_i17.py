@@ -18,7 +18,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bus.demo_events import scripted_events
-from rules.deadlines import Deadlines
+from rules.deadlines import END_OF_TIME, Deadlines
 from rules.engine import WrittenReferral, load_rulebook
 from schemas.events import Event
 from schemas.receipts import AuditRecord, Receipt
@@ -26,7 +26,7 @@ from schemas.referrals import DeadLetter
 from services.router.agents import Tally
 from services.router.handling import Outgoing, Position, Refused, Routed, Router
 from services.router.metrics import RouterMetrics
-from services.router.outputs import AuditEmitter, ReceiptEmitter
+from services.router.outputs import AuditEmitter, ReceiptEmitter, emitters
 from topics.catalog import AUDIT, DEAD_LETTERS, RECEIPTS
 
 HERE = Position("events.inbound", 1, 7)
@@ -203,3 +203,17 @@ def test_a_padded_kind_is_refused_not_routed_as_a_generic_event(router: Router) 
     event = report(kind=" child_missing_reported", person={"age": 40}, reporter={"agency": "health", "role": "x"})
     del event["last_seen_at"], event["last_seen_location"]
     assert refused(router, encoded(event)).dead_letter.reason == "invalid_event"
+
+
+def test_a_report_dated_at_the_end_of_time_is_routed_with_deadlines_at_the_end_of_time() -> None:
+    """The wire accepts any year up to 9999; a deadline that would fall after it is the last
+    instant a timestamp holds, and the step routes the report (it used to end in an internal
+    error: the deadline overflowed)."""
+    deadlines = Deadlines.load()
+    full = Router(load_rulebook(), deadlines, emitters(deadlines))
+    late = "9999-12-31T23:59:00+00:00"
+    outcome = full.handle(encoded(report(occurred_at=late, reported_at=late, last_seen_at=late)), HERE)
+    assert isinstance(outcome, Routed), outcome
+    lead = outcome.referrals[0]
+    assert lead.ack_by == END_OF_TIME and lead.urgency == "immediate"
+    assert all(json.loads(m.value)["schema_version"] for m in outcome.messages)
