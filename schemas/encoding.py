@@ -203,32 +203,39 @@ class Uuid5:
         return digest.digest()[:16]
 
     def __call__(self, suffix: str) -> uuid.UUID:
-        """`uuid.UUID(bytes=digest, version=5)`, without `UUID.__init__`'s checks of its
-        arguments (half of an id's cost): the digest is 16 bytes and the bits are set here."""
-        number = int.from_bytes(self._digest(suffix)) & _CLEAR_VERSION_AND_VARIANT | _VERSION_5_RFC_4122
-        made = _new_uuid(uuid.UUID)
-        _setattr(made, "int", number)
-        _setattr(made, "is_safe", _UNKNOWN_SAFETY)
-        return made
+        return _uuid_of(self._digest(suffix))
 
     def with_json(self, suffix: str) -> tuple[uuid.UUID, bytes]:
         """The id and its JSON (`to_json(str(id))`), for ids that are both kept and written."""
-        made = self(suffix)
-        h = b"%032x" % made.int
-        return made, b'"%b-%b-%b-%b-%b"' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+        digest = self._digest(suffix)
+        return _uuid_of(digest), b'"%s"' % _text_of(digest.hex()).encode()
 
     def json(self, suffix: bytes) -> bytes:
         """The id as its JSON (`b'"%s"' % text(suffix).encode()`), for a suffix given as UTF-8:
         for ids written straight into messages."""
         digest = self._hash.copy()
         digest.update(suffix)
-        h = digest.hexdigest()
-        return f'"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"'.encode()
+        return b'"%s"' % _text_of(digest.hexdigest()).encode()
 
     def text(self, suffix: str) -> str:
-        h = self._digest(suffix).hex()
-        # The version (5) in the 13th hex digit, the RFC 4122 variant in the top bits of the 17th.
-        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+        return _text_of(self._digest(suffix).hex())
+
+
+def _uuid_of(digest: bytes) -> uuid.UUID:
+    """`uuid.UUID(bytes=digest[:16], version=5)`, without `UUID.__init__`'s checks of its
+    arguments (half of an id's cost): the digest is ours and the bits are set here."""
+    number = int.from_bytes(digest[:16]) & _CLEAR_VERSION_AND_VARIANT | _VERSION_5_RFC_4122
+    made = _new_uuid(uuid.UUID)
+    _setattr(made, "int", number)
+    _setattr(made, "is_safe", _UNKNOWN_SAFETY)
+    return made
+
+
+def _text_of(hexdigest: str) -> str:
+    """`str(_uuid_of(digest))` from the digest's hex: the version (5) in the 13th hex digit, the
+    RFC 4122 variant in the top bits of the 17th."""
+    h = hexdigest
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 #: The 17th hex digit of a UUID with the RFC 4122 variant, for each digit of the hash there.
