@@ -17,7 +17,16 @@ from hypothesis import strategies as st
 
 from bus.boundary import EVENT, Contract, Limits, Refusal, _event_tag_in_bytes, _event_within, _passes
 from bus.demo_events import scripted_events
-from schemas.events import _MEMBERS, EVENT_ADAPTER, EVENT_MEMBERS, Event, Location, Person, Reporter
+from schemas.events import (
+    _MEMBERS,
+    EVENT_ADAPTER,
+    EVENT_MEMBERS,
+    Event,
+    Location,
+    Person,
+    Reporter,
+    validate_natively,
+)
 from tests.hostile import dumps, hospital_report, inbound_corpus, missing_child, mutated_events, release
 from tests.hostile import messages as hostile_messages
 
@@ -166,3 +175,50 @@ def test_the_event_models_are_as_within_reads_them() -> None:
         assert all(not _containers(f.annotation) for f in part.model_fields.values()), part
     person_containers = {n: _containers(f.annotation) for n, f in Person.model_fields.items()}
     assert {n: c for n, c in person_containers.items() if c} == {"wishes": [tuple]}
+
+
+def assert_native_agrees(raw: bytes) -> None:
+    """`validate_natively` accepts only what the member accepts, and makes the same event of it."""
+    for tag, member in EVENT_MEMBERS[1].items():
+        native = validate_natively(tag, raw)
+        if native is None:
+            continue
+        exact = member.validate_json(raw)  # raises if the native validator accepted more
+        assert type(native) is type(exact) and native == exact, (tag, raw)
+        assert native.model_dump_json() == exact.model_dump_json(), (tag, raw)
+        assert native.model_fields_set == exact.model_fields_set, (tag, raw)
+        assert native.person is None or (exact.person is not None and (
+            native.person.model_fields_set == exact.person.model_fields_set))
+
+
+def test_valid_events_are_validated_natively() -> None:
+    for raw in [*_demo(), dumps(missing_child()), dumps(hospital_report(details={"n": 6, "x": "y"}))]:
+        member = _event_tag_in_bytes(raw)
+        assert validate_natively(member, raw) is not None, raw
+        assert_native_agrees(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    dumps(hospital_report(details={"n": 6.0, "m": 6.5, "i": -3, "b": True, "s": "6", "z": None})),
+    dumps(missing_child()).replace(b'"age": 5', b'"age": 5.0'),
+    dumps(missing_child()).replace(b'"age": 5', b'"age": 5.5'),
+    dumps(missing_child()).replace(b'"age": 5', b'"age": true'),
+    dumps(missing_child()).replace(b'"age": 5', b'"age": 18'),
+    dumps(missing_child(kind="no_such_kind")), dumps(hospital_report(jurisdiction="nowhere")),
+    dumps(hospital_report(reporter={"agency": "no.such.agency", "role": "x"})),
+    dumps(hospital_report(reporter={"agency": None, "role": "x"})),
+    dumps(hospital_report(occurred_at="2030-01-01T00:00:00+00:00")),
+    dumps(hospital_report(kind="child_missing_reported")),
+])
+def test_the_native_validators_at_the_edges(raw: bytes) -> None:
+    assert_native_agrees(raw)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_events(), st.booleans())
+def test_the_native_validators_never_accept_more(event: dict[str, Any], ascii_only: bool) -> None:
+    try:
+        raw = json.dumps(event, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    except ValueError:
+        return
+    assert_native_agrees(raw)
