@@ -672,10 +672,15 @@ def describe(fields: Iterable[FieldError] | Iterable[Mapping[str, str]]) -> str:
 _KIND_IN_BYTES = re.compile(rb'"kind"\s*:\s*"([a-z_]{1,64})"')
 
 
+#: The members' tags by the kind that picks them, as bytes; any other kind picks `_OTHER_KINDS`.
+_TAGS_OF_KINDS = {tag.encode(): EVENT_MEMBERS[0]({"kind": tag}) for tag in EVENT_MEMBERS[1]}
+_OTHER_KINDS = EVENT_MEMBERS[0]({"kind": ""})
+
+
 def _event_tag_in_bytes(raw: bytes) -> str:
     """The member of `AnyEvent` the first `"kind": "…"` in a message names."""
     found = _KIND_IN_BYTES.search(raw)
-    return EVENT_MEMBERS[0]({"kind": found[1].decode()} if found else {})
+    return _TAGS_OF_KINDS.get(found[1], _OTHER_KINDS) if found else _OTHER_KINDS
 
 
 # An event's containers are its models (the event, `reporter`, `person`, `location`,

@@ -252,14 +252,10 @@ def validate_natively(tag: str, raw: bytes) -> Event | None:
     The native validator accepts a part of what the member accepts, and makes the same event of
     it: the same codes (the catalog's, as a literal), an integer written as an integer (6.0 is
     left to the member); tests/unit/test_boundary_validate_first.py compares them."""
-    global _NATIVE
-    cat = catalog()
-    if _NATIVE is None or _NATIVE[0] is not cat:
-        codes: dict[Callable[[str], str], Iterable[str]] = {
-            _known_kind: cat.event_kinds, _known_jurisdiction: cat.jurisdictions, _known_agency: cat.agencies}
-        _NATIVE = (cat, {name: SchemaValidator(_natively(adapter.core_schema, codes))
-                         for name, adapter in EVENT_MEMBERS[1].items()})
-    validator = _NATIVE[1].get(tag)
+    native = _NATIVE
+    if native is None or native[0] is not catalog():
+        native = _native_validators()
+    validator = native[1].get(tag)
     if validator is None:
         return None
     try:
@@ -267,6 +263,16 @@ def validate_natively(tag: str, raw: bytes) -> Event | None:
     except ValidationError:
         return None
     return event
+
+
+def _native_validators() -> tuple[object, dict[str, SchemaValidator]]:
+    global _NATIVE
+    cat = catalog()
+    codes: dict[Callable[[str], str], Iterable[str]] = {
+        _known_kind: cat.event_kinds, _known_jurisdiction: cat.jurisdictions, _known_agency: cat.agencies}
+    _NATIVE = (cat, {name: SchemaValidator(_natively(adapter.core_schema, codes))
+                     for name, adapter in EVENT_MEMBERS[1].items()})
+    return _NATIVE
 
 
 def parse_event(raw: bytes | str) -> Event:
