@@ -49,6 +49,7 @@ from schemas.events import (
     Location,
     MissingChild,
     MissingChildReport,
+    Person,
     Reporter,
     validate_natively,
 )
@@ -687,10 +688,12 @@ def _event_tag_in_bytes(raw: bytes) -> str:
 # `last_seen_location`: none deeper than `person`), `person.wishes` and `details`; its numbers
 # are finite (`lat` and `lon` are bounded, `details` numbers refuse NaN and infinities, an age
 # is an integer). tests/unit/test_boundary.py checks that the models still say so.
-_EVENT_MODEL_VALUES = 1 + 2 * (len(MissingChildReport.model_fields) + len(Reporter.model_fields)
-                               + len(MissingChild.model_fields) + 2 * len(Location.model_fields))
-_EVENT_LONGEST_NAME = max(len(name) for model in (MissingChildReport, CaseResolution, BroadcastRelease, Reporter,
-                                                   MissingChild, Location) for name in model.model_fields)
+_EVENT_MODELS = (Event, MissingChildReport, CaseResolution, BroadcastRelease)
+_EVENT_MODEL_VALUES = 1 + 2 * (max(len(model.model_fields) for model in _EVENT_MODELS) + len(Reporter.model_fields)
+                               + max(len(Person.model_fields), len(MissingChild.model_fields))
+                               + 2 * len(Location.model_fields))
+_EVENT_LONGEST_NAME = max(len(name) for model in (*_EVENT_MODELS, Reporter, Person, MissingChild, Location)
+                          for name in model.model_fields)
 
 
 def _event_within(event: Event, limits: Limits) -> bool:

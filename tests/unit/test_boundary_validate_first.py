@@ -15,7 +15,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bus.boundary import EVENT, Contract, Limits, Refusal, _event_tag_in_bytes, _event_within, _passes
+from bus.boundary import (
+    _EVENT_MODELS,
+    EVENT,
+    Contract,
+    Limits,
+    Refusal,
+    _event_tag_in_bytes,
+    _event_within,
+    _passes,
+)
 from bus.demo_events import scripted_events
 from schemas.events import (
     _MEMBERS,
@@ -162,6 +171,7 @@ def test_the_event_models_are_as_within_reads_them() -> None:
     at `reporter`, `person` (its `wishes` a list of codes), `location`, `last_seen_location` and
     `details` (scalars); numbers finite. A new container field must be counted there first."""
     models = _MEMBERS.values()
+    assert set(models) == set(_EVENT_MODELS)
     expected = {"reporter": [Reporter], "person": [Person], "location": [Location],
                 "last_seen_location": [Location], "details": [dict]}
     for model in models:
