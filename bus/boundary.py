@@ -687,7 +687,7 @@ def _event_tag_in_bytes(raw: bytes) -> str:
 # An event's containers are its models (the event, `reporter`, `person`, `location`,
 # `last_seen_location`: none deeper than `person`), `person.wishes` and `details`; its numbers
 # are finite (`lat` and `lon` are bounded, `details` numbers refuse NaN and infinities, an age
-# is an integer). tests/unit/test_boundary.py checks that the models still say so.
+# is an integer). tests/unit/test_boundary_validate_first.py checks that the models still say so.
 _EVENT_MODELS = (Event, MissingChildReport, CaseResolution, BroadcastRelease)
 _EVENT_MODEL_VALUES = 1 + 2 * (max(len(model.model_fields) for model in _EVENT_MODELS) + len(Reporter.model_fields)
                                + max(len(Person.model_fields), len(MissingChild.model_fields))
