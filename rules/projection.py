@@ -222,7 +222,8 @@ class Projector:
     run of paths with the same head: a whole value (`person`, `description`: no fields), or
     fields of it (`person.age`, `person.sex`), each with its full path when it is a derived
     property (`person.is_child`) that the JSON values do not hold. Compared by identity: one
-    per (agency, add, drop), from `projector()`."""
+    per list of paths, from `projector()`, so that agencies that need to know the same fields
+    share one (and `route` projects an event once for all of them)."""
 
     paths: tuple[str, ...]
     steps: tuple[tuple[str, tuple[tuple[str, str | None], ...]], ...]
@@ -287,6 +288,7 @@ class Projector:
         return subject
 
 
+@cache
 def _compiled(paths: tuple[str, ...]) -> Projector:
     steps: list[tuple[str, list[tuple[str, str | None]]]] = []
     for path in paths:
@@ -315,8 +317,8 @@ def _default_projector(agency: str, add: tuple[str, ...], drop: tuple[str, ...])
 
 def projector(agency: str, add: Iterable[str] = (), drop: Iterable[str] = (),
               table: Projections | None = None) -> Projector:
-    """The compiled projection of `agency` after a rule's `fields` change; one object per
-    (agency, add, drop) for the default table, so that it can key a per-event cache."""
+    """The compiled projection of `agency` after a rule's `fields` change; one object per list
+    of paths, whichever the agency and table, so that it can key a per-event cache."""
     if table is None:
         return _default_projector(agency, tuple(add), tuple(drop))
     return _compiled(_paths_for(table, agency, add, drop))
