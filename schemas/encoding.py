@@ -189,23 +189,26 @@ _UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 class Uuid5:
     """uuid5(namespace, prefix + suffix) for many suffixes after one prefix, with the namespace
-    and the prefix hashed once (uuid5 is the SHA-1 of namespace and name). `text(suffix)` gives
-    the id as text (`str(uuid)`) without building the UUID object, for ids that are only written."""
+    and the prefix hashed once (uuid5 is the SHA-1 of namespace and name). A prefix or suffix
+    is text, or the same text as UTF-8 (what the bus keeps at hand: an id's JSON without its
+    quotes). `text(suffix)` gives the id as text (`str(uuid)`) without building the UUID object,
+    for ids that are only written."""
 
     __slots__ = ("_hash",)
 
-    def __init__(self, namespace: uuid.UUID, prefix: str) -> None:
-        self._hash = hashlib.sha1(namespace.bytes + prefix.encode(), usedforsecurity=False)
+    def __init__(self, namespace: uuid.UUID, prefix: str | bytes) -> None:
+        name = prefix.encode() if isinstance(prefix, str) else prefix
+        self._hash = hashlib.sha1(_bytes_of(namespace) + name, usedforsecurity=False)
 
-    def _digest(self, suffix: str) -> bytes:
+    def _digest(self, suffix: str | bytes) -> bytes:
         digest = self._hash.copy()
-        digest.update(suffix.encode())
-        return digest.digest()[:16]
+        digest.update(suffix.encode() if isinstance(suffix, str) else suffix)
+        return digest.digest()
 
-    def __call__(self, suffix: str) -> uuid.UUID:
+    def __call__(self, suffix: str | bytes) -> uuid.UUID:
         return _uuid_of(self._digest(suffix))
 
-    def with_json(self, suffix: str) -> tuple[uuid.UUID, bytes]:
+    def with_json(self, suffix: str | bytes) -> tuple[uuid.UUID, bytes]:
         """The id and its JSON (`to_json(str(id))`), for ids that are both kept and written."""
         digest = self._digest(suffix)
         return _uuid_of(digest), b'"%s"' % _text_of(digest.hex()).encode()
@@ -217,8 +220,14 @@ class Uuid5:
         digest.update(suffix)
         return b'"%s"' % _text_of(digest.hexdigest()).encode()
 
-    def text(self, suffix: str) -> str:
+    def text(self, suffix: str | bytes) -> str:
         return _text_of(self._digest(suffix).hex())
+
+
+@lru_cache(maxsize=64)
+def _bytes_of(namespace: uuid.UUID) -> bytes:
+    """`namespace.bytes`, remembered: the bus has a few namespaces and hashes one per event."""
+    return namespace.bytes
 
 
 def _uuid_of(digest: bytes) -> uuid.UUID:
