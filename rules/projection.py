@@ -139,14 +139,15 @@ class EventValues:
     """An event's values for its projections, each top-level field read once per event and
     shared by them: as JSON-ready values (`model_dump(mode="json", exclude_none=True)` of that
     field) with unknown parts left out (empty strings, lists and objects, one level down too).
-    For projections that read more than a few fields (`heads`, None: any), the whole event is
-    dumped at once."""
+    For projections that read more than a few fields (`heads`, None: any), the fields they read
+    are dumped at once: then a field outside `heads` is unknown."""
 
-    __slots__ = ("_dumped", "_fields", "_picked", "_whole", "event")
+    __slots__ = ("_dumped", "_fields", "_heads", "_picked", "_whole", "event")
 
     def __init__(self, event: Event, heads: frozenset[str] | None = None) -> None:
         self.event = event
         self._fields = _fields_of(event.__class__)
+        self._heads = heads
         self._whole = heads is None or len(heads) > _FEW_FIELDS
         self._dumped: dict[str, Any] | None = None
         self._picked: dict[str, Any] = {}
@@ -170,8 +171,8 @@ class EventValues:
         return value
 
     def known(self) -> dict[str, Any] | None:
-        """Every top-level field's value that is known (as `picked` gives it), when the event is
-        read whole; None when its fields are read one by one."""
+        """Every top-level field's value that is known (as `picked` gives it), of the fields
+        read at once (`heads`); None when they are read one by one."""
         if not self._whole:
             return None
         if self._dumped is None:
@@ -179,9 +180,11 @@ class EventValues:
         return self._picked
 
     def _pick_all(self) -> dict[str, Any]:
-        # The whole event in one dump, every field picked in one pass (a call per field cost
-        # as much as the dump).
-        dumped: dict[str, Any] = to_jsonable_python(self.event, exclude_none=True)
+        # The fields read, in one dump of the event by its model's serializer (a call per field
+        # cost as much as the dump), every field picked in one pass.
+        event = self.event
+        dumped: dict[str, Any] = event.__pydantic_serializer__.to_python(
+            event, mode="json", exclude_none=True, include=self._heads)
         picked = self._picked
         for head, value in dumped.items():
             cls = value.__class__

@@ -198,7 +198,15 @@ class Uuid5:
 
     def __init__(self, namespace: uuid.UUID, prefix: str | bytes) -> None:
         name = prefix.encode() if isinstance(prefix, str) else prefix
-        self._hash = hashlib.sha1(_bytes_of(namespace) + name, usedforsecurity=False)
+        self._hash = hashlib.sha1(namespace.bytes + name, usedforsecurity=False)
+
+    def after(self, prefix: bytes) -> Uuid5:
+        """The ids whose prefix is this one's followed by `prefix` (UTF-8), from this one's hash
+        state: for a prefix per event after a fixed one (`referral_ids`)."""
+        longer = object.__new__(Uuid5)
+        longer._hash = self._hash.copy()
+        longer._hash.update(prefix)
+        return longer
 
     def _digest(self, suffix: str | bytes) -> bytes:
         digest = self._hash.copy()
@@ -222,12 +230,6 @@ class Uuid5:
 
     def text(self, suffix: str | bytes) -> str:
         return _text_of(self._digest(suffix).hex())
-
-
-@lru_cache(maxsize=64)
-def _bytes_of(namespace: uuid.UUID) -> bytes:
-    """`namespace.bytes`, remembered: the bus has a few namespaces and hashes one per event."""
-    return namespace.bytes
 
 
 def _uuid_of(digest: bytes) -> uuid.UUID:
