@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -183,8 +183,9 @@ class EventValues:
         # The fields read, in one dump of the event by its model's serializer (a call per field
         # cost as much as the dump), every field picked in one pass.
         event = self.event
+        # (pydantic-core takes any set: its stubs say `set`.)
         dumped: dict[str, Any] = event.__pydantic_serializer__.to_python(
-            event, mode="json", exclude_none=True, include=self._heads)
+            event, mode="json", exclude_none=True, include=cast("set[str] | None", self._heads))
         picked = self._picked
         for head, value in dumped.items():
             cls = value.__class__
