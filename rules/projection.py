@@ -186,15 +186,21 @@ class EventValues:
         # (pydantic-core takes any set: its stubs say `set`.)
         dumped: dict[str, Any] = event.__pydantic_serializer__.to_python(
             event, mode="json", exclude_none=True, include=cast("set[str] | None", self._heads))
-        picked = self._picked
+        # Picked in place (the dump is ours): objects without their unknown parts, unknown
+        # values left out.
+        unknown = []
         for head, value in dumped.items():
-            cls = value.__class__
-            if cls is dict:
-                value = {k: v for k, v in value.items() if v or v.__class__ not in _EMPTY_MEANS_UNKNOWN} or None
-            elif not value and cls in _EMPTY_MEANS_UNKNOWN:
-                value = None
-            if value is not None:
-                picked[head] = value
+            if value.__class__ is dict:
+                value = {k: v for k, v in value.items() if v or v.__class__ not in _EMPTY_MEANS_UNKNOWN}
+                if value:
+                    dumped[head] = value
+                    continue
+                unknown.append(head)
+            elif not value and value.__class__ in _EMPTY_MEANS_UNKNOWN:
+                unknown.append(head)
+        for head in unknown:
+            del dumped[head]
+        self._picked = dumped
         return dumped
 
     def has(self, head: str) -> bool:
@@ -237,6 +243,9 @@ class Projector:
     #: values hold as they are (no derived property, no `details` key, which may be an object
     #: to pick again); None when a step needs more (`subject_step_by_step`).
     plain: tuple[tuple[str, tuple[str, ...] | None], ...] | None
+    #: The heads, when every step takes a whole value (police: all of the event but its ids
+    #: and clocks): the subject is the event's known values of them.
+    wholes: tuple[str, ...] | None
 
     def subject(self, values: EventValues) -> dict[str, Any]:
         """The subject for the event whose values (`event_values`) are `values`. Parts of it
@@ -244,6 +253,8 @@ class Projector:
         if self.plain is None:
             return self.subject_step_by_step(values)
         known = values.known()
+        if self.wholes is not None and known is not None:
+            return {head: known[head] for head in self.wholes if head in known}
         picked = known.get if known is not None else values.picked
         subject: dict[str, Any] = {}
         for head, names in self.plain:
@@ -310,8 +321,10 @@ def _compiled(paths: tuple[str, ...]) -> Projector:
     plain = tuple((head, tuple(name for name, _ in fields) if fields else None) for head, fields in steps)
     is_plain = all(not fields or (head != "details" and all(derived is None for _, derived in fields))
                    for head, fields in steps)
+    wholes = tuple(head for head, fields in steps if not fields)
     return Projector(paths, tuple((head, tuple(fields)) for head, fields in steps),
-                     frozenset(head for head, _ in steps), plain if is_plain else None)
+                     frozenset(head for head, _ in steps), plain if is_plain else None,
+                     wholes if len(wholes) == len(steps) else None)
 
 
 @cache
