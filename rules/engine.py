@@ -727,9 +727,15 @@ def _assignment(book: RuleBook, fired: tuple[Variant, ...]) -> Assignment:
 _NOTHING = Assignment((), (), frozenset(), ())
 
 
+@cache
+def _routed_kinds() -> frozenset[str]:
+    """The event kinds that rules route (the others only act on an open case)."""
+    return frozenset(code for code, kind in catalog().event_kinds.items() if kind.routed)
+
+
 def _assigned(event: Event, book: RuleBook) -> Assignment:
     """The rule evaluation: who must act on `event` (`duties_for`)."""
-    if not catalog().event_kinds[event.kind].routed:
+    if event.kind not in _routed_kinds():
         return _NOTHING
     deferral = book.deferral(event.jurisdiction, event.occurred_at.date())
     if deferral is not None:
