@@ -200,14 +200,6 @@ class Uuid5:
         name = prefix.encode() if isinstance(prefix, str) else prefix
         self._hash = hashlib.sha1(namespace.bytes + name, usedforsecurity=False)
 
-    def after(self, prefix: bytes) -> Uuid5:
-        """The ids whose prefix is this one's followed by `prefix` (UTF-8), from this one's hash
-        state: for a prefix per event after a fixed one (`referral_ids`)."""
-        longer = object.__new__(Uuid5)
-        longer._hash = self._hash.copy()
-        longer._hash.update(prefix)
-        return longer
-
     def _digest(self, suffix: str | bytes) -> bytes:
         digest = self._hash.copy()
         digest.update(suffix.encode() if isinstance(suffix, str) else suffix)

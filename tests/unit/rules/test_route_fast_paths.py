@@ -1,9 +1,10 @@
 """`route` and `route_written` take short paths (rules/engine.py `_build`, `Assignment`; rules/
-projection.py `EventValues`, shared `Projector`s; schemas/encoding.py `Uuid5.after`): each
-referral must be the one the plain path builds — the rules fired for the event looked at afresh,
-the referral validated from its values, its id `referral_id_for`, its subject projected field by
-field from the whole event, its deadlines from the table — for every kind in every jurisdiction,
-dates before and after the plans ended, and a generated variety of events."""
+projection.py `EventValues`, shared `Projector`s; schemas/referrals.py `referral_ids` of the
+event id's JSON): each referral must be the one the plain path builds — the rules fired for the
+event looked at afresh, the referral validated from its values, its id `referral_id_for`, its
+subject projected field by field from the whole event, its deadlines from the table — for every
+kind in every jurisdiction, dates before and after the plans ended, and a generated variety of
+events."""
 
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ from rules.engine import (
     route_written,
 )
 from rules.projection import event_values, projector
-from schemas.encoding import Uuid5
 from schemas.events import Event, parse_event_obj
 from schemas.referrals import Referral, referral_id_for, referral_ids
 
@@ -221,15 +221,6 @@ def test_agencies_that_need_to_know_the_same_fields_share_one_projection(book: R
     assert shared, [r.agency for r in referrals]
     for group in shared:
         assert len({id(r.subject) for r in group}) == 1, [r.agency for r in group]
-
-
-@given(st.uuids(), st.text(), st.text(), st.text())
-def test_ids_after_a_longer_prefix_are_uuid5_of_the_whole_name(namespace: uuid.UUID, prefix: str, more: str,
-                                                               suffix: str) -> None:
-    ids = Uuid5(namespace, prefix).after(more.encode())
-    expected = uuid.uuid5(namespace, prefix + more + suffix)
-    assert ids(suffix) == ids(suffix.encode()) == expected
-    assert ids.with_json(suffix.encode())[0] == expected and ids.text(suffix) == str(expected)
 
 
 @given(st.uuids())
