@@ -178,7 +178,7 @@ async def test_live_records_go_to_their_agent_at_once_and_a_hand_over_that_waits
         raced.append(len(coros))
         return await wait_first(*coros, **kwargs)
 
-    consumer.wait_first = counting_wait_first  # type: ignore[method-assign,assignment]
+    consumer.wait_first = counting_wait_first  # type: ignore[method-assign]
     agent_queue = _agent_reading(app)
     tp = TP("events", 0)
     await asyncio.wait_for(consumer._drain_messages(_one_fetch(consumer, _fetched(tp, range(3)))), 5)
