@@ -4,6 +4,8 @@ doing the same work measured in the same run.
 
 Each worker runs as a process of its own on a fresh local broker of its own, and is measured
 through /proc (all its threads):
+  (0) fetch: aiokafka fetching only (the records unread), committing every 0.5 s as faust does:
+      what the fetch round trips cost before any work, the floor of the other two;
   (a) raw: aiokafka consume -> `Router.handle` -> produce -> wait for the acks -> commit, the
       router's producer settings and fetch wait (REFERRAL_BUS_FETCH_MAX_WAIT_MS), the loop a
       Kafka client's user writes first;
@@ -19,7 +21,7 @@ broker as well. CPU per event at each load is compared with the same worker's bu
 and prints the share of its CPU per stage.
 
     .venv/bin/python -m benchmarks.router_cpu [--rates 20,100] [--window S] [--idle S]
-        [--lone N] [--lone-gap S] [--bulk N] [--profile] [--quick]
+        [--lone N] [--lone-gap S] [--bulk N] [--profile] [--workers fetch,raw,router] [--quick]
 """
 
 from __future__ import annotations
@@ -424,9 +426,9 @@ def main() -> None:
     parser.add_argument("--lone-gap", type=float, default=None, help="Seconds between lone events (default 1.5).")
     parser.add_argument("--profile", action="store_true",
                         help="Record the lone phase and each steady rate with py-spy and print where the CPU went.")
-    parser.add_argument("--workers", default="raw,router",
-                        help="Which workers, in order (default raw,router; `fetch`: an aiokafka consumer that "
-                             "only fetches and commits, the transport's floor).")
+    parser.add_argument("--workers", default="fetch,raw,router",
+                        help="Which workers, in order (default fetch,raw,router; `fetch`: an aiokafka consumer "
+                             "that only fetches and commits, the transport's floor).")
     parser.add_argument("--logdir", type=Path, default=Path(".state/bench-router-cpu"))
     parser.add_argument("--quick", action="store_true", help="2 s windows, 300 bulk events: checks that it runs.")
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
