@@ -50,8 +50,8 @@ from rules.errors import PackError
 from rules.explain import ConditionCheck, Explanation, NamedUnit, PackStep, RuleCheck
 from rules.fields import getter
 from rules.model import Condition, Pack, Rule, Source
-from rules.projection import Projector, event_values, projector
-from schemas.encoding import Template, built, template
+from rules.projection import EventValues, Projector, projector
+from schemas.encoding import Template, built, template, text_json
 from schemas.events import Event
 from schemas.referrals import Citation, Referral, Role, referral_id_suffix, referral_ids
 
@@ -147,10 +147,11 @@ class CompiledScope:
         return any(c.matches(event) for c in self.conditions)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Variant:
     """One pack's version of a rule, with everything inherited already resolved, specialised
-    for one (jurisdiction, kind)."""
+    for one (jurisdiction, kind). Compared by identity: the rules fired for an event key the
+    book's `assignments`."""
 
     rule_id: str
     key: str
@@ -225,10 +226,29 @@ class Duty:
     template: Referral
     written: Template
     sort_key: tuple[int, str, str]
-    #: The part of the referral id's name that does not depend on the event.
-    id_suffix: str
+    #: The part of the referral id's name that does not depend on the event, as UTF-8.
+    id_suffix: bytes
     projector: Projector
     expires: dt.date
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Assignment:
+    """The referrals one set of fired rules makes (their duties, in `route`'s order), with what
+    writing them for an event reads once: the distinct need-to-know projections, the event
+    fields those read, and the distinct urgencies (a deadline each)."""
+
+    duties: tuple[Duty, ...]
+    projectors: tuple[Projector, ...]
+    heads: frozenset[str]
+    urgencies: tuple[str, ...]
+
+    @classmethod
+    def of(cls, duties: Iterable[Duty]) -> Assignment:
+        ordered = tuple(sorted(duties, key=_duty_order))
+        projectors = tuple(dict.fromkeys(d.projector for d in ordered))
+        return cls(ordered, projectors, frozenset().union(*(p.heads for p in projectors)),
+                   tuple(dict.fromkeys(d.template.urgency for d in ordered)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,8 +282,11 @@ class RuleBook:
     deferred_triage: Mapping[str, TriageTarget] = field(
         default_factory=lambda: MappingProxyType({}))
     #: The triage referral of an event no rule covers, per (jurisdiction, deferral key): built
-    #: on first use (`_unrouted_duty`).
-    unrouted: dict[tuple[str, str | None], Duty] = field(default_factory=dict, repr=False)
+    #: on first use (`_unrouted`).
+    unrouted: dict[tuple[str, str | None], Assignment] = field(default_factory=dict, repr=False)
+    #: The referrals of each set of rules fired together, by those rules (`_assignment`): built
+    #: on first use, up to `_ASSIGNMENTS_KEPT` sets.
+    assignments: dict[tuple[Variant, ...], Assignment] = field(default_factory=dict, repr=False)
 
     def deferral(self, jurisdiction: str, day: dt.date) -> Deferral | None:
         """The plan in force for an event on `day`, when the jurisdiction's own plan had ended."""
@@ -609,8 +632,8 @@ def _duty(agency: str, role: Role, rule_id: str, action: str, action_zh: str, *,
     written = template(Referral, _EVENT_FIELDS,
                        {k: v for k, v in referral.__dict__.items() if k not in _EVENT_FIELDS})
     return Duty(referral, written, (0 if role == "lead" else 1, agency, rule_id),
-                referral_id_suffix(agency, rule_id, role), projector(agency, fields_add, fields_drop),
-                expires)
+                referral_id_suffix(agency, rule_id, role).encode(),
+                projector(agency, fields_add, fields_drop), expires)
 
 
 def _duties_of(v: Variant, event_leads: tuple[str, ...]) -> tuple[Duty, ...]:
@@ -643,19 +666,19 @@ def _duties_of(v: Variant, event_leads: tuple[str, ...]) -> tuple[Duty, ...]:
     return tuple(out)
 
 
-def _unrouted_duty(book: RuleBook, jurisdiction: str, deferral: Deferral | None) -> Duty:
+def _unrouted(book: RuleBook, jurisdiction: str, deferral: Deferral | None) -> Assignment:
     """The triage referral of an event of `jurisdiction` that no rule covers (built once)."""
     key = (jurisdiction, deferral.key if deferral is not None else None)
     found = book.unrouted.get(key)
     if found is None:
         t = book.deferred_triage[deferral.key] if deferral is not None else book.triage[jurisdiction]
-        found = book.unrouted[key] = _duty(
+        found = book.unrouted[key] = Assignment.of([_duty(
             t.agency, "lead", f"{jurisdiction}{UNROUTED_SUFFIX}",
             f"{TRIAGE_ACTION}: no rule of the {jurisdiction} plan chain covers this "
             "event; decide who must act and re-route it",
             f"{TRIAGE_ACTION_ZH}：本地计划中没有规则覆盖此事件，请决定由谁负责并重新分派",
             decided_by=t.pack, urgency=t.urgency, citation=t.citation, constraints=(),
-            expires=t.expires)
+            expires=t.expires)])
     return found
 
 
@@ -664,7 +687,7 @@ def _duty_order(d: Duty) -> tuple[int, str, str]:
 
 
 def _fired(event: Event, index: Mapping[tuple[str, str], tuple[Slot, ...]], key: str
-           ) -> list[Variant]:
+           ) -> tuple[Variant, ...]:
     """The version of each rule that applies to the event in the chain indexed by `key`."""
     out: list[Variant] = []
     for slot in index.get((key, event.kind), ()):
@@ -674,16 +697,62 @@ def _fired(event: Event, index: Mapping[tuple[str, str], tuple[Slot, ...]], key:
             if v.matches(event):
                 out.append(v)
                 break
-    return out
+    return tuple(out)
 
 
-def _duties(fired: list[Variant]) -> list[Duty]:
+def _duties(fired: tuple[Variant, ...]) -> list[Duty]:
     """The referrals the fired rules make, one role per agency: a lead is not also its own
     cooperating unit."""
     event_leads = tuple(dict.fromkeys(a for v in fired for a in v.lead))
     duties = [d for v in fired for d in v.duties(event_leads)]
     leading = {d.template.agency for d in duties if d.template.role == "lead"}
     return [d for d in duties if d.template.role == "lead" or d.template.agency not in leading]
+
+
+#: How many sets of fired rules a book keeps the assignment of. The shipped packs give some
+#: hundreds (630 for every kind in every jurisdiction with varied persons and dates); the bound
+#: keeps a pack whose rules combine in very many ways from filling memory.
+_ASSIGNMENTS_KEPT = 10_000
+
+
+def _assignment(book: RuleBook, fired: tuple[Variant, ...]) -> Assignment:
+    """The referrals of the rules `fired` together (`_duties`, ordered), found once per set."""
+    found = book.assignments.get(fired)
+    if found is None:
+        found = Assignment.of(_duties(fired))
+        if len(book.assignments) < _ASSIGNMENTS_KEPT:
+            book.assignments[fired] = found
+    return found
+
+
+_NOTHING = Assignment((), (), frozenset(), ())
+
+
+@cache
+def _routed_kinds() -> frozenset[str]:
+    """The event kinds that rules route (the others only act on an open case)."""
+    return frozenset(code for code, kind in catalog().event_kinds.items() if kind.routed)
+
+
+def _assigned(event: Event, book: RuleBook) -> Assignment:
+    """The rule evaluation: who must act on `event` (`duties_for`)."""
+    if event.kind not in _routed_kinds():
+        return _NOTHING
+    deferral = book.deferral(event.jurisdiction, event.occurred_at.date())
+    if deferral is not None:
+        in_force = _assignment(book, _fired(event, book.deferred_index, deferral.key))
+        if in_force.duties:
+            return in_force
+    own = _assignment(book, _fired(event, book.index, event.jurisdiction))
+    if own.duties:
+        return own
+    return _unrouted(book, event.jurisdiction, deferral)
+
+
+def duties_for(event: Event, book: RuleBook) -> list[Duty]:
+    """Who must act on `event`, the rule evaluation alone: the duty of each referral `route`
+    writes, in its order (the event's own values not yet filled in)."""
+    return list(_assigned(event, book).duties)
 
 
 class WrittenReferral(NamedTuple):
@@ -699,78 +768,63 @@ class WrittenReferral(NamedTuple):
 
 
 _BOOL_JSON = {False: b"false", True: b"true"}
+_NO_PARTS: Mapping[str, bytes] = MappingProxyType({})
 
 
-def _build(event: Event, duties: list[Duty], dl: Deadlines, *, write: bool) -> list[WrittenReferral]:
-    """The referrals of `duties` for `event`: each duty's template with the event's values, and
-    with `write`, each one's message. The event is dumped once, each subject projected (and
-    serialised) once per projection, each deadline computed once per urgency, and the event's
+def _build(event: Event, assignment: Assignment, dl: Deadlines, *, write: bool) -> list[WrittenReferral]:
+    """The referrals of `assignment` for `event`: each duty's template with the event's values,
+    and with `write`, each one's message. The event is read once, each distinct subject
+    projected (and serialised) once, each deadline computed once per urgency, and the event's
     part of the referral ids hashed once. The values were validated (the event on arrival, the
     rules at load): the referral is built from them as `model_construct` would (`built`)."""
-    day = event.occurred_at.date()
+    values = EventValues(event, assignment.heads)
+    subjects = {p: p.subject(values) for p in assignment.projectors}
     reported_at = event.reported_at
-    values = event_values(event, (d.projector for d in duties))
-    event_text = str(event.event_id)
-    ids = referral_ids(event_text)
+    clocks = {u: (dl.ack_by(u, reported_at), dl.due_by(u, reported_at)) for u in assignment.urgencies}
+    event_id_json = to_json(event.event_id)
+    ids = referral_ids(event_id_json[1:-1])
+    day = event.occurred_at.date()
     shared = {"event_id": event.event_id, "kind": event.kind, "jurisdiction": event.jurisdiction,
               "reported_at": reported_at, "exercise": event.exercise, "case_id": event.case_id}
+    if not write:
+        out = []
+        for d in assignment.duties:
+            ack_by, due_by = clocks[d.template.urgency]
+            referral = built(Referral, {
+                **d.template.__dict__, **shared, "referral_id": ids(d.id_suffix), "ack_by": ack_by,
+                "due_by": due_by, "expired_plan": day > d.expires, "subject": subjects[d.projector]},
+                set(_FIELDS_SET))
+            out.append(WrittenReferral(referral, b"", _NO_PARTS))
+        return out
     shared_json = {
-        "event_id": b'"%s"' % event_text.encode(), "kind": to_json(event.kind),
-        "jurisdiction": to_json(event.jurisdiction), "reported_at": to_json(reported_at),
-        "exercise": _BOOL_JSON[event.exercise], "case_id": to_json(event.case_id)} if write else {}
-    subjects: dict[Projector, tuple[dict[str, Any], bytes]] = {}
-    clocks: dict[str, tuple[dt.datetime | None, dt.datetime | None, bytes, bytes]] = {}
-    out: list[WrittenReferral] = []
-    for d in duties:
-        subject = subjects.get(d.projector)
-        if subject is None:
-            projected = d.projector.subject(values)
-            subject = subjects[d.projector] = (projected, to_json(projected) if write else b"")
+        "event_id": event_id_json, "kind": text_json(event.kind), "jurisdiction": text_json(event.jurisdiction),
+        "reported_at": to_json(reported_at), "exercise": _BOOL_JSON[event.exercise],
+        "case_id": to_json(event.case_id)}
+    subjects_json = {p: to_json(subject) for p, subject in subjects.items()}
+    clocks_json = {u: (to_json(ack_by), to_json(due_by)) for u, (ack_by, due_by) in clocks.items()}
+    written = []
+    for d in assignment.duties:
         urgency = d.template.urgency
-        clock = clocks.get(urgency)
-        if clock is None:
-            ack_by, due_by = dl.ack_by(urgency, reported_at), dl.due_by(urgency, reported_at)
-            clock = clocks[urgency] = (ack_by, due_by, to_json(ack_by) if write else b"",
-                                       to_json(due_by) if write else b"")
+        ack_by, due_by = clocks[urgency]
+        ack_json, due_json = clocks_json[urgency]
+        referral_id, id_json = ids.with_json(d.id_suffix)
         expired = day > d.expires
-        if write:
-            referral_id, id_json = ids.with_json(d.id_suffix)
-        else:
-            referral_id = ids(d.id_suffix)
+        subject = subjects[d.projector]
         referral = built(Referral, {
-            **d.template.__dict__, **shared, "referral_id": referral_id, "ack_by": clock[0],
-            "due_by": clock[1], "expired_plan": expired, "subject": subject[0]}, set(_FIELDS_SET))
-        parts = {
-            **shared_json, "referral_id": id_json, "ack_by": clock[2],
-            "due_by": clock[3], "expired_plan": _BOOL_JSON[expired], "subject": subject[1],
-        } if write else {}
-        out.append(WrittenReferral(referral, d.written.write(parts) if write else b"", parts))
-    return out
-
-
-def duties_for(event: Event, book: RuleBook) -> list[Duty]:
-    """Who must act on `event`, the rule evaluation alone: the duty of each referral `route`
-    writes, in its order (the event's own values not yet filled in)."""
-    if not catalog().event_kinds[event.kind].routed:
-        return []
-    deferral = book.deferral(event.jurisdiction, event.occurred_at.date())
-    duties: list[Duty] = []
-    if deferral is not None:
-        duties = _duties(_fired(event, book.deferred_index, deferral.key))
-    if not duties:
-        duties = _duties(_fired(event, book.index, event.jurisdiction))
-    if not duties:
-        duties = [_unrouted_duty(book, event.jurisdiction, deferral)]
-    duties.sort(key=_duty_order)
-    return duties
+            **d.template.__dict__, **shared, "referral_id": referral_id, "ack_by": ack_by,
+            "due_by": due_by, "expired_plan": expired, "subject": subject}, set(_FIELDS_SET))
+        parts = {**shared_json, "referral_id": id_json, "ack_by": ack_json, "due_by": due_json,
+                 "expired_plan": _BOOL_JSON[expired], "subject": subjects_json[d.projector]}
+        written.append(WrittenReferral(referral, d.written.write(parts), parts))
+    return written
 
 
 def _routed(event: Event, book: RuleBook, deadlines: Deadlines | None, *, write: bool
             ) -> list[WrittenReferral]:
-    duties = duties_for(event, book)
-    if not duties:
+    assignment = _assigned(event, book)
+    if not assignment.duties:
         return []
-    return _build(event, duties, deadlines if deadlines is not None else _default_deadlines(), write=write)
+    return _build(event, assignment, deadlines if deadlines is not None else _default_deadlines(), write=write)
 
 
 def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -139,14 +139,15 @@ class EventValues:
     """An event's values for its projections, each top-level field read once per event and
     shared by them: as JSON-ready values (`model_dump(mode="json", exclude_none=True)` of that
     field) with unknown parts left out (empty strings, lists and objects, one level down too).
-    For projections that read more than a few fields (`heads`, None: any), the whole event is
-    dumped at once."""
+    For projections that read more than a few fields (`heads`, None: any), the fields they read
+    are dumped at once: then a field outside `heads` is unknown."""
 
-    __slots__ = ("_dumped", "_fields", "_picked", "_whole", "event")
+    __slots__ = ("_dumped", "_fields", "_heads", "_picked", "_whole", "event")
 
     def __init__(self, event: Event, heads: frozenset[str] | None = None) -> None:
         self.event = event
         self._fields = _fields_of(event.__class__)
+        self._heads = heads
         self._whole = heads is None or len(heads) > _FEW_FIELDS
         self._dumped: dict[str, Any] | None = None
         self._picked: dict[str, Any] = {}
@@ -170,8 +171,8 @@ class EventValues:
         return value
 
     def known(self) -> dict[str, Any] | None:
-        """Every top-level field's value that is known (as `picked` gives it), when the event is
-        read whole; None when its fields are read one by one."""
+        """Every top-level field's value that is known (as `picked` gives it), of the fields
+        read at once (`heads`); None when they are read one by one."""
         if not self._whole:
             return None
         if self._dumped is None:
@@ -179,18 +180,27 @@ class EventValues:
         return self._picked
 
     def _pick_all(self) -> dict[str, Any]:
-        # The whole event in one dump, every field picked in one pass (a call per field cost
-        # as much as the dump).
-        dumped: dict[str, Any] = to_jsonable_python(self.event, exclude_none=True)
-        picked = self._picked
+        # The fields read, in one dump of the event by its model's serializer (a call per field
+        # cost as much as the dump), every field picked in one pass.
+        event = self.event
+        # (pydantic-core takes any set: its stubs say `set`.)
+        dumped: dict[str, Any] = event.__pydantic_serializer__.to_python(
+            event, mode="json", exclude_none=True, include=cast("set[str] | None", self._heads))
+        # Picked in place (the dump is ours): objects without their unknown parts, unknown
+        # values left out.
+        unknown = []
         for head, value in dumped.items():
-            cls = value.__class__
-            if cls is dict:
-                value = {k: v for k, v in value.items() if v or v.__class__ not in _EMPTY_MEANS_UNKNOWN} or None
-            elif not value and cls in _EMPTY_MEANS_UNKNOWN:
-                value = None
-            if value is not None:
-                picked[head] = value
+            if value.__class__ is dict:
+                value = {k: v for k, v in value.items() if v or v.__class__ not in _EMPTY_MEANS_UNKNOWN}
+                if value:
+                    dumped[head] = value
+                    continue
+                unknown.append(head)
+            elif not value and value.__class__ in _EMPTY_MEANS_UNKNOWN:
+                unknown.append(head)
+        for head in unknown:
+            del dumped[head]
+        self._picked = dumped
         return dumped
 
     def has(self, head: str) -> bool:
@@ -222,7 +232,8 @@ class Projector:
     run of paths with the same head: a whole value (`person`, `description`: no fields), or
     fields of it (`person.age`, `person.sex`), each with its full path when it is a derived
     property (`person.is_child`) that the JSON values do not hold. Compared by identity: one
-    per (agency, add, drop), from `projector()`."""
+    per list of paths, from `projector()`, so that agencies that need to know the same fields
+    share one (and `route` projects an event once for all of them)."""
 
     paths: tuple[str, ...]
     steps: tuple[tuple[str, tuple[tuple[str, str | None], ...]], ...]
@@ -232,6 +243,9 @@ class Projector:
     #: values hold as they are (no derived property, no `details` key, which may be an object
     #: to pick again); None when a step needs more (`subject_step_by_step`).
     plain: tuple[tuple[str, tuple[str, ...] | None], ...] | None
+    #: The heads, when every step takes a whole value (police: all of the event but its ids
+    #: and clocks): the subject is the event's known values of them.
+    wholes: tuple[str, ...] | None
 
     def subject(self, values: EventValues) -> dict[str, Any]:
         """The subject for the event whose values (`event_values`) are `values`. Parts of it
@@ -239,6 +253,8 @@ class Projector:
         if self.plain is None:
             return self.subject_step_by_step(values)
         known = values.known()
+        if self.wholes is not None and known is not None:
+            return {head: known[head] for head in self.wholes if head in known}
         picked = known.get if known is not None else values.picked
         subject: dict[str, Any] = {}
         for head, names in self.plain:
@@ -287,6 +303,7 @@ class Projector:
         return subject
 
 
+@cache
 def _compiled(paths: tuple[str, ...]) -> Projector:
     steps: list[tuple[str, list[tuple[str, str | None]]]] = []
     for path in paths:
@@ -304,8 +321,10 @@ def _compiled(paths: tuple[str, ...]) -> Projector:
     plain = tuple((head, tuple(name for name, _ in fields) if fields else None) for head, fields in steps)
     is_plain = all(not fields or (head != "details" and all(derived is None for _, derived in fields))
                    for head, fields in steps)
+    wholes = tuple(head for head, fields in steps if not fields)
     return Projector(paths, tuple((head, tuple(fields)) for head, fields in steps),
-                     frozenset(head for head, _ in steps), plain if is_plain else None)
+                     frozenset(head for head, _ in steps), plain if is_plain else None,
+                     wholes if len(wholes) == len(steps) else None)
 
 
 @cache
@@ -315,8 +334,8 @@ def _default_projector(agency: str, add: tuple[str, ...], drop: tuple[str, ...])
 
 def projector(agency: str, add: Iterable[str] = (), drop: Iterable[str] = (),
               table: Projections | None = None) -> Projector:
-    """The compiled projection of `agency` after a rule's `fields` change; one object per
-    (agency, add, drop) for the default table, so that it can key a per-event cache."""
+    """The compiled projection of `agency` after a rule's `fields` change; one object per list
+    of paths, whichever the agency and table, so that it can key a per-event cache."""
     if table is None:
         return _default_projector(agency, tuple(add), tuple(drop))
     return _compiled(_paths_for(table, agency, add, drop))

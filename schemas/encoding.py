@@ -189,35 +189,37 @@ _UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 class Uuid5:
     """uuid5(namespace, prefix + suffix) for many suffixes after one prefix, with the namespace
-    and the prefix hashed once (uuid5 is the SHA-1 of namespace and name). `text(suffix)` gives
-    the id as text (`str(uuid)`) without building the UUID object, for ids that are only written."""
+    and the prefix hashed once (uuid5 is the SHA-1 of namespace and name). A prefix or suffix
+    is text, or the same text as UTF-8 (what the bus keeps at hand: an id's JSON without its
+    quotes). `json(suffix)` gives an id's JSON, for ids that are only written; `text(suffix)` its
+    text (`str(uuid)`) without building the UUID object."""
 
     __slots__ = ("_hash",)
 
-    def __init__(self, namespace: uuid.UUID, prefix: str) -> None:
-        self._hash = hashlib.sha1(namespace.bytes + prefix.encode(), usedforsecurity=False)
+    def __init__(self, namespace: uuid.UUID, prefix: str | bytes) -> None:
+        name = prefix.encode() if isinstance(prefix, str) else prefix
+        self._hash = hashlib.sha1(namespace.bytes + name, usedforsecurity=False)
 
-    def _digest(self, suffix: str) -> bytes:
+    def _digest(self, suffix: str | bytes) -> bytes:
         digest = self._hash.copy()
-        digest.update(suffix.encode())
-        return digest.digest()[:16]
+        digest.update(suffix.encode() if isinstance(suffix, str) else suffix)
+        return digest.digest()
 
-    def __call__(self, suffix: str) -> uuid.UUID:
+    def __call__(self, suffix: str | bytes) -> uuid.UUID:
         return _uuid_of(self._digest(suffix))
 
-    def with_json(self, suffix: str) -> tuple[uuid.UUID, bytes]:
-        """The id and its JSON (`to_json(str(id))`), for ids that are both kept and written."""
-        digest = self._digest(suffix)
-        return _uuid_of(digest), b'"%s"' % _text_of(digest.hex()).encode()
+    def with_json(self, suffix: str | bytes) -> tuple[uuid.UUID, bytes]:
+        """The id and its JSON (`to_json(str(id))`), for ids that are both kept and written.
+        (pydantic-core writes a UUID's text faster than Python formats the digest's hex.)"""
+        made = _uuid_of(self._digest(suffix))
+        return made, to_json(made)
 
     def json(self, suffix: bytes) -> bytes:
         """The id as its JSON (`b'"%s"' % text(suffix).encode()`), for a suffix given as UTF-8:
         for ids written straight into messages."""
-        digest = self._hash.copy()
-        digest.update(suffix)
-        return b'"%s"' % _text_of(digest.hexdigest()).encode()
+        return to_json(self(suffix))
 
-    def text(self, suffix: str) -> str:
+    def text(self, suffix: str | bytes) -> str:
         return _text_of(self._digest(suffix).hex())
 
 
