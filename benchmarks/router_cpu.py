@@ -4,6 +4,8 @@ doing the same work measured in the same run.
 
 Each worker runs as a process of its own on a fresh local broker of its own, and is measured
 through /proc (all its threads):
+  (0) fetch: aiokafka fetching only (the records unread), committing every 0.5 s as faust does:
+      what the fetch round trips cost before any work, the floor of the other two;
   (a) raw: aiokafka consume -> `Router.handle` -> produce -> wait for the acks -> commit, the
       router's producer settings and fetch wait (REFERRAL_BUS_FETCH_MAX_WAIT_MS), the loop a
       Kafka client's user writes first;
@@ -19,7 +21,7 @@ broker as well. CPU per event at each load is compared with the same worker's bu
 and prints the share of its CPU per stage.
 
     .venv/bin/python -m benchmarks.router_cpu [--rates 20,100] [--window S] [--idle S]
-        [--lone N] [--lone-gap S] [--bulk N] [--profile] [--quick]
+        [--lone N] [--lone-gap S] [--bulk N] [--profile] [--workers fetch,raw,router] [--quick]
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ from services.router.settings import RouterSettings
 from topics.catalog import EVENTS, RECEIPTS, all_topics
 
 RAW_GROUP = "bench-raw-worker"
+FETCH_GROUP = "bench-fetch-worker"
+#: The fetch-only worker commits what it read this often (faust's commit interval, `make_app`).
+FETCH_COMMIT_INTERVAL_S = 0.5
 
 
 @dataclass
@@ -131,12 +136,33 @@ async def raw_worker(kafka: KafkaSettings) -> None:
         await consumer.stop()
 
 
+async def fetch_worker(kafka: KafkaSettings) -> None:
+    """Only the transport's floor, with plain aiokafka: fetch at the bus's wait, read nothing of the
+    records, commit what was fetched every `FETCH_COMMIT_INTERVAL_S` (as faust's commit interval),
+    until SIGTERM. What a round trip costs before any routing, hand-over or producing."""
+    consumer = clients.consumer(kafka, EVENTS.name, group_id=FETCH_GROUP)
+    await consumer.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    gc.collect()
+    gc.freeze()
+    uncommitted, last_commit = False, time.monotonic()
+    try:
+        while not stop.is_set():
+            uncommitted |= any((await consumer.getmany(timeout_ms=1000)).values())
+            if uncommitted and time.monotonic() - last_commit >= FETCH_COMMIT_INTERVAL_S:
+                await consumer.commit()
+                uncommitted, last_commit = False, time.monotonic()
+    finally:
+        await consumer.stop()
+
+
 @contextlib.contextmanager
-def raw_process(kafka: KafkaSettings, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+def raw_process(kafka: KafkaSettings, workdir: Path, kind: str = "raw") -> Iterator[subprocess.Popen[bytes]]:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
-    with open(workdir / "raw.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.router_cpu", "--raw-worker"], env=env,
+    with open(workdir / f"{kind}.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.router_cpu", f"--{kind}-worker"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     try:
         yield proc
@@ -219,7 +245,11 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
     worker, broker = pids["worker"], pids["broker"]
     out = []
     async with Load(kafka, group) as load:
-        await wait_until_routing(kafka, load)
+        if group == FETCH_GROUP:  # routes nothing: it has joined once it commits a first event
+            await load.send(1, None)
+            await load.all_committed()
+        else:
+            await wait_until_routing(kafka, load)
         await asyncio.sleep(args.settle)
 
         def start() -> tuple[float, float, float]:
@@ -377,8 +407,8 @@ def run(kind: str, args: argparse.Namespace) -> list[Phase]:
         assert broker.process is not None
         kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
         asyncio.run(create_topics(kafka, all_topics()))
-        worker = raw_process(kafka, workdir) if kind == "raw" else router_worker(kafka, workdir)
-        group = RAW_GROUP if kind == "raw" else RouterSettings().app_name
+        worker = raw_process(kafka, workdir, kind) if kind in ("raw", "fetch") else router_worker(kafka, workdir)
+        group = {"raw": RAW_GROUP, "fetch": FETCH_GROUP}.get(kind) or RouterSettings().app_name
         with worker as proc:
             print(f"{kind} worker (fetch wait {kafka.fetch_max_wait_ms} ms):", flush=True)
             return asyncio.run(phases(kafka, group, {"worker": proc.pid, "broker": broker.process.pid}, args))
@@ -396,13 +426,19 @@ def main() -> None:
     parser.add_argument("--lone-gap", type=float, default=None, help="Seconds between lone events (default 1.5).")
     parser.add_argument("--profile", action="store_true",
                         help="Record the lone phase and each steady rate with py-spy and print where the CPU went.")
-    parser.add_argument("--workers", default="raw,router", help="Which workers, in order (default raw,router).")
+    parser.add_argument("--workers", default="fetch,raw,router",
+                        help="Which workers, in order (default fetch,raw,router; `fetch`: an aiokafka consumer "
+                             "that only fetches and commits, the transport's floor).")
     parser.add_argument("--logdir", type=Path, default=Path(".state/bench-router-cpu"))
     parser.add_argument("--quick", action="store_true", help="2 s windows, 300 bulk events: checks that it runs.")
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fetch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_worker:
         asyncio.run(raw_worker(KafkaSettings()))
+        return
+    if args.fetch_worker:
+        asyncio.run(fetch_worker(KafkaSettings()))
         return
     args.rates = [float(r) for r in (args.rates or "20,100").split(",")]
     args.window = args.window or (2.0 if args.quick else 30.0)

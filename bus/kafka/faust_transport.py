@@ -92,6 +92,12 @@ class Consumer(WorkerConsumer):
                     await asyncio.sleep(HAND_OVER_POLL_SECONDS)
             await queue.put(messages[start:start + BATCH_MAX])
 
+    def _hands_over_at_once(self, batch_readers: dict[str, Any], topic: str) -> bool:
+        """The agent reading `topic` has started and its queue has room for one more batch: a
+        hand-over of fewer than `BATCH_MAX` records puts them there without waiting."""
+        channel = batch_readers.get(topic)
+        return channel is not None and channel.queue.qsize() < BATCHES_WAITING
+
     def _fetch_timeout(self) -> float:
         """While busy, the fetch loop goes round after `QUIET_AFTER_S` without records, to poll
         less often from then on."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import faust
 import structlog
@@ -25,13 +24,15 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
     """Register the routing agent on `app`."""
     inbound = read_in_batches(app, EVENTS.name)
 
-    async def route_events(stream: faust.StreamT[list[Message]]) -> AsyncIterator[None]:
+    async def route_events(stream: faust.StreamT[list[Message]]) -> None:
         # A batch is acked only when the loop asks for the next one: one that stops midway (a
         # send raised, the worker was stopped while a send waited for room in the producer's
         # buffer) is never acked, so no commit passes it, and the crashing supervisor stops the
         # worker instead of restarting the agent. Sends go straight to the producer, with no
         # per-send wait for the broker: faust flushes the producer before each commit, and the
         # delivery guard refuses a commit past a failed delivery. At-least-once.
+        # The agent yields nothing: faust would take each yield for a reply to send or a sink to
+        # feed (and log it), work done for every batch, for nothing.
         async for batch in fetched_batches(app, stream):
             tally = Tally()
             for message in batch:
@@ -41,7 +42,6 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
                 tally.observe(outcome, metrics, message.offset)
             tally.flush(metrics)
             app.delivery_guard.raise_if_failed()
-            yield None
 
     app.agent(inbound, name="route-events", supervisor_strategy=CrashingSupervisor)(route_events)
 

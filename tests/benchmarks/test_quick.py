@@ -76,7 +76,7 @@ def test_the_step_benchmark_prints_each_situation_beside_its_baseline() -> None:
 @pytest.mark.integration
 def test_the_router_cpu_benchmark_measures_each_load_beside_a_raw_worker(tmp_path: Path) -> None:
     result = run_quick("router_cpu", "--logdir", str(tmp_path))
-    for kind in ("raw", "router"):
+    for kind in ("fetch", "raw", "router"):
         assert set(result[kind]) == {"idle", "lone", "20/s", "100/s", "bulk"}
         assert result[kind]["lone"]["cpu_ms_per_event_net_of_idle"] is not None
         for phase in result[kind].values():

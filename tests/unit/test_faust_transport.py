@@ -141,6 +141,79 @@ async def test_the_hand_over_waits_while_the_agent_has_batches_waiting(tmp_path:
     assert [m.offset for m in agent_queue._queue[-1]] == [0, 1, 2]  # type: ignore[attr-defined]
 
 
+def _one_fetch(consumer: Consumer, records: list[tuple[TP, Any]]) -> Any:
+    """A fetcher whose single fetch brings `records` (then it stops), for `_drain_messages`."""
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+
+    async def one_batch(timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        for record in records:
+            yield record
+        fetcher._stopped.set()
+
+    consumer.getmany = one_batch  # type: ignore[method-assign]
+    return fetcher
+
+
+def _agent_reading(app: BusApp, waiting: int = 0) -> asyncio.Queue[list[Any]]:
+    """The queue of a started agent reading `events` in batches, `waiting` batches on it."""
+    agent_queue: asyncio.Queue[list[Any]] = asyncio.Queue()
+    for _ in range(waiting):
+        agent_queue.put_nowait([])
+    app.batch_readers["events"] = SimpleNamespace(queue=agent_queue)
+    app.flow_control.resume()  # as after the worker's first assignment
+    return agent_queue
+
+
+async def test_live_records_go_to_their_agent_at_once_and_a_hand_over_that_waits_stays_interruptible(
+        tmp_path: Path) -> None:
+    # A few records whose agent has room are handed over in the fetch loop's own task (faust
+    # races each delivery against a suspension, starting and cancelling five tasks per fetch);
+    # a hand-over that has to wait for the agent is still raced, so a rebalance can cut it short.
+    app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
+    consumer = worker_consumer(app)
+    raced: list[int] = []
+    wait_first = consumer.wait_first
+
+    async def counting_wait_first(*coros: Any, **kwargs: Any) -> Any:
+        raced.append(len(coros))
+        return await wait_first(*coros, **kwargs)
+
+    consumer.wait_first = counting_wait_first  # type: ignore[method-assign]
+    agent_queue = _agent_reading(app)
+    tp = TP("events", 0)
+    await asyncio.wait_for(consumer._drain_messages(_one_fetch(consumer, _fetched(tp, range(3)))), 5)
+    assert [m.offset for m in agent_queue.get_nowait()] == [0, 1, 2]
+    assert raced == []
+
+    full = _agent_reading(app, waiting=BATCHES_WAITING)
+    drain = asyncio.ensure_future(consumer._drain_messages(_one_fetch(consumer, _fetched(tp, range(3, 6)))))
+    await asyncio.sleep(0.05)
+    assert raced and not drain.done()  # waiting for the agent, raced against a suspension
+    consumer.stop_flow()  # a rebalance begins
+    await asyncio.wait_for(drain, 5)
+    assert full.qsize() == BATCHES_WAITING and all(batch == [] for batch in full._queue)  # type: ignore[attr-defined]
+
+
+async def test_a_rebalance_while_a_gap_in_the_offsets_is_recorded_stops_the_hand_over(tmp_path: Path) -> None:
+    # Recording a gap lets other tasks run; a rebalance that begins then leaves the batch with
+    # its agent's queue untouched (the new assignment fetches it again from the commit).
+    app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
+    consumer = worker_consumer(app)
+    agent_queue = _agent_reading(app)
+    tp = TP("events", 0)
+    app.topics.acking_topics.add("events")  # as for an agent's topic
+    consumer._read_offset[tp] = 4
+    add_gap = consumer._add_gap
+
+    async def gap_during_a_rebalance(tp: TP, offset_from: int, offset_to: int) -> None:
+        consumer.stop_flow()
+        await add_gap(tp, offset_from, offset_to)
+
+    consumer._add_gap = gap_during_a_rebalance  # type: ignore[method-assign]
+    await asyncio.wait_for(consumer._drain_messages(_one_fetch(consumer, _fetched(tp, [5, 9, 10]))), 5)
+    assert agent_queue.empty()
+
+
 def _message(offset: int, generation: int) -> Message:
     return Message("events", 0, offset, 0.0, 0, None, None, b"{}", None, generation_id=generation)
 

@@ -158,9 +158,9 @@ async def _run_agent_until(app: BusApp, stream: FetchedStream, ready: Callable[[
             await task
 
 
-async def _drive(steps: AsyncIterator[None]) -> None:
-    async for _ in steps:
-        pass
+async def _drive(agent: Awaitable[None]) -> None:
+    """Run the agent's loop (a coroutine: it yields nothing to faust) until it ends."""
+    await agent
 
 
 async def test_stopping_the_worker_during_a_blocked_send_leaves_the_batch_unacked(tmp_path: Path) -> None:
