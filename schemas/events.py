@@ -10,7 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Strict, Tag, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import SchemaValidator
+from pydantic_core import core_schema as cs
 
 from rules.catalog import catalog
 from schemas.wire import Bool, Int, Message, Number, Str, Timestamp, Uuid, WireModel, integral
@@ -208,6 +220,59 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 _MEMBERS: dict[str, type[Event]] = {**_SPECIFIC, "event": Event}
 EVENT_MEMBERS: tuple[Callable[[Any], str], dict[str, TypeAdapter[Event]]] = (
     _event_tag, {tag: TypeAdapter(model) for tag, model in _MEMBERS.items()})
+
+
+def _natively(schema: Any, codes: dict[Callable[[str], str], Iterable[str]], in_union: bool = False) -> Any:
+    """A copy of a member's core schema, JSON input only, with the Python calls pydantic-core can
+    do alone done by it: each catalog code's check a literal of the codes (`codes`), an integer
+    field (not in a union, where `integral` picks the member) an integer alone. (The model's
+    own check, `_reported_after_occurred`, stays: on the event, it would cost as much.)"""
+    if isinstance(schema, list):
+        return [_natively(item, codes, in_union) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    function = schema["function"].get("function") if kind in ("function-after", "function-before") else None
+    if kind == "function-after" and function in codes and schema["schema"] == {"type": "str", "strict": True}:
+        return cs.literal_schema(sorted(codes[function]))
+    if kind == "function-before" and function is integral and not in_union:
+        return _natively(schema["schema"], codes, in_union)
+    return {key: _natively(value, codes, in_union or kind in ("union", "tagged-union"))
+            for key, value in schema.items()}
+
+
+#: The members' native validators (`_natively`), for the catalog they were made from.
+_NATIVE: tuple[object, dict[str, SchemaValidator]] | None = None
+
+
+def validate_natively(tag: str, raw: bytes) -> Event | None:
+    """`EVENT_MEMBERS[1][tag].validate_json(raw)`, when pydantic-core alone settles it; None when
+    it may not (the member must then be asked: a refusal is always worded by the member itself).
+
+    The native validator accepts a part of what the member accepts, and makes the same event of
+    it: the same codes (the catalog's, as a literal), an integer written as an integer (6.0 is
+    left to the member); tests/unit/test_boundary_validate_first.py compares them."""
+    native = _NATIVE
+    if native is None or native[0] is not catalog():
+        native = _native_validators()
+    validator = native[1].get(tag)
+    if validator is None:
+        return None
+    try:
+        event: Event = validator.validate_json(raw)
+    except ValidationError:
+        return None
+    return event
+
+
+def _native_validators() -> tuple[object, dict[str, SchemaValidator]]:
+    global _NATIVE
+    cat = catalog()
+    codes: dict[Callable[[str], str], Iterable[str]] = {
+        _known_kind: cat.event_kinds, _known_jurisdiction: cat.jurisdictions, _known_agency: cat.agencies}
+    _NATIVE = (cat, {name: SchemaValidator(_natively(adapter.core_schema, codes))
+                     for name, adapter in EVENT_MEMBERS[1].items()})
+    return _NATIVE
 
 
 def parse_event(raw: bytes | str) -> Event:

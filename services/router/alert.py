@@ -23,7 +23,7 @@ from schemas.cases import report_case
 from schemas.encoding import Uuid5, template, text_json
 from schemas.events import Event
 from schemas.referrals import Referral
-from services.router.handling import Outgoing, event_parts
+from services.router.handling import Outgoing, event_parts, made
 from topics.catalog import POLICE_ALERTS
 
 #: An alert is urgent even where a pack gives a slower word for the police's duty.
@@ -160,4 +160,4 @@ class PoliceAlertEmitter:
             to_json(self.deadlines.ack_by(urgency, event.reported_at)), shared["exercise"], lead_id,
             b"[%s]" % b",".join([w.parts["referral_id"] for w in others]), rule_id, citation,
             to_json(descriptor_values(event)), subject)
-        return (Outgoing(POLICE_ALERTS.name, case_id[1:-1], value),)  # PoliceAlert.key
+        return (made(Outgoing, (POLICE_ALERTS.name, case_id[1:-1], value)),)  # PoliceAlert.key

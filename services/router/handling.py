@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from pydantic_core import to_json
 
@@ -21,7 +21,7 @@ from schemas.referrals import DeadLetter, Referral
 from topics.catalog import DEAD_LETTERS, referral_topic_name
 
 __all__ = ["PART_FIELDS", "Emitter", "Outgoing", "Position", "RefusalEmitter", "Refused", "Routed", "Router",
-           "describe_refusal", "event_parts", "referral_messages", "written_referrals"]
+           "describe_refusal", "event_parts", "made", "referral_messages", "written_referrals"]
 
 
 class Outgoing(NamedTuple):
@@ -33,12 +33,20 @@ class Outgoing(NamedTuple):
     value: bytes
 
 
-@dataclass(frozen=True)
-class Routed:
+class Routed(NamedTuple):
+    """A routed event, its referrals, and every message to produce for it. (A named tuple, like
+    `Outgoing`: one per event, made with `made`.)"""
+
     event: Event
     referrals: tuple[Referral, ...]
     messages: tuple[Outgoing, ...]
     reason: str = "routed"
+
+
+#: `made(Outgoing, (topic, key, value))` is `Outgoing(topic, key, value)`, and so for `Routed`
+#: (every field given): the tuple made at once, without the named tuple's own `__new__`, a
+#: Python call that costs three times as much (a dozen messages per event).
+made: Callable[[type[Any], tuple[Any, ...]], Any] = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,11 @@ def referral_messages(written: Sequence[WrittenReferral]) -> tuple[Outgoing, ...
     keyed by the event's case (or the event): `Referral.key`, the same for all of them."""
     if not written:
         return ()
-    key = written[0].referral.key
-    return tuple(Outgoing(referral_topic_name(r.agency), key, value) for r, value, _ in written)
+    # `Referral.key` (the case id, else the event id, as text), from the JSON the engine wrote.
+    parts = written[0].parts
+    case_id = parts["case_id"]
+    key = (parts["event_id"] if case_id == b"null" else case_id)[1:-1]
+    return tuple([made(Outgoing, (referral_topic_name(r.agency), key, value)) for r, value, _ in written])
 
 
 def event_parts(event: Event, written: Sequence[WrittenReferral]) -> Mapping[str, bytes]:
@@ -125,11 +136,11 @@ class Router:
         if isinstance(decoded, Refusal):
             return self._refuse(raw, position, decoded, now())
         written = route_written(decoded, self.book, deadlines=self.deadlines)
-        referrals = tuple(w.referral for w in written)
-        messages = referral_messages(written)
+        messages = list(referral_messages(written))
         for emit in self.emitters:
-            messages += tuple(emit(decoded, written))
-        return Routed(decoded, referrals, messages)
+            messages += emit(decoded, written)
+        routed: Routed = made(Routed, (decoded, tuple([w[0] for w in written]), tuple(messages), "routed"))
+        return routed
 
     def _refuse(self, raw: bytes | None, position: Position, refusal: Refusal, at: dt.datetime) -> Refused:
         letter = dead_letter(refusal, raw, position, at)

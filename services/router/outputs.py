@@ -18,7 +18,7 @@ from schemas.events import Event
 from schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record, written_audit_records
 from schemas.referrals import DeadLetter, Referral
 from services.router.alert import PoliceAlertEmitter
-from services.router.handling import Emitter, Outgoing, event_parts
+from services.router.handling import Emitter, Outgoing, event_parts, made
 from topics.catalog import AUDIT, RECEIPTS
 
 Clock = Callable[[], dt.datetime]
@@ -33,6 +33,7 @@ _RECEIPT = template(Receipt, ("event_id", "reporter_agency", "kind", "jurisdicti
                               "expired_plans", "routed_by_plan_in_force", "plan_note", "issued_at"),
                     {"status": "routed", "refusal_reason": None, "refusal_errors": ()})
 _NULL = b"null"
+_RECEIPTS, _AUDIT = RECEIPTS.name, AUDIT.name
 
 
 @lru_cache(maxsize=1024)
@@ -118,7 +119,7 @@ class ReceiptEmitter:
         value = _RECEIPT.fill(
             event_id, _NULL if reporter is None else text_json(reporter), shared["kind"], shared["jurisdiction"],
             shared["exercise"], b"[%s]" % b",".join(routed_to), *plan_parts, to_json(self.now()))
-        return (Outgoing(RECEIPTS.name, event_id[1:-1], value),)
+        return (made(Outgoing, (_RECEIPTS, event_id[1:-1], value)),)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
         """A 'refused' receipt when the refused message named a valid event id (a UUID: the only
@@ -147,7 +148,7 @@ class AuditEmitter:
         key = event_id[1:-1]  # AuditRecord.key: the event id's text
         records = written_audit_records(key.decode(), event_id, "routed", "router", to_json(self.now()),
                                         [(parts["referral_id"], r.agency, r.role) for r, _, parts in written])
-        return tuple(Outgoing(AUDIT.name, key, record) for record in records)
+        return tuple([made(Outgoing, (_AUDIT, key, record)) for record in records])
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
         event_id = refused_event_id(letter)
