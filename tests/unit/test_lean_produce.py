@@ -10,26 +10,51 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from io import BytesIO
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import RequestTimedOutError
+from aiokafka.protocol.api import ResponseHeader_v0
+from aiokafka.protocol.produce import (
+    ProduceRequest,
+    ProduceRequest_v2,
+    ProduceRequest_v3,
+    ProduceRequest_v4,
+    ProduceRequest_v5,
+    ProduceRequest_v6,
+    ProduceRequest_v7,
+)
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import PartitionMetadata, TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bus.demo_events import scripted_events
+from bus.faust_app import make_app
 from bus.kafka.delivery import DeliveryFailed, DeliveryGuard
 from bus.kafka.faust_transport import Consumer
 from bus.kafka.partitioner import CachedKeyPartitioner
-from bus.upstream.lean_produce import Output, send_outputs
+from bus.settings import KafkaSettings
+from bus.upstream.lean_produce import (
+    LEAN_REQUESTS,
+    LeanAIOKafkaProducer,
+    LeanProduceRequest,
+    LeanSender,
+    Output,
+    send_outputs,
+)
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
 from services.router.handling import Position, Router
 from services.router.outputs import emitters
 
 PARTITIONS = 4
+STOCK_REQUESTS: dict[int, type[Any]] = {r.API_VERSION: r for r in (
+    ProduceRequest_v2, ProduceRequest_v3, ProduceRequest_v4, ProduceRequest_v5, ProduceRequest_v6, ProduceRequest_v7)}
 
 
 def router_outputs() -> list[Output]:
@@ -64,7 +89,8 @@ class UsualPath:
     async def send(self, topic: str, key: bytes | None, value: bytes | None, *_: Any) -> asyncio.Future[Any]:
         self.sent.append((topic, key, value))
         if self._producer is not None and topic in self._producer.client.cluster._partitions:
-            return await self._producer.send(topic, value, key=key)
+            delivery: asyncio.Future[Any] = await self._producer.send(topic, value, key=key)
+            return delivery
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -169,5 +195,70 @@ def test_a_producer_not_started_closed_or_failed_is_left_to_the_usual_way() -> N
         with pytest.raises(RequestTimedOutError):  # raised by the usual way, as before
             await send_outputs(app, messages)
         assert app.producer.sent == messages[:1]
+
+    asyncio.run(go())
+
+
+# Produce requests and answers written and read with `struct` (`LeanAIOKafkaProducer`)
+
+_names = st.text(min_size=0, max_size=12)
+_records = st.one_of(st.none(), st.binary(max_size=64).map(bytearray))
+_request_topics = st.lists(st.tuples(_names, st.lists(st.tuples(st.integers(0, 2**31 - 1), _records), max_size=4)),
+                           max_size=5)
+_answer_topics = st.one_of(st.none(), st.lists(st.tuples(
+    st.one_of(st.none(), _names),
+    st.one_of(st.none(), st.lists(st.tuples(st.integers(-2**31, 2**31 - 1), st.integers(-2**15, 2**15 - 1),
+                                            *[st.integers(-2**63, 2**63 - 1)] * 3), max_size=4))), max_size=5))
+
+
+@settings(max_examples=200, deadline=None)
+@given(version=st.sampled_from(sorted(LEAN_REQUESTS)), transactional_id=st.one_of(st.none(), _names),
+       acks=st.sampled_from([-1, 0, 1]), timeout=st.integers(0, 2**31 - 1), topics=_request_topics,
+       correlation_id=st.integers(0, 2**31 - 1), client_id=_names)
+def test_a_produce_request_is_written_to_the_bytes_aiokafkas_schema_writes(
+        version: int, transactional_id: str | None, acks: int, timeout: int,
+        topics: list[tuple[str, list[tuple[int, bytearray | None]]]], correlation_id: int, client_id: str) -> None:
+    request = ProduceRequest(transactional_id, acks, timeout, topics)
+    stock = request.build(STOCK_REQUESTS[version])
+    lean = LeanProduceRequest(transactional_id, acks, timeout, topics).prepare({0: (0, version)})
+    assert type(lean) is LEAN_REQUESTS[version]
+    assert lean.encode() == stock.encode()
+    assert (lean.build_request_header(correlation_id, client_id).encode()
+            == stock.build_request_header(correlation_id=correlation_id, client_id=client_id).encode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(version=st.sampled_from(sorted(LEAN_REQUESTS)), topics=_answer_topics,
+       throttle=st.integers(-2**31, 2**31 - 1), correlation_id=st.integers(0, 2**31 - 1))
+def test_a_produce_answer_is_read_as_aiokafka_reads_it(
+        version: int, topics: Any, throttle: int, correlation_id: int) -> None:
+    stock_request = ProduceRequest(None, -1, 1000, []).build(STOCK_REQUESTS[version])
+    lean_request = LeanProduceRequest(None, -1, 1000, []).prepare({0: (0, version)})
+    body = stock_request.RESPONSE_TYPE(topics, throttle).encode()
+    frame = ResponseHeader_v0(correlation_id).encode() + body
+    stock_frame, lean_frame = BytesIO(frame), BytesIO(frame)
+    assert (lean_request.parse_response_header(lean_frame).correlation_id
+            == stock_request.parse_response_header(stock_frame).correlation_id == correlation_id)
+    stock, lean = stock_request.RESPONSE_TYPE.decode(stock_frame), lean_request.RESPONSE_TYPE.decode(lean_frame)
+    assert lean.API_VERSION == stock.API_VERSION == version
+    assert (lean.topics, lean.throttle_time_ms) == (stock.topics, stock.throttle_time_ms)
+    assert [[tuple(p) for p in ps or ()] for _, ps in lean.topics or ()] == \
+        [[tuple(p) for p in ps or ()] for _, ps in stock.topics or ()]
+
+
+def test_other_versions_are_written_and_read_as_aiokafka_does() -> None:
+    request = LeanProduceRequest(None, -1, 1000, [("t", [(0, bytearray(b"x"))])])
+    for version in (2, 3, 4):
+        assert type(request.prepare({0: (0, version)})) is STOCK_REQUESTS[version]
+
+
+def test_the_workers_producer_writes_its_requests_with_struct(tmp_path: Path) -> None:
+    async def go() -> None:
+        app = make_app("lean-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
+        aio = app.producer._new_producer()
+        try:
+            assert isinstance(aio, LeanAIOKafkaProducer) and isinstance(aio._sender, LeanSender)
+        finally:
+            await aio.client.close()
 
     asyncio.run(go())
