@@ -1,9 +1,11 @@
-"""A worker's outputs appended straight to aiokafka's produce batches, watched a batch at a time.
+"""What producing costs a worker per event, cut in two places: its outputs appended straight to
+aiokafka's produce batches, watched a batch at a time (`send_outputs`), and its produce requests
+written and their answers read with `struct` (`LeanAIOKafkaProducer`, the worker producer's type).
 
 Each message an agent sends through faust goes down three layers of coroutines (the bus's
 `Producer.send`, faust's, aiokafka's `send` and its accumulator's `add_message`), and gets a
 future of its own, resolved with a `RecordMetadata` when its batch is acknowledged, which the
-delivery guard then holds and checks. A routed event is ~10 such messages to ~7 partitions, so
+delivery guard then holds and checks. A routed event is 5-12 such messages to 4-9 partitions, so
 most of that is paid ten times per event for what one future per partition batch says as well:
 a batch is acknowledged or fails as a whole (aiokafka resolves every message's future from its
 batch's outcome).
