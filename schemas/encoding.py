@@ -197,8 +197,10 @@ class Uuid5:
     __slots__ = ("_hash",)
 
     def __init__(self, namespace: uuid.UUID, prefix: str | bytes) -> None:
-        name = prefix.encode() if isinstance(prefix, str) else prefix
-        self._hash = hashlib.sha1(namespace.bytes + name, usedforsecurity=False)
+        # A copy of the namespace's hash, rather than a new hash of its bytes: a Uuid5 is made
+        # per event (its id is the prefix), and `UUID.bytes` and a new SHA-1 cost 4x a copy.
+        self._hash = _namespace_hash(namespace).copy()
+        self._hash.update(prefix.encode() if isinstance(prefix, str) else prefix)
 
     def _digest(self, suffix: str | bytes) -> bytes:
         digest = self._hash.copy()
@@ -215,12 +217,19 @@ class Uuid5:
         return made, to_json(made)
 
     def json(self, suffix: bytes) -> bytes:
-        """The id as its JSON (`b'"%s"' % text(suffix).encode()`), for a suffix given as UTF-8:
-        for ids written straight into messages."""
-        return to_json(self(suffix))
+        """The id as its JSON (`to_json(self(suffix))`), for a suffix given as UTF-8: for ids
+        written straight into messages, from the digest's hex (without the UUID object, which
+        costs more than writing its text)."""
+        return f'"{_text_of(self._digest(suffix).hex())}"'.encode()
 
     def text(self, suffix: str | bytes) -> str:
         return _text_of(self._digest(suffix).hex())
+
+
+@lru_cache(maxsize=64)
+def _namespace_hash(namespace: uuid.UUID) -> Any:
+    """The SHA-1 state after a namespace's 16 bytes, copied by each `Uuid5` of it (never updated)."""
+    return hashlib.sha1(namespace.bytes, usedforsecurity=False)
 
 
 def _uuid_of(digest: bytes) -> uuid.UUID:
