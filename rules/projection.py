@@ -189,20 +189,28 @@ class EventValues:
             exclude=None if heads is None else _left_out(event.__class__, heads))
         # Picked in place (the dump is ours): objects without their unknown parts, unknown
         # values left out.
+        # An object is looked over first and copied only when it has an unknown part (few do);
+        # loops rather than comprehensions, which cost a call each on this path.
         unknown = []
         for head, value in dumped.items():
             if value.__class__ is dict:
-                value = {k: v for k, v in value.items() if v or v.__class__ not in _EMPTY_MEANS_UNKNOWN}
-                if value:
-                    dumped[head] = value
-                    continue
-                unknown.append(head)
+                for v in value.values():
+                    if not v and v.__class__ in _EMPTY_MEANS_UNKNOWN:
+                        value = dumped[head] = _picked(value)
+                        break
+                if not value:
+                    unknown.append(head)
             elif not value and value.__class__ in _EMPTY_MEANS_UNKNOWN:
                 unknown.append(head)
         for head in unknown:
             del dumped[head]
         self._picked = dumped
         return dumped
+
+    @property
+    def heads(self) -> frozenset[str] | None:
+        """The top-level fields read at once (None: any)."""
+        return self._heads
 
     def has(self, head: str) -> bool:
         """Whether the event has a value for `head` (even one whose parts are all unknown)."""
@@ -263,6 +271,8 @@ class Projector:
             return self.subject_step_by_step(values)
         known = values.known()
         if self.wholes is not None and known is not None:
+            if _reads_as_is(self, values.event.__class__, values.heads):
+                return known  # the same fields in the same order: shared, as parts of it are
             return {head: known[head] for head in self.wholes if head in known}
         picked = known.get if known is not None else values.picked
         subject: dict[str, Any] = {}
@@ -274,7 +284,10 @@ class Projector:
                 subject[head] = value
             elif value.__class__ is dict:
                 # Picked values hold no unknown parts: a field is there or unknown.
-                part = {name: value[name] for name in names if name in value}
+                part = {}
+                for name in names:
+                    if name in value:
+                        part[name] = value[name]
                 if part:
                     known = subject.get(head)  # never write into the shared values
                     subject[head] = part if known is None else {**known, **part}
@@ -310,6 +323,17 @@ class Projector:
                         into = subject[head] = dict(into or {})
                 into[name] = field_value
         return subject
+
+
+@lru_cache(maxsize=4096)  # bounded: one per projection, event model and set of fields read together
+def _reads_as_is(projector: Projector, model: type[Event], heads: frozenset[str] | None) -> bool:
+    """Whether the known values of an event of `model`, its fields `heads` read at once, are the
+    subject of `projector` (`wholes`) as they are: it takes every one of them whole, in the
+    model's order (the police's projection, alone or with narrower ones)."""
+    if heads is None or projector.wholes is None or not heads <= projector.heads:
+        return False
+    fields = model.model_fields  # (the heads of other kinds' models are never known here)
+    return [h for h in fields if h in heads] == [h for h in projector.wholes if h in heads and h in fields]
 
 
 @cache
