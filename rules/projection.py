@@ -329,8 +329,9 @@ class Projector:
 def _reads_as_is(projector: Projector, model: type[Event], heads: frozenset[str] | None) -> bool:
     """Whether the known values of an event of `model`, its fields `heads` read at once, are the
     subject of `projector` (`wholes`) as they are: it takes every one of them whole, in the
-    model's order (the police's projection, alone or with narrower ones)."""
-    if heads is None or projector.wholes is None or not heads <= projector.heads:
+    model's order (the police's projection, alone or with narrower ones). A field read for
+    another projection, not this one's, makes the lists differ."""
+    if heads is None or projector.wholes is None:
         return False
     fields = model.model_fields  # (the heads of other kinds' models are never known here)
     return [h for h in fields if h in heads] == [h for h in projector.wholes if h in heads and h in fields]
