@@ -780,24 +780,20 @@ class WrittenReferral(NamedTuple):
 _BOOL_JSON = {False: b"false", True: b"true"}
 
 
-class _EventPart(NamedTuple):
-    """What every referral of one event takes from it, read once: each distinct subject, each
-    deadline (by urgency), the event's part of the referral ids hashed, and its id's JSON."""
-
-    subjects: dict[Projector, dict[str, Any]]
-    clocks: dict[str, tuple[dt.datetime | None, dt.datetime | None]]
-    ids: Uuid5
-    event_id_json: bytes
-    day: dt.date
+#: What every referral of one event takes from it (`_event_part`): each distinct subject, each
+#: urgency's deadlines, the event's part of the referral ids hashed, its id's JSON, and its day.
+_EventPart = tuple[dict[Projector, dict[str, Any]], dict[str, tuple[dt.datetime | None, dt.datetime | None]],
+                   Uuid5, bytes, dt.date]
 
 
 def _event_part(event: Event, assignment: Assignment, dl: Deadlines) -> _EventPart:
+    """What the referrals of `assignment` take from `event`, each part read once."""
     values = EventValues(event, assignment.heads)
     reported_at = event.reported_at
     event_id_json = to_json(event.event_id)
-    return _EventPart({p: p.subject(values) for p in assignment.projectors},
-                      {u: (dl.ack_by(u, reported_at), dl.due_by(u, reported_at)) for u in assignment.urgencies},
-                      referral_ids(event_id_json[1:-1]), event_id_json, event.occurred_at.date())
+    return ({p: p.subject(values) for p in assignment.projectors},
+            {u: dl.deadlines_of(u, reported_at) for u in assignment.urgencies},
+            referral_ids(event_id_json[1:-1]), event_id_json, event.occurred_at.date())
 
 
 def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Referral]:
@@ -832,8 +828,13 @@ def _written(event: Event, assignment: Assignment, dl: Deadlines) -> list[Writte
         ack_json, due_json = clocks_json[d.template.urgency]
         parts = {**shared_json, "referral_id": ids.json(d.id_suffix), "ack_by": ack_json, "due_by": due_json,
                  "expired_plan": _BOOL_JSON[day > d.expires], "subject": subjects_json[d.projector]}
-        written.append(WrittenReferral(d.template, d.written.write(parts), parts))
+        written.append(_made(WrittenReferral, (d.template, d.written.write(parts), parts)))
     return written
+
+
+#: `_made(WrittenReferral, (duty, value, parts))` is `WrittenReferral(duty, value, parts)`, the
+#: tuple made at once without the named tuple's `__new__` (a Python call, per referral).
+_made: Callable[[type[Any], tuple[Any, ...]], Any] = tuple.__new__
 
 
 def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:
