@@ -220,14 +220,14 @@ class Uuid5:
         """The id as its JSON (`to_json(self(suffix))`), for a suffix given as UTF-8: for ids
         written straight into messages, from the digest's hex (without the UUID object, which
         costs more than writing its text)."""
-        return f'"{_text_of(self._digest(suffix).hex())}"'.encode()
+        return _text_of(self._digest(suffix).hex(), '"').encode()
 
     def text(self, suffix: str | bytes) -> str:
         return _text_of(self._digest(suffix).hex())
 
 
 @lru_cache(maxsize=64)
-def _namespace_hash(namespace: uuid.UUID) -> Any:
+def _namespace_hash(namespace: uuid.UUID) -> hashlib._Hash:
     """The SHA-1 state after a namespace's 16 bytes, copied by each `Uuid5` of it (never updated)."""
     return hashlib.sha1(namespace.bytes, usedforsecurity=False)
 
@@ -242,11 +242,11 @@ def _uuid_of(digest: bytes) -> uuid.UUID:
     return made
 
 
-def _text_of(hexdigest: str) -> str:
-    """`str(_uuid_of(digest))` from the digest's hex: the version (5) in the 13th hex digit, the
-    RFC 4122 variant in the top bits of the 17th."""
+def _text_of(hexdigest: str, quote: str = "") -> str:
+    """`str(_uuid_of(digest))` from the digest's hex, between `quote`s (`"`: its JSON): the version
+    (5) in the 13th hex digit, the RFC 4122 variant in the top bits of the 17th."""
     h = hexdigest
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+    return f"{quote}{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}{quote}"
 
 
 #: The 17th hex digit of a UUID with the RFC 4122 variant, for each digit of the hash there.
