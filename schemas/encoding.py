@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from functools import cache, lru_cache
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined, to_json
@@ -226,8 +226,16 @@ class Uuid5:
         return _text_of(self._digest(suffix).hex())
 
 
+class _Hash(Protocol):
+    """What `Uuid5` uses of a hashlib hash."""
+
+    def copy(self) -> _Hash: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
 @lru_cache(maxsize=64)
-def _namespace_hash(namespace: uuid.UUID) -> hashlib._Hash:
+def _namespace_hash(namespace: uuid.UUID) -> _Hash:
     """The SHA-1 state after a namespace's 16 bytes, copied by each `Uuid5` of it (never updated)."""
     return hashlib.sha1(namespace.bytes, usedforsecurity=False)
 
