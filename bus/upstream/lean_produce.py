@@ -310,6 +310,8 @@ class LeanAIOKafkaProducer(AIOKafkaProducer):  # type: ignore[misc]
         recheck="AIOKafkaProducer.__init__ still builds its Sender last, from these arguments, and "
                 "nothing else holds that sender before start().")
     def __init__(self, **options: Any) -> None:
+        """aiokafka's producer, with its sender (built last by aiokafka, from the same arguments)
+        one whose produce requests are written and read with `struct` (`LeanSender`)."""
         super().__init__(**options)
         sender: Any = self.__dict__["_sender"]  # (the base class is untyped)
         self._sender = LeanSender(

@@ -255,7 +255,8 @@ def test_other_versions_are_written_and_read_as_aiokafka_does() -> None:
 def test_the_workers_producer_writes_its_requests_with_struct(tmp_path: Path) -> None:
     async def go() -> None:
         app = make_app("lean-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
-        aio = app.producer._new_producer()
+        producer: Any = app.producer
+        aio = producer._new_producer()
         try:
             assert isinstance(aio, LeanAIOKafkaProducer) and isinstance(aio._sender, LeanSender)
         finally:
