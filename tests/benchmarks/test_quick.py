@@ -83,3 +83,11 @@ def test_the_router_cpu_benchmark_measures_each_load_beside_a_raw_worker(tmp_pat
             assert {"cpu_pct", "broker_cpu_pct", "events", "seconds", "cpu_ms_per_event"} <= phase.keys()
         assert result[kind]["bulk"]["events"] == result["bulk_events"]
         assert {"lone", "20/s", "100/s", "bulk"} <= result[f"{kind}_vs_bulk"].keys()
+
+
+@pytest.mark.integration
+def test_the_produce_benchmark_prints_each_way_of_sending_beside_fausts() -> None:
+    result = run_quick("produce")
+    assert {"events", "rounds", "messages_per_event", "cpu_ms_per_event", "cpu_ms_per_event_all_rounds",
+            "vs_faust"} <= result.keys()
+    assert result["cpu_ms_per_event"].keys() == result["vs_faust"].keys() == {"faust", "append", "lean"}
