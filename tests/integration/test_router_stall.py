@@ -46,8 +46,11 @@ def committed_offsets(kafka: KafkaSettings, group: str) -> dict[int, int]:
     return asyncio.run(go())
 
 
-async def wait_for_referrals(kafka: KafkaSettings, agencies: set[str], more_than: int) -> None:
-    """Return as soon as more than `more_than` referrals are on the agencies' topics."""
+async def publish_and_wait_for_referrals(kafka: KafkaSettings, values: list[bytes], agencies: set[str],
+                                         more_than: int) -> None:
+    """Publish `values`, and return as soon as more than `more_than` referrals are on the
+    agencies' topics. The reader is ready before the first value is published: a fast router
+    routes thousands of events in the time a reader takes to start."""
     reader = make_consumer(kafka, group_id=None)
     await reader.start()
     try:
@@ -55,6 +58,7 @@ async def wait_for_referrals(kafka: KafkaSettings, agencies: set[str], more_than
                  for a in sorted(agencies) for p in range(REFERRAL_PARTITIONS)]
         reader.assign(parts)
         await reader.seek_to_beginning(*parts)
+        await asyncio.to_thread(publish, kafka, values)
         seen, deadline = 0, time.monotonic() + 60
         while seen <= more_than:
             assert time.monotonic() < deadline, f"only {seen} referrals on the broker after 60 s"
@@ -84,11 +88,11 @@ def test_router_stalled_past_its_request_timeout_exits_non_zero_and_its_restart_
     warm_ids = set().union(*(referrals_of[str(e.event_id)] for e in warm))
     wait_for(lambda: warm_ids <= routed(), 60, "the router running (first events routed)")
 
-    publish(kafka, [e.model_dump_json().encode() for e in burst])
     # Frozen only once the burst's referrals are reaching the broker: the router is in the middle of
     # it, with sends in flight that get no answer. (Frozen before it had fetched the burst, it would
     # have nothing in flight, lose nothing, and rightly wait for the broker instead of exiting.)
-    asyncio.run(wait_for_referrals(kafka, agencies, more_than=len(warm_ids)))
+    asyncio.run(publish_and_wait_for_referrals(kafka, [e.model_dump_json().encode() for e in burst], agencies,
+                                               more_than=len(warm_ids)))
     broker.freeze()
     frozen_at = time.monotonic()
     try:
