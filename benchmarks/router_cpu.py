@@ -316,6 +316,7 @@ STAGES = (
     ("hand-over: faust's fetch loop, records to the agent", ("_drain_messages", "Fetcher._fetcher", "_deliver")),
     ("commits (faust's commit, producer flush, OffsetCommit)", ("ommit",)),
     ("produce requests (aiokafka sender: encode, send, acks)", ("aiokafka/producer/",)),
+    ("fetch requests (aiokafka fetcher: build, send, decode)", ("lean_fetch",)),
     ("fetch requests (aiokafka fetcher: build, send, decode)", ("aiokafka/consumer/",)),
     ("other Kafka requests and responses (heartbeats, metadata, reading sockets)", ("aiokafka/",)),
     ("thread hand-offs (faust's consumer thread <-> the worker's loop)", ("mode/threads.py",)),

@@ -58,22 +58,60 @@ class _Header(NamedTuple):
 
 
 class LeanFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka.protocol is untyped here
-    """aiokafka's Fetch request, its frame encoded once per connection and re-sent with only
-    the correlation id changed."""
+    """aiokafka's Fetch request, with what its frame is made of: `layout` (the wait and the
+    partitions in order) and the fetch `offsets` in that order. Requests of the same layout
+    share one encoded frame (`_Template`), re-sent with the offsets and correlation id written in."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._encoded: tuple[Any, Any, bytearray] | None = None
+    def __init__(self, max_wait_time: int, min_bytes: int, max_bytes: int, isolation_level: int,
+                 topics: list[tuple[str, list[tuple[int, int, int]]]], rack_id: str = "") -> None:
+        super().__init__(max_wait_time, min_bytes, max_bytes, isolation_level, topics, rack_id=rack_id)
+        self.layout = (max_wait_time, min_bytes, max_bytes, isolation_level, rack_id,
+                       tuple((topic, tuple((p, b) for p, _, b in parts)) for topic, parts in topics))
+        self.offsets = [offset for _, parts in topics for _, offset, _ in parts]
 
-    def frame(self, conn: Any) -> tuple[Any, bytearray]:
-        """(request struct, size-prefixed frame) for `conn`'s API versions and client id."""
-        encoded = self._encoded
-        if encoded is None or encoded[0] is not conn:
-            request_struct = self.prepare(conn._versions)
-            header = request_struct.build_request_header(correlation_id=0, client_id=conn._client_id)
-            message = header.encode() + request_struct.encode()
-            encoded = self._encoded = (conn, request_struct, bytearray(struct.pack(">i", len(message)) + message))
-        return encoded[1], encoded[2]
+    def with_offsets(self, offsets: list[int]) -> FetchRequest:
+        """aiokafka's FetchRequest of this layout at `offsets`."""
+        wait, least, most, isolation, rack, layout = self.layout
+        at = iter(offsets)
+        return FetchRequest(wait, least, most, isolation,
+                            [(topic, [(p, next(at), b) for p, b in parts]) for topic, parts in layout],
+                            rack_id=rack)
+
+
+#: Stand-in fetch offsets whose bytes find where each partition's offset sits in an encoded frame.
+_MARK = 0x5A17_F37C_0000_0000
+
+
+class _Template:
+    """A connection's encoded frame for one request layout, and where each offset sits in it."""
+
+    __slots__ = ("at", "conn", "frame", "layout", "request_struct")
+
+    def __init__(self, conn: Any, request: LeanFetchRequest) -> None:
+        self.conn, self.layout = conn, request.layout
+        marked = request.with_offsets([_MARK + i for i in range(len(request.offsets))])
+        self.request_struct, self.frame = _encode(conn, marked)
+        at = [self.frame.find(struct.pack(">q", _MARK + i)) for i in range(len(request.offsets))]
+        unique = all(self.frame.count(struct.pack(">q", _MARK + i)) == 1 for i in range(len(at)))
+        self.at: list[int] | None = at if unique else None
+
+    def frame_for(self, request: LeanFetchRequest) -> bytearray:
+        """The frame of `request` (this template's layout), correlation id to be written."""
+        if self.at is None:  # not seen in the frame: encoded whole, as aiokafka does
+            self.request_struct, self.frame = _encode(self.conn, request)
+            return self.frame
+        for at, offset in zip(self.at, request.offsets, strict=True):
+            struct.pack_into(">q", self.frame, at, offset)
+        return self.frame
+
+
+def _encode(conn: Any, request: FetchRequest) -> tuple[Any, bytearray]:
+    """(request struct, size-prefixed frame with correlation id 0), as `AIOKafkaConnection.send`
+    encodes `request` for `conn`."""
+    request_struct = request.prepare(conn._versions)
+    header = request_struct.build_request_header(correlation_id=0, client_id=conn._client_id)
+    message = header.encode() + request_struct.encode()
+    return request_struct, bytearray(struct.pack(">i", len(message)) + message)
 
 
 class _AnswerReader:
@@ -132,6 +170,9 @@ class LeanFetch:
         self.reused = 0
         self._request_key: tuple[Any, ...] | None = None
         self._request: LeanFetchRequest | None = None
+        self._order: list[Any] = []
+        self._order_key: tuple[Any, ...] | None = None
+        self._template: _Template | None = None
         self._empty: tuple[type, bytes, Any] | None = None
         self._in_flight: asyncio.Future[Any] | None = None
         self._watched: Any = None
@@ -163,21 +204,36 @@ class LeanFetch:
             return None
         key = (node, fetcher._fetch_max_wait_ms, *positions)
         if key != self._request_key or self._request is None:
-            self._request = self._build(positions)
+            self._request = self._build(assignment, node, dict(positions))
             self._request_key = key
         return node, self._request
 
-    def _build(self, partition_data: list[tuple[Any, int]]) -> LeanFetchRequest:
-        """The request as `_get_actions_per_node` builds it (partitions shuffled)."""
+    def _build(self, assignment: Any, node: int, positions: dict[Any, int]) -> LeanFetchRequest:
+        """The request `_get_actions_per_node` builds, its partitions in an order shuffled as
+        aiokafka shuffles them: anew for each request where the order can matter (the
+        partitions' fetch sizes add up to more than the fetch's), else once per assignment,
+        node and wait, so that the same frame serves while only the offsets move."""
         fetcher = self.fetcher
-        partition_data = list(partition_data)
-        random.shuffle(partition_data)
+        order_key = (assignment, node, fetcher._fetch_max_wait_ms)
+        if (order_key != self._order_key
+                or len(positions) * fetcher._max_partition_fetch_bytes > fetcher._fetch_max_bytes):
+            self._order = list(positions)
+            random.shuffle(self._order)
+            self._order_key = order_key
         by_topics: dict[str, list[tuple[int, int, int]]] = collections.defaultdict(list)
-        for tp, position in partition_data:
-            by_topics[tp.topic].append((tp.partition, position, fetcher._max_partition_fetch_bytes))
+        for tp in self._order:
+            by_topics[tp.topic].append((tp.partition, positions[tp], fetcher._max_partition_fetch_bytes))
         return LeanFetchRequest(fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes, fetcher._fetch_max_bytes,
                                 fetcher._isolation_level, list(by_topics.items()),
                                 rack_id=fetcher._client_rack or "")
+
+    def frame(self, conn: Any, request: LeanFetchRequest) -> tuple[Any, bytearray]:
+        """(request struct, frame) of `request` for `conn`, from the template of its layout."""
+        template = self._template
+        if template is None or template.conn is not conn or template.layout != request.layout:
+            template = self._template = _Template(conn, request)
+        frame = template.frame_for(request)
+        return template.request_struct, frame
 
     # ---- one round trip ---------------------------------------------------------------------
 
@@ -197,7 +253,7 @@ class LeanFetch:
     async def send(self, conn: Any, request: LeanFetchRequest) -> Any:
         """`AIOKafkaClient.send` of a Fetch request to a connected node: the frame encoded once,
         the answer read by the connection's reader (`_AnswerReader`)."""
-        request_struct, frame = request.frame(conn)
+        request_struct, frame = self.frame(conn, request)
         correlation_id = conn._next_correlation_id()
         struct.pack_into(">i", frame, _CORRELATION_AT, correlation_id)
         try:

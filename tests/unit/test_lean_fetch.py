@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka.protocol.api import ResponseHeader_v0
 from aiokafka.protocol.fetch import FetchRequest_v4, FetchResponse_v4
 
-from bus.upstream.lean_fetch import LeanFetch, _AnswerReader
+from bus.upstream.lean_fetch import LeanFetch, LeanFetchRequest, _AnswerReader, _encode
 
 
 def _answer(highwater: int, records: bytes = b"", error: int = 0) -> bytes:
@@ -57,3 +57,27 @@ def test_the_answer_header_is_parsed_as_aiokafka_parses_it() -> None:
     header = ResponseHeader_v0(123456).encode()
     assert reader.parse_response_header(io.BytesIO(header)).correlation_id == 123456 == \
         ResponseHeader_v0.decode(io.BytesIO(header)).correlation_id
+
+
+def _request(wait: int, offsets: dict[tuple[str, int], int]) -> LeanFetchRequest:
+    topics: dict[str, list[tuple[int, int, int]]] = {}
+    for (topic, partition), offset in offsets.items():
+        topics.setdefault(topic, []).append((partition, offset, 1048576))
+    return LeanFetchRequest(wait, 1, 52428800, 0, list(topics.items()))
+
+
+def test_a_request_sent_again_with_other_offsets_is_the_frame_aiokafka_would_encode() -> None:
+    lean = _lean()
+    for versions in ({1: (0, 4)}, {1: (0, 11)}):  # the partition layout of v4 and of v9+
+        conn = SimpleNamespace(_versions=versions, _client_id="referral-router")
+        for offsets in ({("a", 0): 0, ("a", 1): 0, ("b", 3): 0},
+                        {("a", 0): 7, ("a", 1): 0, ("b", 3): 2**40},
+                        {("a", 0): 8, ("a", 1): 1, ("b", 3): 2**40 + 1},
+                        {("a", 1): 1, ("a", 0): 8, ("b", 3): 5},  # another order: another layout
+                        {("a", 0): 9}):
+            for wait in (10, 100):
+                request = _request(wait, offsets)
+                struct_sent, frame = lean.frame(conn, request)
+                expected_struct, expected = _encode(conn, request)
+                assert bytes(frame) == bytes(expected)
+                assert struct_sent.API_VERSION == expected_struct.API_VERSION
