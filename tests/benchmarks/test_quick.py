@@ -83,3 +83,12 @@ def test_the_router_cpu_benchmark_measures_each_load_beside_a_raw_worker(tmp_pat
             assert {"cpu_pct", "broker_cpu_pct", "events", "seconds", "cpu_ms_per_event"} <= phase.keys()
         assert result[kind]["bulk"]["events"] == result["bulk_events"]
         assert {"lone", "20/s", "100/s", "bulk"} <= result[f"{kind}_vs_bulk"].keys()
+
+
+@pytest.mark.integration
+def test_the_fetch_round_trip_benchmark_compares_aiokafkas_fetcher_with_the_lean_one() -> None:
+    result = run_quick("fetch_round_trip")
+    for variant in ("aiokafka", "lean"):
+        assert {"cpu_ms_per_round_trip", "cpu_pct", "broker_cpu_pct", "median_cpu_ms_per_round_trip"} <= \
+            result[variant].keys()
+    assert result["ratio"] > 0
