@@ -36,13 +36,14 @@ def main() -> None:
     kinds = [{"kind": k["kind"], "description": k["description"]} for k in vocab["event_kinds"]]
     urgency = [{"level": k, "description": v} for k, v in vocab["urgency_levels"].items()]
     OUT.mkdir(parents=True, exist_ok=True)
-    dump = lambda name, data: (OUT / name).write_text(  # noqa: E731
-        yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120)
-    )
     dump("agencies.yaml", {"agencies": out_agencies})
     dump("reporter_roles.yaml", {"reporter_roles": roles})
     dump("event_kinds.yaml", {"event_kinds": kinds})
     dump("urgency.yaml", {"urgency_levels": urgency})
+
+
+def dump(name: str, data: object) -> None:
+    (OUT / name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120))
 
 
 if __name__ == "__main__":

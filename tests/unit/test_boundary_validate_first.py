@@ -12,7 +12,7 @@ from typing import Any
 
 import pydantic
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from bus.boundary import (
@@ -119,14 +119,19 @@ def test_any_message_decodes_alike(raw: bytes) -> None:
     assert_alike(raw, every_limit=False)
 
 
+def encoded(event: dict[str, Any], ascii_only: bool) -> bytes:
+    """`event` as a sender might write it; an event hypothesis built with a lone surrogate that
+    `ensure_ascii=False` cannot encode is not a message anyone can send, so it is skipped."""
+    try:
+        return json.dumps(event, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    except ValueError:
+        reject()
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_events(), st.booleans())
 def test_mutated_events_decode_alike(event: dict[str, Any], ascii_only: bool) -> None:
-    try:
-        raw = json.dumps(event, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
-    except ValueError:
-        return
-    assert_alike(raw, every_limit=False)
+    assert_alike(encoded(event, ascii_only), every_limit=False)
 
 
 @settings(max_examples=150, deadline=None)
@@ -227,8 +232,4 @@ def test_the_native_validators_at_the_edges(raw: bytes) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_events(), st.booleans())
 def test_the_native_validators_never_accept_more(event: dict[str, Any], ascii_only: bool) -> None:
-    try:
-        raw = json.dumps(event, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
-    except ValueError:
-        return
-    assert_native_agrees(raw)
+    assert_native_agrees(encoded(event, ascii_only))
