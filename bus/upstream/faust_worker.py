@@ -54,7 +54,6 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = fetch_max_wait_ms(self.app)
         return consumer
 
-
     @workaround(
         relies_on={f"{_DRIVER}:AIOKafkaConsumerThread.on_start": "675d03707bbecd3c"},
         issue=NO_ISSUE,
