@@ -204,7 +204,7 @@ def main() -> None:
     expected_out = 0
     for p in payloads:
         outcome = router.handle(p, Position("x", 0, 0))
-        expected_out += len(outcome.referrals) if isinstance(outcome, Routed) else 0
+        expected_out += len(outcome.written) if isinstance(outcome, Routed) else 0
     # Each pass on a broker of its own, started empty: the local broker's memory storage slows
     # down as it fills, and a pass run second on a shared one paid for the first one's data.
     # Raw and router passes alternate, raw first and last (raw, router, raw, ...), and the

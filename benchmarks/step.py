@@ -101,13 +101,13 @@ def main() -> None:
         assert isinstance(outcome, Routed)
         us, base = min(step_times), min(base_times)
         target = {"missing-child report": "≤ 100 µs", "clue": "≤ 60 µs"}.get(goal, "")
-        print(f"{name:26} {goal + (' ' + target if target else ''):22} {len(outcome.referrals):9d} "
+        print(f"{name:26} {goal + (' ' + target if target else ''):22} {len(outcome.written):9d} "
               f"{len(outcome.messages):8d} {us:9.1f} {base:11.1f} {us / base:6.1f}")
         result["us_per_event"][name] = round(us, 1)
         result["baseline_us_per_event"][name] = round(base, 1)
         result["ratio"][name] = round(us / base, 2)
         result["messages_per_event"][name] = len(outcome.messages)
-        result["referrals_per_event"][name] = len(outcome.referrals)
+        result["referrals_per_event"][name] = len(outcome.written)
         result["goal"][name] = goal
     print(f"baseline: json.loads + json.dumps of the same bytes; best of {rounds} passes of {n} events; "
           f"started {started:%Y-%m-%d %H:%M %z}")

@@ -66,6 +66,11 @@ class Deadlines(BaseModel):
     def due_by(self, level: str, reported_at: dt.datetime) -> dt.datetime | None:
         return _after(reported_at, self.deadlines[level].due_within)
 
+    def deadlines_of(self, level: str, reported_at: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """(`ack_by`, `due_by`) at once: the router reads both for each urgency of each event."""
+        level_deadline = self.deadlines[level]
+        return _after(reported_at, level_deadline.ack_within), _after(reported_at, level_deadline.due_within)
+
     @classmethod
     def load(cls, path: Path | None = None) -> Deadlines:
         """Read and validate the deadlines file (the catalog's by default); cached per path."""

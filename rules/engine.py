@@ -51,7 +51,7 @@ from rules.explain import ConditionCheck, Explanation, NamedUnit, PackStep, Rule
 from rules.fields import getter
 from rules.model import Condition, Pack, Rule, Source
 from rules.projection import EventValues, Projector, projector
-from schemas.encoding import Template, built, template, text_json
+from schemas.encoding import Template, Uuid5, built, template, text_json
 from schemas.events import Event
 from schemas.referrals import Citation, Referral, Role, referral_id_suffix, referral_ids
 
@@ -756,75 +756,85 @@ def duties_for(event: Event, book: RuleBook) -> list[Duty]:
 
 
 class WrittenReferral(NamedTuple):
-    """A referral and its message: `referral.model_dump_json().encode()`, written from parts
-    serialised once (the duty's own fields, the event's, each subject and deadline)."""
+    """A referral as the router's step needs it: its message (`referral.model_dump_json().encode()`),
+    written from parts serialised once (the duty's own fields, the event's, each subject and
+    deadline), without the model. The model is `referral`, read back from the message."""
 
-    referral: Referral
+    #: The referral's own fields, those of its duty (agency, role, action, action_zh, urgency,
+    #: rule_id, citation, constraints, decided_by): the duty's template, whose per-event fields
+    #: are placeholders (their JSON is in `parts`).
+    duty: Referral
     value: bytes
     #: The JSON of the referral's per-event fields as its message writes them (`_EVENT_FIELDS`:
     #: referral_id, event_id, kind, jurisdiction, reported_at, ack_by, due_by, exercise,
     #: expired_plan, case_id, subject), for outputs written beside it (services/router/outputs.py).
     parts: Mapping[str, bytes]
 
+    @property
+    def referral(self) -> Referral:
+        """The referral as a model, validated from its message: for readers and tests (the
+        router's step reads `duty` and `parts`, and builds no model)."""
+        return Referral.model_validate_json(self.value)
+
 
 _BOOL_JSON = {False: b"false", True: b"true"}
-_NO_PARTS: Mapping[str, bytes] = MappingProxyType({})
 
 
-def _build(event: Event, assignment: Assignment, dl: Deadlines, *, write: bool) -> list[WrittenReferral]:
-    """The referrals of `assignment` for `event`: each duty's template with the event's values,
-    and with `write`, each one's message. The event is read once, each distinct subject
-    projected (and serialised) once, each deadline computed once per urgency, and the event's
-    part of the referral ids hashed once. The values were validated (the event on arrival, the
-    rules at load): the referral is built from them as `model_construct` would (`built`)."""
+#: What every referral of one event takes from it (`_event_part`): each distinct subject, each
+#: urgency's deadlines, the event's part of the referral ids hashed, its id's JSON, and its day.
+_EventPart = tuple[dict[Projector, dict[str, Any]], dict[str, tuple[dt.datetime | None, dt.datetime | None]],
+                   Uuid5, bytes, dt.date]
+
+
+def _event_part(event: Event, assignment: Assignment, dl: Deadlines) -> _EventPart:
+    """What the referrals of `assignment` take from `event`, each part read once."""
     values = EventValues(event, assignment.heads)
-    subjects = {p: p.subject(values) for p in assignment.projectors}
     reported_at = event.reported_at
-    clocks = {u: (dl.ack_by(u, reported_at), dl.due_by(u, reported_at)) for u in assignment.urgencies}
     event_id_json = to_json(event.event_id)
-    ids = referral_ids(event_id_json[1:-1])
-    day = event.occurred_at.date()
+    return ({p: p.subject(values) for p in assignment.projectors},
+            {u: dl.deadlines_of(u, reported_at) for u in assignment.urgencies},
+            referral_ids(event_id_json[1:-1]), event_id_json, event.occurred_at.date())
+
+
+def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Referral]:
+    """The referrals of `assignment` for `event`: each duty's template with the event's values.
+    The values were validated (the event on arrival, the rules at load): the referral is built
+    from them as `model_construct` would (`built`)."""
+    subjects, clocks, ids, _, day = _event_part(event, assignment, dl)
     shared = {"event_id": event.event_id, "kind": event.kind, "jurisdiction": event.jurisdiction,
-              "reported_at": reported_at, "exercise": event.exercise, "case_id": event.case_id}
-    if not write:
-        out = []
-        for d in assignment.duties:
-            ack_by, due_by = clocks[d.template.urgency]
-            referral = built(Referral, {
-                **d.template.__dict__, **shared, "referral_id": ids(d.id_suffix), "ack_by": ack_by,
-                "due_by": due_by, "expired_plan": day > d.expires, "subject": subjects[d.projector]},
-                set(_FIELDS_SET))
-            out.append(WrittenReferral(referral, b"", _NO_PARTS))
-        return out
+              "reported_at": event.reported_at, "exercise": event.exercise, "case_id": event.case_id}
+    out = []
+    for d in assignment.duties:
+        ack_by, due_by = clocks[d.template.urgency]
+        out.append(built(Referral, {
+            **d.template.__dict__, **shared, "referral_id": ids(d.id_suffix), "ack_by": ack_by,
+            "due_by": due_by, "expired_plan": day > d.expires, "subject": subjects[d.projector]},
+            set(_FIELDS_SET)))
+    return out
+
+
+def _written(event: Event, assignment: Assignment, dl: Deadlines) -> list[WrittenReferral]:
+    """The messages of `_referrals`, written from the JSON of each part (each subject and deadline
+    serialised once), without building the models."""
+    subjects, clocks, ids, event_id_json, day = _event_part(event, assignment, dl)
     shared_json = {
         "event_id": event_id_json, "kind": text_json(event.kind), "jurisdiction": text_json(event.jurisdiction),
-        "reported_at": to_json(reported_at), "exercise": _BOOL_JSON[event.exercise],
+        "reported_at": to_json(event.reported_at), "exercise": _BOOL_JSON[event.exercise],
         "case_id": to_json(event.case_id)}
     subjects_json = {p: to_json(subject) for p, subject in subjects.items()}
     clocks_json = {u: (to_json(ack_by), to_json(due_by)) for u, (ack_by, due_by) in clocks.items()}
     written = []
     for d in assignment.duties:
-        urgency = d.template.urgency
-        ack_by, due_by = clocks[urgency]
-        ack_json, due_json = clocks_json[urgency]
-        referral_id, id_json = ids.with_json(d.id_suffix)
-        expired = day > d.expires
-        subject = subjects[d.projector]
-        referral = built(Referral, {
-            **d.template.__dict__, **shared, "referral_id": referral_id, "ack_by": ack_by,
-            "due_by": due_by, "expired_plan": expired, "subject": subject}, set(_FIELDS_SET))
-        parts = {**shared_json, "referral_id": id_json, "ack_by": ack_json, "due_by": due_json,
-                 "expired_plan": _BOOL_JSON[expired], "subject": subjects_json[d.projector]}
-        written.append(WrittenReferral(referral, d.written.write(parts), parts))
+        ack_json, due_json = clocks_json[d.template.urgency]
+        parts = {**shared_json, "referral_id": ids.json(d.id_suffix), "ack_by": ack_json, "due_by": due_json,
+                 "expired_plan": _BOOL_JSON[day > d.expires], "subject": subjects_json[d.projector]}
+        written.append(_made(WrittenReferral, (d.template, d.written.write(parts), parts)))
     return written
 
 
-def _routed(event: Event, book: RuleBook, deadlines: Deadlines | None, *, write: bool
-            ) -> list[WrittenReferral]:
-    assignment = _assigned(event, book)
-    if not assignment.duties:
-        return []
-    return _build(event, assignment, deadlines if deadlines is not None else _default_deadlines(), write=write)
+#: `_made(WrittenReferral, (duty, value, parts))` is `WrittenReferral(duty, value, parts)`, the
+#: tuple made at once without the named tuple's `__new__` (a Python call, per referral).
+_made: Callable[[type[Any], tuple[Any, ...]], Any] = tuple.__new__
 
 
 def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:
@@ -836,14 +846,20 @@ def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -
     it (see `RuleBook.deferral`).
 
     Referrals of one event that have the same need-to-know projection share one `subject`."""
-    return [written.referral for written in _routed(event, book, deadlines, write=False)]
+    assignment = _assigned(event, book)
+    if not assignment.duties:
+        return []
+    return _referrals(event, assignment, deadlines if deadlines is not None else _default_deadlines())
 
 
 def route_written(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None
                   ) -> list[WrittenReferral]:
-    """`route`, each referral with its message as the model writes it (the router's step: each
-    part serialised once, the referral not serialised again)."""
-    return _routed(event, book, deadlines, write=True)
+    """`route`'s referrals as their messages (the router's step: each part serialised once, and
+    no model built: `WrittenReferral.referral` reads one back)."""
+    assignment = _assigned(event, book)
+    if not assignment.duties:
+        return []
+    return _written(event, assignment, deadlines if deadlines is not None else _default_deadlines())
 
 
 @dataclass(frozen=True, slots=True)

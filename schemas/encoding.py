@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from functools import cache, lru_cache
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined, to_json
@@ -197,8 +197,10 @@ class Uuid5:
     __slots__ = ("_hash",)
 
     def __init__(self, namespace: uuid.UUID, prefix: str | bytes) -> None:
-        name = prefix.encode() if isinstance(prefix, str) else prefix
-        self._hash = hashlib.sha1(namespace.bytes + name, usedforsecurity=False)
+        # A copy of the namespace's hash, rather than a new hash of its bytes: a Uuid5 is made
+        # per event (its id is the prefix), and `UUID.bytes` and a new SHA-1 cost 4x a copy.
+        self._hash = _namespace_hash(namespace).copy()
+        self._hash.update(prefix.encode() if isinstance(prefix, str) else prefix)
 
     def _digest(self, suffix: str | bytes) -> bytes:
         digest = self._hash.copy()
@@ -215,12 +217,27 @@ class Uuid5:
         return made, to_json(made)
 
     def json(self, suffix: bytes) -> bytes:
-        """The id as its JSON (`b'"%s"' % text(suffix).encode()`), for a suffix given as UTF-8:
-        for ids written straight into messages."""
-        return to_json(self(suffix))
+        """The id as its JSON (`to_json(self(suffix))`), for a suffix given as UTF-8: for ids
+        written straight into messages, from the digest's hex (without the UUID object, which
+        costs more than writing its text)."""
+        return _text_of(self._digest(suffix).hex(), '"').encode()
 
     def text(self, suffix: str | bytes) -> str:
         return _text_of(self._digest(suffix).hex())
+
+
+class _Hash(Protocol):
+    """What `Uuid5` uses of a hashlib hash."""
+
+    def copy(self) -> _Hash: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+@lru_cache(maxsize=64)
+def _namespace_hash(namespace: uuid.UUID) -> _Hash:
+    """The SHA-1 state after a namespace's 16 bytes, copied by each `Uuid5` of it (never updated)."""
+    return hashlib.sha1(namespace.bytes, usedforsecurity=False)
 
 
 def _uuid_of(digest: bytes) -> uuid.UUID:
@@ -233,11 +250,11 @@ def _uuid_of(digest: bytes) -> uuid.UUID:
     return made
 
 
-def _text_of(hexdigest: str) -> str:
-    """`str(_uuid_of(digest))` from the digest's hex: the version (5) in the 13th hex digit, the
-    RFC 4122 variant in the top bits of the 17th."""
+def _text_of(hexdigest: str, quote: str = "") -> str:
+    """`str(_uuid_of(digest))` from the digest's hex, between `quote`s (`"`: its JSON): the version
+    (5) in the 13th hex digit, the RFC 4122 variant in the top bits of the 17th."""
     h = hexdigest
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+    return f"{quote}{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}{quote}"
 
 
 #: The 17th hex digit of a UUID with the RFC 4122 variant, for each digit of the hash there.

@@ -66,7 +66,8 @@ class Tally:
             return
         event = outcome.event
         self.events[(event.kind, event.jurisdiction, event.reporter.agency or "public")] += 1
-        for r in outcome.referrals:
+        for written in outcome.written:
+            r = written.duty  # agency, role and rule: the duty's own fields
             self.referrals[(r.agency, r.role)] += 1
             if is_unrouted(r):
                 self.unrouted[event.jurisdiction] += 1

@@ -112,7 +112,7 @@ def _written_lead(written: Sequence[WrittenReferral]) -> WrittenReferral | None:
     """`_lead` of the written referrals."""
     police = None
     for w in written:
-        r = w.referral
+        r = w.duty
         if r.role == "lead":
             if r.agency == COMMAND_CENTER:
                 return w
@@ -144,7 +144,7 @@ class PoliceAlertEmitter:
             lead_id = rule_id = citation = _NULL
             others = written
         else:
-            lead, parts = found.referral, found.parts
+            lead, parts = found.duty, found.parts
             urgency = _alert_urgency(lead.urgency)
             urgency_json, action = text_json(urgency), text_json(lead.action)
             action_zh = text_json(lead.action_zh) if lead.action_zh else _DEFAULT_ACTION_ZH_JSON
@@ -152,7 +152,7 @@ class PoliceAlertEmitter:
             c = lead.citation
             citation = _citation_json(c.file, c.clause, c.quote)
             others = [w for w in written if w is not found]
-        subject = (found.parts["subject"] if found is not None and found.referral.agency == COMMAND_CENTER
+        subject = (found.parts["subject"] if found is not None and found.duty.agency == COMMAND_CENTER
                    else to_json(project(event, COMMAND_CENTER)))
         value = _WRITTEN.fill(
             _ALERT_IDS.json(event_id[1:-1]), case_id, event_id,

@@ -34,13 +34,19 @@ class Outgoing(NamedTuple):
 
 
 class Routed(NamedTuple):
-    """A routed event, its referrals, and every message to produce for it. (A named tuple, like
-    `Outgoing`: one per event, made with `made`.)"""
+    """A routed event, its referrals as the engine wrote them, and every message to produce for
+    it. (A named tuple, like `Outgoing`: one per event, made with `made`.)"""
 
     event: Event
-    referrals: tuple[Referral, ...]
+    #: Each referral's duty, message and parts (`route_written`): the step builds no model.
+    written: tuple[WrittenReferral, ...]
     messages: tuple[Outgoing, ...]
     reason: str = "routed"
+
+    @property
+    def referrals(self) -> tuple[Referral, ...]:
+        """The referrals as models, read back from their messages (for readers and tests)."""
+        return tuple([w.referral for w in self.written])
 
 
 #: `made(Outgoing, (topic, key, value))` is `Outgoing(topic, key, value)`, and so for `Routed`
@@ -100,7 +106,8 @@ def event_parts(event: Event, written: Sequence[WrittenReferral]) -> Mapping[str
 
 def written_referrals(referrals: Iterable[Referral]) -> list[WrittenReferral]:
     """Referrals held as models, written as `route_written` writes them (each message and its
-    parts): for an `Emitter` called outside the router's step (tests, tools)."""
+    parts, the model itself standing for its duty): for an `Emitter` called outside the router's
+    step (tests, tools)."""
     return [WrittenReferral(r, r.model_dump_json().encode(), {name: to_json(getattr(r, name)) for name in PART_FIELDS})
             for r in referrals]
 
@@ -139,7 +146,7 @@ class Router:
         messages = list(referral_messages(written))
         for emit in self.emitters:
             messages += emit(decoded, written)
-        routed: Routed = made(Routed, (decoded, tuple([w[0] for w in written]), tuple(messages), "routed"))
+        routed: Routed = made(Routed, (decoded, tuple(written), tuple(messages), "routed"))
         return routed
 
     def _refuse(self, raw: bytes | None, position: Position, refusal: Refusal, at: dt.datetime) -> Refused:

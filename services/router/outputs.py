@@ -64,8 +64,8 @@ def _ended_plan_parts(event: Event, day: dt.date, written: Sequence[WrittenRefer
     """The JSON of the receipt's plan fields (`plan_status`) for an event of a chain whose plan had
     ended on `day`: what `plan_status` reads (the jurisdiction, the day, the plans in force that
     decided a referral, in order) names it, so it is written once per jurisdiction, day and plans."""
-    key = (event.jurisdiction, day, tuple(dict.fromkeys(w.referral.decided_by for w in written
-                                                        if not w.referral.expired_plan)))
+    key = (event.jurisdiction, day, tuple(dict.fromkeys(w.duty.decided_by for w in written
+                                                        if w.parts["expired_plan"] == b"false")))
     found = _ENDED_PLANS.get(key)
     if found is None:
         plans = plan_status(event, [w.referral for w in written])

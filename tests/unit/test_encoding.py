@@ -216,12 +216,16 @@ def test_each_referral_the_router_sends_is_what_its_model_writes_and_what_route_
         outcome = router.handle(raw, Position("events.inbound", 0, 0))
         assert isinstance(outcome, Routed), raw
         written = route_written(outcome.event, book, deadlines=deadlines)
-        assert [w.referral for w in written] == list(outcome.referrals) == route(outcome.event, book,
-                                                                                 deadlines=deadlines)
-        for (referral, value, _), message in zip(written, outcome.messages, strict=False):
+        routed = route(outcome.event, book, deadlines=deadlines)
+        # The step builds no model (`route_written`); `route` builds them without validation
+        # (`built`): each is the referral its message validates into, and writes that message.
+        assert [w.referral for w in written] == list(outcome.referrals) == routed
+        assert len(written) == len(routed)
+        for (duty, value, _), message, referral in zip(written, outcome.messages, routed, strict=False):
             assert value == message.value == referral.model_dump_json().encode()
             assert Referral.model_validate_json(value) == referral
             assert message.key == referral.key
+            assert (duty.agency, duty.role, duty.rule_id) == (referral.agency, referral.role, referral.rule_id)
             checked += 1
     assert checked > 500
 

@@ -164,14 +164,20 @@ def test_a_generated_variety_of_events_writes_what_the_models_write(
 
 
 def test_written_referrals_are_what_the_engine_writes(book: RuleBook) -> None:
-    """`written_referrals` (for emitters called with models) gives the engine's messages and parts."""
+    """`written_referrals` (for emitters called with models) gives the engine's messages and parts,
+    and the duty's own fields (what emitters read of `WrittenReferral.duty`) as the engine's duty."""
     from rules.engine import route_written
     from schemas.events import parse_event
+    from schemas.referrals import Referral
     from services.router.handling import PART_FIELDS, written_referrals
 
+    own_fields = sorted(set(Referral.model_fields) - set(PART_FIELDS) - {"schema_version"})
     deadlines = Deadlines.load()
     for n, kind in enumerate(("child_missing_reported", *KINDS)):
         event = parse_event(event_of(n + 1, kind, "xian", at="2024-05-01T10:00:00.25+08:00", exercise=n % 2 == 0))
         written = route_written(event, book, deadlines=deadlines)
-        assert written_referrals([w.referral for w in written]) == written
+        from_models = written_referrals([w.referral for w in written])
+        assert [(w.value, w.parts) for w in from_models] == [(w.value, w.parts) for w in written]
+        assert [[getattr(w.duty, f) for f in own_fields] for w in from_models] == \
+            [[getattr(w.duty, f) for f in own_fields] for w in written]
         assert all(set(w.parts) == set(PART_FIELDS) for w in written)

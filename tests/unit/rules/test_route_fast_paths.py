@@ -32,7 +32,7 @@ from rules.engine import (
     route,
     route_written,
 )
-from rules.projection import event_values, projector
+from rules.projection import EventValues, _compiled, event_values, projector
 from schemas.events import Event, parse_event_obj
 from schemas.referrals import Referral, referral_id_for, referral_ids
 
@@ -118,12 +118,22 @@ def deadlines() -> Deadlines:
     return Deadlines.load()
 
 
+#: A referral's own fields, its duty's: what outputs read of `WrittenReferral.duty`.
+DUTY_FIELDS = ("decided_by", "agency", "role", "action", "action_zh", "urgency", "rule_id", "citation", "constraints")
+
+
 def assert_as_plain(event: Event, book: RuleBook, deadlines: Deadlines) -> None:
     expected = plain_route(event, book, deadlines)
-    assert route(event, book, deadlines=deadlines) == expected, event
+    messages = [r.model_dump_json().encode() for r in expected]
+    routed = route(event, book, deadlines=deadlines)
+    assert routed == expected, event
+    # The same bytes too: each subject's fields in the same order (equal dicts may differ there).
+    assert [r.model_dump_json().encode() for r in routed] == messages
     written = route_written(event, book, deadlines=deadlines)
+    assert [w.value for w in written] == messages
     assert [w.referral for w in written] == expected
-    assert [w.value for w in written] == [r.model_dump_json().encode() for r in expected]
+    assert [[getattr(w.duty, f) for f in DUTY_FIELDS] for w in written] == \
+        [[getattr(r, f) for f in DUTY_FIELDS] for r in expected]
 
 
 def test_every_kind_in_every_jurisdiction_routes_as_the_plain_path(book: RuleBook, deadlines: Deadlines) -> None:
@@ -237,3 +247,27 @@ def test_a_deadline_is_the_same_for_every_referral_of_one_urgency(book: RuleBook
     assert len({r.urgency for r in referrals}) < len(referrals)
     for r in referrals:
         assert (r.ack_by, r.due_by) == (deadlines.ack_by(r.urgency, at), deadlines.due_by(r.urgency, at))
+
+
+#: Whole fields a projection may take, beside the police's own list.
+WHOLE_FIELDS = ("kind", "occurred_at", "reporter", "person", "location", "description", "suspicion", "details",
+                "last_seen_at", "last_seen_location", "outcome", "case_id")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.permutations(WHOLE_FIELDS).flatmap(lambda fields: st.tuples(
+           st.integers(1, len(fields)).map(lambda n: tuple(fields[:n])), st.sets(st.sampled_from(WHOLE_FIELDS)))),
+       st.sampled_from(KINDS), st.sampled_from(PERSONS), st.integers(1, 50))
+def test_a_projection_of_whole_fields_is_its_fields_in_its_own_order_whatever_else_is_read(
+        projection: tuple[tuple[str, ...], set[str]], kind: str, person: dict[str, Any] | None, n: int) -> None:
+    """The police's subject is the event's known values as they are read (`Projector.subject`,
+    `_reads_as_is`) only when those are its fields in its order: any other order, or fields read
+    for other projections, gives the subject field by field."""
+    paths, others = projection
+    event = parse_event_obj(raw_event(n, kind, "xian", person, DATES[n % len(DATES)]))
+    whole = _compiled(paths)
+    heads = frozenset(paths) | others
+    values = EventValues(event, heads)
+    subject = whole.subject(values)
+    expected = whole.subject_step_by_step(EventValues(event))
+    assert list(subject.items()) == list(expected.items())
