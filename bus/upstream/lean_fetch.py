@@ -409,6 +409,14 @@ def _is_empty(answer: Any) -> bool:
     return True
 
 
+@workaround(
+    relies_on={f"{_FETCHER}.__init__": "15b78b16e0ee3c19",
+               "aiokafka.consumer.consumer:AIOKafkaConsumer.start": "5ba1baa38f6246a0"},
+    issue=NO_ISSUE,
+    recheck="the consumer still builds its fetcher in start() as `_fetcher`, which still starts "
+            "its routine as `_fetch_task` and reaches the broker only through `_client`; the "
+            "fetcher's state read by `steady_request` (`_records`, `_pending_tasks`, `_in_flight`, "
+            "`_preferred_read_replica`, the fetch settings) still means what it meant.")
 def install(consumer: AIOKafkaConsumer) -> LeanFetch:
     """Run the started `consumer`'s fetching with `LeanFetch.routine` from now on.
 
