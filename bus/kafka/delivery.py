@@ -70,3 +70,8 @@ class DeliveryGuard:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    @property
+    def latest(self) -> asyncio.Future[Any] | None:
+        """The delivery tracked last, if any is still pending or unchecked."""
+        return self._pending[-1] if self._pending else None

@@ -18,6 +18,7 @@ from mode.utils.futures import maybe_async
 
 from bus.kafka.delivery import DeliveryFailed
 from bus.upstream import lean_fetch
+from bus.upstream.lean_produce import LeanAIOKafkaProducer
 from bus.upstream.registry import NO_ISSUE, workaround
 
 #: faust's own worker fetch wait, for an app that sets none.
@@ -358,6 +359,17 @@ class WorkerConsumer(faust_aiokafka.Consumer):
 
 
 class Producer(faust_aiokafka.Producer):
+    @property
+    @workaround(
+        replaces={f"{_DRIVER}:Producer._producer_type": "1125698750a34000"},
+        relies_on={f"{_DRIVER}:Producer._new_producer": "a1bef421b9909a72"},
+        issue=NO_ISSUE,
+        recheck="faust still builds its aiokafka producer as `_producer_type(**settings)`.")
+    def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:
+        """aiokafka's producer, its produce requests written and read with `struct`
+        (`bus/upstream/lean_produce.py`)."""
+        return LeanAIOKafkaProducer
+
     @workaround(
         replaces={f"{_DRIVER}:Producer.send": "72f84e7a1b56328e"},
         relies_on={"faust.topics:Topic.publish_message": "5233ad2ac1e56018"},

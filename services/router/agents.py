@@ -12,6 +12,7 @@ from mode import CrashingSupervisor
 
 from bus.faust_app import BusApp
 from bus.kafka.batches import fetched_batches, read_in_batches
+from bus.upstream.lean_produce import send_outputs
 from rules.engine import is_unrouted
 from services.router.handling import Position, Refused, Routed, Router, describe_refusal
 from services.router.metrics import RouterMetrics
@@ -28,17 +29,17 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
         # A batch is acked only when the loop asks for the next one: one that stops midway (a
         # send raised, the worker was stopped while a send waited for room in the producer's
         # buffer) is never acked, so no commit passes it, and the crashing supervisor stops the
-        # worker instead of restarting the agent. Sends go straight to the producer, with no
-        # per-send wait for the broker: faust flushes the producer before each commit, and the
-        # delivery guard refuses a commit past a failed delivery. At-least-once.
+        # worker instead of restarting the agent. Sends go straight to the producer's batches
+        # (`send_outputs`: one future per partition batch, not per message), with no per-send
+        # wait for the broker: faust flushes the producer before each commit, and the delivery
+        # guard refuses a commit past a failed delivery. At-least-once.
         # The agent yields nothing: faust would take each yield for a reply to send or a sink to
         # feed (and log it), work done for every batch, for nothing.
         async for batch in fetched_batches(app, stream):
             tally = Tally()
             for message in batch:
                 outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
-                for out in outcome.messages:
-                    await app.producer.send(out.topic, out.key, out.value, None, None, None)
+                await send_outputs(app, outcome.messages)
                 tally.observe(outcome, metrics, message.offset)
             tally.flush(metrics)
             app.delivery_guard.raise_if_failed()

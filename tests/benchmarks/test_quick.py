@@ -86,6 +86,14 @@ def test_the_router_cpu_benchmark_measures_each_load_beside_a_raw_worker(tmp_pat
 
 
 @pytest.mark.integration
+def test_the_produce_benchmark_prints_each_way_of_sending_beside_fausts() -> None:
+    result = run_quick("produce")
+    assert {"events", "rounds", "messages_per_event", "cpu_ms_per_event", "cpu_ms_per_event_all_rounds",
+            "vs_faust"} <= result.keys()
+    assert result["cpu_ms_per_event"].keys() == result["vs_faust"].keys() == {"faust", "append", "lean"}
+
+
+@pytest.mark.integration
 def test_the_fetch_round_trip_benchmark_compares_aiokafkas_fetcher_with_the_lean_one() -> None:
     result = run_quick("fetch_round_trip")
     for variant in ("aiokafka", "lean"):
