@@ -6,6 +6,7 @@ Each worker runs as a process of its own on a fresh local broker of its own, and
 through /proc (all its threads):
   (0) fetch: aiokafka fetching only (the records unread), committing every 0.5 s as faust does:
       what the fetch round trips cost before any work, the floor of the other two;
+      (`lean-fetch`, not run by default: the same with the bus's lean fetch, the router's floor);
   (a) raw: aiokafka consume -> `Router.handle` -> produce -> wait for the acks -> commit, the
       router's producer settings and fetch wait (REFERRAL_BUS_FETCH_MAX_WAIT_MS), the loop a
       Kafka client's user writes first;
@@ -49,6 +50,7 @@ from bus.kafka import clients
 from bus.kafka.admin import create_topics
 from bus.local_broker import die_with_parent, local_broker
 from bus.settings import KafkaSettings
+from bus.upstream import lean_fetch
 from services.router.settings import RouterSettings
 from topics.catalog import EVENTS, RECEIPTS, all_topics
 
@@ -136,12 +138,15 @@ async def raw_worker(kafka: KafkaSettings) -> None:
         await consumer.stop()
 
 
-async def fetch_worker(kafka: KafkaSettings) -> None:
+async def fetch_worker(kafka: KafkaSettings, lean: bool = False) -> None:
     """Only the transport's floor, with plain aiokafka: fetch at the bus's wait, read nothing of the
     records, commit what was fetched every `FETCH_COMMIT_INTERVAL_S` (as faust's commit interval),
-    until SIGTERM. What a round trip costs before any routing, hand-over or producing."""
+    until SIGTERM. What a round trip costs before any routing, hand-over or producing. `lean`: with
+    the bus's lean fetch (`bus/upstream/lean_fetch.py`), as the bus's faust workers fetch."""
     consumer = clients.consumer(kafka, EVENTS.name, group_id=FETCH_GROUP)
     await consumer.start()
+    if lean:
+        lean_fetch.install(consumer)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     gc.collect()
@@ -316,6 +321,7 @@ STAGES = (
     ("hand-over: faust's fetch loop, records to the agent", ("_drain_messages", "Fetcher._fetcher", "_deliver")),
     ("commits (faust's commit, producer flush, OffsetCommit)", ("ommit",)),
     ("produce requests (aiokafka sender: encode, send, acks)", ("aiokafka/producer/",)),
+    ("fetch requests (aiokafka fetcher: build, send, decode)", ("lean_fetch",)),
     ("fetch requests (aiokafka fetcher: build, send, decode)", ("aiokafka/consumer/",)),
     ("other Kafka requests and responses (heartbeats, metadata, reading sockets)", ("aiokafka/",)),
     ("thread hand-offs (faust's consumer thread <-> the worker's loop)", ("mode/threads.py",)),
@@ -407,8 +413,10 @@ def run(kind: str, args: argparse.Namespace) -> list[Phase]:
         assert broker.process is not None
         kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
         asyncio.run(create_topics(kafka, all_topics()))
-        worker = raw_process(kafka, workdir, kind) if kind in ("raw", "fetch") else router_worker(kafka, workdir)
-        group = {"raw": RAW_GROUP, "fetch": FETCH_GROUP}.get(kind) or RouterSettings().app_name
+        worker = (raw_process(kafka, workdir, kind) if kind in ("raw", "fetch", "lean-fetch")
+                  else router_worker(kafka, workdir))
+        group = {"raw": RAW_GROUP, "fetch": FETCH_GROUP, "lean-fetch": FETCH_GROUP}.get(kind) \
+            or RouterSettings().app_name
         with worker as proc:
             print(f"{kind} worker (fetch wait {kafka.fetch_max_wait_ms} ms):", flush=True)
             return asyncio.run(phases(kafka, group, {"worker": proc.pid, "broker": broker.process.pid}, args))
@@ -428,17 +436,19 @@ def main() -> None:
                         help="Record the lone phase and each steady rate with py-spy and print where the CPU went.")
     parser.add_argument("--workers", default="fetch,raw,router",
                         help="Which workers, in order (default fetch,raw,router; `fetch`: an aiokafka consumer "
-                             "that only fetches and commits, the transport's floor).")
+                             "that only fetches and commits, the transport's floor; `lean-fetch`: the same "
+                             "with the bus's lean fetch).")
     parser.add_argument("--logdir", type=Path, default=Path(".state/bench-router-cpu"))
     parser.add_argument("--quick", action="store_true", help="2 s windows, 300 bulk events: checks that it runs.")
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--fetch-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--lean-fetch-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_worker:
         asyncio.run(raw_worker(KafkaSettings()))
         return
-    if args.fetch_worker:
-        asyncio.run(fetch_worker(KafkaSettings()))
+    if args.fetch_worker or args.lean_fetch_worker:
+        asyncio.run(fetch_worker(KafkaSettings(), lean=args.lean_fetch_worker))
         return
     args.rates = [float(r) for r in (args.rates or "20,100").split(",")]
     args.window = args.window or (2.0 if args.quick else 30.0)

@@ -28,6 +28,9 @@ class BusApp(faust.App):
     #: Run faust's Kafka consumer in the worker's event loop rather than a thread of its own
     #: (`bus/upstream/faust_worker.py`, LoopConsumerThread).
     consumer_in_worker_loop: bool = False
+    #: Fetch in the steady state through `bus/upstream/lean_fetch.py` (aiokafka's round trip
+    #: without its task, wait and encoding per request).
+    lean_fetch: bool = True
     delivery_guard: DeliveryGuard
     #: Topic name -> the channel of the agent reading it in batches (None until the agent starts).
     batch_readers: dict[str, Any]

@@ -17,6 +17,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.futures import maybe_async
 
 from bus.kafka.delivery import DeliveryFailed
+from bus.upstream import lean_fetch
 from bus.upstream.lean_produce import LeanAIOKafkaProducer
 from bus.upstream.registry import NO_ISSUE, workaround
 
@@ -53,6 +54,17 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = fetch_max_wait_ms(self.app)
         return consumer
+
+    @workaround(
+        relies_on={f"{_DRIVER}:AIOKafkaConsumerThread.on_start": "675d03707bbecd3c"},
+        issue=NO_ISSUE,
+        recheck="faust's on_start still builds the aiokafka consumer in `_consumer` and starts it.")
+    async def on_start(self) -> None:
+        """faust's start of its aiokafka consumer, whose fetching then takes the lean path of
+        `lean_fetch` (unless the app sets `lean_fetch` false)."""
+        await super().on_start()
+        if getattr(self.app, "lean_fetch", False) and self._consumer is not None:
+            lean_fetch.install(self._consumer)
 
 
 class LoopConsumerThread(ConsumerThread):

@@ -91,3 +91,12 @@ def test_the_produce_benchmark_prints_each_way_of_sending_beside_fausts() -> Non
     assert {"events", "rounds", "messages_per_event", "cpu_ms_per_event", "cpu_ms_per_event_all_rounds",
             "vs_faust"} <= result.keys()
     assert result["cpu_ms_per_event"].keys() == result["vs_faust"].keys() == {"faust", "append", "lean"}
+
+
+@pytest.mark.integration
+def test_the_fetch_round_trip_benchmark_compares_aiokafkas_fetcher_with_the_lean_one() -> None:
+    result = run_quick("fetch_round_trip")
+    for variant in ("aiokafka", "lean"):
+        assert {"cpu_ms_per_round_trip", "cpu_pct", "broker_cpu_pct", "median_cpu_ms_per_round_trip"} <= \
+            result[variant].keys()
+    assert result["ratio"] > 0

@@ -1,0 +1,448 @@
+"""A leaner steady state for aiokafka's fetcher: one coroutine, the same request's bytes, the
+same empty answer's decoding.
+
+An empty fetch round trip costs aiokafka 0.5-0.7 ms of CPU on these machines, all of it Python
+(docs/benchmarks.md, n-transport): its background routine works out what to ask each node for,
+builds and encodes a new Fetch request, starts a task to send it and races that task, the
+consumer's signals and a timer in `asyncio.wait`; the connection encodes the header, arms a
+timeout, and decodes the answer field by field. At the bus's 10 ms fetch wait that is 6-10 % of
+a core before any work. Between two empty polls nothing of it changes but the correlation id.
+
+`install(consumer)` replaces the started consumer's fetch routine with `LeanFetch.routine`,
+aiokafka's own loop with one short path: in the steady state (an active assignment, every
+partition with a position, none paused, nothing fetched and not yet consumed, no request in
+flight, every partition led by one node) the routine awaits aiokafka's own
+`_proc_fetch_request` itself, without a task or a wait, with a request whose bytes are encoded
+once for as long as the positions and the wait stay the same (`LeanFetchRequest`), written to
+the node's connection directly and answered through the connection's own reader, where an
+answer whose bytes equal the last empty answer's is not decoded again (`_AnswerReader`).
+Anything else (assignment changes, seeks, resets, pauses, records waiting, errors, missing
+leaders, several nodes) goes round aiokafka's loop as before, and so does every answer's
+handling: positions, high watermarks, errors and fetch waiters are aiokafka's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import io
+import random
+import struct
+from collections.abc import Callable
+from itertools import chain
+from typing import Any, NamedTuple
+
+import aiokafka.errors as Errors
+from aiokafka import AIOKafkaConsumer
+from aiokafka.client import ConnectionGroup
+from aiokafka.conn import CloseReason
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.util import create_future, create_task
+
+from bus.upstream.registry import NO_ISSUE, workaround
+
+_FETCHER = "aiokafka.consumer.fetcher:Fetcher"
+_CONN = "aiokafka.conn:AIOKafkaConnection"
+
+#: Where the correlation id sits in a request frame: after its size (4 bytes), the API key and
+#: the API version (2 each).
+_CORRELATION_AT = 8
+#: An empty answer bigger than this is not kept for the next comparison (a fetch of very many
+#: partitions; comparing costs little, keeping a large copy is not worth it).
+MEMO_MAX_BYTES = 16_384
+
+
+class _Header(NamedTuple):
+    correlation_id: int
+
+
+class LeanFetchRequest(FetchRequest):  # type: ignore[misc]  # aiokafka.protocol is untyped here
+    """aiokafka's Fetch request, with what its frame is made of: `layout` (the wait and the
+    partitions in order) and the fetch `offsets` in that order. Requests of the same layout
+    share one encoded frame (`_Template`), re-sent with the offsets and correlation id written in."""
+
+    def __init__(self, max_wait_time: int, min_bytes: int, max_bytes: int, isolation_level: int,
+                 topics: list[tuple[str, list[tuple[int, int, int]]]], rack_id: str = "") -> None:
+        super().__init__(max_wait_time, min_bytes, max_bytes, isolation_level, topics, rack_id=rack_id)
+        self.layout = (max_wait_time, min_bytes, max_bytes, isolation_level, rack_id,
+                       tuple((topic, tuple((p, b) for p, _, b in parts)) for topic, parts in topics))
+        self.offsets = [offset for _, parts in topics for _, offset, _ in parts]
+
+    def with_offsets(self, offsets: list[int]) -> FetchRequest:
+        """aiokafka's FetchRequest of this layout at `offsets`."""
+        wait, least, most, isolation, rack, layout = self.layout
+        at = iter(offsets)
+        return FetchRequest(wait, least, most, isolation,
+                            [(topic, [(p, next(at), b) for p, b in parts]) for topic, parts in layout],
+                            rack_id=rack)
+
+
+#: Stand-in fetch offsets whose bytes find where each partition's offset sits in an encoded frame.
+_MARK = 0x5A17_F37C_0000_0000
+
+
+class _Template:
+    """A connection's encoded frame for one request layout, and where each offset sits in it."""
+
+    __slots__ = ("at", "conn", "frame", "layout", "request_struct")
+
+    def __init__(self, conn: Any, request: LeanFetchRequest) -> None:
+        self.conn, self.layout = conn, request.layout
+        marked = request.with_offsets([_MARK + i for i in range(len(request.offsets))])
+        self.request_struct, self.frame = _encode(conn, marked)
+        at = [self.frame.find(struct.pack(">q", _MARK + i)) for i in range(len(request.offsets))]
+        unique = all(self.frame.count(struct.pack(">q", _MARK + i)) == 1 for i in range(len(at)))
+        self.at: list[int] | None = at if unique else None
+
+    def frame_for(self, request: LeanFetchRequest) -> bytearray:
+        """The frame of `request` (this template's layout), correlation id to be written."""
+        if self.at is None:  # not seen in the frame: encoded whole, as aiokafka does
+            self.request_struct, self.frame = _encode(self.conn, request)
+            return self.frame
+        for at, offset in zip(self.at, request.offsets, strict=True):
+            struct.pack_into(">q", self.frame, at, offset)
+        return self.frame
+
+
+def _encode(conn: Any, request: FetchRequest) -> tuple[Any, bytearray]:
+    """(request struct, size-prefixed frame with correlation id 0), as `AIOKafkaConnection.send`
+    encodes `request` for `conn`."""
+    request_struct = request.prepare(conn._versions)
+    header = request_struct.build_request_header(correlation_id=0, client_id=conn._client_id)
+    message = header.encode() + request_struct.encode()
+    return request_struct, bytearray(struct.pack(">i", len(message)) + message)
+
+
+class _AnswerReader:
+    """What a connection's reader is given in place of the request struct for a lean fetch:
+    `_handle_frame` parses the answer's header with it and decodes the answer with its
+    `RESPONSE_TYPE.decode`. An answer whose bytes equal the last empty answer's is that answer's
+    decoding (decoding is a function of the bytes; aiokafka only reads the result)."""
+
+    __slots__ = ("RESPONSE_TYPE", "_lean", "_struct")
+
+    def __init__(self, lean: LeanFetch, request_struct: Any) -> None:
+        self._lean = lean
+        self._struct = request_struct
+        self.RESPONSE_TYPE = self
+
+    def parse_response_header(self, buffer: io.BytesIO) -> Any:
+        if self._struct.FLEXIBLE_VERSION:
+            return self._struct.parse_response_header(buffer)
+        return _Header(int.from_bytes(buffer.read(4), "big", signed=True))
+
+    def decode(self, buffer: io.BytesIO) -> Any:
+        return self._lean.decode(self._struct.RESPONSE_TYPE, buffer.read())
+
+
+class _FetcherClient:
+    """The fetcher's view of the client: its own `send` for lean fetches, the client for the rest."""
+
+    def __init__(self, client: Any, lean: LeanFetch) -> None:
+        self._real = client
+        self._lean = lean
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def send(self, node_id: int, request: Any, **kwargs: Any) -> Any:
+        if type(request) is LeanFetchRequest and not kwargs:
+            conn = self._real._conns.get((node_id, ConnectionGroup.DEFAULT))
+            if conn is not None and conn.connected():
+                return await self._lean.send(conn, request)
+        return await self._real.send(node_id, request, **kwargs)
+
+
+class LeanFetch:
+    """The lean routine of one aiokafka `Fetcher` and its memo (see the module's docstring)."""
+
+    def __init__(self, fetcher: Any) -> None:
+        self.fetcher = fetcher
+        self.client: Any = fetcher._client
+        self.loop: asyncio.AbstractEventLoop = fetcher._loop
+        #: Round trips taken by the short path and turns of aiokafka's loop (for tests and
+        #: benchmarks).
+        self.lean_round_trips = 0
+        self.loop_turns = 0
+        #: Answers decoded and answers recognised as the last empty one.
+        self.decoded = 0
+        self.reused = 0
+        self._request_key: tuple[Any, ...] | None = None
+        self._request: LeanFetchRequest | None = None
+        self._order: list[Any] = []
+        self._order_key: tuple[Any, ...] | None = None
+        self._template: _Template | None = None
+        self._empty: tuple[type, bytes, Any] | None = None
+        self._in_flight: asyncio.Future[Any] | None = None
+        self._watched: Any = None
+
+    # ---- the request ------------------------------------------------------------------------
+
+    def steady_request(self, assignment: Any) -> tuple[int, LeanFetchRequest] | None:
+        """The one Fetch request aiokafka's `_get_actions_per_node` would build for `assignment`
+        if it would build nothing else (no reset, no missing leader, no pause, no records
+        waiting, no request in flight, one node), else None."""
+        fetcher = self.fetcher
+        if fetcher._records or fetcher._pending_tasks or fetcher._in_flight:
+            return None
+        node: int | None = None
+        positions = []
+        # Without a preferred read replica (KIP-392) to look up, `_select_read_replica` is the leader.
+        leader_of = (self.client.cluster.leader_for_partition if not fetcher._preferred_read_replica
+                     else fetcher._select_read_replica)
+        for tp in assignment.tps:
+            state = assignment.state_value(tp)
+            if not state.has_valid_position or state.paused:
+                return None
+            leader = leader_of(tp)
+            if leader is None or leader == -1 or (node is not None and leader != node):
+                return None
+            node = leader
+            positions.append((tp, state.position))
+        if node is None:
+            return None
+        key = (node, fetcher._fetch_max_wait_ms, *positions)
+        if key != self._request_key or self._request is None:
+            self._request = self._build(assignment, node, dict(positions))
+            self._request_key = key
+        return node, self._request
+
+    def _build(self, assignment: Any, node: int, positions: dict[Any, int]) -> LeanFetchRequest:
+        """The request `_get_actions_per_node` builds, its partitions in an order shuffled as
+        aiokafka shuffles them: anew for each request where the order can matter (the
+        partitions' fetch sizes add up to more than the fetch's), else once per assignment,
+        node and wait, so that the same frame serves while only the offsets move."""
+        fetcher = self.fetcher
+        order_key = (assignment, node, fetcher._fetch_max_wait_ms)
+        if (order_key != self._order_key
+                or len(positions) * fetcher._max_partition_fetch_bytes > fetcher._fetch_max_bytes):
+            self._order = list(positions)
+            random.shuffle(self._order)
+            self._order_key = order_key
+        by_topics: dict[str, list[tuple[int, int, int]]] = collections.defaultdict(list)
+        for tp in self._order:
+            by_topics[tp.topic].append((tp.partition, positions[tp], fetcher._max_partition_fetch_bytes))
+        return LeanFetchRequest(fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes, fetcher._fetch_max_bytes,
+                                fetcher._isolation_level, list(by_topics.items()),
+                                rack_id=fetcher._client_rack or "")
+
+    def frame(self, conn: Any, request: LeanFetchRequest) -> tuple[Any, bytearray]:
+        """(request struct, frame) of `request` for `conn`, from the template of its layout."""
+        template = self._template
+        if template is None or template.conn is not conn or template.layout != request.layout:
+            template = self._template = _Template(conn, request)
+        frame = template.frame_for(request)
+        return template.request_struct, frame
+
+    # ---- one round trip ---------------------------------------------------------------------
+
+    @workaround(
+        relies_on={f"{_CONN}.send": "360d12e20e646dfb",
+                   f"{_CONN}._handle_frame": "aadf78abd43cbeb1",
+                   f"{_CONN}._read": "4020301d6ad40467",
+                   "aiokafka.client:AIOKafkaClient.send": "fb1726e3ed8e63ef"},
+        issue=NO_ISSUE,
+        recheck="the connection still sends a request as size + header + body, the header's "
+                "correlation id at bytes 8-11 (from `_next_correlation_id`), queues "
+                "(correlation id, request struct, future) in `_requests` for its reader, whose "
+                "`_handle_frame` parses the header with the struct's `parse_response_header` "
+                "and decodes the rest with `RESPONSE_TYPE.decode` only if the future is not "
+                "done; the client still closes the connection (CONNECTION_TIMEOUT) and raises "
+                "RequestTimedOutError when a request times out.")
+    async def send(self, conn: Any, request: LeanFetchRequest) -> Any:
+        """`AIOKafkaClient.send` of a Fetch request to a connected node: the frame encoded once,
+        the answer read by the connection's reader (`_AnswerReader`)."""
+        request_struct, frame = self.frame(conn, request)
+        correlation_id = conn._next_correlation_id()
+        struct.pack_into(">i", frame, _CORRELATION_AT, correlation_id)
+        try:
+            conn._writer.write(bytes(frame))
+        except OSError as err:
+            conn.close(reason=CloseReason.CONNECTION_BROKEN)
+            raise Errors.KafkaConnectionError(f"Connection at {conn._host}:{conn._port} broken: {err}") from err
+        answer: asyncio.Future[Any] = self.loop.create_future()
+        conn._requests.append((correlation_id, _AnswerReader(self, request_struct), answer))
+        expiry = self.loop.call_later(conn._request_timeout, _expire, answer)
+        self._in_flight = answer
+        try:
+            return await answer
+        except TimeoutError as exc:
+            conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
+            raise Errors.RequestTimedOutError() from exc
+        finally:
+            self._in_flight = None
+            expiry.cancel()
+
+    def decode(self, response_type: Any, body: bytes) -> Any:
+        """`response_type.decode(body)`, or the last empty answer's if `body` is its bytes."""
+        empty = self._empty
+        if empty is not None and empty[0] is response_type and empty[1] == body:
+            self.reused += 1
+            return empty[2]
+        answer = response_type.decode(io.BytesIO(body))
+        self.decoded += 1
+        if len(body) <= MEMO_MAX_BYTES and _is_empty(answer):
+            self._empty = (response_type, body, answer)
+        return answer
+
+    # ---- the routine ------------------------------------------------------------------------
+
+    def _watch(self, assignment: Any) -> None:
+        """Cancel the lean fetch in flight as soon as `assignment` ends, as aiokafka's loop
+        cancels its fetch tasks (their answers are of no interest any more)."""
+        if self._watched is not assignment:
+            self._watched = assignment
+            assignment.unassign_future.add_done_callback(self._on_unassigned)
+
+    def _on_unassigned(self, _: Any) -> None:
+        if self._in_flight is not None and not self._in_flight.done():
+            self._in_flight.cancel()
+
+    @workaround(
+        relies_on={f"{_FETCHER}._fetch_requests_routine": "12dc901a1e4a19f4",
+                   f"{_FETCHER}._get_actions_per_node": "fd175a69d8d4f9b9",
+                   f"{_FETCHER}._proc_fetch_request": "ace04969424fc674",
+                   f"{_FETCHER}._select_read_replica": "da4e0ff8ec84dc27",
+                   f"{_FETCHER}.close": "eb8e175ce6f83cba"},
+        issue=f"{NO_ISSUE} (a cost, not a bug)",
+        recheck="diff aiokafka's new _fetch_requests_routine with the loop here, which takes its "
+                "place as the fetcher's task (`install`; the part after the short path is a "
+                "copy); `steady_request` must still be exactly the case in "
+                "which _get_actions_per_node returns one fetch request and nothing else; "
+                "_proc_fetch_request must still swallow a cancelled send and return whether it "
+                "added records; close() must still cancel `_fetch_task` and then the pending tasks.")
+    async def routine(self) -> None:
+        """aiokafka's `_fetch_requests_routine`, with the steady state's round trip awaited
+        directly (see the module's docstring)."""
+        fetcher = self.fetcher
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            assignment = None
+
+            def start_pending_task(coro: Any, node_id: int) -> None:
+                pending = create_task(coro)
+                fetcher._pending_tasks.add(pending)
+                fetcher._in_flight.add(node_id)
+
+                def on_done(fut: Any) -> None:
+                    fetcher._in_flight.discard(node_id)
+
+                pending.add_done_callback(on_done)
+
+            while True:
+                if assignment is None or not assignment.active:
+                    for pending in fetcher._pending_tasks:
+                        if not pending.done():
+                            pending.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await pending
+                    fetcher._pending_tasks.clear()
+                    fetcher._records.clear()
+
+                    subscription = fetcher._subscriptions.subscription
+                    if subscription is None or subscription.assignment is None:
+                        try:
+                            waiter = fetcher._subscriptions.wait_for_assignment()
+                            await waiter
+                        except Errors.KafkaError:
+                            continue
+                    assignment = fetcher._subscriptions.subscription.assignment
+                assert assignment is not None and assignment.active
+
+                steady = self.steady_request(assignment)
+                if steady is not None:
+                    node_id, request = steady
+                    self._watch(assignment)
+                    self.lean_round_trips += 1
+                    fetcher._in_flight.add(node_id)
+                    try:
+                        has_new_data = await fetcher._proc_fetch_request(assignment, node_id, request)
+                    finally:
+                        fetcher._in_flight.discard(node_id)
+                    if task.cancelling():  # close(): aiokafka's fetch swallowed the cancellation
+                        raise asyncio.CancelledError
+                    if has_new_data:
+                        for waiter in fetcher._fetch_waiters:
+                            fetcher._notify(waiter)
+                    continue
+
+                # aiokafka's loop, as it is.
+                self.loop_turns += 1
+                fetcher._wait_consume_future = create_future()
+                (fetch_requests, reset_requests, timeout, invalid_metadata,
+                 resume_futures) = fetcher._get_actions_per_node(assignment)
+                for node_id, request in fetch_requests:
+                    start_pending_task(fetcher._proc_fetch_request(assignment, node_id, request), node_id)
+                for node_id, tps in reset_requests.items():
+                    start_pending_task(fetcher._update_fetch_positions(assignment, node_id, tps), node_id)
+                other_futs = [fetcher._wait_consume_future, assignment.unassign_future]
+                if invalid_metadata:
+                    other_futs.append(fetcher._client.force_metadata_update())
+                done_set, _ = await asyncio.wait(
+                    set(chain(fetcher._pending_tasks, other_futs, resume_futures)),
+                    timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                done_pending = fetcher._pending_tasks.intersection(done_set)
+                if done_pending:
+                    if any(fut.result() for fut in done_pending):
+                        for waiter in fetcher._fetch_waiters:
+                            fetcher._notify(waiter)
+                    fetcher._pending_tasks -= done_pending
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # pragma: no cover - as aiokafka
+            raise Errors.KafkaError("Unexpected error during data retrieval") from exc
+
+
+def _expire(answer: asyncio.Future[Any]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
+
+
+def _is_empty(answer: Any) -> bool:
+    """Every partition of a Fetch answer without error and without records."""
+    for _, partitions in answer.topics:
+        for partition in partitions:
+            if partition[1] != 0 or partition[-1]:
+                return False
+    return True
+
+
+@workaround(
+    relies_on={f"{_FETCHER}.__init__": "15b78b16e0ee3c19",
+               "aiokafka.consumer.consumer:AIOKafkaConsumer.start": "5ba1baa38f6246a0"},
+    issue=NO_ISSUE,
+    recheck="the consumer still builds its fetcher in start() as `_fetcher`, which still starts "
+            "its routine as `_fetch_task` and reaches the broker only through `_client`; the "
+            "fetcher's state read by `steady_request` (`_records`, `_pending_tasks`, `_in_flight`, "
+            "`_preferred_read_replica`, the fetch settings) still means what it meant.")
+def install(consumer: AIOKafkaConsumer) -> LeanFetch:
+    """Run the started `consumer`'s fetching with `LeanFetch.routine` from now on.
+
+    aiokafka's routine is cancelled (its fetches in flight are cancelled by the new routine's
+    first turn, which finds no assignment yet, as aiokafka's own first turn does); the fetcher's
+    client is wrapped so that its lean fetch requests take the short way.
+    """
+    fetcher: Any = consumer._fetcher
+    assert fetcher is not None, "install() needs a started consumer"
+    lean = LeanFetch(fetcher)
+    fetcher._client = _FetcherClient(fetcher._client, lean)
+    previous = fetcher._fetch_task
+    previous.cancel()
+    fetcher._fetch_task = create_task(_after(previous, lean.routine))
+    fetcher.lean_fetch = lean
+    return lean
+
+
+async def _after(previous: asyncio.Task[Any], routine: Callable[[], Any]) -> None:
+    """`routine()` once `previous` (cancelled) has ended."""
+    await asyncio.wait([previous])
+    await routine()
+
+
+def requests_sent(consumer: AIOKafkaConsumer) -> int:
+    """Requests `consumer` has sent so far on its connections other than the group
+    coordinator's (fetches, offset lookups, metadata): a benchmark's count of round trips."""
+    conns: Any = consumer._client._conns
+    return sum(conn._correlation_id for (_, group), conn in conns.items() if group == ConnectionGroup.DEFAULT)

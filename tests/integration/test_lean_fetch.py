@@ -1,0 +1,152 @@
+"""The lean fetch (`bus/upstream/lean_fetch.py`) on the real broker: it hands over the records
+aiokafka's own fetcher hands over, in the same order, with the same positions and high
+watermarks, and leaves everything but the steady state to aiokafka's loop: an assignment change,
+a seek, a pause."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bus.settings import KafkaSettings
+from bus.upstream import lean_fetch
+from topics.catalog import EVENTS
+
+PARTS = [TopicPartition(EVENTS.name, p) for p in range(EVENTS.partitions)]
+
+
+async def _consumer(kafka: KafkaSettings, parts: list[TopicPartition], lean: bool) -> tuple[AIOKafkaConsumer, Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None, enable_auto_commit=False,
+                                fetch_max_wait_ms=kafka.fetch_max_wait_ms, auto_offset_reset="earliest")
+    await consumer.start()
+    consumer.assign(parts)
+    return consumer, lean_fetch.install(consumer) if lean else None
+
+
+async def _read(consumer: AIOKafkaConsumer, count: int, timeout: float = 20) -> list[tuple[int, int, bytes]]:
+    """The next `count` records (partition, offset, value), in the order the consumer hands them over."""
+    got: list[tuple[int, int, bytes]] = []
+    async with asyncio.timeout(timeout):
+        while len(got) < count:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                got += [(tp.partition, r.offset, r.value or b"") for r in records]
+    return got
+
+
+def _by_partition(records: list[tuple[int, int, bytes]]) -> dict[int, list[tuple[int, bytes]]]:
+    out: dict[int, list[tuple[int, bytes]]] = {}
+    for partition, offset, value in records:
+        out.setdefault(partition, []).append((offset, value))
+    return out
+
+
+async def _produce(producer: AIOKafkaProducer, start: int, count: int, partitions: range) -> None:
+    futures = [await producer.send(EVENTS.name, b"%d" % i, partition=partitions[i % len(partitions)])
+               for i in range(start, start + count)]
+    await asyncio.gather(*futures)
+
+
+async def test_the_lean_fetch_hands_over_what_aiokafkas_fetcher_hands_over(kafka: KafkaSettings) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        plain, _ = await _consumer(kafka, PARTS, lean=False)
+        lean, state = await _consumer(kafka, PARTS, lean=True)
+        try:
+            await _produce(producer, 0, 40, range(4))
+            expected, got = await _read(plain, 40), await _read(lean, 40)
+            # Quiet, then records trickle in a few at a time between empty polls.
+            for start in range(40, 100, 6):
+                await asyncio.sleep(0.05)
+                await _produce(producer, start, 6, range(4))
+                expected += await _read(plain, 6)
+                got += await _read(lean, 6)
+            assert _by_partition(got) == _by_partition(expected)
+            assert sorted(v for _, _, v in got) == sorted(b"%d" % i for i in range(100))
+            await asyncio.sleep(0.3)  # a few empty polls more, to have the high watermarks of both
+            for tp in PARTS:
+                assert await lean.position(tp) == await plain.position(tp) == 25
+                assert lean.highwater(tp) == plain.highwater(tp) == 25
+            assert state.lean_round_trips > 10 and state.reused > 0  # the short path was the one taken
+        finally:
+            await lean.stop()
+            await plain.stop()
+            await producer.stop()
+
+    await run()
+
+
+async def test_the_lean_fetch_leaves_assignment_changes_seeks_and_pauses_to_aiokafka(kafka: KafkaSettings) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        consumer, state = await _consumer(kafka, PARTS[:2], lean=True)
+        try:
+            await _produce(producer, 0, 8, range(4))  # two records on each partition
+            assert sorted(await _read(consumer, 4)) == [(0, 0, b"0"), (0, 1, b"4"), (1, 0, b"1"), (1, 1, b"5")]
+            await asyncio.sleep(0.2)
+            steady = state.lean_round_trips
+
+            # A new assignment: the fetch in flight is dropped, aiokafka's loop resets positions.
+            turns = state.loop_turns
+            consumer.assign(PARTS)
+            assert sorted(await _read(consumer, 8)) == sorted((i % 4, i // 4, b"%d" % i) for i in range(8))
+            assert state.loop_turns > turns
+
+            # A seek back to the start: read again, from the offset asked for.
+            await asyncio.sleep(0.2)
+            turns = state.loop_turns
+            consumer.seek(PARTS[3], 0)
+            assert await _read(consumer, 2) == [(3, 0, b"3"), (3, 1, b"7")]
+            assert state.loop_turns > turns
+
+            # A paused partition is not fetched until it is resumed.
+            consumer.pause(PARTS[2])
+            await _produce(producer, 8, 8, range(4))
+            got = await _read(consumer, 6)
+            assert sorted(p for p, _, _ in got) == [0, 0, 1, 1, 3, 3]
+            await asyncio.sleep(0.3)
+            assert not any((await consumer.getmany(timeout_ms=100)).values())
+            assert consumer.highwater(PARTS[2]) == 2  # not fetched since the pause (4 records now)
+            consumer.resume(PARTS[2])
+            assert await _read(consumer, 2) == [(2, 2, b"10"), (2, 3, b"14")]
+            await asyncio.sleep(0.2)
+            assert state.lean_round_trips > steady  # and back on the short path
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    await run()
+
+
+async def test_a_lean_fetch_the_broker_does_not_answer_times_out_and_reading_goes_on(
+        kafka: KafkaSettings, broker: Any) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None,
+                                    enable_auto_commit=False, fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+                                    auto_offset_reset="earliest", request_timeout_ms=1500)
+        await consumer.start()
+        consumer.assign(PARTS)
+        state = lean_fetch.install(consumer)
+        try:
+            await _produce(producer, 0, 4, range(4))
+            assert len(await _read(consumer, 4)) == 4
+            conn = consumer._client._conns[next(iter(consumer._client._conns))]
+            broker.freeze()
+            try:
+                await asyncio.sleep(2.5)  # past the request timeout: the connection is closed
+            finally:
+                broker.thaw()
+            assert not conn.connected()
+            await _produce(producer, 4, 4, range(4))
+            assert sorted(v for _, _, v in await _read(consumer, 4)) == [b"4", b"5", b"6", b"7"]
+            assert state.lean_round_trips > 0
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    await run()
