@@ -142,7 +142,7 @@ async def fetch_worker(kafka: KafkaSettings, lean: bool = False) -> None:
     """Only the transport's floor, with plain aiokafka: fetch at the bus's wait, read nothing of the
     records, commit what was fetched every `FETCH_COMMIT_INTERVAL_S` (as faust's commit interval),
     until SIGTERM. What a round trip costs before any routing, hand-over or producing. `lean`: with
-    the bus's lean fetch (`bus/upstream/lean_fetch.py`), as the bus's faust workers fetch."""
+    the bus's lean fetch (`bus/upstream/lean_fetch.py`), as the router fetches."""
     consumer = clients.consumer(kafka, EVENTS.name, group_id=FETCH_GROUP)
     await consumer.start()
     if lean:

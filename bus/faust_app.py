@@ -30,7 +30,7 @@ class BusApp(faust.App):
     consumer_in_worker_loop: bool = False
     #: Fetch in the steady state through `bus/upstream/lean_fetch.py` (aiokafka's round trip
     #: without its task, wait and encoding per request).
-    lean_fetch: bool = True
+    lean_fetch: bool = False
     delivery_guard: DeliveryGuard
     #: Topic name -> the channel of the agent reading it in batches (None until the agent starts).
     batch_readers: dict[str, Any]
@@ -48,7 +48,7 @@ class BusApp(faust.App):
 
 
 def make_app(name: str, kafka: KafkaSettings, state_dir: Path, *, consumer_in_worker_loop: bool = False,
-             **conf: Any) -> BusApp:
+             lean_fetch: bool = False, **conf: Any) -> BusApp:
     """A faust worker app on the bus's broker.
 
     The session timeout is short because the local broker's group coordinator otherwise keeps a
@@ -58,6 +58,9 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, *, consumer_in_wo
     before it commits past it (`delivery_guard`; README, Failure behaviour).
     `consumer_in_worker_loop`: faust's Kafka consumer runs in the worker's own event loop, not a
     thread (cheaper per fetch; the agents' computing then delays the consumer's requests).
+    `lean_fetch`: its steady-state fetches take `bus/upstream/lean_fetch.py`'s short path (about
+    half the CPU per round trip; on for the router, whose CPU per event #20 measures; the other
+    workers keep aiokafka's own loop until the lean one has been measured on their paths).
 
     faust reads its own environment variables (BROKER_URL, PRODUCER_ACKS, APP_DATADIR, ...) over
     the values an app is given, so one left in a deployment's environment would move a worker to
@@ -91,6 +94,7 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, *, consumer_in_wo
     )
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
     app.consumer_in_worker_loop = consumer_in_worker_loop
+    app.lean_fetch = lean_fetch
     app.idle_fetch_max_wait_ms = kafka.idle_fetch_max_wait_ms
     app.delivery_guard = DeliveryGuard()
     app.batch_readers = {}

@@ -252,7 +252,7 @@ class _Iterable:
         return self._batches()
 
 
-async def test_the_router_runs_faust_s_consumer_in_the_worker_s_own_loop(tmp_path: Path) -> None:
+async def test_the_router_runs_faust_s_consumer_in_the_worker_s_own_loop_and_fetches_lean(tmp_path: Path) -> None:
     """No consumer thread for the router: calls to its consumer are plain awaits in the worker's
     loop, coroutine functions and plain ones alike; other workers keep faust's thread."""
     from prometheus_client import CollectorRegistry
@@ -274,7 +274,10 @@ async def test_the_router_runs_faust_s_consumer_in_the_worker_s_own_loop(tmp_pat
     assert await thread.call_thread(where) == (threading.get_ident(), loop)
     assert await thread.call_thread(lambda n: n + 1, 1) == 2
     assert app.conf.producer_linger == 0  # a batch's outputs leave together without it
+    assert app.lean_fetch  # its steady-state fetches take bus/upstream/lean_fetch.py's short path
 
-    other = worker_consumer(make_app("transport-test", kafka, tmp_path))._thread
+    other_app = make_app("transport-test", kafka, tmp_path)
+    other = worker_consumer(other_app)._thread
     assert isinstance(other, ConsumerThread) and not isinstance(other, LoopConsumerThread)
     assert other.thread_loop is not loop
+    assert not other_app.lean_fetch
