@@ -18,6 +18,7 @@ from rules.engine import (
     is_unrouted,
     load_packs,
     route,
+    route_written,
 )
 from rules.explain import render_explanation
 from schemas.referrals import referral_id_for
@@ -358,6 +359,29 @@ def test_expired_plan_defers_to_the_plan_in_force(mini: RuleBook, event: Any) ->
 def test_expired_plan_routes_where_the_plan_in_force_has_no_rule(mini: RuleBook, event: Any) -> None:
     r = one(route(event("forced_labour_found", "shandong", {"sex": "female"}), mini))
     assert (r.agency, r.decided_by, r.expired_plan) == ("court", "shandong", True)
+
+
+def test_a_plan_routes_through_its_last_day_and_not_after(mini: RuleBook, event: Any) -> None:
+    """shandong's and national_2013's plans run to 2020-12-31 inclusive: an event of that day is
+    routed under them, unflagged; from the next day the plan in force routes it, or the expired
+    plan does, flagged. The same in the router's messages (`route_written`)."""
+    last_day = dt.datetime(2020, 12, 31, 23, 59, tzinfo=dt.UTC)
+    next_day = dt.datetime(2021, 1, 1, 0, 0, tzinfo=dt.UTC)
+
+    def routed(kind: str, person: dict[str, Any], at: dt.datetime) -> list[tuple[str, str, bool]]:
+        e = event(kind, "shandong", person, occurred_at=at)
+        by_model = [(r.agency, r.decided_by, r.expired_plan) for r in route(e, mini)]
+        by_message = [(w.referral.agency, w.referral.decided_by, w.referral.expired_plan)
+                      for w in route_written(e, mini)]
+        assert by_message == by_model
+        return by_model
+
+    # A rule the plan in force lacks: the expired plan routes it, flagged only after its last day.
+    assert routed("forced_labour_found", {"sex": "female"}, last_day) == [("court", "shandong", False)]
+    assert routed("forced_labour_found", {"sex": "female"}, next_day) == [("court", "shandong", True)]
+    # A rule the plan in force has: it takes over only after the last day.
+    assert routed("school_dropout_control", {}, last_day) == [("youth_league", "national_2013", False)]
+    assert routed("school_dropout_control", {}, next_day) == [("education", "national_2021", False)]
 
 
 def test_plan_status_says_why(mini: RuleBook, event: Any) -> None:
