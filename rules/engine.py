@@ -616,8 +616,9 @@ _NO_EVENT: dict[str, Any] = {
 #: The referral's fields that `_build` fills in per event (the others are the duty's own).
 _EVENT_FIELDS = tuple(_NO_EVENT)
 #: The fields a routed referral was given (as `model_copy` of a template left them: all but
-#: `schema_version`, the model's default).
-_FIELDS_SET = frozenset(Referral.model_fields) - {"schema_version"}
+#: `schema_version`, the model's default): one set shared by every referral `route` builds
+#: (`built`; a referral is frozen, and pydantic copies the set for `model_copy`).
+_FIELDS_SET = set(Referral.model_fields) - {"schema_version"}
 
 
 def _duty(agency: str, role: Role, rule_id: str, action: str, action_zh: str, *, decided_by: str,
@@ -809,7 +810,7 @@ def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Refe
         out.append(built(Referral, {
             **d.template.__dict__, **shared, "referral_id": ids(d.id_suffix), "ack_by": ack_by,
             "due_by": due_by, "expired_plan": day > d.expires, "subject": subjects[d.projector]},
-            set(_FIELDS_SET)))
+            _FIELDS_SET))
     return out
 
 

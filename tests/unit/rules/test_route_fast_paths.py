@@ -127,6 +127,10 @@ def assert_as_plain(event: Event, book: RuleBook, deadlines: Deadlines) -> None:
     messages = [r.model_dump_json().encode() for r in expected]
     routed = route(event, book, deadlines=deadlines)
     assert routed == expected, event
+    assert [(r.model_fields_set, r.__pydantic_extra__, r.__pydantic_private__) for r in routed] == \
+        [(r.model_fields_set, r.__pydantic_extra__, r.__pydantic_private__) for r in expected]
+    assert [(hash(r.referral_id), r.referral_id.is_safe) for r in routed] == \
+        [(hash(r.referral_id), r.referral_id.is_safe) for r in expected]
     # The same bytes too: each subject's fields in the same order (equal dicts may differ there).
     assert [r.model_dump_json().encode() for r in routed] == messages
     written = route_written(event, book, deadlines=deadlines)
@@ -271,3 +275,15 @@ def test_a_projection_of_whole_fields_is_its_fields_in_its_own_order_whatever_el
     subject = whole.subject(values)
     expected = whole.subject_step_by_step(EventValues(event))
     assert list(subject.items()) == list(expected.items())
+
+
+def test_a_copy_of_a_routed_referral_with_changes_leaves_the_others_as_they_were(
+        book: RuleBook, deadlines: Deadlines) -> None:
+    """The referrals `route` builds share one set of their fields (`built`): pydantic copies it for
+    `model_copy`, so a copy given more fields changes no other referral."""
+    first, second = (route(parse_event_obj(raw_event(n, "child_missing_reported", "xian", {}, DATES[1])), book,
+                           deadlines=deadlines)[0] for n in (1, 2))
+    before = set(second.model_fields_set)
+    copied = first.model_copy(update={"schema_version": first.schema_version})
+    assert "schema_version" in copied.model_fields_set
+    assert second.model_fields_set == before == first.model_fields_set and "schema_version" not in before
