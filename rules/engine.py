@@ -51,13 +51,14 @@ from rules.explain import ConditionCheck, Explanation, NamedUnit, PackStep, Rule
 from rules.fields import getter
 from rules.model import Condition, Pack, Rule, Source
 from rules.projection import EventValues, Projector, projector
-from schemas.encoding import Template, Uuid5, built, template, text_json
+from schemas.encoding import Template, Uuid5, built, made, template, text_json
 from schemas.events import Event
 from schemas.referrals import Citation, Referral, Role, referral_id_suffix, referral_ids
 
 __all__ = [
     "DEFAULT_PACKS_DIR",
     "Deferral",
+    "DutyFields",
     "Explanation",
     "PlanStatus",
     "RuleBook",
@@ -83,12 +84,12 @@ TRIAGE_ACTION = "Manual triage"
 TRIAGE_ACTION_ZH = "人工分派"
 
 
-def is_unrouted(referral: Referral) -> bool:
+def is_unrouted(referral: Referral | DutyFields) -> bool:
     """True for the triage referral of an event that no rule covered."""
     return bool(referral.rule_id.endswith(UNROUTED_SUFFIX))
 
 
-def is_triage(referral: Referral) -> bool:
+def is_triage(referral: Referral | DutyFields) -> bool:
     """True for any manual-triage referral: no rule covered the event, or the deciding plan
     names no lead for the duty (红河 throughout)."""
     return bool(referral.rule_id.endswith((UNROUTED_SUFFIX, NO_LEAD_SUFFIX)))
@@ -215,14 +216,38 @@ class TriageTarget:
     expires: dt.date
 
 
+@dataclass(frozen=True, slots=True)
+class DutyFields:
+    """A referral's own fields, those of its duty: the same for every event the duty is routed
+    for (the event's ids, times, flags and subject are not among them)."""
+
+    decided_by: str
+    agency: str
+    role: Role
+    action: str
+    action_zh: str
+    urgency: str
+    rule_id: str
+    citation: Citation
+    constraints: tuple[str, ...]
+
+    @classmethod
+    def of(cls, referral: Referral) -> DutyFields:
+        """The duty's fields of a referral held as a model."""
+        return cls(referral.decided_by, referral.agency, referral.role, referral.action, referral.action_zh,
+                   referral.urgency, referral.rule_id, referral.citation, referral.constraints)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Duty:
     """One referral a fired rule makes, with everything but the event's own values resolved
-    once: `template` holds the referral's fields that do not depend on the event (agency, role,
-    action, urgency, rule, citation, constraints); routing copies it with the event's ids,
-    times, flags and need-to-know subject (`_build`). `written` is the referral's message with
-    those fields already serialised."""
+    once: `fields`, the referral's fields that do not depend on the event (agency, role, action,
+    urgency, rule, citation, constraints). `template` is a referral with those fields and
+    placeholders for the event's (its referral id all zeros), which `route` copies with the
+    event's ids, times, flags and need-to-know subject (`_referrals`); `written` is the
+    referral's message with the duty's fields already serialised (`_written`)."""
 
+    fields: DutyFields
     template: Referral
     written: Template
     sort_key: tuple[int, str, str]
@@ -248,7 +273,7 @@ class Assignment:
         ordered = tuple(sorted(duties, key=_duty_order))
         projectors = tuple(dict.fromkeys(d.projector for d in ordered))
         return cls(ordered, projectors, frozenset().union(*(p.heads for p in projectors)),
-                   tuple(dict.fromkeys(d.template.urgency for d in ordered)))
+                   tuple(dict.fromkeys(d.fields.urgency for d in ordered)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,7 +657,8 @@ def _duty(agency: str, role: Role, rule_id: str, action: str, action_zh: str, *,
     # Its message with the duty's own fields written once, the event's left to fill in.
     written = template(Referral, _EVENT_FIELDS,
                        {k: v for k, v in referral.__dict__.items() if k not in _EVENT_FIELDS})
-    return Duty(referral, written, (0 if role == "lead" else 1, agency, rule_id),
+    fields = DutyFields(decided_by, agency, role, action, action_zh, urgency, rule_id, citation, constraints)
+    return Duty(fields, referral, written, (0 if role == "lead" else 1, agency, rule_id),
                 referral_id_suffix(agency, rule_id, role).encode(),
                 projector(agency, fields_add, fields_drop), expires)
 
@@ -706,8 +732,8 @@ def _duties(fired: tuple[Variant, ...]) -> list[Duty]:
     cooperating unit."""
     event_leads = tuple(dict.fromkeys(a for v in fired for a in v.lead))
     duties = [d for v in fired for d in v.duties(event_leads)]
-    leading = {d.template.agency for d in duties if d.template.role == "lead"}
-    return [d for d in duties if d.template.role == "lead" or d.template.agency not in leading]
+    leading = {d.fields.agency for d in duties if d.fields.role == "lead"}
+    return [d for d in duties if d.fields.role == "lead" or d.fields.agency not in leading]
 
 
 #: How many sets of fired rules a book keeps the assignment of. The shipped packs give some
@@ -762,9 +788,8 @@ class WrittenReferral(NamedTuple):
     deadline), without the model. The model is `referral`, read back from the message."""
 
     #: The referral's own fields, those of its duty (agency, role, action, action_zh, urgency,
-    #: rule_id, citation, constraints, decided_by): the duty's template, whose per-event fields
-    #: are placeholders (their JSON is in `parts`).
-    duty: Referral
+    #: rule_id, citation, constraints, decided_by); the event's are in `parts`.
+    duty: DutyFields
     value: bytes
     #: The JSON of the referral's per-event fields as its message writes them (`_EVENT_FIELDS`:
     #: referral_id, event_id, kind, jurisdiction, reported_at, ack_by, due_by, exercise,
@@ -806,7 +831,7 @@ def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Refe
               "reported_at": event.reported_at, "exercise": event.exercise, "case_id": event.case_id}
     out = []
     for d in assignment.duties:
-        ack_by, due_by = clocks[d.template.urgency]
+        ack_by, due_by = clocks[d.fields.urgency]
         out.append(built(Referral, {
             **d.template.__dict__, **shared, "referral_id": ids(d.id_suffix), "ack_by": ack_by,
             "due_by": due_by, "expired_plan": day > d.expires, "subject": subjects[d.projector]},
@@ -826,16 +851,11 @@ def _written(event: Event, assignment: Assignment, dl: Deadlines) -> list[Writte
     clocks_json = {u: (to_json(ack_by), to_json(due_by)) for u, (ack_by, due_by) in clocks.items()}
     written = []
     for d in assignment.duties:
-        ack_json, due_json = clocks_json[d.template.urgency]
+        ack_json, due_json = clocks_json[d.fields.urgency]
         parts = {**shared_json, "referral_id": ids.json(d.id_suffix), "ack_by": ack_json, "due_by": due_json,
                  "expired_plan": _BOOL_JSON[day > d.expires], "subject": subjects_json[d.projector]}
-        written.append(_made(WrittenReferral, (d.template, d.written.write(parts), parts)))
+        written.append(made(WrittenReferral, (d.fields, d.written.write(parts), parts)))
     return written
-
-
-#: `_made(WrittenReferral, (duty, value, parts))` is `WrittenReferral(duty, value, parts)`, the
-#: tuple made at once without the named tuple's `__new__` (a Python call, per referral).
-_made: Callable[[type[Any], tuple[Any, ...]], Any] = tuple.__new__
 
 
 def route(event: Event, book: RuleBook, *, deadlines: Deadlines | None = None) -> list[Referral]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from pydantic_core import to_json
 
 from bus.boundary import EVENT, Position, Refusal, dead_letter, fault, sniff_ids
 from rules.deadlines import Deadlines
-from rules.engine import RuleBook, WrittenReferral, route_written
+from rules.engine import DutyFields, RuleBook, WrittenReferral, route_written
+from schemas.encoding import made
 from schemas.events import Event
 from schemas.referrals import DeadLetter, Referral
 from topics.catalog import DEAD_LETTERS, referral_topic_name
@@ -47,12 +48,6 @@ class Routed(NamedTuple):
     def referrals(self) -> tuple[Referral, ...]:
         """The referrals as models, read back from their messages (for readers and tests)."""
         return tuple([w.referral for w in self.written])
-
-
-#: `made(Outgoing, (topic, key, value))` is `Outgoing(topic, key, value)`, and so for `Routed`
-#: (every field given): the tuple made at once, without the named tuple's own `__new__`, a
-#: Python call that costs three times as much (a dozen messages per event).
-made: Callable[[type[Any], tuple[Any, ...]], Any] = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -105,10 +100,10 @@ def event_parts(event: Event, written: Sequence[WrittenReferral]) -> Mapping[str
 
 
 def written_referrals(referrals: Iterable[Referral]) -> list[WrittenReferral]:
-    """Referrals held as models, written as `route_written` writes them (each message and its
-    parts, the model itself standing for its duty): for an `Emitter` called outside the router's
-    step (tests, tools)."""
-    return [WrittenReferral(r, r.model_dump_json().encode(), {name: to_json(getattr(r, name)) for name in PART_FIELDS})
+    """Referrals held as models, written as `route_written` writes them (each duty's fields, its
+    message and its parts): for an `Emitter` called outside the router's step (tests, tools)."""
+    return [WrittenReferral(DutyFields.of(r), r.model_dump_json().encode(),
+                            {name: to_json(getattr(r, name)) for name in PART_FIELDS})
             for r in referrals]
 
 

@@ -13,12 +13,12 @@ from pydantic_core import to_json
 from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import WrittenReferral, plan_status
-from schemas.encoding import Template, template, text_json
+from schemas.encoding import Template, made, template, text_json
 from schemas.events import Event
 from schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record, written_audit_records
 from schemas.referrals import DeadLetter, Referral
 from services.router.alert import PoliceAlertEmitter
-from services.router.handling import Emitter, Outgoing, event_parts, made
+from services.router.handling import Emitter, Outgoing, event_parts
 from topics.catalog import AUDIT, RECEIPTS
 
 Clock = Callable[[], dt.datetime]

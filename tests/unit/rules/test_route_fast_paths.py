@@ -21,6 +21,7 @@ from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import (
     Duty,
+    DutyFields,
     RuleBook,
     _duties,
     _duty_order,
@@ -138,6 +139,7 @@ def assert_as_plain(event: Event, book: RuleBook, deadlines: Deadlines) -> None:
     assert [w.referral for w in written] == expected
     assert [[getattr(w.duty, f) for f in DUTY_FIELDS] for w in written] == \
         [[getattr(r, f) for f in DUTY_FIELDS] for r in expected]
+    assert [w.duty for w in written] == [DutyFields.of(r) for r in expected]
 
 
 def test_every_kind_in_every_jurisdiction_routes_as_the_plain_path(book: RuleBook, deadlines: Deadlines) -> None:
