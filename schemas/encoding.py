@@ -214,6 +214,15 @@ class Uuid5:
         self._hash = _namespace_hash(namespace).copy()
         self._hash.update(prefix.encode() if isinstance(prefix, str) else prefix)
 
+    def after(self, more: str | bytes) -> Uuid5:
+        """`Uuid5(namespace, prefix + more)`, from this one's hash (the namespace's and prefix's):
+        for a prefix per event after one fixed part, without finding the namespace's hash again."""
+        hashed = self._hash.copy()
+        hashed.update(more.encode() if isinstance(more, str) else more)
+        made: Uuid5 = _new(Uuid5)
+        _set_hash(made, hashed)
+        return made
+
     def _digest(self, suffix: str | bytes) -> bytes:
         digest = self._hash.copy()
         digest.update(suffix.encode() if isinstance(suffix, str) else suffix)
@@ -232,10 +241,15 @@ class Uuid5:
         """The id as its JSON (`to_json(self(suffix))`), for a suffix given as UTF-8: for ids
         written straight into messages, from the digest's hex (without the UUID object, which
         costs more than writing its text)."""
-        return _text_of(self._digest(suffix).hex(), '"').encode()
+        digest = self._hash.copy()
+        digest.update(suffix)
+        return _text_of(digest.digest().hex(), '"').encode()
 
     def text(self, suffix: str | bytes) -> str:
         return _text_of(self._digest(suffix).hex())
+
+
+_set_hash = Uuid5.__dict__["_hash"].__set__
 
 
 class _Hash(Protocol):

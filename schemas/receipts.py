@@ -142,7 +142,7 @@ def written_audit_records(event_id: str, event_json: bytes, action: AuditAction,
     time, and for each record the JSON of its referral id (a UUID's, or null), its agency and
     detail. The ids are derived with the event's part hashed once, the step's fields written
     once (`_step_record`), the values (the bus's own) not validated again."""
-    ids = Uuid5(AUDIT_NAMESPACE, f"{event_id}|{action}|{actor}|")
+    ids = _AUDIT_IDS.after(f"{event_id}|{action}|{actor}|")
     written = _step_record(action, actor)
     out = []
     for referral_id, agency, detail in entries:
@@ -161,6 +161,8 @@ def _entry_parts(agency: str | None, detail: str | None) -> tuple[bytes, bytes, 
 
 
 _NULL = b"null"
+#: `Uuid5(AUDIT_NAMESPACE, prefix)` is `_AUDIT_IDS.after(prefix)`, the namespace hashed once.
+_AUDIT_IDS = Uuid5(AUDIT_NAMESPACE, "")
 
 
 @cache

@@ -30,7 +30,10 @@ def referral_ids(event_id: uuid.UUID | str | bytes) -> Uuid5:
     """`referral_id_for` for the referrals of one event, the event's part hashed once:
     `referral_ids(event_id)(referral_id_suffix(agency, rule_id, role))`. The event id as a UUID,
     or its text (`str(event_id)`), or that text as UTF-8."""
-    return Uuid5(REFERRAL_NAMESPACE, event_id + b"|" if isinstance(event_id, bytes) else f"{event_id}|")
+    return _REFERRAL_IDS.after(event_id + b"|" if isinstance(event_id, bytes) else f"{event_id}|")
+
+
+_REFERRAL_IDS = Uuid5(REFERRAL_NAMESPACE, "")
 
 
 class Citation(WireModel):

@@ -74,6 +74,15 @@ def test_uuid5_hashes_the_prefix_once_and_gives_uuid5(namespace: uuid.UUID, pref
     assert ids.json(suffix.encode()) == to_json(str(expected))
 
 
+@given(st.uuids(), st.text(), st.text(), st.text())
+def test_uuid5_after_a_prefix_is_uuid5_of_both_prefixes(namespace: uuid.UUID, first: str, more: str,
+                                                        suffix: str) -> None:
+    ids = Uuid5(namespace, first).after(more)
+    again = Uuid5(namespace, first).after(more.encode())
+    expected = uuid.uuid5(namespace, first + more + suffix)
+    assert ids(suffix) == again(suffix) == expected and ids.json(suffix.encode()) == to_json(str(expected))
+
+
 def test_referral_ids_of_one_event_are_referral_id_for() -> None:
     event_id = uuid.uuid4()
     ids = referral_ids(event_id)
