@@ -804,6 +804,12 @@ class WrittenReferral(NamedTuple):
 
 
 _BOOL_JSON = {False: b"false", True: b"true"}
+_NULL_JSON = b"null"
+
+
+def _deadlines_json(deadlines: tuple[dt.datetime | None, dt.datetime | None]) -> tuple[bytes, bytes]:
+    ack_by, due_by = deadlines
+    return (_NULL_JSON if ack_by is None else to_json(ack_by)), (_NULL_JSON if due_by is None else to_json(due_by))
 
 
 #: What every referral of one event takes from it (`_event_part`): each distinct subject, each
@@ -842,13 +848,18 @@ def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Refe
 def _written(event: Event, assignment: Assignment, dl: Deadlines) -> list[WrittenReferral]:
     """The messages of `_referrals`, written from the JSON of each part (each subject and deadline
     serialised once), without building the models."""
-    subjects, clocks, ids, event_id_json, day = _event_part(event, assignment, dl)
+    # `_event_part`, each subject and deadline written as JSON as it is found.
+    values = EventValues(event, assignment.heads)
+    reported_at = event.reported_at
+    event_id_json = to_json(event.event_id)
+    ids = referral_ids(event_id_json[1:-1])
+    day = event.occurred_at.date()
+    subjects_json = {p: to_json(p.subject(values)) for p in assignment.projectors}
+    clocks_json = {u: _deadlines_json(dl.deadlines_of(u, reported_at)) for u in assignment.urgencies}
     shared_json = {
         "event_id": event_id_json, "kind": text_json(event.kind), "jurisdiction": text_json(event.jurisdiction),
-        "reported_at": to_json(event.reported_at), "exercise": _BOOL_JSON[event.exercise],
-        "case_id": to_json(event.case_id)}
-    subjects_json = {p: to_json(subject) for p, subject in subjects.items()}
-    clocks_json = {u: (to_json(ack_by), to_json(due_by)) for u, (ack_by, due_by) in clocks.items()}
+        "reported_at": to_json(reported_at), "exercise": _BOOL_JSON[event.exercise],
+        "case_id": _NULL_JSON if event.case_id is None else to_json(event.case_id)}
     written = []
     for d in assignment.duties:
         ack_json, due_json = clocks_json[d.fields.urgency]
