@@ -18,7 +18,7 @@ from mode.utils.futures import maybe_async
 
 from bus.kafka.delivery import DeliveryFailed
 from bus.upstream import lean_fetch
-from bus.upstream.lean_produce import LeanAIOKafkaProducer
+from bus.upstream.lean_produce import AppendState, LeanAIOKafkaProducer
 from bus.upstream.registry import NO_ISSUE, workaround
 
 #: faust's own worker fetch wait, for an app that sets none.
@@ -365,6 +365,8 @@ class Producer(faust_aiokafka.Producer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: What `append_outputs` keeps for this producer between calls.
+        self.appends = AppendState()
         self._crashing: asyncio.Future[None] | None = None
 
     @workaround(

@@ -41,6 +41,7 @@ from bus.kafka.partitioner import CachedKeyPartitioner
 from bus.settings import KafkaSettings
 from bus.upstream.lean_produce import (
     LEAN_REQUESTS,
+    AppendState,
     LeanAIOKafkaProducer,
     LeanProduceRequest,
     LeanSender,
@@ -84,6 +85,7 @@ class UsualPath:
 
     def __init__(self, aio: AIOKafkaProducer | None) -> None:
         self._producer = aio
+        self.appends = AppendState()
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None, *_: Any) -> asyncio.Future[Any]:
