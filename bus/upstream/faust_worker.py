@@ -423,9 +423,9 @@ class Producer(faust_aiokafka.Producer):
         Every message a worker produces passes here: an agent's sends, and the writes faust makes
         in the background (table changelogs, which the alerts tables also watch from the moment
         they are buffered: faust's flush can return before the last one gets here). A send that
-        raises (no room in the buffer within the request timeout, no metadata) fails the guard
-        for good; a delivery the broker does not acknowledge fails it when the consumer checks
-        it before committing.
+        raises (no room in the buffer within the request timeout, no metadata), or a delivery
+        the broker does not acknowledge, fails the guard for good, which crashes the worker at
+        once (`on_start`); the consumer's check before each commit refuses it too.
         """
         guard = getattr(self.app, "delivery_guard", None)
         try:
