@@ -147,7 +147,11 @@ def test_each_partition_batch_is_watched_and_a_failed_one_stops_the_commit() -> 
         for batch in batches[:-1]:
             batch.done(base_offset=0)
         guard.raise_if_failed()  # one delivery still in flight: nothing failed yet
+        told: list[DeliveryFailed] = []
+        guard.on_failure = told.append
         batches[-1].failure(RequestTimedOutError())
+        await asyncio.sleep(0)
+        assert len(told) == 1  # at once, without waiting for a commit (the worker crashes)
         with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
             guard.raise_if_failed()
         consumer: Any = SimpleNamespace(app=SimpleNamespace(delivery_guard=guard,
