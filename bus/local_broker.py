@@ -49,22 +49,25 @@ def free_port() -> int:
 
 @dataclass
 class LocalBroker:
-    """A running Tansu process. `bootstrap` is what clients connect to."""
+    """A running Tansu process. `bootstrap` is what clients connect to: the port it listens on,
+    or `advertised_port` if set (a proxy in front of it, which every client then goes through)."""
 
     port: int = field(default_factory=free_port)
+    advertised_port: int | None = None
     log_path: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port or self.port}"
 
     def start(self, timeout: float = 10.0) -> LocalBroker:
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://{self.bootstrap}"
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")}
         self.process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
              "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=log, env=env, start_new_session=True,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,

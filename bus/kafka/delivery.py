@@ -7,14 +7,16 @@ service's tables from the moment a write is buffered (faust's flush can return b
 buffered write reaches the producer). faust flushes the producer before it commits offsets, and
 the transport's consumer asks this guard before each commit.
 Once a delivery has failed, or an agent stopped before sending all its outputs (`trip`), the
-guard stays failed: no later commit of the process passes it, and the consumer crashes the
-worker, which exits non-zero; the uncommitted input is routed again when it is restarted.
+guard stays failed: no later commit of the process passes it. It says so at once to its
+`on_failure` (the worker's producer crashes the worker there, which exits non-zero) rather than
+at the next commit, which may never come: aiokafka retries a commit in flight for as long as the
+broker does not answer. The uncommitted input is routed again when the worker is restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 
@@ -23,20 +25,41 @@ class DeliveryFailed(RuntimeError):
 
 
 class DeliveryGuard:
-    def __init__(self) -> None:
+    def __init__(self, on_failure: Callable[[DeliveryFailed], None] | None = None) -> None:
         self._pending: list[asyncio.Future[Any]] = []
         self._failure: DeliveryFailed | None = None
+        #: Called once, with the failure, the moment the guard fails.
+        self.on_failure = on_failure
 
     def track(self, future: Awaitable[Any]) -> None:
-        """Watch a send's future (faust types them as awaitables; they are futures). On every
-        send's path: no conversion, just the append."""
-        self._pending.append(cast("asyncio.Future[Any]", future))
+        """Watch a send's future (faust types them as awaitables; they are futures): the guard
+        fails as soon as it fails. On every send's path: no conversion, an append and a callback."""
+        fut = cast("asyncio.Future[Any]", future)
+        self._pending.append(fut)
+        fut.add_done_callback(self._on_done)
 
     def trip(self, reason: BaseException) -> None:
         """Fail for good: `reason` stopped outputs from being sent (a send raised, the agent crashed)."""
+        self._fail(DeliveryFailed(f"outputs were not all sent: {reason!r}"), reason)
+
+    def _on_done(self, fut: asyncio.Future[Any]) -> None:
         if self._failure is None:
-            self._failure = DeliveryFailed(f"outputs were not all sent: {reason!r}")
-            self._failure.__cause__ = reason
+            self._failure_of(fut)
+
+    def _failure_of(self, fut: asyncio.Future[Any]) -> DeliveryFailed | None:
+        """Fail the guard if the finished delivery `fut` failed; the guard's failure, if any."""
+        if fut.cancelled():
+            self._fail(DeliveryFailed("a produce request was cancelled"))
+        elif (exc := fut.exception()) is not None:
+            self._fail(DeliveryFailed(f"a produce request failed: {exc!r}"), exc)
+        return self._failure
+
+    def _fail(self, failure: DeliveryFailed, cause: BaseException | None = None) -> None:
+        if self._failure is None:
+            failure.__cause__ = cause
+            self._failure = failure
+            if self.on_failure is not None:
+                self.on_failure(failure)
 
     async def settle(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for the tracked deliveries to finish.
@@ -51,16 +74,12 @@ class DeliveryGuard:
     def raise_if_failed(self) -> None:
         """Raise if a finished delivery failed, and on every call after; forget the finished ones."""
         if self._failure is None:
+            # (A delivery's callback may not have run yet: the loop schedules it.)
             still: list[asyncio.Future[Any]] = []
             for fut in self._pending:
                 if not fut.done():
                     still.append(fut)
-                elif fut.cancelled():
-                    self._failure = DeliveryFailed("a produce request was cancelled")
-                    break
-                elif (exc := fut.exception()) is not None:
-                    self._failure = DeliveryFailed(f"a produce request failed: {exc!r}")
-                    self._failure.__cause__ = exc
+                elif self._failure_of(fut) is not None:
                     break
             else:
                 self._pending = still

@@ -18,7 +18,7 @@ from mode.utils.futures import maybe_async
 
 from bus.kafka.delivery import DeliveryFailed
 from bus.upstream import lean_fetch
-from bus.upstream.lean_produce import LeanAIOKafkaProducer
+from bus.upstream.lean_produce import AppendState, LeanAIOKafkaProducer
 from bus.upstream.registry import NO_ISSUE, workaround
 
 #: faust's own worker fetch wait, for an app that sets none.
@@ -359,6 +359,45 @@ class WorkerConsumer(faust_aiokafka.Consumer):
 
 
 class Producer(faust_aiokafka.Producer):
+    """faust's producer for the worker: its aiokafka producer writes produce requests with
+    `struct`, every delivery is watched by the app's delivery guard, and a failed one crashes the
+    worker at once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: What `append_outputs` keeps for this producer between calls.
+        self.appends = AppendState()
+        self._crashing: asyncio.Future[None] | None = None
+
+    @workaround(
+        relies_on={f"{_DRIVER}:Producer.on_start": "a1601325eb84f271",
+                   "mode.services:Service.crash": "6e0b5672cd830081"},
+        issue=f"{NO_ISSUE} (faust only logs a failed background send; its commit stops the worker "
+              "only when an attached message fails during it)",
+        recheck="faust's producer still starts before the agents send anything, and mode's "
+                "Service.crash still marks the worker crashed (it then stops and exits non-zero).")
+    async def on_start(self) -> None:
+        """faust's start, with the app's delivery guard set to crash the worker the moment a
+        delivery fails (`_crash_worker`)."""
+        guard = getattr(self.app, "delivery_guard", None)
+        if guard is not None:
+            guard.on_failure = self._crash_worker
+        await super().on_start()
+
+    def _crash_worker(self, failure: DeliveryFailed) -> None:
+        """Crash the worker, which stops and exits non-zero; restarted, it reads again from its last
+        commit. At once, not at its next commit: that would wait for an offset commit in flight,
+        which aiokafka retries for as long as the broker does not answer."""
+        self.log.error("A delivery failed: crashing the worker before it commits past it: %r", failure)
+        if self._crashing is None:
+            self._crashing = asyncio.ensure_future(self._crash_with(failure))
+
+    async def _crash_with(self, failure: DeliveryFailed) -> None:
+        try:  # raised, so that mode's log of the crash has its traceback and cause
+            raise failure
+        except DeliveryFailed:
+            await self.app.crash(failure)
+
     @property
     @workaround(
         replaces={f"{_DRIVER}:Producer._producer_type": "1125698750a34000"},
@@ -384,9 +423,9 @@ class Producer(faust_aiokafka.Producer):
         Every message a worker produces passes here: an agent's sends, and the writes faust makes
         in the background (table changelogs, which the alerts tables also watch from the moment
         they are buffered: faust's flush can return before the last one gets here). A send that
-        raises (no room in the buffer within the request timeout, no metadata) fails the guard
-        for good; a delivery the broker does not acknowledge fails it when the consumer checks
-        it before committing.
+        raises (no room in the buffer within the request timeout, no metadata), or a delivery
+        the broker does not acknowledge, fails the guard for good, which crashes the worker at
+        once (`on_start`); the consumer's check before each commit refuses it too.
         """
         guard = getattr(self.app, "delivery_guard", None)
         try:

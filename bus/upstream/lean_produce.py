@@ -14,9 +14,10 @@ batch's outcome).
 accumulator, where `AIOKafkaProducer.send` would have put them, and has the delivery guard watch
 each batch's own future once. Whatever it cannot settle at once goes the usual way, through the
 worker's producer (`app.producer.send`), in order: a topic without metadata yet, a full batch
-(which must wait for the sender to drain it), a producer not started, closed or failed, a
-transactional or idempotent one, and any message aiokafka would refuse (too large), so that every
-failure is raised, and trips the guard, exactly as before.
+(which must wait for the sender to drain it), a producer not started, closed or failed, one
+that is not the bus's (which keeps the state of the appends, `AppendState`), a transactional or
+idempotent one, and any message aiokafka would refuse (too large), so that every failure is
+raised, and trips the guard, exactly as before.
 """
 
 from __future__ import annotations
@@ -54,10 +55,19 @@ async def send_outputs(app: Any, messages: Sequence[Output]) -> None:
             done += 1
 
 
-#: The last batch future the guard was given per partition, per producer (`append_outputs`).
-_WATCHED = "lean_watched"
-#: Per topic: its partitions' metadata as last seen, and the partitioner's two lists for them.
-_PLACED = "lean_placed"
+class AppendState:
+    """What `append_outputs` keeps between calls for one worker producer (the bus's `Producer`
+    owns one, as `appends`)."""
+
+    __slots__ = ("placed", "watched")
+
+    def __init__(self) -> None:
+        #: The batch future the delivery guard was given last, per partition: each batch is
+        #: watched once, however many calls append to it.
+        self.watched: dict[TopicPartition, Any] = {}
+        #: Per topic: its partitions' metadata as last seen, and the partitioner's two lists for
+        #: them (all partitions, those with a leader), made once per metadata update.
+        self.placed: dict[str, tuple[Any, list[int], list[int]]] = {}
 
 
 @workaround(
@@ -95,21 +105,15 @@ def append_outputs(app: Any, messages: Sequence[Output], start: int = 0) -> int:
     many were appended. Never waits, never raises for a message it leaves to the usual path."""
     producer = app.producer
     aio = getattr(producer, "_producer", None)
-    if aio is None:
+    state: AppendState | None = getattr(producer, "appends", None)
+    if aio is None or state is None:
         return 0
     accumulator = aio._message_accumulator
     if accumulator._closed or accumulator._exception is not None or accumulator._txn_manager is not None:
         return 0
-    watched: dict[TopicPartition, Any] | None = getattr(producer, _WATCHED, None)
-    if watched is None:
-        watched = {}
-        setattr(producer, _WATCHED, watched)
+    watched, placed = state.watched, state.placed
     track = app.delivery_guard.track
     topics = aio._metadata._partitions  # replaced whole by each metadata update
-    placed: dict[str, tuple[Any, list[int], list[int]]] | None = getattr(producer, _PLACED, None)
-    if placed is None:
-        placed = {}
-        setattr(producer, _PLACED, placed)
     partitioner = aio._partitioner
     batches = accumulator._batches
     for i in range(start, len(messages)):
@@ -181,6 +185,7 @@ def _read_answer(cls: Any, data: BytesIO | bytes) -> Any:
     error_code, offset, timestamp, log_start_offset), ...]) per topic, then the throttle time."""
     buf = data.read() if isinstance(data, BytesIO) else data
     unpack_i32, unpack_i16, unpack_partition = _I32.unpack_from, _I16.unpack_from, _PARTITION_ANSWER.unpack_from
+    partition_size = _PARTITION_ANSWER.size
     (n,) = unpack_i32(buf, 0)
     pos = 4
     topics: list[tuple[str | None, list[tuple[int, int, int, int, int]] | None]] | None = None
@@ -200,7 +205,7 @@ def _read_answer(cls: Any, data: BytesIO | bytes) -> Any:
                 partitions = []
                 for _ in range(m):
                     partitions.append(unpack_partition(buf, pos))
-                    pos += 30
+                    pos += partition_size
             topics.append((topic, partitions))
     (throttle,) = unpack_i32(buf, pos)
     return cls(topics, throttle)

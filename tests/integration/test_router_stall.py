@@ -96,9 +96,9 @@ def test_router_stalled_past_its_request_timeout_exits_non_zero_and_its_restart_
     broker.freeze()
     frozen_at = time.monotonic()
     try:
-        # It exits while the broker is still frozen: about five request timeouts in (the failed
-        # sends' retries expire, then the shutdown's flush), or ~45 s in when the stall caught an
-        # offset commit in flight (aiokafka retries it until then). Nothing waits for the broker.
+        # It exits while the broker is still frozen: the first failed delivery crashes it (its
+        # request timeout in), then a shutdown that waits for no broker. Nothing waits for the
+        # broker, not even an offset commit in flight (test_router_commit_stall.py).
         try:
             wait_for(lambda: first_run.poll() is not None, 90, "the router to exit while the broker is frozen")
         except AssertionError as timed_out:
@@ -108,7 +108,7 @@ def test_router_stalled_past_its_request_timeout_exits_non_zero_and_its_restart_
     finally:
         broker.thaw()
     assert rc != 0, router.log
-    assert "Not committing past a failed delivery" in router.log
+    assert "A delivery failed: crashing the worker" in router.log
     partial = routed()
     assert partial < set(expected), "the whole burst was routed before the stall: nothing was in flight"
 

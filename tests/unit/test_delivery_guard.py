@@ -189,3 +189,60 @@ def test_an_escalation_the_broker_never_acknowledged_fails_the_guard_for_good(tm
                 app.delivery_guard.raise_if_failed()
 
     asyncio.run(go())
+
+
+def test_a_failed_delivery_fails_the_guard_at_once_without_waiting_for_a_check() -> None:
+    # A commit in flight can wait for as long as the broker does not answer (aiokafka retries it
+    # while the coordinator is unknown): the failure must not wait for the next commit's check.
+    async def go() -> None:
+        failures: list[DeliveryFailed] = []
+        guard = DeliveryGuard(on_failure=failures.append)
+        loop = asyncio.get_running_loop()
+        delivered, lost, lost_too = loop.create_future(), loop.create_future(), loop.create_future()
+        for fut in (delivered, lost, lost_too):
+            guard.track(fut)
+        delivered.set_result(None)
+        await asyncio.sleep(0)
+        assert failures == []
+        lost.set_exception(RequestTimedOutError())
+        lost_too.cancel()
+        await asyncio.sleep(0)  # the futures' callbacks have run; nothing has checked the guard
+        assert len(failures) == 1 and isinstance(failures[0].__cause__, RequestTimedOutError)
+        guard.trip(RuntimeError("agent crashed"))
+        assert len(failures) == 1  # told once
+        with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
+            guard.raise_if_failed()
+
+    asyncio.run(go())
+
+
+def test_a_send_that_raises_is_told_at_once_too() -> None:
+    failures: list[DeliveryFailed] = []
+    DeliveryGuard(on_failure=failures.append).trip(ProducerSendError("no room"))
+    assert len(failures) == 1 and "no room" in str(failures[0])
+
+
+def test_the_worker_producer_crashes_the_worker_the_moment_a_watched_delivery_fails(tmp_path: Path) -> None:
+    async def go() -> None:
+        app = make_app("guard-test", NOWHERE, tmp_path)
+        crashed: list[BaseException] = []
+
+        async def crash(reason: BaseException) -> None:
+            crashed.append(reason)
+
+        async def started(_producer: Any) -> None:  # faust's start, without a broker
+            return None
+
+        broker = _Broker()
+        with (patch.object(faust_aiokafka.Producer, "on_start", started),
+              patch.object(faust_aiokafka.Producer, "send", broker.send),
+              patch.object(app, "crash", crash)):
+            producer: Any = app.producer  # the bus's Producer (faust types it as its ProducerT)
+            await producer.on_start()
+            await app.producer.send("referrals.police", b"k", b"{}", None, None, None)
+            broker.deliveries[0].set_exception(RequestTimedOutError())
+            for _ in range(3):  # the future's callback, then the crash's task
+                await asyncio.sleep(0)
+        assert len(crashed) == 1 and isinstance(crashed[0], DeliveryFailed)
+
+    asyncio.run(go())

@@ -41,6 +41,7 @@ from bus.kafka.partitioner import CachedKeyPartitioner
 from bus.settings import KafkaSettings
 from bus.upstream.lean_produce import (
     LEAN_REQUESTS,
+    AppendState,
     LeanAIOKafkaProducer,
     LeanProduceRequest,
     LeanSender,
@@ -84,6 +85,7 @@ class UsualPath:
 
     def __init__(self, aio: AIOKafkaProducer | None) -> None:
         self._producer = aio
+        self.appends = AppendState()
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None, *_: Any) -> asyncio.Future[Any]:
@@ -145,7 +147,11 @@ def test_each_partition_batch_is_watched_and_a_failed_one_stops_the_commit() -> 
         for batch in batches[:-1]:
             batch.done(base_offset=0)
         guard.raise_if_failed()  # one delivery still in flight: nothing failed yet
+        told: list[DeliveryFailed] = []
+        guard.on_failure = told.append
         batches[-1].failure(RequestTimedOutError())
+        await asyncio.sleep(0)
+        assert len(told) == 1  # at once, without waiting for a commit (the worker crashes)
         with pytest.raises(DeliveryFailed, match="RequestTimedOutError"):
             guard.raise_if_failed()
         consumer: Any = SimpleNamespace(app=SimpleNamespace(delivery_guard=guard,

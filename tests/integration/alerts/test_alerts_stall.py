@@ -95,7 +95,7 @@ def test_alerts_worker_stalled_past_its_request_timeout_exits_and_its_restart_tr
         wait_until(lambda: expected <= set(states(kafka)), 120, "every alert tracked after the restart")
     written = [r.timestamp / 1000 for r in asyncio.run(read_all(kafka, [ALERT_STATES.name]))]
     assert max(written) > thawed_at, "every alert was tracked before the stall: nothing was in flight"
-    guarded = "Not committing past a failed delivery" in worker.log
+    guarded = "A delivery failed: crashing the worker" in worker.log
     print(f"worker {'exited with code ' + str(exited) if exited is not None else 'waited for the broker'} "
           f"({'delivery guard' if guarded else 'no failed delivery'}); "
           f"{len(tracked & expected)} of {len(expected)} alerts tracked when it had, "
