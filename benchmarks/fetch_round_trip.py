@@ -62,8 +62,8 @@ async def window(kafka: KafkaSettings, variant: str, seconds: float, broker_pid:
         cpu = time.process_time() - cpu0
         if lean is not None:  # the short path was the one taken
             assert lean.lean_round_trips >= trips // 2 and lean.reused >= trips // 2, vars(lean)
-            assert lean._template is not None
-            ANSWER_TYPES.add(lean._template.request_struct.RESPONSE_TYPE)
+            assert lean.answer_type is not None
+            ANSWER_TYPES.add(lean.answer_type)
         return {"round_trips": trips, "cpu_ms_per_round_trip": 1000 * cpu / max(trips, 1),
                 "cpu_pct": 100 * cpu / wall, "broker_cpu_pct": 100 * (cpu_seconds(broker_pid) - broker0) / wall,
                 "round_trips_per_s": trips / wall}

@@ -175,6 +175,8 @@ class LeanFetch:
         self.decoded = 0
         self.fast_decoded = 0
         self.reused = 0
+        #: The Fetch answer type of the version its connection negotiated (once it has sent).
+        self.answer_type: type | None = None
         self._request_key: tuple[Any, ...] | None = None
         self._request: LeanFetchRequest | None = None
         self._order: list[Any] = []
@@ -249,6 +251,7 @@ class LeanFetch:
         template = self._template
         if template is None or template.conn is not conn or template.layout != request.layout:
             template = self._template = _Template(conn, request)
+            self.answer_type = template.request_struct.RESPONSE_TYPE
         frame = template.frame_for(request)
         return template.request_struct, frame
 
@@ -326,12 +329,20 @@ class LeanFetch:
                    f"{_FETCHER}._get_actions_per_node": "fd175a69d8d4f9b9",
                    f"{_FETCHER}._proc_fetch_request": "ace04969424fc674",
                    f"{_FETCHER}._select_read_replica": "da4e0ff8ec84dc27",
-                   f"{_FETCHER}.close": "eb8e175ce6f83cba"},
+                   f"{_FETCHER}.close": "eb8e175ce6f83cba",
+                   f"{_FETCHER}.fetched_records": "e20ce0c8117f12d2",
+                   f"{_FETCHER}.seek_to": "10c45c3c873d9c50",
+                   f"{_FETCHER}.request_offset_reset": "69da462b4aabf3f9",
+                   "aiokafka.consumer.fetcher:FetchResult.calculate_backoff": "aeed7a095b626c0d"},
         issue=f"{NO_ISSUE} (a cost, not a bug)",
         recheck="diff aiokafka's new _fetch_requests_routine with the loop here, which takes its "
                 "place as the fetcher's task (`install`; the part after the short path is a "
                 "copy); `steady_request` must still be exactly the case in "
-                "which _get_actions_per_node returns one fetch request and nothing else; "
+                "which _get_actions_per_node returns one fetch request and nothing else, and a "
+                "float exactly the case in which it returns nothing but a positive backoff "
+                "(records waiting on the only node); `_wait_consume_future` must still be what "
+                "fetched_records, seek_to and request_offset_reset notify when records are "
+                "consumed or dropped; "
                 "_proc_fetch_request must still swallow a cancelled send and return whether it "
                 "added records; close() must still cancel `_fetch_task` and then the pending tasks.")
     async def routine(self) -> None:
