@@ -8,6 +8,10 @@ while nothing is produced; the variants alternate, a fresh consumer each window:
         once, the last empty answer's decoding reused).
 CPU is this process's (user + system, all threads), per round trip (the fetch connection's
 correlation ids) and as % of a core; the broker's CPU beside it.
+Then, without the broker: µs to decode a Fetch answer that carries one event (the router
+benchmark's clue, a v2 record batch) on one of the 4 partitions, as the lean fetch reads it with
+`struct` (`bus/upstream/fetch_answers.py`) and as aiokafka's schema walk does, alternating, for
+the answer version the broker's connection negotiated (best of 5 rounds).
 
     .venv/bin/python -m benchmarks.fetch_round_trip [--window S] [--rounds N] [--wait MS] [--quick]
 """
@@ -16,17 +20,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from benchmarks.events import events
 from benchmarks.support import cpu_seconds, print_result
 from bus.kafka.admin import create_topics
 from bus.local_broker import local_broker
 from bus.settings import KafkaSettings
 from bus.upstream import lean_fetch
+from bus.upstream.fetch_answers import decode_fetch_answer
 from topics.catalog import EVENTS
 
 VARIANTS = ("aiokafka", "lean")
@@ -53,11 +62,53 @@ async def window(kafka: KafkaSettings, variant: str, seconds: float, broker_pid:
         cpu = time.process_time() - cpu0
         if lean is not None:  # the short path was the one taken
             assert lean.lean_round_trips >= trips // 2 and lean.reused >= trips // 2, vars(lean)
+            assert lean.answer_type is not None
+            ANSWER_TYPES.add(lean.answer_type)
         return {"round_trips": trips, "cpu_ms_per_round_trip": 1000 * cpu / max(trips, 1),
                 "cpu_pct": 100 * cpu / wall, "broker_cpu_pct": 100 * (cpu_seconds(broker_pid) - broker0) / wall,
                 "round_trips_per_s": trips / wall}
     finally:
         await consumer.stop()
+
+
+#: The Fetch answer types the lean fetch's connections negotiated (`window`).
+ANSWER_TYPES: set[Any] = set()
+
+
+def answer_with_an_event(answer_type: Any) -> bytes:
+    """A Fetch answer of `answer_type`: one clue in a v2 record batch on partition 0 of the events
+    topic, partitions 1-3 empty."""
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1,
+                                        producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+    builder.append(0, timestamp=1_765_000_000_000, key=None, value=events(1)[0], headers=[])
+    records = bytes(builder.build())
+    version = answer_type.API_VERSION
+
+    def partition(p: int, hw: int, data: bytes) -> tuple[Any, ...]:
+        head = (p, 0, hw, hw) + ((0,) if version >= 5 else ())
+        return (*head, [], *((-1,) if version >= 11 else ()), data)
+
+    topics = [(EVENTS.name, [partition(0, 1, records), *(partition(p, 5, b"") for p in range(1, 4))])]
+    fields = (0, topics) if version < 7 else (0, 0, 0, topics)
+    body: bytes = answer_type(*fields).encode()
+    return body
+
+
+def decoding(answer_type: Any, n: int, rounds: int = 5) -> dict[str, Any]:
+    """µs per decoding of `answer_with_an_event`, aiokafka's and `struct`'s, best of `rounds`."""
+    body = answer_with_an_event(answer_type)
+    assert decode_fetch_answer(answer_type, body) == answer_type.decode(io.BytesIO(body))
+    ways: dict[str, Callable[[], Any]] = {"aiokafka": lambda: answer_type.decode(io.BytesIO(body)),
+            "struct": lambda: decode_fetch_answer(answer_type, body)}
+    best = dict.fromkeys(ways, float("inf"))
+    for _ in range(rounds):
+        for way, decode in ways.items():
+            t0 = time.process_time()
+            for _ in range(n):
+                decode()
+            best[way] = min(best[way], 1e6 * (time.process_time() - t0) / n)
+    return {"answer_version": answer_type.API_VERSION, "aiokafka_us": round(best["aiokafka"], 2),
+            "struct_us": round(best["struct"], 2), "ratio": round(best["struct"] / best["aiokafka"], 3)}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,6 +136,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             "cpu_pct": [round(f["cpu_pct"], 2) for f in runs],
                             "broker_cpu_pct": [round(f["broker_cpu_pct"], 2) for f in runs],
                             "median_cpu_ms_per_round_trip": round(statistics.median(per), 4)}
+    for answer_type in sorted(ANSWER_TYPES, key=lambda t: t.API_VERSION):
+        summary["decode_with_records"] = figures = decoding(answer_type, 200 if args.quick else 20_000)
+        print(f"decoding an answer with one event (v{figures['answer_version']}): aiokafka "
+              f"{figures['aiokafka_us']:.2f} µs, struct {figures['struct_us']:.2f} µs ({figures['ratio']:.2f}x)")
     if set(results) != set(VARIANTS):
         return summary
     summary["ratio"] = round(summary["lean"]["median_cpu_ms_per_round_trip"]

@@ -15,10 +15,14 @@ flight, every partition led by one node) the routine awaits aiokafka's own
 `_proc_fetch_request` itself, without a task or a wait, with a request whose bytes are encoded
 once for as long as the positions and the wait stay the same (`LeanFetchRequest`), written to
 the node's connection directly and answered through the connection's own reader, where an
-answer whose bytes equal the last empty answer's is not decoded again (`_AnswerReader`).
-Anything else (assignment changes, seeks, resets, pauses, records waiting, errors, missing
-leaders, several nodes) goes round aiokafka's loop as before, and so does every answer's
-handling: positions, high watermarks, errors and fetch waiters are aiokafka's code.
+answer whose bytes equal the last empty answer's is not decoded again (`_AnswerReader`) and any
+other is read with `struct` (`fetch_answers`). While the records an answer brought wait to be
+consumed, the routine waits for that as aiokafka's loop does (for the consumer's notice, the
+assignment's end or the records' backoff), on the notice's future alone, without working out
+every partition's action and an `asyncio.wait`. Anything else (assignment changes, resets,
+pauses, records left unconsumed past their backoff, errors, missing leaders, several nodes) goes
+round aiokafka's loop as before, and so does every answer's handling: positions, high
+watermarks, errors and fetch waiters are aiokafka's code.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from aiokafka.conn import CloseReason
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.util import create_future, create_task
 
+from bus.upstream.fetch_answers import decode_fetch_answer
 from bus.upstream.registry import NO_ISSUE, workaround
 
 _FETCHER = "aiokafka.consumer.fetcher:Fetcher"
@@ -164,10 +169,14 @@ class LeanFetch:
         #: Round trips taken by the short path and turns of aiokafka's loop (for tests and
         #: benchmarks).
         self.lean_round_trips = 0
+        self.consume_waits = 0
         self.loop_turns = 0
-        #: Answers decoded and answers recognised as the last empty one.
+        #: Answers decoded (of which read with `struct`) and answers recognised as the last empty one.
         self.decoded = 0
+        self.fast_decoded = 0
         self.reused = 0
+        #: The Fetch answer type of the version its connection negotiated (once it has sent).
+        self.answer_type: type | None = None
         self._request_key: tuple[Any, ...] | None = None
         self._request: LeanFetchRequest | None = None
         self._order: list[Any] = []
@@ -179,29 +188,39 @@ class LeanFetch:
 
     # ---- the request ------------------------------------------------------------------------
 
-    def steady_request(self, assignment: Any) -> tuple[int, LeanFetchRequest] | None:
-        """The one Fetch request aiokafka's `_get_actions_per_node` would build for `assignment`
-        if it would build nothing else (no reset, no missing leader, no pause, no records
-        waiting, no request in flight, one node), else None."""
+    def steady_request(self, assignment: Any) -> tuple[int, LeanFetchRequest] | float | None:
+        """What aiokafka's `_get_actions_per_node` would have the loop do for `assignment`, if it
+        is one of the steady state's two actions: the one Fetch request it would build if it
+        would build nothing else (no reset, no missing leader, no pause, no records waiting, no
+        request in flight, one node), as (node, request); or, while records fetched wait to be
+        consumed and hold their node back (a positive backoff), no request and the wait's
+        timeout, as a float. Else None (aiokafka's loop decides)."""
         fetcher = self.fetcher
-        if fetcher._records or fetcher._pending_tasks or fetcher._in_flight:
+        if fetcher._pending_tasks or fetcher._in_flight:
             return None
+        waiting = fetcher._records
         node: int | None = None
         positions = []
+        backoff = 0.0
         # Without a preferred read replica (KIP-392) to look up, `_select_read_replica` is the leader.
         leader_of = (self.client.cluster.leader_for_partition if not fetcher._preferred_read_replica
                      else fetcher._select_read_replica)
         for tp in assignment.tps:
-            state = assignment.state_value(tp)
-            if not state.has_valid_position or state.paused:
-                return None
             leader = leader_of(tp)
             if leader is None or leader == -1 or (node is not None and leader != node):
                 return None
             node = leader
+            if waiting and tp in waiting:
+                backoff = max(backoff, waiting[tp].calculate_backoff())
+                continue
+            state = assignment.state_value(tp)
+            if not state.has_valid_position or state.paused:
+                return None
             positions.append((tp, state.position))
         if node is None:
             return None
+        if waiting:  # a backoff of 0: aiokafka fetches the other partitions, its own way
+            return backoff or None
         key = (node, fetcher._fetch_max_wait_ms, *positions)
         if key != self._request_key or self._request is None:
             self._request = self._build(assignment, node, dict(positions))
@@ -232,6 +251,7 @@ class LeanFetch:
         template = self._template
         if template is None or template.conn is not conn or template.layout != request.layout:
             template = self._template = _Template(conn, request)
+            self.answer_type = template.request_struct.RESPONSE_TYPE
         frame = template.frame_for(request)
         return template.request_struct, frame
 
@@ -280,7 +300,11 @@ class LeanFetch:
         if empty is not None and empty[0] is response_type and empty[1] == body:
             self.reused += 1
             return empty[2]
-        answer = response_type.decode(io.BytesIO(body))
+        answer = decode_fetch_answer(response_type, body)
+        if answer is None:
+            answer = response_type.decode(io.BytesIO(body))
+        else:
+            self.fast_decoded += 1
         self.decoded += 1
         if len(body) <= MEMO_MAX_BYTES and _is_empty(answer):
             self._empty = (response_type, body, answer)
@@ -298,18 +322,27 @@ class LeanFetch:
     def _on_unassigned(self, _: Any) -> None:
         if self._in_flight is not None and not self._in_flight.done():
             self._in_flight.cancel()
+        self.fetcher._notify(self.fetcher._wait_consume_future)
 
     @workaround(
         relies_on={f"{_FETCHER}._fetch_requests_routine": "12dc901a1e4a19f4",
                    f"{_FETCHER}._get_actions_per_node": "fd175a69d8d4f9b9",
                    f"{_FETCHER}._proc_fetch_request": "ace04969424fc674",
                    f"{_FETCHER}._select_read_replica": "da4e0ff8ec84dc27",
-                   f"{_FETCHER}.close": "eb8e175ce6f83cba"},
+                   f"{_FETCHER}.close": "eb8e175ce6f83cba",
+                   f"{_FETCHER}.fetched_records": "e20ce0c8117f12d2",
+                   f"{_FETCHER}.seek_to": "10c45c3c873d9c50",
+                   f"{_FETCHER}.request_offset_reset": "69da462b4aabf3f9",
+                   "aiokafka.consumer.fetcher:FetchResult.calculate_backoff": "aeed7a095b626c0d"},
         issue=f"{NO_ISSUE} (a cost, not a bug)",
         recheck="diff aiokafka's new _fetch_requests_routine with the loop here, which takes its "
                 "place as the fetcher's task (`install`; the part after the short path is a "
                 "copy); `steady_request` must still be exactly the case in "
-                "which _get_actions_per_node returns one fetch request and nothing else; "
+                "which _get_actions_per_node returns one fetch request and nothing else, and a "
+                "float exactly the case in which it returns nothing but a positive backoff "
+                "(records waiting on the only node); `_wait_consume_future` must still be what "
+                "fetched_records, seek_to and request_offset_reset notify when records are "
+                "consumed or dropped; "
                 "_proc_fetch_request must still swallow a cancelled send and return whether it "
                 "added records; close() must still cancel `_fetch_task` and then the pending tasks.")
     async def routine(self) -> None:
@@ -352,6 +385,19 @@ class LeanFetch:
                 assert assignment is not None and assignment.active
 
                 steady = self.steady_request(assignment)
+                if isinstance(steady, float):
+                    # Records wait to be consumed: aiokafka's loop would fetch nothing and wait for
+                    # them to be consumed, the assignment to end or the backoff, whichever first
+                    # (`fetched_records`, `seek_to` and resets notify `_wait_consume_future`).
+                    self._watch(assignment)
+                    self.consume_waits += 1
+                    consumed = fetcher._wait_consume_future = self.loop.create_future()
+                    backoff = self.loop.call_later(steady, fetcher._notify, consumed)
+                    try:
+                        await consumed
+                    finally:
+                        backoff.cancel()
+                    continue
                 if steady is not None:
                     node_id, request = steady
                     self._watch(assignment)

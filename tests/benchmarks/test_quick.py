@@ -100,3 +100,4 @@ def test_the_fetch_round_trip_benchmark_compares_aiokafkas_fetcher_with_the_lean
         assert {"cpu_ms_per_round_trip", "cpu_pct", "broker_cpu_pct", "median_cpu_ms_per_round_trip"} <= \
             result[variant].keys()
     assert result["ratio"] > 0
+    assert {"answer_version", "aiokafka_us", "struct_us", "ratio"} <= result["decode_with_records"].keys()

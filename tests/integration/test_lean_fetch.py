@@ -1,7 +1,8 @@
 """The lean fetch (`bus/upstream/lean_fetch.py`) on the real broker: it hands over the records
 aiokafka's own fetcher hands over, in the same order, with the same positions and high
 watermarks, and leaves everything but the steady state to aiokafka's loop: an assignment change,
-a seek, a pause."""
+a seek, a pause; while fetched records wait to be consumed, it holds their node back as aiokafka's
+loop does."""
 
 from __future__ import annotations
 
@@ -69,7 +70,10 @@ async def test_the_lean_fetch_hands_over_what_aiokafkas_fetcher_hands_over(kafka
             for tp in PARTS:
                 assert await lean.position(tp) == await plain.position(tp) == 25
                 assert lean.highwater(tp) == plain.highwater(tp) == 25
-            assert state.lean_round_trips > 10 and state.reused > 0  # the short path was the one taken
+            # The short paths were the ones taken: round trips, waits for records to be consumed,
+            # answers read with struct.
+            assert state.lean_round_trips > 10 and state.reused > 0
+            assert state.consume_waits > 0 and state.fast_decoded > 0
         finally:
             await lean.stop()
             await plain.stop()
@@ -95,10 +99,15 @@ async def test_the_lean_fetch_leaves_assignment_changes_seeks_and_pauses_to_aiok
             assert sorted(await _read(consumer, 8)) == sorted((i % 4, i // 4, b"%d" % i) for i in range(8))
             assert state.loop_turns > turns
 
-            # A seek back to the start: read again, from the offset asked for.
+            # A seek back to an offset: read again, from the offset asked for (a position like
+            # any other, which the short path fetches from).
+            await asyncio.sleep(0.2)
+            consumer.seek(PARTS[3], 0)
+            assert await _read(consumer, 2) == [(3, 0, b"3"), (3, 1, b"7")]
+            # A seek to the beginning: the position is reset by aiokafka's loop, then read again.
             await asyncio.sleep(0.2)
             turns = state.loop_turns
-            consumer.seek(PARTS[3], 0)
+            await consumer.seek_to_beginning(PARTS[3])
             assert await _read(consumer, 2) == [(3, 0, b"3"), (3, 1, b"7")]
             assert state.loop_turns > turns
 
@@ -147,6 +156,62 @@ async def test_a_lean_fetch_the_broker_does_not_answer_times_out_and_reading_goe
             assert state.lean_round_trips > 0
         finally:
             await consumer.stop()
+            await producer.stop()
+
+    await run()
+
+
+async def _until(holds: Any, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while not holds():
+            await asyncio.sleep(0.01)
+
+
+def _waiting(consumer: AIOKafkaConsumer) -> set[int]:
+    """The partitions whose fetched records wait to be consumed."""
+    fetcher: Any = consumer._fetcher
+    return {tp.partition for tp in fetcher._records}
+
+
+async def test_records_waiting_to_be_consumed_hold_back_their_node_as_in_aiokafkas_loop(kafka: KafkaSettings) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        plain, _ = await _consumer(kafka, PARTS, lean=False)
+        lean, state = await _consumer(kafka, PARTS, lean=True)
+        try:
+            # Records fetched and not consumed: nothing more is fetched until they are, or until
+            # their backoff (aiokafka's prefetch backoff, 0.1 s) has passed, after which the other
+            # partitions are fetched again, by aiokafka's loop.
+            await _produce(producer, 0, 1, range(0, 1))
+            await _until(lambda: _waiting(plain) == _waiting(lean) == {0})
+            waits = state.consume_waits
+            await _produce(producer, 1, 1, range(1, 2))
+            await _until(lambda: _waiting(plain) == _waiting(lean) == {0, 1})
+            assert state.consume_waits > waits
+            assert _by_partition(await _read(lean, 2)) == _by_partition(await _read(plain, 2))
+
+            # A wait that would outlast the test ends as soon as what it waits on changes: a seek
+            # (aiokafka's own notice), a new assignment (the lean fetch's watch on it).
+            for consumer in (plain, lean):
+                consumer._fetcher._prefetch_backoff = 600
+            await _produce(producer, 2, 1, range(2, 3))
+            await _until(lambda: _waiting(plain) == _waiting(lean) == {2})
+            for consumer in (plain, lean):
+                consumer.seek(PARTS[0], 0)
+            assert sorted(await _read(lean, 2)) == sorted(await _read(plain, 2)) == [(0, 0, b"0"), (2, 0, b"2")]
+            await _produce(producer, 3, 1, range(2, 3))
+            await _until(lambda: _waiting(plain) == _waiting(lean) == {2})
+            for consumer in (plain, lean):
+                consumer.assign(PARTS[3:])
+            await _produce(producer, 4, 1, range(3, 4))
+            # Nothing consumed meanwhile (consuming would end the wait too): the new assignment's
+            # records are fetched all the same.
+            await _until(lambda: _waiting(plain) == _waiting(lean) == {3})
+            assert await _read(lean, 1) == await _read(plain, 1) == [(3, 0, b"4")]
+        finally:
+            await lean.stop()
+            await plain.stop()
             await producer.stop()
 
     await run()
