@@ -70,9 +70,7 @@ class KafkaProxy:
         except OSError:
             pass
         finally:
-            for sock in (client, upstream):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            _shut_down(client, upstream)
 
     @staticmethod
     def _answers(upstream: socket.socket, client: socket.socket) -> None:
@@ -82,6 +80,11 @@ class KafkaProxy:
         except OSError:
             pass
         finally:
-            for sock in (client, upstream):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            _shut_down(client, upstream)
+
+
+def _shut_down(*socks: socket.socket) -> None:
+    """Ends both directions of a proxied connection, whichever side went first."""
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -7,6 +7,8 @@ loop does."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,6 +26,23 @@ async def _consumer(kafka: KafkaSettings, parts: list[TopicPartition], lean: boo
     await consumer.start()
     consumer.assign(parts)
     return consumer, lean_fetch.install(consumer) if lean else None
+
+
+@asynccontextmanager
+async def _side_by_side(kafka: KafkaSettings) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer,
+                                                                     AIOKafkaConsumer, Any]]:
+    """A producer, a plain aiokafka consumer and one with the lean fetch (and its state), each
+    assigned every partition of the events topic."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    plain, _ = await _consumer(kafka, PARTS, lean=False)
+    lean, state = await _consumer(kafka, PARTS, lean=True)
+    try:
+        yield producer, plain, lean, state
+    finally:
+        await lean.stop()
+        await plain.stop()
+        await producer.stop()
 
 
 async def _read(consumer: AIOKafkaConsumer, count: int, timeout: float = 20) -> list[tuple[int, int, bytes]]:
@@ -51,11 +70,7 @@ async def _produce(producer: AIOKafkaProducer, start: int, count: int, partition
 
 async def test_the_lean_fetch_hands_over_what_aiokafkas_fetcher_hands_over(kafka: KafkaSettings) -> None:
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-        await producer.start()
-        plain, _ = await _consumer(kafka, PARTS, lean=False)
-        lean, state = await _consumer(kafka, PARTS, lean=True)
-        try:
+        async with _side_by_side(kafka) as (producer, plain, lean, state):
             await _produce(producer, 0, 40, range(4))
             expected, got = await _read(plain, 40), await _read(lean, 40)
             # Quiet, then records trickle in a few at a time between empty polls.
@@ -74,10 +89,6 @@ async def test_the_lean_fetch_hands_over_what_aiokafkas_fetcher_hands_over(kafka
             # answers read with struct.
             assert state.lean_round_trips > 10 and state.reused > 0
             assert state.consume_waits > 0 and state.fast_decoded > 0
-        finally:
-            await lean.stop()
-            await plain.stop()
-            await producer.stop()
 
     await run()
 
@@ -175,11 +186,7 @@ def _waiting(consumer: AIOKafkaConsumer) -> set[int]:
 
 async def test_records_waiting_to_be_consumed_hold_back_their_node_as_in_aiokafkas_loop(kafka: KafkaSettings) -> None:
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-        await producer.start()
-        plain, _ = await _consumer(kafka, PARTS, lean=False)
-        lean, state = await _consumer(kafka, PARTS, lean=True)
-        try:
+        async with _side_by_side(kafka) as (producer, plain, lean, state):
             # Records fetched and not consumed: nothing more is fetched until they are, or until
             # their backoff (aiokafka's prefetch backoff, 0.1 s) has passed, after which the other
             # partitions are fetched again, by aiokafka's loop.
@@ -209,9 +216,5 @@ async def test_records_waiting_to_be_consumed_hold_back_their_node_as_in_aiokafk
             # records are fetched all the same.
             await _until(lambda: _waiting(plain) == _waiting(lean) == {3})
             assert await _read(lean, 1) == await _read(plain, 1) == [(3, 0, b"4")]
-        finally:
-            await lean.stop()
-            await plain.stop()
-            await producer.stop()
 
     await run()

@@ -9,10 +9,8 @@ frozen, commits nothing past the lost outputs, and its restart routes every even
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,20 +18,13 @@ import pytest
 from aiokafka.protocol.commit import OffsetCommitRequest_v2
 from aiokafka.protocol.produce import ProduceRequest_v5
 
-from bus.demo_events import scripted_events
 from bus.kafka.admin import create_topics
-from bus.kafka.reader import read_all
 from bus.local_broker import LocalBroker, free_port
 from bus.settings import KafkaSettings
-from schemas.events import parse_event_obj
-from schemas.referrals import Referral
-from services.router.settings import RouterSettings
-from topics.catalog import EVENTS
 
-from .conftest import Service, publish, wait_for
+from .conftest import Service, wait_for
 from .kafka_proxy import KafkaProxy
-from .test_router import expected_referrals, read_referrals
-from .test_router_stall import REQUEST_TIMEOUT_MS, committed_offsets, publish_and_wait_for_referrals
+from .test_router_stall import router_mid_burst
 
 pytestmark = pytest.mark.integration
 
@@ -100,57 +91,14 @@ def broker(tmp_path: Path, trap: CommitTrap) -> Iterator[LocalBroker]:
 
 def test_router_frozen_with_a_commit_in_flight_exits_at_once_and_its_restart_routes_every_event(
         broker: LocalBroker, kafka: KafkaSettings, trap: CommitTrap, spawn: Callable[..., Service]) -> None:
-    events = [parse_event_obj(e) for _ in range(3000) for e in scripted_events()]
-    warm, burst = events[:5], events[5:]
-    expected = expected_referrals(events)
-    referrals_of: dict[str, set[uuid.UUID]] = {str(e.event_id): set() for e in events}
-    for r in expected.values():
-        referrals_of[str(r.event_id)].add(r.referral_id)
-    agencies = {r.agency for r in expected.values()}
-
-    def routed() -> set[uuid.UUID]:
-        return {Referral.model_validate_json(r.value or b"").referral_id for r in read_referrals(kafka, agencies)}
-
-    publish(kafka, [e.model_dump_json().encode() for e in warm])
-    router = spawn("router", env={"REFERRAL_BUS_REQUEST_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS),
-                                  "REFERRAL_BUS_SESSION_TIMEOUT_MS": str(REQUEST_TIMEOUT_MS)})
-    first_run = router.process
-    assert first_run is not None
-    warm_ids = set().union(*(referrals_of[str(e.event_id)] for e in warm))
-    wait_for(lambda: warm_ids <= routed(), 60, "the router running (first events routed)")
-
+    run = router_mid_burst(kafka, spawn, copies=3000)
     # Armed once the burst's referrals are reaching the broker: the router is in the middle of it.
-    asyncio.run(publish_and_wait_for_referrals(kafka, [e.model_dump_json().encode() for e in burst], agencies,
-                                               more_than=len(warm_ids)))
     trap.armed.set()
     try:
         wait_for(trap.sprung.is_set, 30, "an offset commit and a produce request from the router during the burst")
         frozen_at = time.monotonic()
-        try:
-            wait_for(lambda: first_run.poll() is not None, EXIT_WITHIN_S,
-                     "the router to exit while the broker is frozen with its commit in flight")
-        except AssertionError as timed_out:
-            raise AssertionError(f"{timed_out}; the router's log ends:\n{router.log[-4000:]}") from None
+        rc = run.exit_code(EXIT_WITHIN_S, "the router to exit while the broker is frozen with its commit in flight")
         exited_after = time.monotonic() - frozen_at
-        rc = first_run.returncode
     finally:
         broker.thaw()
-    assert rc != 0, router.log
-    assert "A delivery failed" in router.log
-    partial = routed()
-    assert partial < set(expected), "the whole burst was routed before the stall: nothing was in flight"
-
-    # What it had committed: only events whose referrals all reached the broker.
-    committed = committed_offsets(kafka, RouterSettings().app_name)
-    inbound = asyncio.run(read_all(kafka, [EVENTS.name]))
-    assert len(inbound) == len(events)
-    committed_unrouted = [(r.partition, r.offset) for r in inbound
-                          if r.offset < committed[r.partition]
-                          and not referrals_of[json.loads(r.value or b"")["event_id"]] <= partial]
-    assert committed_unrouted == [], "committed past events whose referrals never reached the broker"
-
-    router.start()
-    wait_for(lambda: set(expected) <= routed(), 90, "every referral after the restart")
-    print(f"exited {exited_after:.1f}s into the stall with code {rc}; "
-          f"{len(partial)} of {len(expected)} referrals routed before it, "
-          f"{sum(committed.values())} of {len(events)} events committed")
+    run.check_exit_and_recovery(rc, exited_after)
