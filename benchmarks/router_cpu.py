@@ -70,8 +70,9 @@ class Phase:
     events: int
     cpu: float
     broker_cpu: float
-    #: For events sent one at a time: the worker's idle CPU share, which their figure is net of.
-    idle_share: float = 0.0
+    #: For events sent one at a time: the worker's idle CPU share, which their figure is net of
+    #: (0.0 is a measurement: a quiet worker can use less than /proc's 10 ms tick in a short window).
+    idle_share: float | None = None
 
     @property
     def pct(self) -> float:
@@ -87,7 +88,9 @@ class Phase:
 
     @property
     def ms_per_event_net_of_idle(self) -> float | None:
-        return 1000 * (self.cpu - self.idle_share * self.wall) / self.events if self.events else None
+        if self.idle_share is None or not self.events:
+            return None
+        return 1000 * (self.cpu - self.idle_share * self.wall) / self.events
 
     def figures(self) -> dict[str, Any]:
         per = self.ms_per_event
@@ -95,7 +98,7 @@ class Phase:
                "events": self.events, "seconds": round(self.wall, 1),
                "cpu_ms_per_event": None if per is None else round(per, 3)}
         net = self.ms_per_event_net_of_idle
-        if self.idle_share and net is not None:
+        if net is not None:
             out["cpu_ms_per_event_net_of_idle"] = round(net, 3)
         return out
 
@@ -260,14 +263,14 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
         def start() -> tuple[float, float, float]:
             return time.perf_counter(), cpu_seconds(worker), cpu_seconds(broker)
 
-        def done(name: str, since: tuple[float, float, float], n: int, idle_share: float = 0.0) -> Phase:
+        def done(name: str, since: tuple[float, float, float], n: int, idle_share: float | None = None) -> Phase:
             t, c, b = since
             phase = Phase(name, time.perf_counter() - t, n, cpu_seconds(worker) - c, cpu_seconds(broker) - b,
                           idle_share)
             f = phase.figures()
             per = "" if f["cpu_ms_per_event"] is None else f", {f['cpu_ms_per_event']:.3f} ms CPU per event"
-            if idle_share:
-                per += f" ({f['cpu_ms_per_event_net_of_idle']:.3f} net of the idle rate)"
+            if (net := f.get("cpu_ms_per_event_net_of_idle")) is not None:
+                per += f" ({net:.3f} net of the idle rate)"
             print(f"  {name:>8}: {f['cpu_pct']:6.2f}% of a core{per}; broker {f['broker_cpu_pct']:5.1f}%; "
                   f"{f['events']} events in {f['seconds']} s", flush=True)
             out.append(phase)

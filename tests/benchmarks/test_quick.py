@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from benchmarks.router_cpu import Phase
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -101,3 +103,10 @@ def test_the_fetch_round_trip_benchmark_compares_aiokafkas_fetcher_with_the_lean
             result[variant].keys()
     assert result["ratio"] > 0
     assert {"answer_version", "aiokafka_us", "struct_us", "ratio"} <= result["decode_with_records"].keys()
+
+
+def test_lone_events_are_given_net_of_an_idle_share_measured_as_zero() -> None:
+    # A quiet worker can use less than /proc's 10 ms tick in the quick mode's idle window.
+    lone = Phase("lone", wall=1.0, events=2, cpu=0.02, broker_cpu=0.0, idle_share=0.0).figures()
+    assert lone["cpu_ms_per_event_net_of_idle"] == lone["cpu_ms_per_event"] == 10.0
+    assert "cpu_ms_per_event_net_of_idle" not in Phase("100/s", 1.0, 100, 0.1, 0.0).figures()
