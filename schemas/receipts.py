@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Literal
 
@@ -132,32 +133,59 @@ def audit_records_json(event_id: str | uuid.UUID, action: AuditAction, actor: st
     for each (referral_id, agency, detail) of one step of one event (the router's 'routed' per
     referral): `written_audit_records` of their JSON."""
     event_text = str(event_id)
-    return written_audit_records(event_text, to_json(event_text), action, actor, to_json(at),
-                                 ((to_json(r), a, d) for r, a, d in entries))
+    return written_audit_records(event_text.encode(), to_json(event_text), action, actor, to_json(at),
+                                 [(to_json(r), a, d) for r, a, d in entries])
 
 
-def written_audit_records(event_id: str, event_json: bytes, action: AuditAction, actor: str, at: bytes,
+def written_audit_records(event_id: bytes, event_json: bytes, action: AuditAction, actor: str, at: bytes,
                           entries: Iterable[tuple[bytes, str | None, str | None]]) -> list[bytes]:
-    """`audit_records_json` from parts written before: the event id and its JSON, the JSON of the
-    time, and for each record the JSON of its referral id (a UUID's, or null), its agency and
-    detail. The ids are derived with the event's part hashed once, the step's fields written
-    once (`_step_record`), the values (the bus's own) not validated again."""
-    ids = _AUDIT_IDS.after(f"{event_id}|{action}|{actor}|")
-    written = _step_record(action, actor)
+    """`audit_records_json` from parts written before: the event id's text (UTF-8) and its JSON,
+    the JSON of the time, and for each record the JSON of its referral id (a UUID's, or null), its
+    agency and detail. The ids are derived with the event's part hashed once; what the records of
+    one step share (the event, the step, the time) is written once, and each record is its id,
+    that, its referral id and its agency's part joined (the values, the bus's own, not validated
+    again)."""
+    step = _step(action, actor)
+    ids = _AUDIT_IDS.after(event_id + step.name)
+    shared = b"".join((step.after_id, event_json, step.after_event, at, step.after_time))
+    head = step.head
     out = []
     for referral_id, agency, detail in entries:
-        tail, agency_json, detail_json = _entry_parts(agency, detail)
+        name_end, written_end = _entry_parts(step, agency, detail)
         # The id's name: "<referral id>|<agency>|<detail>", "" for each absent (`audit_record`).
-        out.append(written.fill(ids.json((referral_id[1:-1] if referral_id != _NULL else b"") + tail),
-                                event_json, at, referral_id, agency_json, detail_json))
+        name = (referral_id[1:-1] if referral_id != _NULL else b"") + name_end
+        out.append(b"".join((head, ids.json(name), shared, referral_id, written_end)))
     return out
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Step:
+    """An audit record of one action by one actor, written but for its ids, time, agency and
+    detail: the texts between those fields (`_step_record`), and the part of the ids' name after
+    the event id. One per step (`_step`): hashed by identity, as `_entry_parts`'s key."""
+
+    name: bytes
+    head: bytes
+    after_id: bytes
+    after_event: bytes
+    after_time: bytes
+    after_referral: bytes
+    after_agency: bytes
+    tail: bytes
+
+
+@cache
+def _step(action: AuditAction, actor: str) -> _Step:
+    return _Step(f"|{action}|{actor}|".encode(), *_step_record(action, actor).texts)
+
+
 @lru_cache(maxsize=1024)
-def _entry_parts(agency: str | None, detail: str | None) -> tuple[bytes, bytes, bytes]:
-    """An audit record's agency and detail: the end of its id's name ("|agency|detail") and their JSON."""
-    return (f"|{agency or ''}|{detail or ''}".encode(), _NULL if agency is None else to_json(agency),
-            _NULL if detail is None else to_json(detail))
+def _entry_parts(step: _Step, agency: str | None, detail: str | None) -> tuple[bytes, bytes]:
+    """An audit record's agency and detail: the end of its id's name ("|agency|detail") and the
+    end of the record from its agency on."""
+    return (f"|{agency or ''}|{detail or ''}".encode(),
+            b"".join((step.after_referral, _NULL if agency is None else to_json(agency), step.after_agency,
+                      _NULL if detail is None else to_json(detail), step.tail)))
 
 
 _NULL = b"null"

@@ -142,7 +142,6 @@ class PoliceAlertEmitter:
             urgency = ALERT_URGENCY
             urgency_json, action, action_zh = _ALERT_URGENCY_JSON, _DEFAULT_ACTION_JSON, _DEFAULT_ACTION_ZH_JSON
             lead_id = rule_id = citation = _NULL
-            others = written
         else:
             lead, parts = found.duty, found.parts
             urgency = _alert_urgency(lead.urgency)
@@ -151,13 +150,12 @@ class PoliceAlertEmitter:
             lead_id, rule_id = parts["referral_id"], text_json(lead.rule_id)
             c = lead.citation
             citation = _citation_json(c.file, c.clause, c.quote)
-            others = [w for w in written if w is not found]
         subject = (found.parts["subject"] if found is not None and found.duty.agency == COMMAND_CENTER
                    else to_json(project(event, COMMAND_CENTER)))
         value = _WRITTEN.fill(
             _ALERT_IDS.json(event_id[1:-1]), case_id, event_id,
             shared["jurisdiction"], urgency_json, action, action_zh, shared["reported_at"],
             to_json(self.deadlines.ack_by(urgency, event.reported_at)), shared["exercise"], lead_id,
-            b"[%s]" % b",".join([w.parts["referral_id"] for w in others]), rule_id, citation,
+            b"[%s]" % b",".join([w.parts["referral_id"] for w in written if w is not found]), rule_id, citation,
             to_json(descriptor_values(event)), subject)
         return (made(Outgoing, (POLICE_ALERTS.name, case_id[1:-1], value)),)  # PoliceAlert.key

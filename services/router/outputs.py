@@ -13,7 +13,7 @@ from pydantic_core import to_json
 from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import WrittenReferral, plan_status
-from schemas.encoding import Template, made, template, text_json
+from schemas.encoding import Template, made, template, text_json, utc_now_json
 from schemas.events import Event
 from schemas.receipts import Receipt, RefusalField, RoutedTo, audit_record, written_audit_records
 from schemas.referrals import DeadLetter, Referral
@@ -26,6 +26,12 @@ Clock = Callable[[], dt.datetime]
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _written_now(clock: Clock) -> bytes:
+    """The JSON of the clock's time: the wall clock's written from its microseconds
+    (`utc_now_json`), a clock a test injects serialised as it is."""
+    return utc_now_json() if clock is _utcnow else to_json(clock())
 
 
 #: A routed receipt's fields written per event (the others: 'routed', no refusal).
@@ -118,7 +124,7 @@ class ReceiptEmitter:
         reporter = event.reporter.agency
         value = _RECEIPT.fill(
             event_id, _NULL if reporter is None else text_json(reporter), shared["kind"], shared["jurisdiction"],
-            shared["exercise"], b"[%s]" % b",".join(routed_to), *plan_parts, to_json(self.now()))
+            shared["exercise"], b"[%s]" % b",".join(routed_to), *plan_parts, _written_now(self.now))
         return (made(Outgoing, (_RECEIPTS, event_id[1:-1], value)),)
 
     def refused(self, letter: DeadLetter) -> Sequence[Outgoing]:
@@ -146,7 +152,7 @@ class AuditEmitter:
         # of each referral)`, with the ids as the referrals' messages wrote them.
         event_id = event_parts(event, written)["event_id"]
         key = event_id[1:-1]  # AuditRecord.key: the event id's text
-        records = written_audit_records(key.decode(), event_id, "routed", "router", to_json(self.now()),
+        records = written_audit_records(key, event_id, "routed", "router", _written_now(self.now),
                                         [(parts["referral_id"], r.agency, r.role) for r, _, parts in written])
         return tuple([made(Outgoing, (_AUDIT, key, record)) for record in records])
 

@@ -19,7 +19,7 @@ from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook, route, route_written
 from schemas.alerts import ChildDescriptors, PoliceAlert, descriptors_of
-from schemas.encoding import Uuid5, built, dump_values, model_values, template
+from schemas.encoding import Uuid5, built, dump_values, model_values, template, utc_json, utc_now_json
 from schemas.events import parse_event
 from schemas.receipts import AUDIT_NAMESPACE, AuditRecord, Receipt, audit_record, audit_records_json
 from schemas.referrals import Citation, Referral, referral_id_for, referral_id_suffix, referral_ids
@@ -167,6 +167,34 @@ def test_a_template_writes_what_dump_values_writes_with_any_fields_fixed() -> No
         assert written.write({name: to_json(values[name]) for name in holes}) == expected, holes
     # schema_version, neither fixed nor a hole: the model's default, written first.
     assert template(Referral, (), values).write({}) == expected
+
+
+def test_a_templates_texts_and_its_holes_json_alternately_are_its_message() -> None:
+    """`Template.texts`, which a writer joins with parts of its own (the audit records)."""
+    values = {"audit_id": uuid.uuid4(), "event_id": "e %s 100%", "action": "routed", "actor": "router", "at": AT,
+              "referral_id": None, "agency": "police", "detail": "lead"}
+    holes = ("audit_id", "at", "agency")
+    written = template(AuditRecord, holes, {k: v for k, v in values.items() if k not in holes})
+    assert len(written.texts) == len(holes) + 1
+    parts = [to_json(values[name]) for name in holes]
+    joined = b"".join(text + part for text, part in zip(written.texts, [*parts, b""], strict=True))
+    assert joined == written.fill(*parts) == dump_values(AuditRecord, values)
+
+
+@given(st.integers(-62135596800 * 10**6, 253402300799 * 10**6 + 999999) | st.integers(0, 10**6)
+       | st.integers(1_700_000_000, 1_900_000_000).map(lambda s: s * 10**6))
+def test_a_utc_time_is_written_as_pydantic_writes_the_datetime(microseconds: int) -> None:
+    """Any instant a timestamp holds, with a fraction and without one (whole seconds)."""
+    at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=microseconds)
+    assert utc_json(microseconds) == to_json(at)
+
+
+def test_the_wall_clocks_time_is_written_as_pydantic_writes_it() -> None:
+    before = dt.datetime.now(dt.UTC)
+    written = utc_now_json()
+    after = dt.datetime.now(dt.UTC)
+    at = dt.datetime.fromisoformat(json.loads(written))
+    assert before <= at <= after and written == to_json(at)
 
 
 def test_a_template_refuses_an_unknown_field_and_a_required_one_left_out() -> None:

@@ -20,10 +20,10 @@ from bus.demo_events import scripted_events
 from rules.catalog import catalog
 from rules.deadlines import Deadlines
 from rules.engine import RuleBook, load_rulebook
-from schemas.receipts import audit_record
+from schemas.receipts import AuditRecord, Receipt, audit_record
 from services.router.alert import PoliceAlertEmitter, police_alert
 from services.router.handling import Outgoing, Position, Routed, Router
-from services.router.outputs import AuditEmitter, ReceiptEmitter, routed_receipt
+from services.router.outputs import AuditEmitter, ReceiptEmitter, emitters, routed_receipt
 from topics.catalog import AUDIT, POLICE_ALERTS, RECEIPTS
 
 HERE = Position("events.inbound", 0, 0)
@@ -101,6 +101,30 @@ def test_each_demo_situation_writes_what_the_models_write(book: RuleBook, situat
         if case_id:
             event["case_id"] = case_id
         assert_written_as_models(step, json.dumps(event, ensure_ascii=False).encode(), AT)
+
+
+def test_the_wall_clocks_time_is_written_as_the_models_write_it(book: RuleBook) -> None:
+    """With no clock injected (the router's own, written from its microseconds: `utc_now_json`),
+    the receipt and each audit record say when they were written, as their models write it."""
+    deadlines = Deadlines.load()
+    step = Router(book, deadlines, emitters(deadlines))
+    for situation in scripted_events():
+        before = dt.datetime.now(dt.UTC)
+        outcome = step.handle(json.dumps(situation, ensure_ascii=False).encode(), HERE)
+        after = dt.datetime.now(dt.UTC)
+        assert isinstance(outcome, Routed), outcome
+        event, referrals = outcome.event, outcome.referrals
+        [receipt] = [m.value for m in outcome.messages if m.topic == RECEIPTS.name]
+        issued_at = Receipt.model_validate_json(receipt).issued_at
+        assert before <= issued_at <= after
+        assert receipt == routed_receipt(event, referrals, issued_at).model_dump_json().encode()
+        audit = [m.value for m in outcome.messages if m.topic == AUDIT.name]
+        assert len(audit) == len(referrals)
+        for record, r in zip(audit, referrals, strict=True):
+            at = AuditRecord.model_validate_json(record).at
+            assert before <= at <= after
+            assert record == audit_record(event.event_id, "routed", "router", at, referral_id=r.referral_id,
+                                          agency=r.agency, detail=r.role).model_dump_json().encode()
 
 
 def test_every_kind_in_every_jurisdiction_writes_what_the_models_write(book: RuleBook) -> None:
