@@ -116,13 +116,13 @@ def test_the_wall_clocks_time_is_written_as_the_models_write_it(book: RuleBook) 
         event, referrals = outcome.event, outcome.referrals
         [receipt] = [m.value for m in outcome.messages if m.topic == RECEIPTS.name]
         issued_at = Receipt.model_validate_json(receipt).issued_at
-        assert before <= issued_at <= after
+        assert before <= issued_at <= after and issued_at.utcoffset() == dt.timedelta(0)  # in UTC, as ever
         assert receipt == routed_receipt(event, referrals, issued_at).model_dump_json().encode()
         audit = [m.value for m in outcome.messages if m.topic == AUDIT.name]
         assert len(audit) == len(referrals)
         for record, r in zip(audit, referrals, strict=True):
             at = AuditRecord.model_validate_json(record).at
-            assert before <= at <= after
+            assert before <= at <= after and at.utcoffset() == dt.timedelta(0)
             assert record == audit_record(event.event_id, "routed", "router", at, referral_id=r.referral_id,
                                           agency=r.agency, detail=r.role).model_dump_json().encode()
 
