@@ -55,28 +55,31 @@ _PLANS_IN_FORCE = (b"[]", _NULL, _NULL)
 
 
 @lru_cache(maxsize=4096)
-def _chain_ended(jurisdiction: str, day: dt.date) -> bool:
-    """Whether a plan of the jurisdiction's chain had ended on `day`: only then has the receipt
-    more to say about plans (`plan_status`, which reads the same)."""
+def _ended_plans(jurisdiction: str, day: dt.date) -> tuple[str, ...]:
+    """The plans of the jurisdiction's chain that had ended on `day` (`plan_status` reads the
+    same): only when there are any has the receipt more to say about plans."""
     cat = catalog()
-    return any(cat.jurisdictions[c].expired_on(day) for c in cat.chain(jurisdiction))
+    return tuple(c for c in cat.chain(jurisdiction) if cat.jurisdictions[c].expired_on(day))
 
 
-#: `_ended_plan_parts` written before, by (jurisdiction, day, plans in force that routed the event).
-_ENDED_PLANS: dict[tuple[str, dt.date, tuple[str, ...]], tuple[bytes, bytes, bytes]] = {}
+#: `_ended_plan_parts` written before, by (plans that had ended, plans in force that decided a referral).
+_ENDED_PLANS: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[bytes, bytes, bytes]] = {}
 
 
-def _ended_plan_parts(event: Event, day: dt.date, written: Sequence[WrittenReferral]) -> tuple[bytes, bytes, bytes]:
-    """The JSON of the receipt's plan fields (`plan_status`) for an event of a chain whose plan had
-    ended on `day`: what `plan_status` reads (the jurisdiction, the day, the plans in force that
-    decided a referral, in order) names it, so it is written once per jurisdiction, day and plans."""
-    key = (event.jurisdiction, day, tuple(dict.fromkeys(w.duty.decided_by for w in written
-                                                        if w.parts["expired_plan"] == b"false")))
+def _ended_plan_parts(event: Event, ended: tuple[str, ...], written: Sequence[WrittenReferral]
+                      ) -> tuple[bytes, bytes, bytes]:
+    """The JSON of the receipt's plan fields (`plan_status`) for an event of a chain whose plans
+    `ended` had ended when it happened. They are a function of those plans (which also give the
+    day the last of them ended) and of the plans in force that decided a referral, in order:
+    written once for each, whatever the jurisdiction and the day."""
+    # The plans in force as the referrals name them, repeats and all: a key at least as fine as
+    # the distinct plans `plan_status` reads, without making them distinct per event.
+    key = (ended, tuple([w.duty.decided_by for w in written if w.parts["expired_plan"] == b"false"]))
     found = _ENDED_PLANS.get(key)
     if found is None:
         plans = plan_status(event, [w.referral for w in written])
         found = (to_json(plans.expired_plans), to_json(plans.deferred_to), to_json(plans.note))
-        if len(_ENDED_PLANS) >= 4096:  # bounded: days are as many as senders write
+        if len(_ENDED_PLANS) >= 4096:  # bounded: combinations of plans and referrals are few, but not fixed
             _ENDED_PLANS.clear()
         _ENDED_PLANS[key] = found
     return found
@@ -117,10 +120,8 @@ class ReceiptEmitter:
             c = r.citation
             routed_to.append(_routed_to(r.agency, r.role, r.rule_id, c.clause, c.file, r.urgency)
                              .fill(parts["referral_id"], parts["ack_by"], parts["due_by"]))
-        day = event.occurred_at.date()
-        plan_parts = _PLANS_IN_FORCE
-        if _chain_ended(event.jurisdiction, day):
-            plan_parts = _ended_plan_parts(event, day, written)
+        ended = _ended_plans(event.jurisdiction, event.occurred_at.date())
+        plan_parts = _ended_plan_parts(event, ended, written) if ended else _PLANS_IN_FORCE
         reporter = event.reporter.agency
         value = _RECEIPT.fill(
             event_id, _NULL if reporter is None else text_json(reporter), shared["kind"], shared["jurisdiction"],
