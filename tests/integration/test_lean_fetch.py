@@ -233,7 +233,7 @@ async def test_empty_answers_are_asked_again_as_long_as_the_routine_would_ask_th
         try:
             await _produce(producer, 0, 4, range(4))
             assert len(await _read(consumer, 4)) == 4
-            assignment: Any = consumer._subscription.subscription.assignment  # type: ignore[attr-defined]
+            assignment: Any = consumer._subscription.subscription.assignment
             await _until(lambda: state.asked_again > 5)
             asked, turns = state.asked_again, state.lean_round_trips - state.asked_again
             fetched_at = {tp: assignment.state_value(tp).timestamp for tp in PARTS}
