@@ -16,13 +16,16 @@ flight, every partition led by one node) the routine awaits aiokafka's own
 once for as long as the positions and the wait stay the same (`LeanFetchRequest`), written to
 the node's connection directly and answered through the connection's own reader, where an
 answer whose bytes equal the last empty answer's is not decoded again (`_AnswerReader`) and any
-other is read with `struct` (`fetch_answers`). While the records an answer brought wait to be
-consumed, the routine waits for that as aiokafka's loop does (for the consumer's notice, the
-assignment's end or the records' backoff), on the notice's future alone, without working out
-every partition's action and an `asyncio.wait`. Anything else (assignment changes, resets,
-pauses, records left unconsumed past their backoff, errors, missing leaders, several nodes) goes
-round aiokafka's loop as before, and so does every answer's handling: positions, high
-watermarks, errors and fetch waiters are aiokafka's code.
+other is read with `struct` (`fetch_answers`). While the answers are that empty answer again and
+the routine would only send the same request again, the reader sends it itself and keeps what
+aiokafka's handling of the answer would keep (`LeanFetch.answered`): the routine sleeps through
+the quiet round trips, one event-loop turn and one task wake-up less each. While the records an
+answer brought wait to be consumed, the routine waits for that as aiokafka's loop does (for the
+consumer's notice, the assignment's end or the records' backoff), on the notice's future alone,
+without working out every partition's action and an `asyncio.wait`. Anything else (assignment
+changes, resets, pauses, records left unconsumed past their backoff, errors, missing leaders,
+several nodes) goes round aiokafka's loop as before, and so does the handling of every answer the
+routine sees: positions, high watermarks, errors and fetch waiters are aiokafka's code.
 """
 
 from __future__ import annotations
@@ -313,6 +316,8 @@ class LeanFetch:
         relies_on={f"{_CONN}.send": "360d12e20e646dfb",
                    f"{_CONN}._handle_frame": "aadf78abd43cbeb1",
                    f"{_CONN}._read": "4020301d6ad40467",
+                   f"{_CONN}.close": "7772fd3aee39df02",
+                   f"{_FETCHER}._proc_fetch_request": "ace04969424fc674",
                    "aiokafka.client:AIOKafkaClient.send": "fb1726e3ed8e63ef"},
         issue=NO_ISSUE,
         recheck="the connection still sends a request as size + header + body, the header's "
@@ -320,8 +325,12 @@ class LeanFetch:
                 "(correlation id, request struct, future) in `_requests` for its reader, whose "
                 "`_handle_frame` parses the header with the struct's `parse_response_header` "
                 "and decodes the rest with `RESPONSE_TYPE.decode` only if the future is not "
-                "done; the client still closes the connection (CONNECTION_TIMEOUT) and raises "
-                "RequestTimedOutError when a request times out.")
+                "done, then calls only its set_result (close(): set_exception), and pops the "
+                "request after that (a request queued while decoding stays queued); the client "
+                "still closes the connection (CONNECTION_TIMEOUT) and raises "
+                "RequestTimedOutError when a request times out; _proc_fetch_request still does "
+                "nothing with an empty answer without errors, at the positions asked for, but "
+                "set each partition's highwater, lso and timestamp (`_ask_again`).")
     async def send(self, conn: Any, node_id: int, request: LeanFetchRequest) -> Any:
         """`AIOKafkaClient.send` of a Fetch request to a connected node: the frame encoded once,
         the answer read by the connection's reader (`_AnswerReader`), which asks the same again
