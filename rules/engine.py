@@ -854,7 +854,7 @@ def _written(event: Event, assignment: Assignment, dl: Deadlines) -> list[Writte
     event_id_json = to_json(event.event_id)
     ids = referral_ids(event_id_json[1:-1])
     day = event.occurred_at.date()
-    subjects_json = {p: to_json(p.subject(values)) for p in assignment.projectors}
+    subjects_json = {p: p.subject_json(values) for p in assignment.projectors}
     clocks_json = {u: _deadlines_json(dl.deadlines_of(u, reported_at)) for u in assignment.urgencies}
     shared_json = {
         "event_id": event_id_json, "kind": text_json(event.kind), "jurisdiction": text_json(event.jurisdiction),
