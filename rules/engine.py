@@ -51,7 +51,7 @@ from rules.explain import ConditionCheck, Explanation, NamedUnit, PackStep, Rule
 from rules.fields import getter
 from rules.model import Condition, Pack, Rule, Source
 from rules.projection import EventValues, Projector, projector
-from schemas.encoding import Template, Uuid5, built, made, template, text_json
+from schemas.encoding import Template, built, made, template, text_json
 from schemas.events import Event
 from schemas.referrals import Citation, Referral, Role, referral_id_suffix, referral_ids
 
@@ -812,29 +812,25 @@ def _deadlines_json(deadlines: tuple[dt.datetime | None, dt.datetime | None]) ->
     return (_NULL_JSON if ack_by is None else to_json(ack_by)), (_NULL_JSON if due_by is None else to_json(due_by))
 
 
-#: What every referral of one event takes from it (`_event_part`): each distinct subject, each
-#: urgency's deadlines, the event's part of the referral ids hashed, its id's JSON, and its day.
-_EventPart = tuple[dict[Projector, dict[str, Any]], dict[str, tuple[dt.datetime | None, dt.datetime | None]],
-                   Uuid5, bytes, dt.date]
-
-
-def _event_part(event: Event, assignment: Assignment, dl: Deadlines) -> _EventPart:
-    """What the referrals of `assignment` take from `event`, each part read once."""
-    values = EventValues(event, assignment.heads)
-    reported_at = event.reported_at
-    event_id_json = to_json(event.event_id)
-    return ({p: p.subject(values) for p in assignment.projectors},
-            {u: dl.deadlines_of(u, reported_at) for u in assignment.urgencies},
-            referral_ids(event_id_json[1:-1]), event_id_json, event.occurred_at.date())
-
-
 def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Referral]:
-    """The referrals of `assignment` for `event`: each duty's template with the event's values.
-    The values were validated (the event on arrival, the rules at load): the referral is built
-    from them as `model_construct` would (`built`)."""
-    subjects, clocks, ids, _, day = _event_part(event, assignment, dl)
+    """The referrals of `assignment` for `event`: each duty's template with the event's values,
+    each of those read once (each distinct subject, each urgency's deadlines, the event's part of
+    the referral ids hashed). The values were validated (the event on arrival, the rules at
+    load): the referral is built from them as `model_construct` would (`built`)."""
+    # Loops rather than comprehensions: a comprehension is a call of its own, and there are one
+    # or two subjects and urgencies per event.
+    values = EventValues(event, assignment.heads)
+    subjects = {}
+    for p in assignment.projectors:
+        subjects[p] = p.subject(values)
+    reported_at = event.reported_at
+    clocks = {}
+    for u in assignment.urgencies:
+        clocks[u] = dl.deadlines_of(u, reported_at)
+    ids = referral_ids(to_json(event.event_id)[1:-1])
+    day = event.occurred_at.date()
     shared = {"event_id": event.event_id, "kind": event.kind, "jurisdiction": event.jurisdiction,
-              "reported_at": event.reported_at, "exercise": event.exercise, "case_id": event.case_id}
+              "reported_at": reported_at, "exercise": event.exercise, "case_id": event.case_id}
     out = []
     for d in assignment.duties:
         ack_by, due_by = clocks[d.fields.urgency]
@@ -848,14 +844,18 @@ def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Refe
 def _written(event: Event, assignment: Assignment, dl: Deadlines) -> list[WrittenReferral]:
     """The messages of `_referrals`, written from the JSON of each part (each subject and deadline
     serialised once), without building the models."""
-    # `_event_part`, each subject and deadline written as JSON as it is found.
+    # As `_referrals` reads them, each subject and deadline written as JSON as it is found.
     values = EventValues(event, assignment.heads)
+    subjects_json = {}
+    for p in assignment.projectors:
+        subjects_json[p] = p.subject_json(values)
     reported_at = event.reported_at
+    clocks_json = {}
+    for u in assignment.urgencies:
+        clocks_json[u] = _deadlines_json(dl.deadlines_of(u, reported_at))
     event_id_json = to_json(event.event_id)
     ids = referral_ids(event_id_json[1:-1])
     day = event.occurred_at.date()
-    subjects_json = {p: p.subject_json(values) for p in assignment.projectors}
-    clocks_json = {u: _deadlines_json(dl.deadlines_of(u, reported_at)) for u in assignment.urgencies}
     shared_json = {
         "event_id": event_id_json, "kind": text_json(event.kind), "jurisdiction": text_json(event.jurisdiction),
         "reported_at": to_json(reported_at), "exercise": _BOOL_JSON[event.exercise],

@@ -131,9 +131,6 @@ def _picked(value: Any) -> Any:
 
 _UNSET: Any = object()
 
-#: The classes of field values that JSON-ready values hold as they are (a validated `float`
-#: field holds a float, an `Int` an int: no conversion by the field's type is left to do).
-_JSON_AS_IS = frozenset({str, int, bool, float})
 
 
 #: Up to this many fields, an event's projections read each field alone; beyond, the whole
@@ -190,22 +187,27 @@ class EventValues:
                 if name in value:
                     part[name] = value[name]
             return part or None
-        if head not in self._fields or (self._whole and self._heads is not None and head not in self._heads) \
-                or (obj := getattr(self.event, head)) is None:
+        # A model's fields are in its `__dict__` (pydantic keeps them there): a missing one, of
+        # another kind's model, is unknown, without pydantic's slow path for a missing attribute.
+        obj = self.event.__dict__.get(head)
+        if obj is None or (self._whole and self._heads is not None and head not in self._heads):
             return None
+        fields = obj.__dict__
         found = {}
         for name in names:
-            field_value = getattr(obj, name)
+            field_value = fields.get(name)
             if field_value is None:
                 continue
-            if field_value.__class__ in _JSON_AS_IS:
-                # As the dump writes it; an empty string is unknown.
-                if field_value or field_value.__class__ is not str:
+            cls = field_value.__class__
+            if cls is str:  # as the dump writes it; an empty string is unknown
+                if field_value:
                     found[name] = field_value
-                continue
-            field_value = to_jsonable_python(field_value, exclude_none=True)
-            if field_value or field_value.__class__ not in _EMPTY_MEANS_UNKNOWN:
+            elif cls is int or cls is bool or cls is float:
                 found[name] = field_value
+            else:
+                field_value = to_jsonable_python(field_value, exclude_none=True)
+                if field_value or field_value.__class__ not in _EMPTY_MEANS_UNKNOWN:
+                    found[name] = field_value
         return found or None
 
     def known(self) -> dict[str, Any] | None:
