@@ -657,6 +657,8 @@ def _duty(agency: str, role: Role, rule_id: str, action: str, action_zh: str, *,
     # Its message with the duty's own fields written once, the event's left to fill in.
     written = template(Referral, _EVENT_FIELDS,
                        {k: v for k, v in referral.__dict__.items() if k not in _EVENT_FIELDS})
+    if written.holes != _EVENT_FIELDS:  # `_written` fills them in this order
+        raise AssertionError(f"a referral's event fields are {written.holes}, not {_EVENT_FIELDS}")
     fields = DutyFields(decided_by, agency, role, action, action_zh, urgency, rule_id, citation, constraints)
     return Duty(fields, referral, written, (0 if role == "lead" else 1, agency, rule_id),
                 referral_id_suffix(agency, rule_id, role).encode(),
@@ -856,16 +858,23 @@ def _written(event: Event, assignment: Assignment, dl: Deadlines) -> list[Writte
     event_id_json = to_json(event.event_id)
     ids = referral_ids(event_id_json[1:-1])
     day = event.occurred_at.date()
-    shared_json = {
-        "event_id": event_id_json, "kind": text_json(event.kind), "jurisdiction": text_json(event.jurisdiction),
-        "reported_at": to_json(reported_at), "exercise": _BOOL_JSON[event.exercise],
-        "case_id": _NULL_JSON if event.case_id is None else to_json(event.case_id)}
+    kind_json, jurisdiction_json = text_json(event.kind), text_json(event.jurisdiction)
+    reported_at_json, exercise_json = to_json(reported_at), _BOOL_JSON[event.exercise]
+    case_id_json = _NULL_JSON if event.case_id is None else to_json(event.case_id)
+    shared_json = {"event_id": event_id_json, "kind": kind_json, "jurisdiction": jurisdiction_json,
+                   "reported_at": reported_at_json, "exercise": exercise_json, "case_id": case_id_json}
     written = []
     for d in assignment.duties:
         ack_json, due_json = clocks_json[d.fields.urgency]
-        parts = {**shared_json, "referral_id": ids.json(d.id_suffix), "ack_by": ack_json, "due_by": due_json,
-                 "expired_plan": _BOOL_JSON[day > d.expires], "subject": subjects_json[d.projector]}
-        written.append(made(WrittenReferral, (d.fields, d.written.write(parts), parts)))
+        referral_id_json, expired_json = ids.json(d.id_suffix), _BOOL_JSON[day > d.expires]
+        subject_json = subjects_json[d.projector]
+        parts = {**shared_json, "referral_id": referral_id_json, "ack_by": ack_json, "due_by": due_json,
+                 "expired_plan": expired_json, "subject": subject_json}
+        # The holes in their order (`_EVENT_FIELDS`, as `_duty` checks), from the parts at hand
+        # rather than looked up again in `parts`.
+        value = d.written.fill(referral_id_json, event_id_json, kind_json, jurisdiction_json, reported_at_json,
+                               ack_json, due_json, exercise_json, expired_json, case_id_json, subject_json)
+        written.append(made(WrittenReferral, (d.fields, value, parts)))
     return written
 
 
