@@ -267,13 +267,23 @@ class Assignment:
     projectors: tuple[Projector, ...]
     heads: frozenset[str]
     urgencies: tuple[str, ...]
+    #: Whether the referrals' subjects are taken from one dump of the event (`EventValues.known`)
+    #: made first, rather than each projection reading its fields alone: for the models
+    #: (`_referrals`), when a projection takes whole values (the police's: the dump is made
+    #: anyway); for the messages (`_written`), where the police's subject is written without a
+    #: dump (`Projector.subject_json`), only when more than one other projection would then read
+    #: its fields alone (a dump shared by them costs less: benchmarks/step.py, abandoned infant).
+    dump_for_models: bool = False
+    dump_for_messages: bool = False
 
     @classmethod
     def of(cls, duties: Iterable[Duty]) -> Assignment:
         ordered = tuple(sorted(duties, key=_duty_order))
         projectors = tuple(dict.fromkeys(d.projector for d in ordered))
+        whole = any(p.wholes is not None for p in projectors)
         return cls(ordered, projectors, frozenset().union(*(p.heads for p in projectors)),
-                   tuple(dict.fromkeys(d.fields.urgency for d in ordered)))
+                   tuple(dict.fromkeys(d.fields.urgency for d in ordered)), whole,
+                   whole and sum(p.wholes is None for p in projectors) > 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -822,6 +832,8 @@ def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Refe
     # Loops rather than comprehensions: a comprehension is a call of its own, and there are one
     # or two subjects and urgencies per event.
     values = EventValues(event, assignment.heads)
+    if assignment.dump_for_models:
+        values.known()
     subjects = {}
     for p in assignment.projectors:
         subjects[p] = p.subject(values)
@@ -848,6 +860,8 @@ def _written(event: Event, assignment: Assignment, dl: Deadlines) -> list[Writte
     serialised once), without building the models."""
     # As `_referrals` reads them, each subject and deadline written as JSON as it is found.
     values = EventValues(event, assignment.heads)
+    if assignment.dump_for_messages:
+        values.known()
     subjects_json = {}
     for p in assignment.projectors:
         subjects_json[p] = p.subject_json(values)
