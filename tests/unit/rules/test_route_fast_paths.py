@@ -148,6 +148,10 @@ def test_every_kind_in_every_jurisdiction_routes_as_the_plain_path(book: RuleBoo
     for event in events:
         assert_as_plain(event, book, deadlines)
     assert sum(map(len, map(plain_duties, events, [book] * len(events)))) > 1000
+    # Both ways of taking the subjects from the event ran (`Assignment.dump_for_messages`): the
+    # police's written straight from the event, and from one dump shared with other projections.
+    assert {a.dump_for_messages for a in book.assignments.values()} == {False, True}
+    assert {a.dump_for_models for a in book.assignments.values()} == {False, True}
 
 
 def test_a_book_that_routed_other_events_first_routes_each_as_a_fresh_book(deadlines: Deadlines) -> None:
