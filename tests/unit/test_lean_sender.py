@@ -19,7 +19,6 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
-    NotEnoughReplicasError,
     RequestTimedOutError,
 )
 from aiokafka.record.memory_records import MemoryRecords
@@ -100,10 +99,10 @@ def run(test: Callable[[LeanAIOKafkaProducer, LeanSender, Connection], Awaitable
             TOPIC: {p: PartitionMetadata(TOPIC, p, 0, [0], [0], None) for p in range(4)}}
         conn = Connection()
         aio.client._conns[(0, ConnectionGroup.DEFAULT)] = conn
-        aio.metadata_updates = 0  # type: ignore[attr-defined]
+        aio.metadata_updates = 0
 
         def force_metadata_update() -> asyncio.Future[bool]:  # (no broker to ask: updated at once)
-            aio.metadata_updates += 1  # type: ignore[attr-defined]
+            aio.metadata_updates += 1
             updated: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             updated.set_result(True)
             return updated
@@ -223,7 +222,7 @@ def test_a_connection_closed_with_a_request_in_flight_is_retried_on_the_next_one
         again = aio.client._conns[(0, ConnectionGroup.DEFAULT)] = Connection()
         await until(lambda: bool(again.in_flight()))
         assert again.in_flight() == [{3: [b"a"]}] and not sent[0].done()
-        assert aio.metadata_updates == 1  # type: ignore[attr-defined]  # as aiokafka, for a broken connection
+        assert aio.metadata_updates == 1  # as aiokafka, for a broken connection
         again.answer(offset=3)
         await turns()
         assert results(sent) == [3]
