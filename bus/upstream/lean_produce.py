@@ -1,6 +1,9 @@
-"""What producing costs a worker per event, cut in two places: its outputs appended straight to
-aiokafka's produce batches, watched a batch at a time (`send_outputs`), and its produce requests
-written and their answers read with `struct` (`LeanAIOKafkaProducer`, the worker producer's type).
+"""What producing costs a worker per event, cut in three places: its outputs appended straight to
+aiokafka's produce batches, watched a batch at a time (`send_outputs`); its produce requests
+written and their answers read with `struct` (`LeanAIOKafkaProducer`, the worker producer's type);
+and those requests sent by a sender loop of the bus's own (`LeanSender`), which writes each one to
+the broker's connection and settles its batches where the connection reads the answer, without
+aiokafka's task, timeout context and waits per request.
 
 Each message an agent sends through faust goes down three layers of coroutines (the bus's
 `Producer.send`, faust's, aiokafka's `send` and its accumulator's `add_message`), and gets a
@@ -579,7 +582,8 @@ class ProduceAnswer:
 
 
 class LeanAIOKafkaProducer(AIOKafkaProducer):  # type: ignore[misc]
-    """aiokafka's producer whose produce requests are written and read with `struct`."""
+    """aiokafka's producer whose produce requests are sent by the bus's sender loop, written and
+    read with `struct`."""
 
     @workaround(
         relies_on={f"{_PRODUCER}.__init__": "f924bfdbf96d6b6c",
@@ -589,7 +593,7 @@ class LeanAIOKafkaProducer(AIOKafkaProducer):  # type: ignore[misc]
                 "nothing else holds that sender before start().")
     def __init__(self, **options: Any) -> None:
         """aiokafka's producer, with its sender (built last by aiokafka, from the same arguments)
-        one whose produce requests are written and read with `struct` (`LeanSender`)."""
+        the bus's (`LeanSender`: its own loop, produce requests written and read with `struct`)."""
         super().__init__(**options)
         sender: Any = self.__dict__["_sender"]  # (the base class is untyped)
         self._sender = LeanSender(
