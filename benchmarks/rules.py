@@ -1,5 +1,6 @@
 """Rule-engine benchmark: µs per routed event for each jurisdiction (full pack chain), with the
-rule evaluation alone (which duties: `duties_for`) beside it, and a
+referrals written as messages (`route_written`, the router's step) and the rule evaluation alone
+(which duties: `duties_for`) beside it, and a
 baseline measured in the same run (json.loads + json.dumps of each event's JSON), and for a
 synthetic pack of 1,000 rules: spread over every kind (the events match some of them), and all of
 one kind that none of the events has (routing should not notice them: flat in the rules that do
@@ -24,7 +25,7 @@ import yaml
 
 from benchmarks.support import print_result
 from rules.catalog import catalog
-from rules.engine import DEFAULT_PACKS_DIR, RuleBook, compile_packs, duties_for, load_packs, route
+from rules.engine import DEFAULT_PACKS_DIR, RuleBook, compile_packs, duties_for, load_packs, route, route_written
 from schemas.events import Event, parse_event_obj
 
 NOW = dt.datetime(2024, 5, 1, 10, 0, tzinfo=dt.UTC)
@@ -64,10 +65,12 @@ def events_for(jurisdiction: str) -> list[Event]:
 
 class Figures(NamedTuple):
     """Per event, best of the passes: `route` (the rules evaluated and the referrals written
-    with their subjects, ids and deadlines), the rule evaluation alone (`duties_for`: who must
+    with their subjects, ids and deadlines), `route_written` (the same referrals as their
+    messages, as the router's step takes them), the rule evaluation alone (`duties_for`: who must
     act), referrals, and the baseline (json.loads + json.dumps of the event's JSON)."""
 
     route_us: float
+    written_us: float
     evaluation_us: float
     referrals: float
     baseline_us: float
@@ -75,13 +78,17 @@ class Figures(NamedTuple):
 
 def per_event_us(book: RuleBook, events: list[Event], rounds: int) -> Figures:
     """The figures of `events` routed with `book`, best of `rounds` passes each, interleaved."""
-    best = evaluation = base = float("inf")
+    best = written = evaluation = base = float("inf")
     count = 0
     raws = [e.model_dump_json() for e in events]
     for _ in range(rounds):
         t0 = time.perf_counter()
         count = sum(len(route(e, book)) for e in events)
         best = min(best, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for e in events:
+            route_written(e, book)
+        written = min(written, time.perf_counter() - t0)
         t0 = time.perf_counter()
         for e in events:
             duties_for(e, book)
@@ -91,7 +98,7 @@ def per_event_us(book: RuleBook, events: list[Event], rounds: int) -> Figures:
             json.dumps(json.loads(raw), ensure_ascii=False)
         base = min(base, time.perf_counter() - t0)
     n = len(events)
-    return Figures(best / n * 1e6, evaluation / n * 1e6, count / n, base / n * 1e6)
+    return Figures(best / n * 1e6, written / n * 1e6, evaluation / n * 1e6, count / n, base / n * 1e6)
 
 
 def synthetic_book(n_rules: int = 1000, kinds: list[str] | None = None) -> RuleBook:
@@ -144,25 +151,29 @@ def main() -> None:
     results: dict[str, Any] = {"quick": args.quick, "rounds": rounds, "compile_ms": round(compile_ms, 1),
                                "rules": book.rule_count, "us_per_event": {}}
     print(f"compiled {book.rule_count} rules in {compile_ms:.0f} ms")
-    print(f"{'jurisdiction':16} {'chain':45} {'µs/event':>9} {'evaluation µs':>13} {'referrals/event':>16} "
-          f"{'baseline µs':>12} {'ratio':>6}")
+    print(f"{'jurisdiction':16} {'chain':45} {'µs/event':>9} {'written µs':>10} {'evaluation µs':>13} "
+          f"{'referrals/event':>16} {'baseline µs':>12} {'ratio':>6}")
     results["baseline_us_per_event"], results["ratio"], results["evaluation_us_per_event"] = {}, {}, {}
+    results["written_us_per_event"] = {}
     for code in sorted(book.chains):
         f = per_event_us(book, events_for(code), rounds)
         results["us_per_event"][code] = round(f.route_us, 1)
+        results["written_us_per_event"][code] = round(f.written_us, 1)
         results["evaluation_us_per_event"][code] = round(f.evaluation_us, 1)
         results["baseline_us_per_event"][code] = round(f.baseline_us, 1)
         results["ratio"][code] = round(f.route_us / f.baseline_us, 2)
-        print(f"{code:16} {' -> '.join(book.chains[code]):45} {f.route_us:9.1f} {f.evaluation_us:13.1f} "
-              f"{f.referrals:16.2f} {f.baseline_us:12.1f} {f.route_us / f.baseline_us:6.1f}")
+        print(f"{code:16} {' -> '.join(book.chains[code]):45} {f.route_us:9.1f} {f.written_us:10.1f} "
+              f"{f.evaluation_us:13.1f} {f.referrals:16.2f} {f.baseline_us:12.1f} {f.route_us / f.baseline_us:6.1f}")
     t0 = time.perf_counter()
     synth = synthetic_book(n_rules)
     synth_ms = (time.perf_counter() - t0) * 1e3
     f = per_event_us(synth, events_for("xian"), rounds)
-    print(f"{'synthetic':16} {f'{n_rules} rules + national_2021':45} {f.route_us:9.1f} {f.evaluation_us:13.1f} "
+    print(f"{'synthetic':16} {f'{n_rules} rules + national_2021':45} {f.route_us:9.1f} {f.written_us:10.1f} "
+          f"{f.evaluation_us:13.1f} "
           f"{f.referrals:16.2f} {f.baseline_us:12.1f} {f.route_us / f.baseline_us:6.1f}   "
           f"(load+compile {synth_ms:.0f} ms)")
     results["synthetic"] = {"rules": n_rules, "us_per_event": round(f.route_us, 1),
+                            "written_us_per_event": round(f.written_us, 1),
                             "evaluation_us_per_event": round(f.evaluation_us, 1),
                             "referrals_per_event": round(f.referrals, 2), "compile_ms": round(synth_ms, 1),
                             "baseline_us_per_event": round(f.baseline_us, 1)}

@@ -69,7 +69,13 @@ class Deadlines(BaseModel):
     def deadlines_of(self, level: str, reported_at: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
         """(`ack_by`, `due_by`) at once: the router reads both for each urgency of each event."""
         level_deadline = self.deadlines[level]
-        return _after(reported_at, level_deadline.ack_within), _after(reported_at, level_deadline.due_within)
+        ack_within, due_within = level_deadline.ack_within, level_deadline.due_within
+        try:
+            # `_after` of each, without its two calls: the router reads both per urgency per event.
+            return (None if ack_within is None else reported_at + ack_within,
+                    None if due_within is None else reported_at + due_within)
+        except OverflowError:
+            return _after(reported_at, ack_within), _after(reported_at, due_within)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Deadlines:

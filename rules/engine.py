@@ -51,7 +51,7 @@ from rules.explain import ConditionCheck, Explanation, NamedUnit, PackStep, Rule
 from rules.fields import getter
 from rules.model import Condition, Pack, Rule, Source
 from rules.projection import EventValues, Projector, projector
-from schemas.encoding import Template, Uuid5, built, made, template, text_json
+from schemas.encoding import Template, built, made, template, text_json
 from schemas.events import Event
 from schemas.referrals import Citation, Referral, Role, referral_id_suffix, referral_ids
 
@@ -267,13 +267,23 @@ class Assignment:
     projectors: tuple[Projector, ...]
     heads: frozenset[str]
     urgencies: tuple[str, ...]
+    #: Whether the referrals' subjects are taken from one dump of the event (`EventValues.known`)
+    #: made first, rather than each projection reading its fields alone: for the models
+    #: (`_referrals`), when a projection takes whole values (the police's: the dump is made
+    #: anyway); for the messages (`_written`), where the police's subject is written without a
+    #: dump (`Projector.subject_json`), only when more than one other projection would then read
+    #: its fields alone (a dump shared by them costs less: benchmarks/step.py, abandoned infant).
+    dump_for_models: bool = False
+    dump_for_messages: bool = False
 
     @classmethod
     def of(cls, duties: Iterable[Duty]) -> Assignment:
         ordered = tuple(sorted(duties, key=_duty_order))
         projectors = tuple(dict.fromkeys(d.projector for d in ordered))
+        whole = any(p.wholes is not None for p in projectors)
         return cls(ordered, projectors, frozenset().union(*(p.heads for p in projectors)),
-                   tuple(dict.fromkeys(d.fields.urgency for d in ordered)))
+                   tuple(dict.fromkeys(d.fields.urgency for d in ordered)), whole,
+                   whole and sum(p.wholes is None for p in projectors) > 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,6 +667,8 @@ def _duty(agency: str, role: Role, rule_id: str, action: str, action_zh: str, *,
     # Its message with the duty's own fields written once, the event's left to fill in.
     written = template(Referral, _EVENT_FIELDS,
                        {k: v for k, v in referral.__dict__.items() if k not in _EVENT_FIELDS})
+    if written.holes != _EVENT_FIELDS:  # `_written` fills them in this order
+        raise AssertionError(f"a referral's event fields are {written.holes}, not {_EVENT_FIELDS}")
     fields = DutyFields(decided_by, agency, role, action, action_zh, urgency, rule_id, citation, constraints)
     return Duty(fields, referral, written, (0 if role == "lead" else 1, agency, rule_id),
                 referral_id_suffix(agency, rule_id, role).encode(),
@@ -812,29 +824,27 @@ def _deadlines_json(deadlines: tuple[dt.datetime | None, dt.datetime | None]) ->
     return (_NULL_JSON if ack_by is None else to_json(ack_by)), (_NULL_JSON if due_by is None else to_json(due_by))
 
 
-#: What every referral of one event takes from it (`_event_part`): each distinct subject, each
-#: urgency's deadlines, the event's part of the referral ids hashed, its id's JSON, and its day.
-_EventPart = tuple[dict[Projector, dict[str, Any]], dict[str, tuple[dt.datetime | None, dt.datetime | None]],
-                   Uuid5, bytes, dt.date]
-
-
-def _event_part(event: Event, assignment: Assignment, dl: Deadlines) -> _EventPart:
-    """What the referrals of `assignment` take from `event`, each part read once."""
-    values = EventValues(event, assignment.heads)
-    reported_at = event.reported_at
-    event_id_json = to_json(event.event_id)
-    return ({p: p.subject(values) for p in assignment.projectors},
-            {u: dl.deadlines_of(u, reported_at) for u in assignment.urgencies},
-            referral_ids(event_id_json[1:-1]), event_id_json, event.occurred_at.date())
-
-
 def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Referral]:
-    """The referrals of `assignment` for `event`: each duty's template with the event's values.
-    The values were validated (the event on arrival, the rules at load): the referral is built
-    from them as `model_construct` would (`built`)."""
-    subjects, clocks, ids, _, day = _event_part(event, assignment, dl)
+    """The referrals of `assignment` for `event`: each duty's template with the event's values,
+    each of those read once (each distinct subject, each urgency's deadlines, the event's part of
+    the referral ids hashed). The values were validated (the event on arrival, the rules at
+    load): the referral is built from them as `model_construct` would (`built`)."""
+    # Loops rather than comprehensions: a comprehension is a call of its own, and there are one
+    # or two subjects and urgencies per event.
+    values = EventValues(event, assignment.heads)
+    if assignment.dump_for_models:
+        values.known()
+    subjects = {}
+    for p in assignment.projectors:
+        subjects[p] = p.subject(values)
+    reported_at = event.reported_at
+    clocks = {}
+    for u in assignment.urgencies:
+        clocks[u] = dl.deadlines_of(u, reported_at)
+    ids = referral_ids(to_json(event.event_id)[1:-1])
+    day = event.occurred_at.date()
     shared = {"event_id": event.event_id, "kind": event.kind, "jurisdiction": event.jurisdiction,
-              "reported_at": event.reported_at, "exercise": event.exercise, "case_id": event.case_id}
+              "reported_at": reported_at, "exercise": event.exercise, "case_id": event.case_id}
     out = []
     for d in assignment.duties:
         ack_by, due_by = clocks[d.fields.urgency]
@@ -848,24 +858,37 @@ def _referrals(event: Event, assignment: Assignment, dl: Deadlines) -> list[Refe
 def _written(event: Event, assignment: Assignment, dl: Deadlines) -> list[WrittenReferral]:
     """The messages of `_referrals`, written from the JSON of each part (each subject and deadline
     serialised once), without building the models."""
-    # `_event_part`, each subject and deadline written as JSON as it is found.
+    # As `_referrals` reads them, each subject and deadline written as JSON as it is found.
     values = EventValues(event, assignment.heads)
+    if assignment.dump_for_messages:
+        values.known()
+    subjects_json = {}
+    for p in assignment.projectors:
+        subjects_json[p] = p.subject_json(values)
     reported_at = event.reported_at
+    clocks_json = {}
+    for u in assignment.urgencies:
+        clocks_json[u] = _deadlines_json(dl.deadlines_of(u, reported_at))
     event_id_json = to_json(event.event_id)
     ids = referral_ids(event_id_json[1:-1])
     day = event.occurred_at.date()
-    subjects_json = {p: to_json(p.subject(values)) for p in assignment.projectors}
-    clocks_json = {u: _deadlines_json(dl.deadlines_of(u, reported_at)) for u in assignment.urgencies}
-    shared_json = {
-        "event_id": event_id_json, "kind": text_json(event.kind), "jurisdiction": text_json(event.jurisdiction),
-        "reported_at": to_json(reported_at), "exercise": _BOOL_JSON[event.exercise],
-        "case_id": _NULL_JSON if event.case_id is None else to_json(event.case_id)}
+    kind_json, jurisdiction_json = text_json(event.kind), text_json(event.jurisdiction)
+    reported_at_json, exercise_json = to_json(reported_at), _BOOL_JSON[event.exercise]
+    case_id_json = _NULL_JSON if event.case_id is None else to_json(event.case_id)
+    shared_json = {"event_id": event_id_json, "kind": kind_json, "jurisdiction": jurisdiction_json,
+                   "reported_at": reported_at_json, "exercise": exercise_json, "case_id": case_id_json}
     written = []
     for d in assignment.duties:
         ack_json, due_json = clocks_json[d.fields.urgency]
-        parts = {**shared_json, "referral_id": ids.json(d.id_suffix), "ack_by": ack_json, "due_by": due_json,
-                 "expired_plan": _BOOL_JSON[day > d.expires], "subject": subjects_json[d.projector]}
-        written.append(made(WrittenReferral, (d.fields, d.written.write(parts), parts)))
+        referral_id_json, expired_json = ids.json(d.id_suffix), _BOOL_JSON[day > d.expires]
+        subject_json = subjects_json[d.projector]
+        parts = {**shared_json, "referral_id": referral_id_json, "ack_by": ack_json, "due_by": due_json,
+                 "expired_plan": expired_json, "subject": subject_json}
+        # The holes in their order (`_EVENT_FIELDS`, as `_duty` checks), from the parts at hand
+        # rather than looked up again in `parts`.
+        value = d.written.fill(referral_id_json, event_id_json, kind_json, jurisdiction_json, reported_at_json,
+                               ack_json, due_json, exercise_json, expired_json, case_id_json, subject_json)
+        written.append(made(WrittenReferral, (d.fields, value, parts)))
     return written
 
 

@@ -6,6 +6,8 @@ catalog and the event models; `project()` builds the subject from it.
 
 from __future__ import annotations
 
+import re
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -14,7 +16,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticUndefined, to_json, to_jsonable_python
 
 from rules.catalog import CATALOG_DIR, catalog
 from rules.errors import ProjectionError
@@ -130,6 +132,7 @@ def _picked(value: Any) -> Any:
 _UNSET: Any = object()
 
 
+
 #: Up to this many fields, an event's projections read each field alone; beyond, the whole
 #: event in one call of pydantic's serializer costs less (and `include` costs more than it saves).
 _FEW_FIELDS = 4
@@ -157,11 +160,10 @@ class EventValues:
         for a field of another kind's model, `last_seen_at` on a clue)."""
         value = self._picked.get(head, _UNSET)
         if value is _UNSET:
-            if self._whole:
-                if self._dumped is None:
-                    self._dumped = self._pick_all()
-                    return self._picked.get(head)
+            if self._whole and (self._dumped is not None or (self._heads is not None and head not in self._heads)):
                 return None
+            # Read alone until a projection wants every field at once (`known`): the agencies
+            # that may know a few fields (`kind`, `person.age`, ...) do not pay for a dump.
             # Only the event's own fields: a field of another kind's model is unknown here,
             # without pydantic's slow path for a missing attribute.
             value = getattr(self.event, head) if head in self._fields else None
@@ -169,6 +171,44 @@ class EventValues:
                 value = to_jsonable_python(value, exclude_none=True)
             value = self._picked[head] = _picked(value)
         return value
+
+    def fields(self, head: str, names: tuple[str, ...]) -> dict[str, Any] | None:
+        """The known values of fields `names` of the object `head` (`person`, `location`,
+        `reporter`), in that order, as `picked(head)` holds them; None if none is known. Read from
+        the object's attributes unless the event was dumped already: an agency that may know four
+        fields of a person costs four reads, not a dump of the whole person (the router projects
+        most events for such agencies alone)."""
+        if self._dumped is not None:
+            value = self._picked.get(head)
+            if value is None:
+                return None
+            part = {}
+            for name in names:
+                if name in value:
+                    part[name] = value[name]
+            return part or None
+        # A model's fields are in its `__dict__` (pydantic keeps them there): a missing one, of
+        # another kind's model, is unknown, without pydantic's slow path for a missing attribute.
+        obj = self.event.__dict__.get(head)
+        if obj is None or (self._whole and self._heads is not None and head not in self._heads):
+            return None
+        fields = obj.__dict__
+        found = {}
+        for name in names:
+            field_value = fields.get(name)
+            if field_value is None:
+                continue
+            cls = field_value.__class__
+            if cls is str:  # as the dump writes it; an empty string is unknown
+                if field_value:
+                    found[name] = field_value
+            elif cls is int or cls is bool or cls is float:
+                found[name] = field_value
+            else:
+                field_value = to_jsonable_python(field_value, exclude_none=True)
+                if field_value or field_value.__class__ not in _EMPTY_MEANS_UNKNOWN:
+                    found[name] = field_value
+        return found or None
 
     def known(self) -> dict[str, Any] | None:
         """Every top-level field's value that is known (as `picked` gives it), of the fields
@@ -178,6 +218,22 @@ class EventValues:
         if self._dumped is None:
             self._dumped = self._pick_all()
         return self._picked
+
+    def known_json(self) -> bytes:
+        """`to_json(self.known())`, the JSON of the known values of the fields read at once: for a
+        subject that is those values as they are (the police's), written by the event's own
+        serializer in one call when nothing in it needs picking (`_written_known`), rather than
+        dumped, picked and written again (the router writes the police's subject per event)."""
+        if self._dumped is None and self._whole and self._heads is not None:
+            written = _written_known(self.event, self._heads)
+            if written is not None:
+                return written
+        return to_json(self.known())
+
+    @property
+    def whole(self) -> bool:
+        """Whether the fields read are dumped at once (`known`), rather than one by one."""
+        return self._whole
 
     def _pick_all(self) -> dict[str, Any]:
         # The fields read, in one dump of the event by its model's serializer (a call per field
@@ -236,6 +292,80 @@ def _left_out(model: type[Event], heads: frozenset[str]) -> set[str]:
     return set(_fields_of(model) - heads)
 
 
+#: The Python classes whose empty value is written as one of `_UNKNOWN_JSON`.
+_EMPTY_WHEN_UNKNOWN = (str, tuple, list, dict, set, frozenset)
+#: An unknown (empty) string, list or object as the value of a field: a message without one has
+#: nothing for `EventValues._pick_all` to take out (it looks two levels down, at fields only).
+#: Inside a string a quote is escaped, so a match there is only a false alarm, never a miss: the
+#: values are then picked as usual. (One search: each `in` of bytes costs as much.)
+_UNKNOWN_VALUE = re.compile(rb':(?:""|\[\]|\{\})').search
+
+
+def _written_known(event: Event, heads: frozenset[str]) -> bytes | None:
+    """The JSON of the event's known values of `heads` (`EventValues.known`), written by its
+    serializer: None when the message holds an empty value the picking would take out or a part
+    it would leave empty. The fields whose default is empty (`description`, `details`,
+    `person.wishes`: most events leave them so) are left out beforehand when they are empty."""
+    model = event.__class__
+    values = event.__dict__
+    empties: tuple[tuple[str, str | None], ...] = ()
+    for head, name in _defaults_empty(model, heads):
+        value = values[head]
+        if name is not None and value is not None:
+            value = getattr(value, name, None)
+        if not value and value is not None and value.__class__ in _EMPTY_WHEN_UNKNOWN:
+            empties += ((head, name),)
+    written: bytes = event.__pydantic_serializer__.to_json(
+        event, exclude_none=True, exclude=_left_out_with(model, heads, empties))
+    return None if _UNKNOWN_VALUE(written) else written
+
+
+@lru_cache(maxsize=4096)  # bounded: one per event model and set of fields read together
+def _defaults_empty(model: type[Event], heads: frozenset[str]) -> tuple[tuple[str, str | None], ...]:
+    """The fields among `heads` (name, None), and the fields of the models they hold (head, name),
+    whose default is an empty value (an unknown one): those `_written_known` looks at."""
+    out: list[tuple[str, str | None]] = []
+    for head, info in model.model_fields.items():
+        if head not in heads:
+            continue
+        if _empty_default(info):
+            out.append((head, None))
+        for nested in _models_in(info.annotation):
+            for name, nested_info in nested.model_fields.items():
+                if _empty_default(nested_info) and (head, name) not in out:
+                    out.append((head, name))
+    return tuple(out)
+
+
+def _empty_default(info: Any) -> bool:
+    default = info.default_factory() if info.default_factory is not None else info.default
+    return default is not PydanticUndefined and default is not None and not default \
+        and default.__class__ in _EMPTY_WHEN_UNKNOWN
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's annotation names (`Person | None`: Person)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+@lru_cache(maxsize=4096)  # bounded: one per event model, set of fields and set of empty ones
+def _left_out_with(model: type[Event], heads: frozenset[str],
+                   empties: tuple[tuple[str, str | None], ...]) -> set[str] | dict[str, Any]:
+    """`_left_out(model, heads)` and the fields `empties` (as `_written_known` found them), as
+    the serializer's `exclude`. Never changed: shared."""
+    if not empties:
+        return _left_out(model, heads)
+    exclude: dict[str, Any] = dict.fromkeys(_left_out(model, heads), True)
+    for head, name in empties:
+        if name is None:
+            exclude[head] = True
+        elif exclude.get(head) is not True:
+            exclude.setdefault(head, set()).add(name)
+    return exclude
+
+
 def event_values(event: Event, projectors: Iterable[Projector] | None = None) -> EventValues:
     """The values the projections of `event` read (`EventValues`): those of `projectors`, or
     of any projection."""
@@ -275,29 +405,32 @@ class Projector:
         (a whole `person`, a list) may be shared with the event's other subjects."""
         if self.plain is None:
             return self.subject_step_by_step(values)
-        known = values.known()
-        if self.wholes is not None and known is not None:
-            if _reads_as_is(self, values.event.__class__, values.heads):
-                return known  # the same fields in the same order: shared, as parts of it are
-            return {head: known[head] for head in self.wholes if head in known}
-        picked = known.get if known is not None else values.picked
+        if self.wholes is not None:
+            known = values.known()
+            if known is not None:
+                if _reads_as_is(self, values.event.__class__, values.heads):
+                    return known  # the same fields in the same order: shared, as parts of it are
+                return {head: known[head] for head in self.wholes if head in known}
         subject: dict[str, Any] = {}
         for head, names in self.plain:
-            value = picked(head)
-            if value is None:
-                continue
             if names is None:
-                subject[head] = value
-            elif value.__class__ is dict:
-                # Picked values hold no unknown parts: a field is there or unknown.
-                part = {}
-                for name in names:
-                    if name in value:
-                        part[name] = value[name]
-                if part:
-                    known = subject.get(head)  # never write into the shared values
-                    subject[head] = part if known is None else {**known, **part}
+                value = values.picked(head)
+                if value is not None:
+                    subject[head] = value
+                continue
+            part = values.fields(head, names)
+            if part is not None:
+                earlier = subject.get(head)  # never write into the shared values
+                subject[head] = part if earlier is None else {**earlier, **part}
         return subject
+
+    def subject_json(self, values: EventValues) -> bytes:
+        """`to_json(self.subject(values))`: for a subject that is the event's known values as
+        they are (`subject`'s shared case), written straight from the event (`known_json`)."""
+        if self.wholes is not None and self.plain is not None and values.whole \
+                and _reads_as_is(self, values.event.__class__, values.heads):
+            return values.known_json()
+        return to_json(self.subject(values))
 
     def subject_step_by_step(self, values: EventValues) -> dict[str, Any]:
         """`subject`, each field of each step looked at on its own: for any projection."""

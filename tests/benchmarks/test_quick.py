@@ -35,7 +35,7 @@ def test_the_rules_benchmark_prints_each_jurisdiction_and_the_synthetic_pack() -
             "flat"} <= result.keys()
     assert {"xian", "yunyang", "national_2021"} <= result["us_per_event"].keys()
     assert (result["us_per_event"].keys() == result["baseline_us_per_event"].keys() == result["ratio"].keys()
-            == result["evaluation_us_per_event"].keys())
+            == result["evaluation_us_per_event"].keys() == result["written_us_per_event"].keys())
     assert {"rules_of_another_kind", "kind", "us_per_event", "one_rule_us_per_event", "ratio"} <= result["flat"].keys()
     assert {"rules", "us_per_event", "evaluation_us_per_event", "referrals_per_event",
             "compile_ms"} <= result["synthetic"].keys()

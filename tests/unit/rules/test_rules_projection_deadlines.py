@@ -220,3 +220,14 @@ def test_unknown_parts_are_the_empty_string_list_and_object(value: Any) -> None:
 
     assert _picked(value) == by_comparison(value)
     assert type(_picked(value)) is type(by_comparison(value))
+
+
+@pytest.mark.parametrize("reported_at", [dt.datetime(2026, 12, 6, 8, 0, 0, 250000, tzinfo=dt.UTC),
+                                         dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.UTC)])
+def test_both_deadlines_at_once_are_each_deadline(reported_at: dt.datetime) -> None:
+    """`deadlines_of` (the router's, both at once) gives `ack_by` and `due_by` of every level, also
+    for a report dated at the end of time (the last instant, not an overflow)."""
+    table = Deadlines.load()
+    for level in catalog().urgency_levels:
+        assert table.deadlines_of(level, reported_at) == (table.ack_by(level, reported_at),
+                                                          table.due_by(level, reported_at)), level
