@@ -11,7 +11,12 @@ this broker the windows' latency follows the broker's CPU. `--partitions N` give
 police alert and baseline topics N partitions instead of the catalog's.
 The last line printed is one JSON object with p50_ms, p95_ms, p99_ms and baseline_p99_ms.
 
-    .venv/bin/python -m benchmarks.alert_latency [--rate N] [--duration S] [--partitions N] [--quick]
+With `--arrivals poisson` the reports come at random (exponential gaps, the same seeded ones
+in both passes) instead of evenly: some then follow a quiet spell, after which the workers poll
+at their idle wait (IDLE_FETCH_MAX_WAIT_MS), and their alerts pay for it.
+
+    .venv/bin/python -m benchmarks.alert_latency [--rate N] [--duration S] [--arrivals poisson]
+        [--partitions N] [--quick]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import random
 import re
 import time
 import uuid
@@ -62,19 +68,33 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def paced(producer: AIOKafkaProducer, topic: str, rate: float, duration: float,
+def send_offsets(rate: float, duration: float, arrivals: str, seed: int) -> list[float]:
+    """When each message is sent, in seconds from the first: `steady`, one every 1/`rate`;
+    `poisson`, independent arrivals at `rate` on average (exponential gaps, from `seed`), as
+    reports from many reporters come: some after a quiet spell long enough for a worker to
+    lengthen its fetch wait, which a steady pace never shows."""
+    if arrivals == "steady":
+        return [i / rate for i in range(int(rate * duration))]
+    rnd, offsets, at = random.Random(seed), [], 0.0
+    while at < duration:
+        offsets.append(at)
+        at += rnd.expovariate(rate)
+    return offsets
+
+
+async def paced(producer: AIOKafkaProducer, topic: str, offsets: list[float],
                 make: Any, sent: dict[str, float], clock: asyncio.Event) -> int:
-    """Send `make(i)` messages at a steady `rate` for `duration` seconds; record send times.
+    """Send `make(i)` messages, the i-th `offsets[i]` seconds after the first; record send times.
 
     The messages are made before the clock starts: the load generator shares the machine with
     the broker and the router, and should take as little of it as it can while it measures.
     """
-    n = int(rate * duration)
+    n = len(offsets)
     messages = [make(i) for i in range(n)]
     start = time.perf_counter()
     clock.set()
-    for i, (key, value) in enumerate(messages):
-        target = start + i / rate
+    for offset, (key, value) in zip(offsets, messages, strict=True):
+        target = start + offset
         delay = target - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -106,7 +126,7 @@ async def cpu_windows(pids: dict[str, int], window: float, clock: asyncio.Event,
     return shares
 
 
-async def measure(kafka: KafkaSettings, produce_topic: str, consume_topic: str, rate: float, duration: float,
+async def measure(kafka: KafkaSettings, produce_topic: str, consume_topic: str, offsets: list[float],
                   make: Any, id_of: Any, pids: dict[str, int],
                   drain: float = 5.0) -> tuple[list[tuple[float, float]], int, dict[str, list[float]]]:
     """(seconds into the run the message was sent, its latency in ms) per message that came back,
@@ -135,7 +155,7 @@ async def measure(kafka: KafkaSettings, produce_topic: str, consume_topic: str, 
     cpu = asyncio.create_task(cpu_windows(pids, WINDOW_S, clock, sending_done))
     try:
         try:
-            n = await paced(producer, produce_topic, rate, duration, make, sent, clock)
+            n = await paced(producer, produce_topic, offsets, make, sent, clock)
         finally:
             clock.set()
             sending_done.set()
@@ -213,6 +233,10 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=None,
                         help=f"Partitions of the inbound, police alert and baseline topics "
                              f"(default: the catalog's, {EVENTS.partitions}).")
+    parser.add_argument("--arrivals", choices=("steady", "poisson"), default="steady",
+                        help="Reports (and baseline messages) evenly paced (default), or Poisson "
+                             "arrivals at the same mean rate (the same seeded gaps in both passes).")
+    parser.add_argument("--seed", type=int, default=20, help="Seed of the Poisson arrivals (default 20).")
     parser.add_argument("--logdir", type=Path, default=Path(".state/bench-alert-latency"),
                         help="Where the router worker keeps its state and log.")
     parser.add_argument("--quick", action="store_true",
@@ -234,13 +258,15 @@ def main() -> None:
     with broker_for_pass(external) as (kafka, broker_pid):
         asyncio.run(create_topics(kafka, (baseline_topic,)))
         base, base_n, base_cpu = asyncio.run(measure(
-            kafka, baseline_topic.name, baseline_topic.name, args.rate,
-            args.baseline_duration or args.duration, baseline_message, lambda v: json.loads(v)["event_id"],
+            kafka, baseline_topic.name, baseline_topic.name,
+            send_offsets(args.rate, args.baseline_duration or args.duration, args.arrivals, args.seed),
+            baseline_message, lambda v: json.loads(v)["event_id"],
             broker_pid))
     with broker_for_pass(external) as (kafka, broker_pid), router_worker(kafka, args.logdir) as router:
         asyncio.run(create_topics(kafka, bus_topics))
         asyncio.run(wait_for_router(kafka))
-        lat, n, cpu = asyncio.run(measure(kafka, inbound.name, alerts.name, args.rate, args.duration,
+        lat, n, cpu = asyncio.run(measure(kafka, inbound.name, alerts.name,
+                                          send_offsets(args.rate, args.duration, args.arrivals, args.seed),
                                           report, _alert_event_id, {**broker_pid, "router": router.pid}))
     alert_ms, base_ms = [ms for _, ms in lat], [ms for _, ms in base]
     # Per-window p99s show what the totals hide: the local broker's memory storage slows down as
@@ -254,7 +280,8 @@ def main() -> None:
     for name, shares in base_cpu.items():
         print(f"% of a core per {WINDOW_S:.0f} s window, {name} (baseline pass): {shares}")
     result = {
-        "quick": args.quick, "rate": args.rate, "duration_s": args.duration, "partitions": inbound.partitions,
+        "quick": args.quick, "rate": args.rate, "arrivals": args.arrivals, "duration_s": args.duration,
+        "partitions": inbound.partitions,
         "reports": n, "alerts": len(alert_ms),
         "p50_ms": round(percentile(alert_ms, 0.50), 2), "p95_ms": round(percentile(alert_ms, 0.95), 2),
         "p99_ms": round(percentile(alert_ms, 0.99), 2), "max_ms": round(max(alert_ms, default=float("nan")), 2),

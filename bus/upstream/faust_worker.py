@@ -317,8 +317,14 @@ class WorkerConsumer(faust_aiokafka.Consumer):
                 or not self.app.flow_control.is_active()):
             return False
         batch_readers: dict[str, Any] = getattr(self.app, "batch_readers", {})
-        return all(topic in batch_readers and self._hands_over_at_once(batch_readers, topic)
-                   for topic in {message.topic for _, message in batch})
+        checked = None  # a batch is mostly of one topic: each run of a topic checked once
+        for _, message in batch:
+            topic = message.topic
+            if topic != checked:
+                if topic not in batch_readers or not self._hands_over_at_once(batch_readers, topic):
+                    return False
+                checked = topic
+        return True
 
     def _fetch_timeout(self) -> float:
         """How long the fetch loop waits for records before it goes round again."""

@@ -16,13 +16,16 @@ flight, every partition led by one node) the routine awaits aiokafka's own
 once for as long as the positions and the wait stay the same (`LeanFetchRequest`), written to
 the node's connection directly and answered through the connection's own reader, where an
 answer whose bytes equal the last empty answer's is not decoded again (`_AnswerReader`) and any
-other is read with `struct` (`fetch_answers`). While the records an answer brought wait to be
-consumed, the routine waits for that as aiokafka's loop does (for the consumer's notice, the
-assignment's end or the records' backoff), on the notice's future alone, without working out
-every partition's action and an `asyncio.wait`. Anything else (assignment changes, resets,
-pauses, records left unconsumed past their backoff, errors, missing leaders, several nodes) goes
-round aiokafka's loop as before, and so does every answer's handling: positions, high
-watermarks, errors and fetch waiters are aiokafka's code.
+other is read with `struct` (`fetch_answers`). While the answers are that empty answer again and
+the routine would only send the same request again, the reader sends it itself and keeps what
+aiokafka's handling of the answer would keep (`LeanFetch.answered`): the routine sleeps through
+the quiet round trips, one event-loop turn and one task wake-up less each. While the records an
+answer brought wait to be consumed, the routine waits for that as aiokafka's loop does (for the
+consumer's notice, the assignment's end or the records' backoff), on the notice's future alone,
+without working out every partition's action and an `asyncio.wait`. Anything else (assignment
+changes, resets, pauses, records left unconsumed past their backoff, errors, missing leaders,
+several nodes) goes round aiokafka's loop as before, and so does the handling of every answer the
+routine sees: positions, high watermarks, errors and fetch waiters are aiokafka's code.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ import contextlib
 import io
 import random
 import struct
+import time
 from collections.abc import Callable
 from itertools import chain
 from typing import Any, NamedTuple
 
 import aiokafka.errors as Errors
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.client import ConnectionGroup
 from aiokafka.conn import CloseReason
 from aiokafka.protocol.fetch import FetchRequest
@@ -138,7 +142,49 @@ class _AnswerReader:
         return _Header(int.from_bytes(buffer.read(4), "big", signed=True))
 
     def decode(self, buffer: io.BytesIO) -> Any:
-        return self._lean.decode(self._struct.RESPONSE_TYPE, buffer.read())
+        return self._lean.answered(self._struct.RESPONSE_TYPE, buffer.read())
+
+
+#: What the reader hands `_Pending` for an answer the routine need not see (`LeanFetch.answered`).
+_ASKED_AGAIN: Any = object()
+
+
+class _Pending:
+    """What a connection's reader is given in place of the future of a lean fetch: the routine's
+    future (`answer`), resolved only with an answer the routine must see. An empty answer like
+    the last one, while nothing else has changed, is not: the reader asks again at once
+    (`LeanFetch.answered`), and the routine sleeps on through the round trip."""
+
+    __slots__ = ("answer",)
+
+    def __init__(self, answer: asyncio.Future[Any]) -> None:
+        self.answer = answer
+
+    def done(self) -> bool:
+        return self.answer.done()
+
+    def set_result(self, result: Any) -> None:
+        if result is not _ASKED_AGAIN and not self.answer.done():
+            self.answer.set_result(result)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(exc)
+
+
+class _Round:
+    """The routine's lean fetch in flight: what the reader needs to ask the same again."""
+
+    __slots__ = ("answer", "assignment", "conn", "expiry", "frame", "node", "pending", "reader", "request",
+                 "sent_at")
+
+    def __init__(self, conn: Any, node: int, assignment: Any, request: LeanFetchRequest, frame: bytearray,
+                 reader: _AnswerReader, answer: asyncio.Future[Any]) -> None:
+        self.conn, self.node, self.assignment, self.request, self.frame = conn, node, assignment, request, frame
+        self.reader, self.answer, self.pending = reader, answer, _Pending(answer)
+        #: When it last asked (the loop's clock), and the timer of its request timeout (`_expire`).
+        self.sent_at = 0.0
+        self.expiry: asyncio.TimerHandle | None = None
 
 
 class _FetcherClient:
@@ -155,7 +201,7 @@ class _FetcherClient:
         if type(request) is LeanFetchRequest and not kwargs:
             conn = self._real._conns.get((node_id, ConnectionGroup.DEFAULT))
             if conn is not None and conn.connected():
-                return await self._lean.send(conn, request)
+                return await self._lean.send(conn, node_id, request)
         return await self._real.send(node_id, request, **kwargs)
 
 
@@ -175,6 +221,8 @@ class LeanFetch:
         self.decoded = 0
         self.fast_decoded = 0
         self.reused = 0
+        #: Round trips asked again by the connection's reader, the routine asleep (`answered`).
+        self.asked_again = 0
         #: The Fetch answer type of the version its connection negotiated (once it has sent).
         self.answer_type: type | None = None
         self._request_key: tuple[Any, ...] | None = None
@@ -182,21 +230,28 @@ class LeanFetch:
         self._order: list[Any] = []
         self._order_key: tuple[Any, ...] | None = None
         self._template: _Template | None = None
-        self._empty: tuple[type, bytes, Any] | None = None
+        self._empty: _EmptyAnswer | None = None
         self._in_flight: asyncio.Future[Any] | None = None
+        self._round: _Round | None = None
+        #: The assignment the routine's next lean fetch is for.
+        self._assignment: Any = None
         self._watched: Any = None
 
     # ---- the request ------------------------------------------------------------------------
 
-    def steady_request(self, assignment: Any) -> tuple[int, LeanFetchRequest] | float | None:
+    def steady_request(self, assignment: Any, sending: int | None = None,
+                       ) -> tuple[int, LeanFetchRequest] | float | None:
         """What aiokafka's `_get_actions_per_node` would have the loop do for `assignment`, if it
         is one of the steady state's two actions: the one Fetch request it would build if it
         would build nothing else (no reset, no missing leader, no pause, no records waiting, no
         request in flight, one node), as (node, request); or, while records fetched wait to be
         consumed and hold their node back (a positive backoff), no request and the wait's
-        timeout, as a float. Else None (aiokafka's loop decides)."""
+        timeout, as a float. Else None (aiokafka's loop decides). `sending`: the node of the lean
+        fetch in flight, asked from its answer whether to fetch the same again (`answered`)."""
         fetcher = self.fetcher
-        if fetcher._pending_tasks or fetcher._in_flight:
+        in_flight = fetcher._in_flight
+        if fetcher._pending_tasks or (in_flight and (sending is None or len(in_flight) > 1
+                                                     or sending not in in_flight)):
             return None
         waiting = fetcher._records
         node: int | None = None
@@ -261,6 +316,8 @@ class LeanFetch:
         relies_on={f"{_CONN}.send": "360d12e20e646dfb",
                    f"{_CONN}._handle_frame": "aadf78abd43cbeb1",
                    f"{_CONN}._read": "4020301d6ad40467",
+                   f"{_CONN}.close": "7772fd3aee39df02",
+                   f"{_FETCHER}._proc_fetch_request": "ace04969424fc674",
                    "aiokafka.client:AIOKafkaClient.send": "fb1726e3ed8e63ef"},
         issue=NO_ISSUE,
         recheck="the connection still sends a request as size + header + body, the header's "
@@ -268,38 +325,109 @@ class LeanFetch:
                 "(correlation id, request struct, future) in `_requests` for its reader, whose "
                 "`_handle_frame` parses the header with the struct's `parse_response_header` "
                 "and decodes the rest with `RESPONSE_TYPE.decode` only if the future is not "
-                "done; the client still closes the connection (CONNECTION_TIMEOUT) and raises "
-                "RequestTimedOutError when a request times out.")
-    async def send(self, conn: Any, request: LeanFetchRequest) -> Any:
+                "done, then calls only its set_result (close(): set_exception), and pops the "
+                "request after that (a request queued while decoding stays queued); the client "
+                "still closes the connection (CONNECTION_TIMEOUT) and raises "
+                "RequestTimedOutError when a request times out; _proc_fetch_request still does "
+                "nothing with an empty answer without errors, at the positions asked for, but "
+                "set each partition's highwater, lso and timestamp (`_ask_again`).")
+    async def send(self, conn: Any, node_id: int, request: LeanFetchRequest) -> Any:
         """`AIOKafkaClient.send` of a Fetch request to a connected node: the frame encoded once,
-        the answer read by the connection's reader (`_AnswerReader`)."""
+        the answer read by the connection's reader (`_AnswerReader`), which asks the same again
+        while the answers are empty and nothing changes (`answered`); the request timeout runs
+        from the last time it asked."""
         request_struct, frame = self.frame(conn, request)
-        correlation_id = conn._next_correlation_id()
-        struct.pack_into(">i", frame, _CORRELATION_AT, correlation_id)
+        answer: asyncio.Future[Any] = self.loop.create_future()
+        round_ = _Round(conn, node_id, self._assignment, request, frame, _AnswerReader(self, request_struct), answer)
         try:
-            conn._writer.write(bytes(frame))
+            self._ask(round_)
         except OSError as err:
             conn.close(reason=CloseReason.CONNECTION_BROKEN)
             raise Errors.KafkaConnectionError(f"Connection at {conn._host}:{conn._port} broken: {err}") from err
-        answer: asyncio.Future[Any] = self.loop.create_future()
-        conn._requests.append((correlation_id, _AnswerReader(self, request_struct), answer))
-        expiry = self.loop.call_later(conn._request_timeout, _expire, answer)
+        self._round = round_
         self._in_flight = answer
+        round_.expiry = self.loop.call_later(conn._request_timeout, self._expire, round_)
         try:
             return await answer
         except TimeoutError as exc:
             conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
             raise Errors.RequestTimedOutError() from exc
         finally:
+            self._round = None
             self._in_flight = None
-            expiry.cancel()
+            if round_.expiry is not None:
+                round_.expiry.cancel()
+
+    def _ask(self, round_: _Round) -> None:
+        """Write `round_`'s request with the connection's next correlation id and queue its answer
+        for the connection's reader, as `AIOKafkaConnection.send` does."""
+        conn = round_.conn
+        correlation_id = conn._next_correlation_id()
+        frame = round_.frame
+        struct.pack_into(">i", frame, _CORRELATION_AT, correlation_id)
+        conn._writer.write(bytes(frame))
+        conn._requests.append((correlation_id, round_.reader, round_.pending))
+        round_.sent_at = self.loop.time()
+
+    def _expire(self, round_: _Round) -> None:
+        """The request timeout of `round_`, counted from its last request."""
+        if round_.answer.done():
+            return
+        left = round_.sent_at + round_.conn._request_timeout - self.loop.time()
+        if left > 0:
+            round_.expiry = self.loop.call_later(left, self._expire, round_)
+        else:
+            round_.answer.set_exception(TimeoutError())
+
+    def answered(self, response_type: Any, body: bytes) -> Any:
+        """The connection's reader's decoding of an answer to a lean fetch: `decode`, unless it is
+        the last empty answer again and the routine would only send the same request again
+        (`_ask_again`), which is then done here, the routine left asleep."""
+        empty = self._empty
+        round_ = self._round
+        if (round_ is not None and empty is not None and empty.answer_type is response_type
+                and empty.body == body and self._ask_again(round_, empty)):
+            self.reused += 1
+            return _ASKED_AGAIN
+        return self.decode(response_type, body)
+
+    def _ask_again(self, round_: _Round, empty: _EmptyAnswer) -> bool:
+        """For an answer to `round_` like the last empty one: if the routine, woken with it, would
+        find the same steady request to send (nothing fetched, no position, pause, wait,
+        assignment or leader changed: `steady_request`), do what `_proc_fetch_request` does with
+        it (each partition's high watermark, last stable offset and time of its last fetch) and
+        send that request again. No client rack: aiokafka would look for a preferred replica."""
+        answer = round_.answer
+        assignment = round_.assignment
+        if answer.done() or assignment is None or not assignment.active or self.fetcher._client_rack:
+            return False
+        steady = self.steady_request(assignment, sending=round_.node)
+        if steady.__class__ is not tuple or steady[1] is not round_.request:
+            return False
+        now_ms = int(1000 * time.time())
+        state_value = assignment.state_value
+        for tp, highwater, lso in empty.partitions:
+            state = state_value(tp)
+            state.highwater = highwater
+            state.lso = lso
+            state.timestamp = now_ms
+        try:
+            self._ask(round_)
+        except OSError as err:  # the routine gets the error aiokafka's send raises; the connection is closed
+            conn = round_.conn
+            answer.set_exception(Errors.KafkaConnectionError(f"Connection at {conn._host}:{conn._port} broken: {err}"))
+            self.loop.call_soon(_close_broken, conn)
+            return True
+        self.lean_round_trips += 1
+        self.asked_again += 1
+        return True
 
     def decode(self, response_type: Any, body: bytes) -> Any:
         """`response_type.decode(body)`, or the last empty answer's if `body` is its bytes."""
         empty = self._empty
-        if empty is not None and empty[0] is response_type and empty[1] == body:
+        if empty is not None and empty.answer_type is response_type and empty.body == body:
             self.reused += 1
-            return empty[2]
+            return empty.answer
         answer = decode_fetch_answer(response_type, body)
         if answer is None:
             answer = response_type.decode(io.BytesIO(body))
@@ -307,7 +435,7 @@ class LeanFetch:
             self.fast_decoded += 1
         self.decoded += 1
         if len(body) <= MEMO_MAX_BYTES and _is_empty(answer):
-            self._empty = (response_type, body, answer)
+            self._empty = _EmptyAnswer(response_type, body, answer)
         return answer
 
     # ---- the routine ------------------------------------------------------------------------
@@ -401,6 +529,7 @@ class LeanFetch:
                 if steady is not None:
                     node_id, request = steady
                     self._watch(assignment)
+                    self._assignment = assignment
                     self.lean_round_trips += 1
                     fetcher._in_flight.add(node_id)
                     try:
@@ -441,9 +570,22 @@ class LeanFetch:
             raise Errors.KafkaError("Unexpected error during data retrieval") from exc
 
 
-def _expire(answer: asyncio.Future[Any]) -> None:
-    if not answer.done():
-        answer.set_exception(TimeoutError())
+class _EmptyAnswer:
+    """The last empty answer: its type, bytes and decoding, and per partition what aiokafka reads
+    from it (`_proc_fetch_request`): (partition, high watermark, last stable offset)."""
+
+    __slots__ = ("answer", "answer_type", "body", "partitions")
+
+    def __init__(self, answer_type: type, body: bytes, answer: Any) -> None:
+        self.answer_type, self.body, self.answer = answer_type, body, answer
+        lso_at = 3 if answer.API_VERSION >= 4 else None
+        self.partitions = [(TopicPartition(topic, partition[0]), partition[2],
+                            partition[lso_at] if lso_at is not None else None)
+                           for topic, partitions in answer.topics for partition in partitions]
+
+
+def _close_broken(conn: Any) -> None:
+    conn.close(reason=CloseReason.CONNECTION_BROKEN)
 
 
 def _is_empty(answer: Any) -> bool:

@@ -4,6 +4,7 @@ timings on these shared machines are for the benchmarks to print, not for tests 
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.alert_latency import send_offsets
 from benchmarks.router_cpu import Phase
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +53,8 @@ def test_the_router_benchmark_compares_the_router_service_with_raw_aiokafka(tmp_
 
 @pytest.mark.integration
 def test_the_alert_latency_benchmark_measures_alerts_beside_its_baseline(tmp_path: Path) -> None:
-    result = run_quick("alert_latency", "--logdir", str(tmp_path))
+    result = run_quick("alert_latency", "--arrivals", "poisson", "--logdir", str(tmp_path))
+    assert result["arrivals"] == "poisson"
     assert {"rate", "duration_s", "partitions", "reports", "alerts", "p50_ms", "p95_ms", "p99_ms", "max_ms",
             "baseline_messages", "baseline_p50_ms", "baseline_p99_ms", "window_p99_ms",
             "baseline_window_p99_ms", "broker_cpu_window_pct", "router_cpu_window_pct"} <= result.keys()
@@ -110,3 +113,14 @@ def test_lone_events_are_given_net_of_an_idle_share_measured_as_zero() -> None:
     lone = Phase("lone", wall=1.0, events=2, cpu=0.02, broker_cpu=0.0, idle_share=0.0).figures()
     assert lone["cpu_ms_per_event_net_of_idle"] == lone["cpu_ms_per_event"] == 10.0
     assert "cpu_ms_per_event_net_of_idle" not in Phase("100/s", 1.0, 100, 0.1, 0.0).figures()
+
+
+def test_poisson_arrivals_keep_the_mean_rate_with_quiet_spells_a_steady_pace_never_has() -> None:
+    steady = send_offsets(20, 60, "steady", seed=1)
+    poisson = send_offsets(20, 60, "poisson", seed=1)
+    assert steady == [i / 20 for i in range(1200)]
+    assert poisson == send_offsets(20, 60, "poisson", seed=1) != send_offsets(20, 60, "poisson", seed=2)
+    assert poisson == sorted(poisson) and poisson[0] == 0 and poisson[-1] < 60
+    assert 1100 < len(poisson) < 1300
+    gaps = [b - a for a, b in itertools.pairwise(poisson)]
+    assert max(gaps) > 0.25  # a spell long enough for a worker to go quiet (QUIET_AFTER_S)

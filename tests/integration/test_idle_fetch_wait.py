@@ -12,7 +12,7 @@ from faust.types import TP
 
 from bus.faust_app import make_app
 from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING
-from bus.kafka.faust_transport import BACKLOG_FETCH_MAX_WAIT_MS, QUIET_AFTER_S
+from bus.kafka.faust_transport import BACKLOG_FETCH_MAX_WAIT_MS, LONE_QUIET_AFTER_S, QUIET_AFTER_S
 from bus.settings import KafkaSettings
 from bus.upstream.faust_worker import FETCH_TIMEOUT_S
 from topics.catalog import EVENTS
@@ -44,6 +44,11 @@ async def test_the_consumer_polls_less_often_while_its_topics_are_quiet(kafka: K
         assert consumer._fetch_timeout() == FETCH_TIMEOUT_S
         consumer._on_records()
         assert fetcher._fetch_max_wait_ms == kafka.fetch_max_wait_ms
+        # Records that came alone after the quiet spell: a short busy tail (each poll of it is
+        # paid by a lone event); more records within it are traffic, and keep the full tail.
+        assert consumer._fetch_timeout() == LONE_QUIET_AFTER_S < QUIET_AFTER_S
+        consumer._on_records()
+        assert consumer._fetch_timeout() == QUIET_AFTER_S
 
         # Quiet again, then a backlog its agent is behind on: the backlog's wait, not the idle one.
         agent_queue: asyncio.Queue[list[Any]] = asyncio.Queue()

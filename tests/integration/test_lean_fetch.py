@@ -2,7 +2,8 @@
 aiokafka's own fetcher hands over, in the same order, with the same positions and high
 watermarks, and leaves everything but the steady state to aiokafka's loop: an assignment change,
 a seek, a pause; while fetched records wait to be consumed, it holds their node back as aiokafka's
-loop does."""
+loop does; while answers are empty and nothing changes, the connection's reader asks again and
+keeps each partition's state as aiokafka's handling of the answer would."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ async def test_the_lean_fetch_hands_over_what_aiokafkas_fetcher_hands_over(kafka
                 assert lean.highwater(tp) == plain.highwater(tp) == 25
             # The short paths were the ones taken: round trips, waits for records to be consumed,
             # answers read with struct.
-            assert state.lean_round_trips > 10 and state.reused > 0
+            assert state.lean_round_trips > 10 and state.reused > 0 and state.asked_again > 0
             assert state.consume_waits > 0 and state.fast_decoded > 0
 
     await run()
@@ -216,5 +217,41 @@ async def test_records_waiting_to_be_consumed_hold_back_their_node_as_in_aiokafk
             # records are fetched all the same.
             await _until(lambda: _waiting(plain) == _waiting(lean) == {3})
             assert await _read(lean, 1) == await _read(plain, 1) == [(3, 0, b"4")]
+
+    await run()
+
+
+async def test_empty_answers_are_asked_again_as_long_as_the_routine_would_ask_the_same(kafka: KafkaSettings) -> None:
+    """The reader asks again with the routine asleep; what aiokafka's handling of each answer
+    keeps goes on being kept (the high watermarks, and each partition's time of its last fetch,
+    which faust's check for a stalled fetch reads), and a change the routine would act on (here a
+    new fetch wait, as the bus's workers set it when their topics go quiet) ends it."""
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        consumer, state = await _consumer(kafka, PARTS, lean=True)
+        try:
+            await _produce(producer, 0, 4, range(4))
+            assert len(await _read(consumer, 4)) == 4
+            assignment: Any = consumer._subscription.subscription.assignment
+            await _until(lambda: state.asked_again > 5)
+            asked, turns = state.asked_again, state.lean_round_trips - state.asked_again
+            fetched_at = {tp: assignment.state_value(tp).timestamp for tp in PARTS}
+            await _until(lambda: state.asked_again > asked + 5)
+            assert all(assignment.state_value(tp).timestamp > fetched_at[tp] for tp in PARTS)
+            assert all(consumer.highwater(tp) == 1 for tp in PARTS)
+            assert state.lean_round_trips - state.asked_again == turns  # the routine slept through
+
+            fetcher: Any = consumer._fetcher
+            fetcher._fetch_max_wait_ms = 40
+            await _until(lambda: state._round is not None and state._round.request.layout[0] == 40)
+            asked = state.asked_again
+            await _until(lambda: state.asked_again > asked)  # and asked again at the new wait
+            assert state._round.request.layout[0] == 40
+            await _produce(producer, 4, 4, range(4))
+            assert sorted(v for _, _, v in await _read(consumer, 4)) == [b"4", b"5", b"6", b"7"]
+        finally:
+            await consumer.stop()
+            await producer.stop()
 
     await run()
