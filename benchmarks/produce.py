@@ -13,7 +13,9 @@ topics). Three ways of sending them, alternated round by round, each in a worker
   - `append`: `bus.upstream.lean_produce.send_outputs`, each message appended to its partition's
     batch, one future per batch watched, with aiokafka's own producer;
   - `lean`: the same with the bus's producer (`LeanAIOKafkaProducer`: produce requests written
-    and their answers read with `struct`), as the router sends them now.
+    and their answers read with `struct`, by a sender loop of the bus's own that writes each
+    request to the connection and settles it as the answer is read, without aiokafka's task,
+    timeout and waits per request), as the router sends them now.
 Each event: send, wait for the last delivery (one produce request settles them all), check
 the guard. CPU of
 this process (the broker is another) per event, best round; the figure includes aiokafka's

@@ -324,6 +324,9 @@ STAGES = (
     ("hand-over: faust's fetch loop, records to the agent", ("_drain_messages", "Fetcher._fetcher", "_deliver")),
     ("commits (faust's commit, producer flush, OffsetCommit)", ("ommit",)),
     ("produce requests (aiokafka sender: encode, send, acks)", ("aiokafka/producer/",)),
+    # The worker producer's own sender loop and its answers (bus/upstream/lean_produce.py).
+    ("produce requests (aiokafka sender: encode, send, acks)", ("LeanSender.",)),
+    ("produce requests (aiokafka sender: encode, send, acks)", ("ProduceAnswer.",)),
     ("fetch requests (aiokafka fetcher: build, send, decode)", ("lean_fetch",)),
     ("fetch requests (aiokafka fetcher: build, send, decode)", ("aiokafka/consumer/",)),
     ("other Kafka requests and responses (heartbeats, metadata, reading sockets)", ("aiokafka/",)),

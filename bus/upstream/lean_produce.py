@@ -1,6 +1,9 @@
-"""What producing costs a worker per event, cut in two places: its outputs appended straight to
-aiokafka's produce batches, watched a batch at a time (`send_outputs`), and its produce requests
-written and their answers read with `struct` (`LeanAIOKafkaProducer`, the worker producer's type).
+"""What producing costs a worker per event, cut in three places: its outputs appended straight to
+aiokafka's produce batches, watched a batch at a time (`send_outputs`); its produce requests
+written and their answers read with `struct` (`LeanAIOKafkaProducer`, the worker producer's type);
+and those requests sent by a sender loop of the bus's own (`LeanSender`), which writes each one to
+the broker's connection and settles its batches where the connection reads the answer, without
+aiokafka's task, timeout context and waits per request.
 
 Each message an agent sends through faust goes down three layers of coroutines (the bus's
 `Producer.send`, faust's, aiokafka's `send` and its accumulator's `add_message`), and gets a
@@ -22,19 +25,34 @@ raised, and trips the guard, exactly as before.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import logging
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Coroutine, Sequence
 from io import BytesIO
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import ConnectionGroup
+from aiokafka.conn import CloseReason
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    RequestTimedOutError,
+    TransactionalIdAuthorizationFailed,
+)
 from aiokafka.producer.sender import Sender, SendProduceReqHandler
 from aiokafka.protocol.api import ResponseHeader_v0
 from aiokafka.protocol.produce import ProduceRequest, ProduceRequest_v5, ProduceRequest_v6, ProduceRequest_v7
 from aiokafka.structs import TopicPartition
 
 from bus.upstream.registry import NO_ISSUE, workaround
+
+log = logging.getLogger(__name__)
 
 _PRODUCER = "aiokafka.producer.producer:AIOKafkaProducer"
 _ACCUMULATOR = "aiokafka.producer.message_accumulator"
@@ -292,21 +310,280 @@ class LeanSendProduceReqHandler(SendProduceReqHandler):  # type: ignore[misc]
 
 
 class LeanSender(Sender):  # type: ignore[misc]
+    """aiokafka's sender with a loop of the bus's own (`_sender_routine`): its produce requests
+    written straight to the broker's connection and their answers settled where the connection
+    reads them, without a task, a timeout context and a wait on a set of tasks per request.
+
+    aiokafka's loop wakes twice per produce request (for the drained batches, then for the
+    finished task), starts a task for each request (`_send_produce_req`), which awaits the
+    client's `send`, which awaits the connection's answer inside an `async_timeout` (a timer
+    and a cancellation scope per request): at 20-100 events/s, one request per event, that
+    machinery cost as much as writing the request itself (py-spy, benchmarks/router_cpu.py).
+    Here the loop wakes once per drain (a batch appended, a node freed with batches waiting),
+    writes each node's request at once when its connection is up (`_write_produce_req`) and
+    leaves a `ProduceAnswer` in the connection's queue of requests: the connection's reader
+    settles the batches as it reads the answer (`SendProduceReqHandler.handle_response`, as
+    aiokafka's handler does), or fails or re-enqueues them (retriable errors, as aiokafka does)
+    when the connection breaks, closes, or the request times out (`request_timeout_ms`, checked
+    by one timer for all requests in flight rather than one per request). A node without a
+    connection yet, and a transactional, idempotent or acks=0 producer, go aiokafka's way.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Produce requests written here and not answered yet (their deadlines in `ProduceAnswer`).
+        self._answers: set[ProduceAnswer] = set()
+        #: Produce requests sent aiokafka's way (no connection yet), and re-enqueues waiting out
+        #: their backoff: the loop's tasks, awaited when it stops.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        #: What broke the loop from outside it (an answer's handling raised): raised in the loop,
+        #: which fails every batch (aiokafka's `_fail_all`), as a failed task of aiokafka's would.
+        self._broken: BaseException | None = None
+
+    @workaround(
+        replaces={"aiokafka.producer.sender:Sender._sender_routine": "c07b5ec56875658f"},
+        relies_on={f"{_ACCUMULATOR}:MessageAccumulator.drain_by_nodes": "cc2f3eafe1e19ba6",
+                   f"{_ACCUMULATOR}:MessageAccumulator.waiter": "f1d3a571d4b640b9",
+                   f"{_ACCUMULATOR}:MessageAccumulator._append_batch": "edfa9c58877ae4d7",
+                   f"{_ACCUMULATOR}:MessageAccumulator.reenqueue": "5b1222b685b94604",
+                   "aiokafka.producer.sender:Sender.start": "b9d733bce58bd7b0",
+                   "aiokafka.producer.sender:Sender.close": "7e10a540fd0c307f",
+                   "aiokafka.producer.producer:AIOKafkaProducer.stop": "8ee7f0d1b6a5f671"},
+        issue=f"{NO_ISSUE} (a cost, not a bug)",
+        recheck="aiokafka's loop still only drains the accumulator by node (skipping nodes in "
+                "flight and muted partitions), sends one request per node with its partitions "
+                "muted until it is settled, waits for new data (the accumulator's waiter, which "
+                "`_append_batch`, a full batch and the linger timer resolve), a finished request "
+                "or a metadata update when a leader is unknown, and for a transactional or "
+                "idempotent producer also runs the transaction requests and waits for a pid; a "
+                "failure of the loop still fails every batch (`start`'s `_fail_all`); the "
+                "producer's stop still flushes the accumulator before it closes the sender.")
+    async def _sender_routine(self) -> None:
+        """aiokafka's loop (drain the batches by node, one produce request per node), the
+        requests written and settled without a task each (see the class's docstring)."""
+        if self._txn_manager is not None or self._acks == 0:
+            await super()._sender_routine()
+            return
+        accumulator = self._message_accumulator
+        in_flight, muted = self._in_flight, self._muted_partitions
+        try:
+            while True:
+                if self._broken is not None:
+                    raise self._broken
+                batches, unknown_leaders_exist = accumulator.drain_by_nodes(
+                    ignore_nodes=in_flight, muted_partitions=muted)
+                for node_id, node_batches in batches.items():
+                    in_flight.add(node_id)
+                    muted.update(node_batches)
+                    if not self._write_produce_req(node_id, node_batches):
+                        self._start(self._send_produce_req(node_id, node_batches))
+                if unknown_leaders_exist:
+                    # As aiokafka: update the metadata, or wait for a request to finish.
+                    await asyncio.wait({self.client.force_metadata_update(), accumulator.waiter()},
+                                       return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await accumulator.waiter()
+        except asyncio.CancelledError:
+            # As aiokafka (the producer has flushed every batch before it closes the sender).
+            for task in list(self._tasks):
+                await task
+        except (ProducerFenced, OutOfOrderSequenceNumber, TransactionalIdAuthorizationFailed):
+            raise
+        except Exception as exc:
+            log.exception("Unexpected error in sender routine")
+            raise KafkaError("Unexpected error during batch delivery") from exc
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
     @workaround(
         replaces={"aiokafka.producer.sender:Sender._send_produce_req": "5fbb5b444b0f65bd"},
         issue=NO_ISSUE,
         recheck="_send_produce_req still only runs a SendProduceReqHandler for the batches and "
                 "then unmutes the node and the partitions.")
     async def _send_produce_req(self, node_id: int, batches: dict[TopicPartition, Any]) -> None:
-        """aiokafka's, with the produce request written and read with `struct`."""
+        """aiokafka's, with the produce request written and read with `struct`: the way of a
+        request to a node not connected yet (aiokafka's client connects first)."""
         await LeanSendProduceReqHandler(self, batches).do(node_id)
         self._in_flight.remove(node_id)
         for tp in batches:
             self._muted_partitions.remove(tp)
 
+    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task of the loop's; the loop wakes when it ends, and fails if it raised."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None and self._broken is None:
+            self._broken = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the loop (to drain what waited for a node in flight, or to raise `_broken`)."""
+        waiter = self._message_accumulator.waiter()
+        if not waiter.done():
+            waiter.set_result(None)
+
+    @workaround(
+        relies_on={"aiokafka.conn:AIOKafkaConnection.send": "360d12e20e646dfb",
+                   "aiokafka.conn:AIOKafkaConnection._handle_frame": "aadf78abd43cbeb1",
+                   "aiokafka.conn:AIOKafkaConnection.close": "7772fd3aee39df02",
+                   "aiokafka.conn:AIOKafkaConnection.connected": "515f0348b12cdab4",
+                   "aiokafka.client:AIOKafkaClient.send": "fb1726e3ed8e63ef",
+                   "aiokafka.client:AIOKafkaClient._get_conn": "1eaeaab224047a09",
+                   "aiokafka.producer.sender:SendProduceReqHandler.do": "89912727d3c89bfb",
+                   "aiokafka.producer.sender:SendProduceReqHandler.handle_response": "552007acc49e7f06",
+                   "aiokafka.producer.sender:SendProduceReqHandler._can_retry": "0004177074b5b810",
+                   "aiokafka.producer.sender:Sender._send_produce_req": "5fbb5b444b0f65bd"},
+        issue=f"{NO_ISSUE} (a cost, not a bug)",
+        recheck="the connection's send still only prepares the request for the broker's "
+                "versions, writes the size, header and body, and queues (correlation id, request, "
+                "future) in `_requests`; its reader still settles the head of that queue with "
+                "done()/set_result(decoded answer) (set_exception on a correlation mismatch), and "
+                "close() still fails every queued one not done with set_exception; the client's "
+                "send still only gets a connected connection (`_conns[(node, DEFAULT)]`) and, on "
+                "a timeout of its wait (`request_timeout_ms`), closes it and raises "
+                "RequestTimedOutError; the handler's do() still handles a KafkaError, the answer "
+                "(handle_response), and re-enqueues after its backoff and a metadata update "
+                "exactly as `ProduceAnswer` does.")
+    def _write_produce_req(self, node_id: int, batches: dict[TopicPartition, Any]) -> bool:
+        """Write the produce request for `batches` to `node_id`'s connection, its answer to be
+        settled by a `ProduceAnswer` queued where the connection reads answers; False (nothing
+        written) if the node has no connection up: aiokafka's way connects first."""
+        conn = self.client._conns.get((node_id, ConnectionGroup.DEFAULT))
+        if conn is None or not conn.connected():
+            return False
+        handler = LeanSendProduceReqHandler(self, batches)
+        request = handler.create_request().prepare(conn._versions)
+        correlation_id = conn._next_correlation_id()
+        message = request.build_request_header(correlation_id=correlation_id,
+                                               client_id=conn._client_id).encode() + request.encode()
+        timeout = self._request_timeout_ms / 1000
+        answer = ProduceAnswer(self, node_id, handler, time.monotonic() + timeout, conn)
+        try:
+            conn._writer.write(_I32.pack(len(message)) + message)
+        except OSError as err:
+            conn.close(reason=CloseReason.CONNECTION_BROKEN)
+            answer.set_exception(KafkaConnectionError(f"Connection at {conn.host}:{conn.port} broken: {err}"))
+            return True
+        conn._requests.append((correlation_id, request, answer))
+        self._answers.add(answer)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(timeout, self._check_timeouts)
+        return True
+
+    def _check_timeouts(self) -> None:
+        """Time out the requests in flight past their deadline (aiokafka's client closes the
+        connection and raises RequestTimedOutError); check again at the next deadline."""
+        self._timer = None
+        now = time.monotonic()
+        for answer in sorted(self._answers, key=lambda a: a.deadline):
+            if answer.deadline <= now and not answer.done():
+                answer.time_out()
+        if self._answers:
+            next_in = max(0.0, min(a.deadline for a in self._answers) - time.monotonic())
+            self._timer = asyncio.get_running_loop().call_later(next_in, self._check_timeouts)
+
+    def _settled(self, answer: ProduceAnswer) -> None:
+        """A request's batches are done, failed, or to be re-enqueued after aiokafka's backoff;
+        then its node and partitions are free again (as `_send_produce_req` does after `do`)."""
+        self._answers.discard(answer)
+        handler = answer.handler
+        if handler._to_reenqueue:
+            self._start(self._reenqueue(answer.node_id, handler))
+        else:
+            self._release(answer.node_id, handler._batches)
+
+    async def _reenqueue(self, node_id: int, handler: Any) -> None:
+        """The end of aiokafka's `SendProduceReqHandler.do` for batches it retries."""
+        try:
+            await asyncio.sleep(handler._default_backoff)
+            for batch in handler._to_reenqueue:
+                self._message_accumulator.reenqueue(batch)
+            await self.client._maybe_wait_metadata()
+        finally:
+            self._release(node_id, handler._batches)
+
+    def _release(self, node_id: int, batches: dict[TopicPartition, Any]) -> None:
+        self._in_flight.discard(node_id)
+        self._muted_partitions.difference_update(batches)
+        if self._message_accumulator._batches:
+            self._wake()  # batches waited for this node
+
+
+class ProduceAnswer:
+    """Where a produce request written by `LeanSender` is settled: queued in the connection's
+    `_requests` in place of aiokafka's future, it takes the answer (`set_result`, called by the
+    connection's reader with the decoded answer) or the connection's failure (`set_exception`,
+    by `close()` and on a correlation mismatch), and does what aiokafka's
+    `SendProduceReqHandler.do` does with them; `time_out` is aiokafka's client's timeout."""
+
+    __slots__ = ("_done", "conn", "deadline", "handler", "node_id", "sender")
+
+    def __init__(self, sender: LeanSender, node_id: int, handler: Any, deadline: float, conn: Any) -> None:
+        self.sender, self.node_id, self.handler, self.deadline, self.conn = sender, node_id, handler, deadline, conn
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, response: Any) -> None:
+        """The broker's answer: each batch done, failed or to be retried (aiokafka's handler)."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self.handler.handle_response(response)
+        except Exception as exc:  # a bug: fail the sender (every batch) rather than the reader
+            self._break(exc)
+            return
+        self.sender._settled(self)
+
+    def set_exception(self, exc: BaseException) -> None:
+        """No answer: retry the batches that can be (aiokafka's retriable errors within the
+        batch's time to live), fail the others."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            if not isinstance(exc, KafkaError):
+                raise exc
+            log.warning("Got error produce response: %s", exc)
+            if getattr(exc, "invalid_metadata", False):
+                self.sender.client.force_metadata_update()
+            handler = self.handler
+            for batch in handler._batches.values():
+                if not handler._can_retry(exc, batch):
+                    batch.failure(exception=exc)
+                else:
+                    handler._to_reenqueue.append(batch)
+        except Exception as err:
+            self._break(err)
+            return
+        self.sender._settled(self)
+
+    def time_out(self) -> None:
+        """As aiokafka's client when a request waits past `request_timeout_ms`: close the
+        connection (failing every request queued on it) and raise RequestTimedOutError."""
+        self.set_exception(RequestTimedOutError())
+        self.conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
+
+    def _break(self, exc: BaseException) -> None:
+        sender = self.sender
+        sender._answers.discard(self)
+        if sender._broken is None:
+            sender._broken = exc
+        sender._wake()
+
 
 class LeanAIOKafkaProducer(AIOKafkaProducer):  # type: ignore[misc]
-    """aiokafka's producer whose produce requests are written and read with `struct`."""
+    """aiokafka's producer whose produce requests are sent by the bus's sender loop, written and
+    read with `struct`."""
 
     @workaround(
         relies_on={f"{_PRODUCER}.__init__": "f924bfdbf96d6b6c",
@@ -316,7 +593,7 @@ class LeanAIOKafkaProducer(AIOKafkaProducer):  # type: ignore[misc]
                 "nothing else holds that sender before start().")
     def __init__(self, **options: Any) -> None:
         """aiokafka's producer, with its sender (built last by aiokafka, from the same arguments)
-        one whose produce requests are written and read with `struct` (`LeanSender`)."""
+        the bus's (`LeanSender`: its own loop, produce requests written and read with `struct`)."""
         super().__init__(**options)
         sender: Any = self.__dict__["_sender"]  # (the base class is untyped)
         self._sender = LeanSender(

@@ -1,5 +1,5 @@
 """The router's outputs on the wire, sent the bus's way (appended to the partitions' batches,
-requests written with `struct`) and aiokafka's own way (faust's send per message, aiokafka's
+requests written with `struct` by the bus's sender loop) and aiokafka's own way (faust's send per message, aiokafka's
 producer): every message on the same topic and partition, in the same order, the same bytes."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bus.kafka.admin import create_topics
 from bus.local_broker import LocalBroker, local_broker
 from bus.settings import KafkaSettings
 from bus.upstream.faust_worker import Producer
-from bus.upstream.lean_produce import LeanAIOKafkaProducer, Output, send_outputs
+from bus.upstream.lean_produce import LeanAIOKafkaProducer, LeanSender, Output, send_outputs
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
 from services.router.handling import Position, Router
@@ -47,13 +47,13 @@ async def produce(kafka: KafkaSettings, workdir: Path, events: list[Sequence[Out
         with patch.object(Producer, "_producer_type", AIOKafkaProducer):
             await app.producer.start()
     try:
-        for messages in events:
+        for n, messages in enumerate(events, 1):
             if lean:
                 await send_outputs(app, messages)
             else:
                 for topic, key, value in messages:
                     await app.producer.send(topic, key, value, None, None, None)
-            if len(app.delivery_guard._pending) > 20:  # a few events per request, as under load
+            if n % 2 == 0:  # (the bus's way) two events per request, as under load
                 await app.producer.flush()
         await app.producer.flush()
         await app.delivery_guard.settle(timeout=10)
@@ -89,8 +89,18 @@ def test_the_routers_outputs_reach_the_same_partitions_in_the_same_order_byte_fo
     with local_broker(tmp_path / "stock-tansu.log") as stock_broker:
         stock_kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=stock_broker.bootstrap)
 
+        # Per produce request of the bus's producer: written by its sender loop (True), or sent
+        # aiokafka's way (False: only while the leader's connection is not up yet).
+        ways: list[bool] = []
+        write = LeanSender._write_produce_req
+
+        def counted(sender: LeanSender, node_id: int, batches: Any) -> bool:
+            ways.append(write(sender, node_id, batches))
+            return ways[-1]
+
         async def go() -> tuple[Written, Written]:
-            await produce(lean_kafka, tmp_path / "lean", events, lean=True)
+            with patch.object(LeanSender, "_write_produce_req", counted):
+                await produce(lean_kafka, tmp_path / "lean", events, lean=True)
             await produce(stock_kafka, tmp_path / "stock", events, lean=False)
             return await written(lean_kafka, topics), await written(stock_kafka, topics)
 
@@ -98,3 +108,4 @@ def test_the_routers_outputs_reach_the_same_partitions_in_the_same_order_byte_fo
     assert sum(len(records) for records in stock.values()) == sum(len(m) for m in events) > 100
     assert len(stock) > 10  # many partitions
     assert lean == stock
+    assert ways.count(True) >= 5 and ways.count(False) <= 1
