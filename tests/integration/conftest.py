@@ -22,7 +22,16 @@ from bus.local_broker import LocalBroker, die_with_parent, free_port
 from bus.settings import KafkaSettings
 from topics.catalog import EVENTS
 
-pytestmark = pytest.mark.integration
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder runs against a real broker: marked `integration`, so that
+    `make test-fast` (`-m "not integration ..."`) leaves it out, whether or not its module says
+    so. (A `pytestmark` in a conftest marks nothing: pytest reads it from test modules only.)"""
+    for item in items:
+        if HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
 
 CLI = str(Path(sys.executable).with_name("referral-bus"))
 T = TypeVar("T")
