@@ -133,6 +133,8 @@ class Consumer(WorkerConsumer):
 
     _fetch_wait_state: str = BUSY
     _busy_tail: BusyTail
+    #: The clock of the busy tail's record times.
+    _clock = staticmethod(time.monotonic)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -186,7 +188,7 @@ class Consumer(WorkerConsumer):
         agent is behind, `_hand_over` lengthens it again), for the short tail of records that
         came alone; records while busy: the tail that the traffic's pace asks for."""
         after_quiet = self._fetch_wait_state == QUIET
-        self._busy_tail.records(time.monotonic(), after_quiet=after_quiet)
+        self._busy_tail.records(self._clock(), after_quiet=after_quiet)
         if after_quiet:
             self._set_fetch_wait(BUSY)
 

@@ -91,7 +91,10 @@ def test_the_worker_consumer_fetches_for_as_long_as_its_busy_tail_says(tmp_path:
     consumer = app.consumer
     assert isinstance(consumer, Consumer)
     assert consumer._fetch_timeout() == QUIET_AFTER_S
-    fed(consumer._busy_tail, 0.0, 0.05, 100)
-    assert consumer._fetch_timeout() == consumer._busy_tail.seconds() > QUIET_AFTER_S
+    clock = iter(0.05 * n for n in range(100))
+    consumer._clock = lambda: next(clock)
+    for _ in range(100):
+        consumer._on_records()  # a fetch brought records, while busy
+    assert consumer._fetch_timeout() == pytest.approx(0.05 * math.log(1 / QUIET_SHARE))
     consumer._fetch_wait_state = QUIET  # the idle wait, until records come
     assert consumer._fetch_timeout() == FETCH_TIMEOUT_S
