@@ -45,8 +45,8 @@ HAND_OVER_POLL_SECONDS = 0.005
 BACKLOG_FETCH_MAX_WAIT_MS = 250
 
 
-#: The states of the worker's fetch wait (`Consumer._set_fetch_wait`). Quiet: no records for
-#: `QUIET_AFTER_S`, until records come; the wait is then the app's idle wait
+#: The states of the worker's fetch wait (`Consumer._set_fetch_wait`). Quiet: no records for the
+#: busy tail (`BusyTail`), until records come; the wait is then the app's idle wait
 #: (REFERRAL_BUS_IDLE_FETCH_MAX_WAIT_MS).
 #: Each empty poll costs the worker ~0.5 ms of CPU and the broker as much (aiokafka encodes and
 #: decodes every request in Python): polling every 10 ms kept an idle router at ~5 % of a core
@@ -94,7 +94,8 @@ class BusyTail:
 
     Only the gaps seen while busy enter the mean: the one that ended a quiet spell is not the
     traffic's pace but its absence (a county's few events a minute, each a short burst of
-    records, keep a short mean and the tail at `QUIET_AFTER_S`). Times are the caller's monotonic clock.
+    records, keep a short mean and the tail at `QUIET_AFTER_S`). Times are the caller's
+    monotonic clock, in seconds.
     """
 
     __slots__ = ("_came_alone", "_last_records_at", "_mean_gap")
@@ -123,7 +124,6 @@ class BusyTail:
         if self._mean_gap is None:
             return QUIET_AFTER_S
         return min(BUSY_TAIL_MAX_S, max(QUIET_AFTER_S, self._mean_gap * _MEAN_GAPS_OF_TAIL))
-
 
 
 class Consumer(WorkerConsumer):
