@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -133,13 +133,11 @@ class FetchedStream:
     """What the agent's stream gives it: one fetched batch of messages, then nothing more."""
 
     def __init__(self, *values: bytes) -> None:
-        self.channel = SimpleNamespace(topics=("events.inbound",))
         self.batch = [Message("events.inbound", 0, offset, 0.0, 0, None, None, value, None, generation_id=0)
                       for offset, value in enumerate(values)]
-
-    async def __aiter__(self) -> AsyncIterator[list[Message]]:
-        yield self.batch
-        await asyncio.Event().wait()
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()  # the agent reads its channel's queue
+        queue.put_nowait(self.batch)
+        self.channel = SimpleNamespace(topics=("events.inbound",), queue=queue)
 
 
 async def _until(done: Callable[[], bool]) -> None:
