@@ -280,7 +280,7 @@ class WorkerConsumer(faust_aiokafka.Consumer):
         held: list[tuple[Any, Any]] = []
         rebalance = None
         async for tp, message in super().getmany(timeout):
-            if self._is_changelog_tp(tp) or not (held or app.rebalancing):
+            if not (held or app.rebalancing) or self._is_changelog_tp(tp):  # (faust's builds a set)
                 yield tp, message
             else:
                 if not held:  # the rebalance this fetch belongs to
