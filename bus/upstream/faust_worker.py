@@ -333,7 +333,7 @@ class WorkerConsumer(faust_aiokafka.Consumer):
                 batch = [record async for record in self.getmany(timeout=self._fetch_timeout())]
                 # As faust, the loop must yield each time round, even when records were there
                 # already: one turn of the loop (faust's `self.sleep(0)` starts, cancels and
-                # awaits a task each time round). None when the fetch waited for its records
+                # awaits a task each time round). Not when the fetch waited for its records
                 # (`LoopConsumerThread.getmany` counts it): the loop went round meanwhile, and
                 # another turn per fetch that brings records would be for nothing.
                 if waits is None or thread.fetch_waits == waits:
