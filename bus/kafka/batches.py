@@ -23,6 +23,7 @@ import faust
 from faust.types import Message
 
 from bus.faust_app import BusApp
+from bus.upstream.faust_streams import channel_values
 
 #: Records handed to the agent in one batch, at most.
 BATCH_MAX = 500
@@ -52,7 +53,7 @@ async def fetched_batches(app: BusApp, stream: faust.StreamT[Any]) -> AsyncGener
         app.batch_readers[topic] = channel
     consumer = app.consumer
     inbound_time = app.monitor.stream_inbound_time  # what faust's check for a stuck stream reads
-    async for batch in stream:
+    async for batch in channel_values(stream):  # faust's iteration of the stream, minus a turn
         generation = app.consumer_generation_id
         live: list[Message] = [m for m in batch if m.generation_id == generation]
         now = time.monotonic()

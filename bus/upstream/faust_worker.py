@@ -8,10 +8,13 @@ attributes and the two functions at the end of this module.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiokafka
+from aiokafka.consumer.fetcher import FetchResult
+from aiokafka.errors import ConsumerStoppedError
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.futures import maybe_async
@@ -32,6 +35,7 @@ DELIVERY_YIELD_EVERY = 100
 FETCH_TIMEOUT_S = 1.0
 
 _DRIVER = "faust.transport.drivers.aiokafka"
+_FETCHER = "aiokafka.consumer.fetcher:Fetcher"
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -126,6 +130,108 @@ class LoopConsumerThread(ConsumerThread):
         consumer's loop: this one, so simply call it."""
         return await maybe_async(fun(*args, **kwargs))
 
+    @workaround(
+        replaces={f"{_DRIVER}:AIOKafkaConsumerThread.getmany": "1b1c58046a9b2bb7"},
+        relies_on={f"{_DRIVER}:AIOKafkaConsumerThread._fetch_records": "9e7369fc572de4d0",
+                   f"{_FETCHER}.fetched_records": "e20ce0c8117f12d2",
+                   f"{_FETCHER}._create_fetch_waiter": "65046fcd40e702ff",
+                   f"{_FETCHER}.close": "eb8e175ce6f83cba",
+                   "aiokafka.consumer.subscription_state:SubscriptionState.abort_waiters": "80faab43f57253ed"},
+        issue=f"{NO_ISSUE} (a cost, not a bug)",
+        recheck="faust's getmany still only calls `_fetch_records` in the consumer's thread with "
+                "the consumer's max_poll_records, and `_fetch_records` still returns nothing while "
+                "the flow is stopped, raises ConsumerStoppedError for a closed consumer or fetcher, "
+                "and runs aiokafka's fetched_records in the subscription's fetch_context; "
+                "fetched_records is still what `fetched_records` below copies (drain every "
+                "partition's FetchResult up to max_records, drop unassigned partitions' results, "
+                "raise a stored error when nothing else was drained, notify `_wait_consume_future` "
+                "when a result is used up, otherwise wait for a future of `_fetch_waiters`, which "
+                "the fetch routine resolves when records came, close() resolves and "
+                "abort_waiters fails, or for the timeout).")
+    async def getmany(self, active_partitions: set[Any] | None, timeout: float) -> Any:
+        """faust's fetch from its aiokafka consumer, in this loop: the records fetched so far,
+        else those of the next answer that brings any, within `timeout` seconds.
+
+        faust's way goes through `call_thread` and aiokafka's `fetched_records`, which waits for
+        records in `asyncio.wait([waiter], timeout)`: a timer, a done callback on the waiter that
+        resolves `asyncio.wait`'s own future, which only then wakes this task, one turn of the
+        event loop later; and a second callback removing the waiter from the fetcher's set. That
+        turn and those handles came with every fetch that brings records (at 100 events/s, one
+        per event; `benchmarks/router_cpu.py`). Here the fetch loop's task awaits the waiter
+        itself, under a plain timer; `fetch_waits` counts the fetches that waited (the loop went
+        round meanwhile, which `WorkerConsumer._drain_messages` needs to know).
+        """
+        if not self.consumer.flow_active:
+            return {}
+        consumer = self._ensure_consumer()
+        fetcher = consumer._fetcher
+        if consumer._closed or fetcher._closed:
+            raise ConsumerStoppedError()
+        with fetcher._subscriptions.fetch_context():
+            return await self._fetched_records(fetcher, active_partitions, timeout, consumer._max_poll_records)
+
+    #: Fetches that waited for records (see `getmany`).
+    fetch_waits = 0
+
+    async def _fetched_records(self, fetcher: Any, partitions: set[Any] | None, timeout: float,
+                               max_records: int | None) -> dict[Any, list[Any]]:
+        """aiokafka's `Fetcher.fetched_records`, the records' waiter awaited directly."""
+        while True:
+            if fetcher._subscriptions.reassignment_in_progress:
+                self.fetch_waits += 1
+                await fetcher._subscriptions.wait_for_assignment()
+            start_time = time.monotonic()
+            drained: dict[Any, list[Any]] = {}
+            records = fetcher._records
+            for tp in list(records):
+                if partitions and tp not in partitions:
+                    if not fetcher._subscriptions.is_assigned(tp):
+                        del records[tp]  # results of a partition no longer assigned
+                    continue
+                res_or_error = records[tp]
+                if type(res_or_error) is FetchResult:
+                    got = res_or_error.getall(max_records)
+                    if not res_or_error.has_more():
+                        del records[tp]  # all consumed: the routine may fetch it again
+                        fetcher._notify(fetcher._wait_consume_future)
+                    if not got:
+                        continue
+                    drained[tp] = got
+                    if max_records is not None:
+                        max_records -= len(got)
+                        if max_records <= 0:
+                            break
+                elif drained:
+                    return drained  # the error is raised at the next call
+                else:
+                    del records[tp]
+                    fetcher._notify(fetcher._wait_consume_future)
+                    res_or_error.check_raise()
+            if drained or not timeout:
+                return drained
+            waiter = self.thread_loop.create_future()
+            waiters = fetcher._fetch_waiters
+            waiters.add(waiter)
+            timer = self.thread_loop.call_later(timeout, _time_out, waiter)
+            self.fetch_waits += 1
+            try:
+                # Resolved by the routine when records came, by close(), failed by abort_waiters.
+                timed_out = await waiter is _TIMED_OUT
+            finally:
+                timer.cancel()
+                waiters.discard(waiter)
+            if timed_out or fetcher._closed:
+                return {}
+            timeout = max(0.0, timeout - (time.monotonic() - start_time))
+
+
+_TIMED_OUT = object()
+
+
+def _time_out(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(_TIMED_OUT)
+
 
 class WorkerConsumer(faust_aiokafka.Consumer):
     """faust's consumer for the worker, with faust's fetch loop, its rebalance hold and its
@@ -174,7 +280,7 @@ class WorkerConsumer(faust_aiokafka.Consumer):
         held: list[tuple[Any, Any]] = []
         rebalance = None
         async for tp, message in super().getmany(timeout):
-            if self._is_changelog_tp(tp) or not (held or app.rebalancing):
+            if not (held or app.rebalancing) or self._is_changelog_tp(tp):  # (faust's builds a set)
                 yield tp, message
             else:
                 if not held:  # the rebalance this fetch belongs to
@@ -219,13 +325,19 @@ class WorkerConsumer(faust_aiokafka.Consumer):
         """
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
+        thread: Any = self._thread
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
+                waits = getattr(thread, "fetch_waits", None)
                 batch = [record async for record in self.getmany(timeout=self._fetch_timeout())]
-                # As faust, a loop of empty fetches must still yield; but one turn of the loop
-                # (faust's `self.sleep(0)` starts, cancels and awaits a task each time round).
-                await asyncio.sleep(0)
+                # As faust, the loop must yield each time round, even when records were there
+                # already: one turn of the loop (faust's `self.sleep(0)` starts, cancels and
+                # awaits a task each time round). Not when the fetch waited for its records
+                # (`LoopConsumerThread.getmany` counts it): the loop went round meanwhile, and
+                # another turn per fetch that brings records would be for nothing.
+                if waits is None or thread.fetch_waits == waits:
+                    await asyncio.sleep(0)
                 if not batch:
                     self._on_quiet()
                 elif not self.should_stop:

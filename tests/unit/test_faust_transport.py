@@ -4,6 +4,7 @@ and hands fetched records to the streams a batch at a time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -12,12 +13,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.consumer.fetcher import FetchResult
+from aiokafka.errors import KafkaError
 from faust.types import TP, Message
 
 from bus.faust_app import BusApp, make_app
 from bus.kafka.batches import BATCH_MAX, BATCHES_WAITING, fetched_batches
 from bus.kafka.faust_transport import Consumer, Transport
 from bus.settings import KafkaSettings
+from bus.upstream.faust_streams import channel_values
 from bus.upstream.faust_worker import ConsumerThread, LoopConsumerThread
 
 
@@ -226,30 +230,20 @@ async def test_an_agent_gets_batches_acked_when_it_asks_for_the_next_and_none_fr
     stale = [_message(2, 1)]  # fetched in generation 1, reaching the agent after a rebalance
     fresh = [_message(2, 2)]
 
-    async def batches() -> AsyncIterator[list[Message]]:
-        yield first
-        app.consumer_generation_id = 2
-        yield stale + fresh
+    queue: asyncio.Queue[list[Message]] = asyncio.Queue()
+    stream: Any = SimpleNamespace(channel=SimpleNamespace(topics=("events",), queue=queue))  # a stand-in
 
     app.consumer_generation_id = 1
-    taken = fetched_batches(app, _Iterable(batches))  # type: ignore[arg-type]  # a stand-in stream
+    queue.put_nowait(first)
+    taken = fetched_batches(app, stream)
     assert await anext(taken) == first
     assert not any(m.acked for m in first)  # being handled
+    app.consumer_generation_id = 2
+    queue.put_nowait(stale + fresh)
     assert await anext(taken) == fresh
     assert all(m.acked for m in first) and not stale[0].acked and not fresh[0].acked
     await taken.aclose()  # the worker stops mid-batch
     assert not fresh[0].acked
-
-
-class _Iterable:
-    """A stream as `fetched_batches` sees it: its channel's topics, and batches to iterate."""
-
-    def __init__(self, batches: Callable[[], AsyncIterator[list[Message]]]) -> None:
-        self.channel = SimpleNamespace(topics=("events",))
-        self._batches = batches
-
-    def __aiter__(self) -> AsyncIterator[list[Message]]:
-        return self._batches()
 
 
 async def test_the_router_runs_faust_s_consumer_in_the_worker_s_own_loop_and_fetches_lean(tmp_path: Path) -> None:
@@ -281,3 +275,161 @@ async def test_the_router_runs_faust_s_consumer_in_the_worker_s_own_loop_and_fet
     assert isinstance(other, ConsumerThread) and not isinstance(other, LoopConsumerThread)
     assert other.thread_loop is not loop
     assert not other_app.lean_fetch
+
+
+# ---- one fetch cycle that brings records: turns of the event loop and wake-ups ---------------
+
+
+def _counting_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every `asyncio.sleep` from now on (each lets the loop go round once more), recorded."""
+    sleeps: list[float] = []
+    sleep = asyncio.sleep
+
+    async def counting(delay: float, *args: Any, **kwargs: Any) -> Any:
+        sleeps.append(delay)
+        return await sleep(delay, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "sleep", counting)
+    return sleeps
+
+
+async def test_an_agent_asking_for_its_next_batch_waits_on_its_queue_without_an_extra_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # faust's stream iterator sleeps a turn before each value: the agent woke twice per batch.
+    app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
+    app.flow_control.resume()
+    channel: Any = app.channel()
+    values = channel_values(SimpleNamespace(channel=channel))  # type: ignore[arg-type]  # a stand-in stream
+    sleep = asyncio.sleep
+    sleeps = _counting_sleeps(monkeypatch)
+    channel.queue.put_nowait(["waiting"])
+    assert await anext(values) == ["waiting"]
+    assert sleeps == [0]  # a batch already there: one turn for the others first, as faust
+    sleeps.clear()
+    asking = asyncio.ensure_future(anext(values))
+    await sleep(0)
+    assert not asking.done()
+    channel.queue.put_nowait(["next"])
+    await sleep(0)  # the turn in which the agent wakes
+    assert asking.done() and asking.result() == ["next"]
+    assert sleeps == []
+
+
+async def test_an_agent_s_channel_values_end_when_faust_stops_the_actor_and_raise_what_is_thrown(
+        tmp_path: Path) -> None:
+    app = make_app("transport-test", KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), tmp_path)
+    app.flow_control.resume()
+    channel: Any = app.channel()
+    values = channel_values(SimpleNamespace(channel=channel))  # type: ignore[arg-type]
+    channel._throw(RuntimeError("thrown"))
+    with pytest.raises(RuntimeError, match="thrown"):
+        await anext(values)
+    values = channel_values(SimpleNamespace(channel=channel))  # type: ignore[arg-type]
+    asking = asyncio.ensure_future(anext(values))
+    await asyncio.sleep(0)
+    channel._throw(StopAsyncIteration())  # faust's Actor.cancel, when the agent stops
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(asking, 5)
+
+
+class _Records:
+    """A partition's fetched records as aiokafka's FetchResult reads them."""
+
+    def __init__(self, records: list[str], next_fetch_offset: int) -> None:
+        self._records = iter(records)
+        self.next_fetch_offset = next_fetch_offset
+
+    def __iter__(self) -> _Records:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._records)
+
+
+def _lean_fetching(tmp_path: Path) -> tuple[LoopConsumerThread, Any, Callable[[TP, list[str]], None]]:
+    """The router's consumer thread over a stand-in aiokafka fetcher, and a function that stores
+    fetched records in it as aiokafka's fetch routine does, waking the fetches waiting for them."""
+    from prometheus_client import CollectorRegistry
+
+    from bus.settings import StateSettings
+    from services.router.app import build
+    from services.router.settings import RouterSettings
+
+    app: Any = build(KafkaSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"), StateSettings(state_dir=tmp_path),
+                     RouterSettings(), CollectorRegistry())
+    thread = worker_consumer(app)._thread
+    assert isinstance(thread, LoopConsumerThread)
+
+    def notify(future: asyncio.Future[Any] | None) -> None:
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    state = SimpleNamespace(paused=False, position=5, consumed_to=lambda offset: None)
+    assignment = SimpleNamespace(active=True, state_value=lambda tp: state)
+    fetcher = SimpleNamespace(
+        _records={}, _fetch_waiters=set(), _closed=False, _notify=notify,
+        _wait_consume_future=asyncio.get_running_loop().create_future(),
+        _subscriptions=SimpleNamespace(reassignment_in_progress=False, fetch_context=contextlib.nullcontext,
+                                       is_assigned=lambda tp: True))
+    thread._consumer = SimpleNamespace(_fetcher=fetcher, _closed=False, _max_poll_records=None)
+
+    def fetched(tp: TP, records: list[str]) -> None:
+        fetcher._records[tp] = FetchResult(tp, assignment=assignment, partition_records=_Records(records, 5),
+                                           backoff=0)
+        for waiter in fetcher._fetch_waiters:
+            notify(waiter)
+
+    return thread, fetcher, fetched
+
+
+async def test_a_fetch_waiting_for_records_wakes_in_the_turn_after_they_come(tmp_path: Path) -> None:
+    # aiokafka's fetched_records waits in asyncio.wait, whose callback wakes the fetch a turn later.
+    thread, fetcher, fetched = _lean_fetching(tmp_path)
+    tp = TP("events", 0)
+    fetch = asyncio.ensure_future(thread.getmany({tp}, timeout=5))
+    await asyncio.sleep(0)
+    assert not fetch.done() and len(fetcher._fetch_waiters) == 1 and thread.fetch_waits == 1
+    fetched(tp, ["r1", "r2"])
+    await asyncio.sleep(0)
+    assert fetch.done() and fetch.result() == {tp: ["r1", "r2"]}
+    assert not fetcher._fetch_waiters and fetcher._wait_consume_future.done()  # the routine may fetch again
+
+    fetched(tp, ["r3"])  # records there already: no wait
+    assert await thread.getmany({tp}, timeout=5) == {tp: ["r3"]} and thread.fetch_waits == 1
+    assert await thread.getmany({tp}, timeout=0.01) == {} and thread.fetch_waits == 2  # nothing came
+    assert not fetcher._fetch_waiters
+
+    fetch = asyncio.ensure_future(thread.getmany({tp}, timeout=5))
+    await asyncio.sleep(0)
+    for waiter in fetcher._fetch_waiters:  # as aiokafka's abort_waiters
+        waiter.set_exception(KafkaError("aborted"))
+    with pytest.raises(KafkaError):
+        await fetch
+    assert not fetcher._fetch_waiters
+
+
+async def test_a_fetch_loop_whose_fetch_waited_for_its_records_does_not_sleep_another_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    thread, _, _ = _lean_fetching(tmp_path)
+    consumer: Any = thread.consumer
+    app = consumer.app
+    agent_queue = _agent_reading(app)
+    tp = TP("events", 0)
+    sleeps = _counting_sleeps(monkeypatch)
+    fetcher = _one_fetch(consumer, _fetched(tp, range(3)))
+    one_batch = consumer.getmany
+
+    async def waited(timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        thread.fetch_waits += 1  # the fetch waited for its records: the loop went round meanwhile
+        async for record in one_batch(timeout):
+            yield record
+
+    consumer.getmany = waited
+    await asyncio.wait_for(consumer._drain_messages(fetcher), 5)
+    assert [m.offset for m in agent_queue.get_nowait()] == [0, 1, 2]
+    assert sleeps == []
+
+    fetcher = _one_fetch(consumer, _fetched(tp, range(3, 6)))  # records there already: one turn
+    await asyncio.wait_for(consumer._drain_messages(fetcher), 5)
+    assert [m.offset for m in agent_queue.get_nowait()] == [3, 4, 5]
+    assert sleeps == [0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,8 +22,8 @@ from bus.kafka.delivery import DeliveryFailed
 from bus.settings import KafkaSettings
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
-from services.router.agents import wire
-from services.router.handling import Router
+from services.router.agents import Tally, wire
+from services.router.handling import Position, Router
 from services.router.metrics import RouterMetrics
 
 
@@ -133,13 +133,11 @@ class FetchedStream:
     """What the agent's stream gives it: one fetched batch of messages, then nothing more."""
 
     def __init__(self, *values: bytes) -> None:
-        self.channel = SimpleNamespace(topics=("events.inbound",))
         self.batch = [Message("events.inbound", 0, offset, 0.0, 0, None, None, value, None, generation_id=0)
                       for offset, value in enumerate(values)]
-
-    async def __aiter__(self) -> AsyncIterator[list[Message]]:
-        yield self.batch
-        await asyncio.Event().wait()
+        queue: asyncio.Queue[list[Message]] = asyncio.Queue()  # the agent reads its channel's queue
+        queue.put_nowait(self.batch)
+        self.channel = SimpleNamespace(topics=("events.inbound",), queue=queue)
 
 
 async def _until(done: Callable[[], bool]) -> None:
@@ -180,3 +178,23 @@ async def test_a_batch_is_acked_once_the_agent_asks_for_the_next(tmp_path: Path)
     with patch.object(type(app), "producer", producer):
         await _run_agent_until(app, stream, lambda: _until(lambda: all(m.acked for m in stream.batch)))
     app.delivery_guard.raise_if_failed()
+
+
+def test_the_tally_adds_what_it_observed_once_however_many_batches_it_flushes() -> None:
+    # One tally per agent, which keeps the metrics' children between batches.
+    registry = CollectorRegistry()
+    metrics = RouterMetrics(registry)
+    router = Router(load_rulebook(), Deadlines.load())
+    outcome = router.handle(json.dumps(scripted_events()[0]).encode(), Position("events.inbound", 0, 0))
+    tally = Tally()
+    tally.observe(outcome, metrics, 0)
+    tally.flush(metrics)
+    tally.observe(outcome, metrics, 1)
+    tally.observe(outcome, metrics, 2)
+    tally.flush(metrics)
+    tally.flush(metrics)  # nothing observed since
+    assert registry.get_sample_value(
+        "referral_bus_events_received_total",
+        {"kind": "child_missing_reported", "jurisdiction": "xian", "reporter_agency": "public"}) == 3
+    assert registry.get_sample_value(
+        "referral_bus_referrals_total", {"agency": "police.command_center", "role": "lead"}) == 3
