@@ -45,7 +45,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from benchmarks.events import events
-from benchmarks.support import cpu_seconds, print_result, router_worker, tail_consumer
+from benchmarks.support import context_switches, cpu_seconds, cpu_split, print_result, router_worker, tail_consumer
 from bus.kafka import clients
 from bus.kafka.admin import create_topics
 from bus.local_broker import die_with_parent, local_broker
@@ -73,6 +73,10 @@ class Phase:
     #: For events sent one at a time: the worker's idle CPU share, which their figure is net of
     #: (0.0 is a measurement: a quiet worker can use less than /proc's 10 ms tick in a short window).
     idle_share: float | None = None
+    #: Of `cpu`, the seconds spent in the kernel (system calls, the loopback TCP they drive,
+    #: wake-ups), and the worker's (voluntary, involuntary) context switches.
+    system: float = 0.0
+    switches: tuple[int, int] = (0, 0)
 
     @property
     def pct(self) -> float:
@@ -96,7 +100,10 @@ class Phase:
         per = self.ms_per_event
         out = {"cpu_pct": round(self.pct, 2), "broker_cpu_pct": round(self.broker_pct, 2),
                "events": self.events, "seconds": round(self.wall, 1),
-               "cpu_ms_per_event": None if per is None else round(per, 3)}
+               "cpu_ms_per_event": None if per is None else round(per, 3),
+               "kernel_cpu_pct": round(100 * self.system / self.wall, 2),
+               "voluntary_switches_per_s": round(self.switches[0] / self.wall, 1),
+               "involuntary_switches_per_s": round(self.switches[1] / self.wall, 1)}
         net = self.ms_per_event_net_of_idle
         if net is not None:
             out["cpu_ms_per_event_net_of_idle"] = round(net, 3)
@@ -260,19 +267,26 @@ async def phases(kafka: KafkaSettings, group: str, pids: dict[str, int], args: a
             await wait_until_routing(kafka, load)
         await asyncio.sleep(args.settle)
 
-        def start() -> tuple[float, float, float]:
-            return time.perf_counter(), cpu_seconds(worker), cpu_seconds(broker)
+        Since = tuple[float, tuple[float, float], tuple[int, int], float]
 
-        def done(name: str, since: tuple[float, float, float], n: int, idle_share: float | None = None) -> Phase:
-            t, c, b = since
-            phase = Phase(name, time.perf_counter() - t, n, cpu_seconds(worker) - c, cpu_seconds(broker) - b,
-                          idle_share)
+        def start() -> Since:
+            return time.perf_counter(), cpu_split(worker), context_switches(worker), cpu_seconds(broker)
+
+        def done(name: str, since: Since, n: int, idle_share: float | None = None) -> Phase:
+            t, (user, system), (voluntary, involuntary), b = since
+            user_now, system_now = cpu_split(worker)
+            voluntary_now, involuntary_now = context_switches(worker)
+            phase = Phase(name, time.perf_counter() - t, n, user_now - user + system_now - system,
+                          cpu_seconds(broker) - b, idle_share, system_now - system,
+                          (voluntary_now - voluntary, involuntary_now - involuntary))
             f = phase.figures()
             per = "" if f["cpu_ms_per_event"] is None else f", {f['cpu_ms_per_event']:.3f} ms CPU per event"
             if (net := f.get("cpu_ms_per_event_net_of_idle")) is not None:
                 per += f" ({net:.3f} net of the idle rate)"
-            print(f"  {name:>8}: {f['cpu_pct']:6.2f}% of a core{per}; broker {f['broker_cpu_pct']:5.1f}%; "
-                  f"{f['events']} events in {f['seconds']} s", flush=True)
+            print(f"  {name:>8}: {f['cpu_pct']:6.2f}% of a core (kernel {f['kernel_cpu_pct']:.2f}){per}; "
+                  f"broker {f['broker_cpu_pct']:5.1f}%; {f['events']} events in {f['seconds']} s; context "
+                  f"switches {f['voluntary_switches_per_s']:.0f}/s waiting, {f['involuntary_switches_per_s']:.0f}/s "
+                  "preempted", flush=True)
             out.append(phase)
             return phase
 
@@ -409,7 +423,14 @@ def print_rate_profile(stages: dict[str, int], phase: Phase, out: Path) -> None:
         print(f"    {stage:80} {samples / seconds:7.2f} {samples / events:8.3f}")
     total = sum(stages.values())
     print(f"    {'all (Python)':80} {total / seconds:7.2f} {total / events:8.3f}"
-          f"   (/proc: {1000 * phase.cpu / phase.wall:.1f} ms/s)")
+          f"   (/proc: {1000 * phase.cpu / phase.wall:.1f} ms/s, of which the kernel "
+          f"{1000 * phase.system / phase.wall:.1f})")
+    # --gil counts a sample only while the thread holds the GIL as py-spy, reading the
+    # interpreter without pausing it, sees it: not in a system call, and not at every moment
+    # Python runs. At 100/s (2026-12-06, q-wake) it counted 126 ms/s where /proc counted 170
+    # (159 user, 11 kernel) and py-spy without --gil 163 outside epoll_wait: the shortfall is
+    # mostly samples not taken, not time spent in the kernel.
+    print("    (py-spy --gil counts less than the Python that ran; the kernel's share is /proc's)")
 
 
 def run(kind: str, args: argparse.Namespace) -> list[Phase]:

@@ -85,7 +85,9 @@ def test_the_router_cpu_benchmark_measures_each_load_beside_a_raw_worker(tmp_pat
         assert set(result[kind]) == {"idle", "lone", "20/s", "100/s", "bulk"}
         assert result[kind]["lone"]["cpu_ms_per_event_net_of_idle"] is not None
         for phase in result[kind].values():
-            assert {"cpu_pct", "broker_cpu_pct", "events", "seconds", "cpu_ms_per_event"} <= phase.keys()
+            assert {"cpu_pct", "broker_cpu_pct", "events", "seconds", "cpu_ms_per_event", "kernel_cpu_pct",
+                    "voluntary_switches_per_s", "involuntary_switches_per_s"} <= phase.keys()
+            assert 0 <= phase["kernel_cpu_pct"] <= phase["cpu_pct"]
         assert result[kind]["bulk"]["events"] == result["bulk_events"]
         assert {"lone", "20/s", "100/s", "bulk"} <= result[f"{kind}_vs_bulk"].keys()
 
