@@ -19,10 +19,10 @@ class KafkaSettings(BaseSettings):
 
     bootstrap_servers: str = Field(default="", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     fetch_max_wait_ms: int = Field(default=10, ge=1, le=10_000)
-    # The faust workers' fetch wait once their topics are quiet (`QUIET_AFTER_S` and
-    # `LONE_QUIET_AFTER_S` without records, bus/kafka/faust_transport.py), until records come (0:
-    # the same as fetch_max_wait_ms). On Tansu the first record after a quiet spell waits up to
-    # about half of it; each poll costs the worker and the broker CPU (docs/benchmarks.md).
+    # The faust workers' fetch wait once their topics are quiet (no records for the busy tail,
+    # `BusyTail` in bus/kafka/faust_transport.py), until records come (0: the same as
+    # fetch_max_wait_ms). On Tansu the first record after a quiet spell waits up to it (half of it
+    # on average); each poll costs the worker and the broker CPU (docs/benchmarks.md).
     idle_fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
     # aiokafka's idempotent producer fails on the local broker (InitProducerId); on Apache Kafka
     # turn it on. Consumers drop duplicates by id either way.

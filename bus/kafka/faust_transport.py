@@ -48,16 +48,17 @@ BACKLOG_FETCH_MAX_WAIT_MS = 250
 #: The states of the worker's fetch wait (`Consumer._set_fetch_wait`). Quiet: no records for the
 #: busy tail (`BusyTail`), until records come; the wait is then the app's idle wait
 #: (REFERRAL_BUS_IDLE_FETCH_MAX_WAIT_MS).
-#: Each empty poll costs the worker ~0.5 ms of CPU and the broker as much (aiokafka encodes and
-#: decodes every request in Python): polling every 10 ms kept an idle router at ~5 % of a core
-#: and its broker at ~5 %, 100 ms at ~1 % each (benchmarks/router_cpu.py). On Tansu, which
-#: answers a waiting fetch only at its next check, the first record after a quiet spell may wait
-#: up to about half the idle wait; on Apache Kafka, which answers on arrival, not at all.
+#: Each empty poll costs the worker ~0.2 ms of CPU with the lean fetch (~0.5 ms with aiokafka's
+#: own, which encodes and decodes every request in Python) and the broker about as much: polling
+#: every 10 ms kept an idle router at ~5 % of a core and its broker at ~5 %, 100 ms at ~1 % each
+#: (benchmarks/router_cpu.py). On Tansu, which answers a waiting fetch only when its wait ends,
+#: the first record after a quiet spell may wait up to the idle wait (half of it on average); on
+#: Apache Kafka, which answers on arrival, not at all.
 BUSY, BEHIND, QUIET = "busy", "behind", "quiet"
 #: How long a worker keeps polling at the bus's own wait after its last record, at the least. Every
 #: poll of that tail is paid by each event that arrives alone: 1 s cost a lone event ~70 ms of the
 #: router's CPU (and as much of the broker's). Traffic that has shown its pace gets a longer tail
-#: (`BusyTail`); sparser events may pay up to about half the idle wait on Tansu.
+#: (`BusyTail`); sparser events may pay up to the idle wait on Tansu (half of it on average).
 QUIET_AFTER_S = 0.25
 #: The same tail after records that came alone: the first after a quiet spell, of which a county's
 #: bus sees a few a minute. A record within it is traffic, and keeps the full tail from then on.
