@@ -449,6 +449,19 @@ def run(kind: str, args: argparse.Namespace) -> list[Phase]:
             return asyncio.run(phases(kafka, group, {"worker": proc.pid, "broker": broker.process.pid}, args))
 
 
+def fetching_alone_vs_routing_in_bulk(floor: dict[str, dict[str, Any]],
+                                      router: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """At each steady rate (and for a lone event, net of the idle rate), a fetch-only worker's CPU
+    per event over the router's per event in bulk: when this is above 1.5, no routing worker
+    fetching at that wait can be within 1.5x of its bulk figure there, whatever its work costs."""
+    bulk = router["bulk"]["cpu_ms_per_event"]
+    if not bulk:
+        return {}
+    per_event = {name: phase["cpu_ms_per_event"] for name, phase in floor.items() if name.endswith("/s")}
+    per_event["lone"] = floor.get("lone", {}).get("cpu_ms_per_event_net_of_idle")
+    return {name: round(ms / bulk, 2) for name, ms in per_event.items() if ms is not None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default=None, help="Steady rates, events/s, comma-separated (default 20,100).")
@@ -495,6 +508,11 @@ def main() -> None:
                                       if p.ms_per_event is not None and bulk}
     print("CPU per event at each rate / the same worker's bulk figure: "
           + ", ".join(f"{kind} {results[f'{kind}_vs_bulk']}" for kind in kinds))
+    for floor in ("fetch", "lean-fetch"):
+        if {floor, "router"} <= set(kinds):
+            results[f"{floor}_vs_router_bulk"] = fetching_alone_vs_routing_in_bulk(results[floor], results["router"])
+            print(f"CPU per event of fetching alone ({floor} worker) at each rate / the router's bulk figure "
+                  f"(what the round trips alone cost an event, before any work): {results[f'{floor}_vs_router_bulk']}")
     if {"raw", "router"} <= set(kinds):
         print("router / raw, % of a core: " + ", ".join(
             f"{name} {results['router'][name]['cpu_pct'] / max(results['raw'][name]['cpu_pct'], 0.01):.2f}"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks.alert_latency import send_offsets
-from benchmarks.router_cpu import Phase
+from benchmarks.router_cpu import Phase, fetching_alone_vs_routing_in_bulk
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,6 +90,7 @@ def test_the_router_cpu_benchmark_measures_each_load_beside_a_raw_worker(tmp_pat
             assert 0 <= phase["kernel_cpu_pct"] <= phase["cpu_pct"]
         assert result[kind]["bulk"]["events"] == result["bulk_events"]
         assert {"lone", "20/s", "100/s", "bulk"} <= result[f"{kind}_vs_bulk"].keys()
+    assert {"lone", "20/s", "100/s"} == result["fetch_vs_router_bulk"].keys()
 
 
 @pytest.mark.integration
@@ -126,3 +127,12 @@ def test_poisson_arrivals_keep_the_mean_rate_with_quiet_spells_a_steady_pace_nev
     assert 1100 < len(poisson) < 1300
     gaps = [b - a for a, b in itertools.pairwise(poisson)]
     assert max(gaps) > 0.25  # a spell long enough for a worker to go quiet (QUIET_AFTER_S)
+
+
+def test_fetching_alone_is_set_against_the_routers_bulk_figure_at_each_rate_and_for_a_lone_event() -> None:
+    floor: dict[str, dict[str, Any]] = {
+        "idle": {"cpu_ms_per_event": None}, "lone": {"cpu_ms_per_event": 40.0, "cpu_ms_per_event_net_of_idle": 0.9},
+        "20/s": {"cpu_ms_per_event": 2.3}, "100/s": {"cpu_ms_per_event": 0.6}, "bulk": {"cpu_ms_per_event": 0.02}}
+    router: dict[str, dict[str, Any]] = {"bulk": {"cpu_ms_per_event": 0.12}}
+    assert fetching_alone_vs_routing_in_bulk(floor, router) == {"20/s": 19.17, "100/s": 5.0, "lone": 7.5}
+    assert fetching_alone_vs_routing_in_bulk(floor, {"bulk": {"cpu_ms_per_event": None}}) == {}
