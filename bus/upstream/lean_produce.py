@@ -69,13 +69,20 @@ async def send_outputs(app: Any, messages: Sequence[Output]) -> None:
     while done < n:
         done += append_outputs(app, messages, done)
         if done < n:
-            state: AppendState | None = getattr(app.producer, "appends", None)
-            if state is not None and state.unannounced:
-                # What waits for the end of a `sent_at_end` block goes before the usual path
-                # waits (for metadata, for room in a full batch).
-                state.announce(app.producer._producer)
             topic, key, value = messages[done]
-            await app.producer.send(topic, key, value, None, None, None)
+            state: AppendState | None = getattr(app.producer, "appends", None)
+            if state is not None and state.held:
+                # Inside a `sent_at_end` block: what it holds goes before the usual path waits
+                # (for metadata, for room in a full batch), and nothing is held while it waits.
+                if state.unannounced:
+                    state.announce(app.producer._producer)
+                state.held = False
+                try:
+                    await app.producer.send(topic, key, value, None, None, None)
+                finally:
+                    state.held = True
+            else:
+                await app.producer.send(topic, key, value, None, None, None)
             done += 1
 
 
@@ -120,7 +127,9 @@ class sent_at_end:
     be written at once (a node with a request in flight, a muted partition, a partition without
     a leader, a producer that lingers, aiokafka's own sender) is left to the sender loop, which
     is woken for it or will be when the node is free; a message that takes the usual path
-    announces the held batches first. Not reentrant: one block per producer at a time."""
+    announces the held batches first, and nothing is held while it waits. The block awaits
+    nothing else (another task's appends would wait for its end). Not reentrant: one block per
+    producer at a time."""
 
     __slots__ = ("_aio", "_state")
 

@@ -30,10 +30,11 @@ class Worker:
     def __init__(self, aio: LeanAIOKafkaProducer, guard: DeliveryGuard, conn: Connection) -> None:
         self._producer, self.guard, self.conn = aio, guard, conn
         self.appends = AppendState()
-        self.usual: list[tuple[bytes | None, int]] = []  # (value, requests written before it)
+        #: (value, requests written before it, whether a `sent_at_end` block held appends meanwhile)
+        self.usual: list[tuple[bytes | None, int, bool]] = []
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None, *_: Any) -> asyncio.Future[Any]:
-        self.usual.append((value, len(self.conn.written)))
+        self.usual.append((value, len(self.conn.written), self.appends.held))
         future: asyncio.Future[Any] = await self._producer.send(topic, value, key=key)
         self.guard.track(future)
         return future
@@ -116,7 +117,8 @@ def test_a_full_batch_takes_the_usual_path_after_what_the_block_held_is_written(
             await send_outputs(app, outputs(b"1" + big, b"2" + big, b"3"))
         # The first message's batch was written before the second took the usual path (aiokafka's
         # send, which opened a batch of its own and woke the loop), and the third joined that batch.
-        assert app.producer.usual == [(b"2" + big, 1)]
+        # Nothing was held while it could wait.
+        assert app.producer.usual == [(b"2" + big, 1, False)]
         (first,) = conn.in_flight()
         assert list(first.values()) == [[b"1" + big]]
         conn.answer(offset=0)
