@@ -15,10 +15,7 @@ topics). Three ways of sending them, alternated round by round, each in a worker
   - `lean`: the same with the bus's producer (`LeanAIOKafkaProducer`: produce requests written
     and their answers read with `struct`, by a sender loop of the bus's own that writes each
     request to the connection and settles it as the answer is read, without aiokafka's task,
-    timeout and waits per request);
-  - `at-end`: the same, each event's sends in a `sent_at_end` block, as the router's agent sends a
-    fetched batch's outputs now: the produce request written as the block ends, in the sending
-    task's turn of the event loop, without waking the sender loop.
+    timeout and waits per request), as the router sends them now.
 Each event: send, wait for the last delivery (one produce request settles them all), check
 the guard. CPU of
 this process (the broker is another) per event, best round; the figure includes aiokafka's
@@ -46,7 +43,7 @@ from bus.kafka.admin import create_topics
 from bus.local_broker import local_broker
 from bus.settings import KafkaSettings
 from bus.upstream.faust_worker import Producer
-from bus.upstream.lean_produce import Output, send_outputs, sent_at_end
+from bus.upstream.lean_produce import Output, send_outputs
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
 from services.router.app import ROUTER_PRODUCER_LINGER_S
@@ -72,15 +69,9 @@ async def lean_sends(app: Any, messages: Sequence[Output]) -> None:
     await send_outputs(app, messages)
 
 
-async def at_end_sends(app: Any, messages: Sequence[Output]) -> None:
-    with sent_at_end(app):
-        await send_outputs(app, messages)
-
-
 Send = Callable[[Any, Sequence[Output]], Awaitable[None]]
-#: The ways compared: main's until 2026-12-06; the batch appends alone; appends and lean requests;
-#: those requests written as the agent's batch ends.
-WAYS = ("faust", "append", "lean", "at-end")
+#: The ways compared: main's until 2026-12-06; the batch appends alone; appends and lean requests.
+WAYS = ("faust", "append", "lean")
 
 
 async def one_pass(app: Any, send: Send, batches: list[Sequence[Output]]) -> float:
@@ -116,8 +107,7 @@ async def measure(kafka: KafkaSettings, workdir: Path, n: int, rounds: int,
         gc.freeze()
         ways: dict[str, tuple[Any, Send]] = {WAYS[0]: (apps["stock"], faust_sends),
                                              WAYS[1]: (apps["stock"], lean_sends),
-                                             WAYS[2]: (apps["lean"], lean_sends),
-                                             WAYS[3]: (apps["lean"], at_end_sends)}
+                                             WAYS[2]: (apps["lean"], lean_sends)}
         if only:  # for a profiler: one way only
             ways = {only: ways[only]}
         seen: dict[str, list[float]] = {name: [] for name in ways}

@@ -45,7 +45,6 @@ from aiokafka.errors import (
     RequestTimedOutError,
     TransactionalIdAuthorizationFailed,
 )
-from aiokafka.producer.message_accumulator import MessageBatch
 from aiokafka.producer.sender import Sender, SendProduceReqHandler
 from aiokafka.protocol.api import ResponseHeader_v0
 from aiokafka.protocol.produce import ProduceRequest, ProduceRequest_v5, ProduceRequest_v6, ProduceRequest_v7
@@ -70,19 +69,7 @@ async def send_outputs(app: Any, messages: Sequence[Output]) -> None:
         done += append_outputs(app, messages, done)
         if done < n:
             topic, key, value = messages[done]
-            state: AppendState | None = getattr(app.producer, "appends", None)
-            if state is not None and state.held:
-                # Inside a `sent_at_end` block: what it holds goes before the usual path waits
-                # (for metadata, for room in a full batch), and nothing is held while it waits.
-                if state.unannounced:
-                    state.announce(app.producer._producer)
-                state.held = False
-                try:
-                    await app.producer.send(topic, key, value, None, None, None)
-                finally:
-                    state.held = True
-            else:
-                await app.producer.send(topic, key, value, None, None, None)
+            await app.producer.send(topic, key, value, None, None, None)
             done += 1
 
 
@@ -90,64 +77,15 @@ class AppendState:
     """What `append_outputs` keeps between calls for one worker producer (the bus's `Producer`
     owns one, as `appends`)."""
 
-    __slots__ = ("held", "placed", "unannounced", "watched")
+    __slots__ = ("placed", "watched")
 
     def __init__(self) -> None:
-        #: Inside a `sent_at_end` block: batches opened by the appends do not wake the sender.
-        self.held = False
-        #: Batches opened while held that the sender was not told of: written (or the sender
-        #: woken) when the block ends, or before a message takes the usual path.
-        self.unannounced = False
         #: The batch future the delivery guard was given last, per partition: each batch is
         #: watched once, however many calls append to it.
         self.watched: dict[TopicPartition, Any] = {}
         #: Per topic: its partitions' metadata as last seen, and the partitioner's two lists for
         #: them (all partitions, those with a leader), made once per metadata update.
         self.placed: dict[str, tuple[Any, list[int], list[int]]] = {}
-
-    def announce(self, aio: Any) -> None:
-        """The batches opened while held go now: their requests written in this turn when the
-        bus's sender can (`LeanSender.write_now`), else its loop woken, as an append would."""
-        self.unannounced = False
-        sender = aio._sender
-        if isinstance(sender, LeanSender):
-            sender.write_now()
-        else:
-            waiter = aio._message_accumulator.waiter()
-            if not waiter.done():
-                waiter.set_result(None)
-
-
-class sent_at_end:
-    """`with sent_at_end(app): ...`: the outputs `send_outputs` appends inside the block are
-    written to the broker when it ends (however it ends), in the caller's turn of the event loop,
-    as one produce request per node (`LeanSender.write_now`), instead of waking the producer's
-    sender loop at the first append to write them in a turn of its own: one turn of the event
-    loop and one task wake-up fewer per agent batch. Everything else is as before: what cannot
-    be written at once (a node with a request in flight, a muted partition, a partition without
-    a leader, a producer that lingers, aiokafka's own sender) is left to the sender loop, which
-    is woken for it or will be when the node is free; a message that takes the usual path
-    announces the held batches first, and nothing is held while it waits. The block awaits
-    nothing else (another task's appends would wait for its end). Not reentrant: one block per
-    producer at a time."""
-
-    __slots__ = ("_aio", "_state")
-
-    def __init__(self, app: Any) -> None:
-        producer = app.producer
-        self._state: AppendState | None = getattr(producer, "appends", None)
-        self._aio = getattr(producer, "_producer", None)
-
-    def __enter__(self) -> None:
-        if self._state is not None:
-            self._state.held = True
-
-    def __exit__(self, *_: object) -> None:
-        state = self._state
-        if state is not None:
-            state.held = False
-            if state.unannounced:
-                state.announce(self._aio)
 
 
 @workaround(
@@ -212,16 +150,7 @@ def append_outputs(app: Any, messages: Sequence[Output], start: int = 0) -> int:
         except Exception:  # the usual path raises it, and trips the guard
             return i - start
         pending = batches.get(tp)
-        if pending:
-            batch = pending[-1]
-        elif state.held:
-            # `_append_batch` without its wake of the sender loop (no transaction here): the
-            # block's end writes the request, or wakes the loop (`sent_at_end`).
-            batch = MessageBatch(tp, accumulator.create_builder(), accumulator._batch_ttl, accumulator._linger_time)
-            batches[tp].append(batch)
-            state.unannounced = True
-        else:
-            batch = accumulator._append_batch(accumulator.create_builder(), tp)
+        batch = pending[-1] if pending else accumulator._append_batch(accumulator.create_builder(), tp)
         if batch._builder.append(timestamp=None, key=key_bytes, value=value_bytes, headers=[]) is None:
             return i - start  # full: the usual path waits for the sender to drain it
         future = batch.future
@@ -411,8 +340,6 @@ class LeanSender(Sender):  # type: ignore[misc]
         #: What broke the loop from outside it (an answer's handling raised): raised in the loop,
         #: which fails every batch (aiokafka's `_fail_all`), as a failed task of aiokafka's would.
         self._broken: BaseException | None = None
-        #: A done future, in the accumulator's waiter's place while `write_now` drains.
-        self._done_waiter: asyncio.Future[None] | None = None
 
     @workaround(
         replaces={"aiokafka.producer.sender:Sender._sender_routine": "c07b5ec56875658f"},
@@ -446,7 +373,11 @@ class LeanSender(Sender):  # type: ignore[misc]
                     raise self._broken
                 batches, unknown_leaders_exist = accumulator.drain_by_nodes(
                     ignore_nodes=in_flight, muted_partitions=muted)
-                self._send_drained(batches)
+                for node_id, node_batches in batches.items():
+                    in_flight.add(node_id)
+                    muted.update(node_batches)
+                    if not self._write_produce_req(node_id, node_batches):
+                        self._start(self._send_produce_req(node_id, node_batches))
                 if unknown_leaders_exist:
                     # As aiokafka: update the metadata, or wait for a request to finish.
                     await asyncio.wait({self.client.force_metadata_update(), accumulator.waiter()},
@@ -466,63 +397,6 @@ class LeanSender(Sender):  # type: ignore[misc]
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-
-    def _send_drained(self, batches: dict[int, dict[TopicPartition, Any]]) -> None:
-        """One produce request per node for the drained `batches`, its node in flight and its
-        partitions muted until it is settled (aiokafka's order per partition)."""
-        in_flight, muted = self._in_flight, self._muted_partitions
-        for node_id, node_batches in batches.items():
-            in_flight.add(node_id)
-            muted.update(node_batches)
-            if not self._write_produce_req(node_id, node_batches):
-                self._start(self._send_produce_req(node_id, node_batches))
-
-    @workaround(
-        relies_on={f"{_ACCUMULATOR}:MessageAccumulator.drain_by_nodes": "cc2f3eafe1e19ba6",
-                   f"{_ACCUMULATOR}:MessageAccumulator.waiter": "f1d3a571d4b640b9",
-                   f"{_ACCUMULATOR}:MessageAccumulator._append_batch": "edfa9c58877ae4d7",
-                   f"{_ACCUMULATOR}:MessageBatch.remaining_linger": "0c6613bcf16d3d03",
-                   "aiokafka.producer.sender:Sender.start": "b9d733bce58bd7b0",
-                   "aiokafka.producer.sender:Sender._fail_all": "a939bb088a362113"},
-        issue=f"{NO_ISSUE} (a cost, not a bug: aiokafka's sender only ever writes in its own task)",
-        recheck="drain_by_nodes still resolves the accumulator's `_waiter_future` only if it is not "
-                "done, then replaces it, and touches the linger wake-up handle only to cancel it "
-                "and to schedule one for a lingering batch (never with linger_ms=0); the sender's "
-                "loop still awaits `_waiter_future` as it found it (`waiter()`), which every "
-                "append that opens a batch (`_append_batch`), a full batch and the linger timer "
-                "resolve; a failure of the loop still fails every batch, drained ones included.")
-    def write_now(self) -> None:
-        """Write the produce requests of the batches waiting, in the caller's turn, as the loop
-        would when woken (`_send_drained`), without waking it: its waiter stays as it was (a
-        drain replaces it, resolving the old one, which would wake the loop for nothing).
-        Whatever this leaves (a node in flight, a muted partition) waits as in the loop, for the
-        request in flight to be settled, which wakes the loop; what it does not do (a partition
-        without a leader: a metadata update; a lingering producer; aiokafka's loop; a loop
-        broken or stopped) the loop is woken for."""
-        accumulator = self._message_accumulator
-        task = self._sender_task
-        if (task is None or task.done() or self._broken is not None or self._txn_manager is not None
-                or self._acks == 0 or accumulator._linger_time):
-            self._wake()
-            return
-        done_waiter = self._done_waiter
-        if done_waiter is None:
-            done_waiter = self._done_waiter = asyncio.get_running_loop().create_future()
-            done_waiter.set_result(None)
-        waiter = accumulator._waiter_future
-        accumulator._waiter_future = done_waiter  # done: the drain does not resolve it
-        try:
-            batches, unknown_leaders_exist = accumulator.drain_by_nodes(
-                ignore_nodes=self._in_flight, muted_partitions=self._muted_partitions)
-            accumulator._waiter_future = waiter
-            self._send_drained(batches)
-        except Exception as exc:  # a bug: fail every batch (the loop's failure), not the caller
-            accumulator._waiter_future = waiter
-            self._broken = exc
-            self._wake()
-            return
-        if unknown_leaders_exist:
-            self._wake()
 
     @workaround(
         replaces={"aiokafka.producer.sender:Sender._send_produce_req": "5fbb5b444b0f65bd"},

@@ -14,7 +14,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from bus.faust_app import BusApp
 from bus.kafka.batches import fetched_batches, read_in_batches
-from bus.upstream.lean_produce import send_outputs, sent_at_end
+from bus.upstream.lean_produce import send_outputs
 from rules.engine import is_unrouted
 from services.router.handling import Position, Refused, Routed, Router, describe_refusal
 from services.router.metrics import RouterMetrics
@@ -37,15 +37,12 @@ def wire(app: BusApp, router: Router, metrics: RouterMetrics) -> None:
         # guard refuses a commit past a failed delivery. At-least-once.
         # The agent yields nothing: faust would take each yield for a reply to send or a sink to
         # feed (and log it), work done for every batch, for nothing.
-        # The batch's produce requests are written as it ends, in the agent's own turn of the
-        # event loop (`sent_at_end`), rather than by the producer's sender loop woken for them.
         tally = Tally()
         async for batch in fetched_batches(app, stream):
-            with sent_at_end(app):
-                for message in batch:
-                    outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
-                    await send_outputs(app, outcome.messages)
-                    tally.observe(outcome, metrics, message.offset)
+            for message in batch:
+                outcome = router.handle(message.value, Position(message.topic, message.partition, message.offset))
+                await send_outputs(app, outcome.messages)
+                tally.observe(outcome, metrics, message.offset)
             tally.flush(metrics)
             app.delivery_guard.raise_if_failed()
 

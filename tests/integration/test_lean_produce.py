@@ -1,7 +1,6 @@
 """The router's outputs on the wire, sent the bus's way (appended to the partitions' batches,
-requests written with `struct` by the bus's sender loop, or as the agent's batch ends, in its own
-task: `sent_at_end`) and aiokafka's own way (faust's send per message, aiokafka's producer):
-every message on the same topic and partition, in the same order, the same bytes."""
+requests written with `struct` by the bus's sender loop) and aiokafka's own way (faust's send per message, aiokafka's
+producer): every message on the same topic and partition, in the same order, the same bytes."""
 
 from __future__ import annotations
 
@@ -20,10 +19,9 @@ from bus.kafka.admin import create_topics
 from bus.local_broker import LocalBroker, local_broker
 from bus.settings import KafkaSettings
 from bus.upstream.faust_worker import Producer
-from bus.upstream.lean_produce import LeanAIOKafkaProducer, LeanSender, Output, send_outputs, sent_at_end
+from bus.upstream.lean_produce import LeanAIOKafkaProducer, LeanSender, Output, send_outputs
 from rules.deadlines import Deadlines
 from rules.engine import load_rulebook
-from services.router.app import ROUTER_PRODUCER_LINGER_S
 from services.router.handling import Position, Router
 from services.router.outputs import emitters
 from topics.catalog import all_topics
@@ -38,12 +36,9 @@ def router_outputs() -> list[Sequence[Output]]:
             for i, event in enumerate(scripted_events() * 3)]
 
 
-async def produce(kafka: KafkaSettings, workdir: Path, events: list[Sequence[Output]], lean: bool,
-                  at_end: bool = False) -> None:
+async def produce(kafka: KafkaSettings, workdir: Path, events: list[Sequence[Output]], lean: bool) -> None:
     await create_topics(kafka, all_topics())
-    # (The router's producer does not linger: `sent_at_end` writes only for a producer that does not.)
-    linger: dict[str, Any] = {"producer_linger": ROUTER_PRODUCER_LINGER_S} if at_end else {}
-    app = make_app("lean-wire-test", kafka, workdir, **linger)
+    app = make_app("lean-wire-test", kafka, workdir)
     if lean:
         await app.producer.start()
         producer: Any = app.producer
@@ -53,10 +48,7 @@ async def produce(kafka: KafkaSettings, workdir: Path, events: list[Sequence[Out
             await app.producer.start()
     try:
         for n, messages in enumerate(events, 1):
-            if at_end:  # each event an agent's batch, as at 20-100 events/s
-                with sent_at_end(app):
-                    await send_outputs(app, messages)
-            elif lean:
+            if lean:
                 await send_outputs(app, messages)
             else:
                 for topic, key, value in messages:
@@ -117,33 +109,3 @@ def test_the_routers_outputs_reach_the_same_partitions_in_the_same_order_byte_fo
     assert len(stock) > 10  # many partitions
     assert lean == stock
     assert ways.count(True) >= 5 and ways.count(False) <= 1
-
-
-def test_outputs_written_as_each_batch_ends_reach_the_same_partitions_in_the_same_order_byte_for_byte(
-        broker: LocalBroker, tmp_path: Path) -> None:
-    events = router_outputs()
-    topics = {topic for messages in events for topic, _, _ in messages}
-    at_end_kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
-    with local_broker(tmp_path / "stock-tansu.log") as stock_broker:
-        stock_kafka = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=stock_broker.bootstrap)
-
-        # Per produce request written by the bus's sender: in the sending task (True), or in the
-        # sender loop's (False: the first, while the connection is not up, and any that waited
-        # for a request in flight).
-        in_caller: list[bool] = []
-        write = LeanSender._write_produce_req
-
-        def counted(sender: LeanSender, node_id: int, batches: Any) -> bool:
-            in_caller.append(asyncio.current_task() is not sender.sender_task)
-            return write(sender, node_id, batches)
-
-        async def go() -> tuple[Written, Written]:
-            with patch.object(LeanSender, "_write_produce_req", counted):
-                await produce(at_end_kafka, tmp_path / "at-end", events, lean=True, at_end=True)
-            await produce(stock_kafka, tmp_path / "stock", events, lean=False)
-            return await written(at_end_kafka, topics), await written(stock_kafka, topics)
-
-        at_end, stock = asyncio.run(go())
-    assert sum(len(records) for records in stock.values()) == sum(len(m) for m in events) > 100
-    assert at_end == stock
-    assert in_caller.count(True) >= 5, in_caller
