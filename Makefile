@@ -36,7 +36,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-BENCHMARKS := rules step router router_cpu produce alert_latency broker_growth fuzz fetch_round_trip
+BENCHMARKS := rules step router router_cpu produce alert_latency broker_growth fuzz fetch_round_trip fetch_waits
 
 ## Every benchmark in full (minutes; figures, not pass/fail). `make bench-quick`: each in seconds, as the suite runs them.
 bench: $(STAMP)

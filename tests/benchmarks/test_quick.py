@@ -136,3 +136,14 @@ def test_fetching_alone_is_set_against_the_routers_bulk_figure_at_each_rate_and_
     router: dict[str, dict[str, Any]] = {"bulk": {"cpu_ms_per_event": 0.12}}
     assert fetching_alone_vs_routing_in_bulk(floor, router) == {"20/s": 19.17, "100/s": 5.0, "lone": 7.5}
     assert fetching_alone_vs_routing_in_bulk(floor, {"bulk": {"cpu_ms_per_event": None}}) == {}
+
+
+def test_the_fetch_waits_model_prints_each_policy_at_each_rate() -> None:
+    result = run_quick("fetch_waits")
+    assert {"records", "seed", "busy_wait_ms", "idle_wait_ms", "rates"} <= result.keys()
+    assert {"0.0166667", "20", "100"} <= result["rates"].keys()
+    for policies in result["rates"].values():
+        assert policies.keys() == {"always_busy", "fixed_tail", "no_lone_tail", "bus"}
+        for outcome in policies.values():
+            assert {"fetches_per_s", "fetches_per_record", "found_quiet_pct", "wait_mean_ms",
+                    "wait_p99_ms"} <= outcome.keys()

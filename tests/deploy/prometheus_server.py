@@ -29,6 +29,8 @@ from typing import Any
 import httpx
 import yaml
 
+from bus.local_broker import die_with_parent
+
 PROMETHEUS = "prometheus"
 
 
@@ -72,6 +74,11 @@ class PrometheusServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
 
     def config(self) -> dict[str, Any]:
         """The generated prometheus.yml, as data."""
@@ -120,6 +127,8 @@ class PrometheusServer:
                     stdout=log_out,
                     stderr=subprocess.STDOUT,
                     cwd=tmp,
+                    # A test run killed outright (timeout, ^C twice) leaves no server behind.
+                    preexec_fn=die_with_parent,
                 )
             if self._wait_ready(log):
                 self._client = httpx.Client(base_url=self.url, timeout=5.0)

@@ -6,6 +6,9 @@ scrape manager its first targets, so the tests share it to stay well under 20 s.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from .deploy_support import DEPLOY, PROMETHEUS_MISSING, require_binary
+from .deploy_support import DEPLOY, PROMETHEUS_MISSING, REPO, require_binary
 from .prometheus_server import PrometheusServer, free_port, sample_value
 
 pytestmark = pytest.mark.prometheus
@@ -98,3 +101,33 @@ def test_context_manager_stops_prometheus_and_removes_its_storage() -> None:
     assert not storage.exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{prom.url}/-/ready", timeout=1.0)
+
+
+def test_a_test_process_killed_outright_leaves_no_prometheus_behind() -> None:
+    require_binary("prometheus", PROMETHEUS_MISSING)
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import time\n"
+         "from tests.deploy.prometheus_server import PrometheusServer\n"
+         "server = PrometheusServer({}).start()\n"
+         "print(server.pid, flush=True)\n"
+         "time.sleep(120)\n"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert starter.stdout is not None
+        prometheus = int(starter.stdout.readline())
+        assert _alive(prometheus)
+    finally:
+        starter.kill()
+        starter.wait()
+    deadline = time.monotonic() + 15
+    while _alive(prometheus) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(prometheus), "prometheus outlived the process that started it"
+
+
+def _alive(pid: int) -> bool:
+    """`pid` runs (a zombie, dead but not yet reaped by its new parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
