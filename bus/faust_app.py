@@ -31,12 +31,6 @@ class BusApp(faust.App):
     #: Fetch in the steady state through `bus/upstream/lean_fetch.py` (aiokafka's round trip
     #: without its task, wait and encoding per request).
     lean_fetch: bool = False
-    #: Read the worker producer's produce answers when the worker wakes anyway (a fetch answer),
-    #: not in a wake-up of their own (`bus/upstream/lean_produce.py`, ProduceAnswerHold); only
-    #: with the consumer in the worker's loop and the lean fetch.
-    hold_produce_answers: bool = False
-    #: The hold, once the worker's producer or consumer has started with it (else None).
-    produce_answer_hold: Any = None
     delivery_guard: DeliveryGuard
     #: Topic name -> the channel of the agent reading it in batches (None until the agent starts).
     batch_readers: dict[str, Any]
@@ -54,7 +48,7 @@ class BusApp(faust.App):
 
 
 def make_app(name: str, kafka: KafkaSettings, state_dir: Path, *, consumer_in_worker_loop: bool = False,
-             lean_fetch: bool = False, hold_produce_answers: bool = False, **conf: Any) -> BusApp:
+             lean_fetch: bool = False, **conf: Any) -> BusApp:
     """A faust worker app on the bus's broker.
 
     The session timeout is short because the local broker's group coordinator otherwise keeps a
@@ -67,8 +61,6 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, *, consumer_in_wo
     `lean_fetch`: its steady-state fetches take `bus/upstream/lean_fetch.py`'s short path (about
     half the CPU per round trip; on for the router, whose CPU per event #20 measures; the other
     workers keep aiokafka's own loop until the lean one has been measured on their paths).
-    `hold_produce_answers`: with both of those, the producer's answers are read when the worker
-    wakes for a fetch answer (or something waits on deliveries), not in a wake-up of their own.
 
     faust reads its own environment variables (BROKER_URL, PRODUCER_ACKS, APP_DATADIR, ...) over
     the values an app is given, so one left in a deployment's environment would move a worker to
@@ -103,7 +95,6 @@ def make_app(name: str, kafka: KafkaSettings, state_dir: Path, *, consumer_in_wo
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
     app.consumer_in_worker_loop = consumer_in_worker_loop
     app.lean_fetch = lean_fetch
-    app.hold_produce_answers = hold_produce_answers and consumer_in_worker_loop and lean_fetch
     app.idle_fetch_max_wait_ms = kafka.idle_fetch_max_wait_ms
     app.delivery_guard = DeliveryGuard()
     app.batch_readers = {}

@@ -21,7 +21,7 @@ from mode.utils.futures import maybe_async
 
 from bus.kafka.delivery import DeliveryFailed
 from bus.upstream import lean_fetch
-from bus.upstream.lean_produce import HOLD_SLACK_S, AppendState, LeanAIOKafkaProducer, ProduceAnswerHold
+from bus.upstream.lean_produce import AppendState, LeanAIOKafkaProducer
 from bus.upstream.registry import NO_ISSUE, workaround
 
 #: faust's own worker fetch wait, for an app that sets none.
@@ -68,12 +68,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         `lean_fetch` (unless the app sets `lean_fetch` false)."""
         await super().on_start()
         if getattr(self.app, "lean_fetch", False) and self._consumer is not None:
-            lean = lean_fetch.install(self._consumer)
-            hold = produce_answer_hold(self.app)
-            if hold is not None:
-                client = self._consumer._client
-                lean.on_answer = hold.release
-                hold.fetch_connections = client._conns.values
+            lean_fetch.install(self._consumer)
 
 
 class LoopConsumerThread(ConsumerThread):
@@ -471,9 +466,6 @@ class WorkerConsumer(faust_aiokafka.Consumer):
         """
         guard = getattr(self.app, "delivery_guard", None)
         if guard is not None:
-            hold = getattr(self.app, "produce_answer_hold", None)
-            if hold is not None:
-                hold.release()  # the answers held unread are what settle waits for
             try:
                 await guard.settle(timeout=self.app.conf.producer_request_timeout)
                 guard.raise_if_failed()
@@ -509,9 +501,6 @@ class Producer(faust_aiokafka.Producer):
         if guard is not None:
             guard.on_failure = self._crash_worker
         await super().on_start()
-        hold = produce_answer_hold(self.app)
-        if hold is not None and isinstance(self._producer, LeanAIOKafkaProducer):
-            self._producer._sender.answer_hold = hold
 
     def _crash_worker(self, failure: DeliveryFailed) -> None:
         """Crash the worker, which stops and exits non-zero; restarted, it reads again from its last
@@ -557,9 +546,6 @@ class Producer(faust_aiokafka.Producer):
         once (`on_start`); the consumer's check before each commit refuses it too.
         """
         guard = getattr(self.app, "delivery_guard", None)
-        hold = getattr(self.app, "produce_answer_hold", None)
-        if hold is not None:
-            hold.release()  # a full batch waits for the sender, which may wait for a held answer
         try:
             future = await super().send(topic, key, value, partition, timestamp, headers,
                                         transactional_id=transactional_id)
@@ -570,19 +556,6 @@ class Producer(faust_aiokafka.Producer):
         if guard is not None:
             guard.track(future)
         return future
-
-
-def produce_answer_hold(app: Any) -> ProduceAnswerHold | None:
-    """The app's `ProduceAnswerHold` (made once, in the running loop), if it holds produce
-    answers (`BusApp.hold_produce_answers`): for as long as a produce answer may wait unread, the
-    worker's fetch wait and a little."""
-    if not getattr(app, "hold_produce_answers", False):
-        return None
-    hold: ProduceAnswerHold | None = app.produce_answer_hold
-    if hold is None:
-        hold = app.produce_answer_hold = ProduceAnswerHold(
-            asyncio.get_running_loop(), fetch_max_wait_ms(app) / 1000 + HOLD_SLACK_S)
-    return hold
 
 
 def fetch_max_wait_ms(app: Any) -> int:

@@ -236,9 +236,6 @@ class LeanFetch:
         #: The assignment the routine's next lean fetch is for.
         self._assignment: Any = None
         self._watched: Any = None
-        #: Called as each answer to a lean fetch is read: the worker is awake (the worker's
-        #: producer reads the answers it held then: `lean_produce.ProduceAnswerHold`).
-        self.on_answer: Callable[[], None] | None = None
 
     # ---- the request ------------------------------------------------------------------------
 
@@ -386,8 +383,6 @@ class LeanFetch:
         """The connection's reader's decoding of an answer to a lean fetch: `decode`, unless it is
         the last empty answer again and the routine would only send the same request again
         (`_ask_again`), which is then done here, the routine left asleep."""
-        if self.on_answer is not None:
-            self.on_answer()
         empty = self._empty
         round_ = self._round
         if (round_ is not None and empty is not None and empty.answer_type is response_type

@@ -30,7 +30,7 @@ import collections
 import logging
 import struct
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Sequence
 from io import BytesIO
 from typing import Any
 
@@ -340,9 +340,6 @@ class LeanSender(Sender):  # type: ignore[misc]
         #: What broke the loop from outside it (an answer's handling raised): raised in the loop,
         #: which fails every batch (aiokafka's `_fail_all`), as a failed task of aiokafka's would.
         self._broken: BaseException | None = None
-        #: Where the connection of each produce request written is held until the worker wakes
-        #: anyway (`ProduceAnswerHold`; None: answers read as they come).
-        self.answer_hold: ProduceAnswerHold | None = None
 
     @workaround(
         replaces={"aiokafka.producer.sender:Sender._sender_routine": "c07b5ec56875658f"},
@@ -478,28 +475,19 @@ class LeanSender(Sender):  # type: ignore[misc]
         self._answers.add(answer)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(timeout, self._check_timeouts)
-        if self.answer_hold is not None:
-            self.answer_hold.hold(conn)
         return True
 
-    def _check_timeouts(self, held_read: bool = False) -> None:
+    def _check_timeouts(self) -> None:
         """Time out the requests in flight past their deadline (aiokafka's client closes the
-        connection and raises RequestTimedOutError); check again at the next deadline. Answers
-        held unread (`answer_hold`) are read first: they may have come in time."""
+        connection and raises RequestTimedOutError); check again at the next deadline."""
         self._timer = None
-        loop = asyncio.get_running_loop()
-        hold = self.answer_hold
-        if not held_read and hold is not None and hold.held:
-            hold.release()
-            self._timer = loop.call_later(HELD_READ_S, self._check_timeouts, True)
-            return
         now = time.monotonic()
         for answer in sorted(self._answers, key=lambda a: a.deadline):
             if answer.deadline <= now and not answer.done():
                 answer.time_out()
         if self._answers:
             next_in = max(0.0, min(a.deadline for a in self._answers) - time.monotonic())
-            self._timer = loop.call_later(next_in, self._check_timeouts)
+            self._timer = asyncio.get_running_loop().call_later(next_in, self._check_timeouts)
 
     def _settled(self, answer: ProduceAnswer) -> None:
         """A request's batches are done, failed, or to be re-enqueued after aiokafka's backoff;
@@ -526,94 +514,6 @@ class LeanSender(Sender):  # type: ignore[misc]
         self._muted_partitions.difference_update(batches)
         if self._message_accumulator._batches:
             self._wake()  # batches waited for this node
-
-
-#: How much longer than the worker's fetch wait a produce answer may wait unread
-#: (`ProduceAnswerHold`): the fetch in flight was sent before the produce request (the fetch loop
-#: sends the next fetch before the agent routes), so its answer, which wakes the worker anyway,
-#: normally comes first; the slack covers the broker's own time to answer.
-HOLD_SLACK_S = 0.005
-#: How long a request timeout check waits for the answers it released from a hold to be read (the
-#: loop reads a socket found ready in its next turns).
-HELD_READ_S = 0.002
-
-
-class ProduceAnswerHold:
-    """Produce answers of a worker read when the worker wakes anyway, not in a wake-up of their own.
-
-    A worker that sleeps between fetch answers pays far more CPU for each wake-up than for the
-    same work back to back (cold caches and branch predictors: `Router.handle` of one clue 34 µs
-    back to back, 138 µs after sleeping 1 ms, 345 µs after 10 ms; docs/benchmarks.md). At 100
-    events/s the router woke twice per fetch cycle: for the fetch answer (every fetch wait) and
-    for the produce answer, ~1 ms after it wrote the request and had gone to sleep. Here, once a
-    produce request is written (`hold`), its connection's transport stops reading
-    (`pause_reading`: the answer waits in the socket's buffer), and reads again (`release`) when
-    the worker wakes anyway: a fetch answer arrives (the lean fetch's `on_answer`), or when
-    something waits on deliveries (the producer's flush and stop, the commit's settle, a message
-    that goes the usual way, which may wait for a full batch, a request timeout check); and in
-    every case after `max_hold_s` (the worker's fetch wait plus `HOLD_SLACK_S`), so that an
-    answer, and a failed delivery with it, is read at most one fetch wait later than it could
-    have been. The loop's next select finds the socket ready: the answer is read in the same
-    wake-up as what released it.
-
-    Only for a producer whose worker fetches in the same event loop (the router: the consumer
-    in the worker's loop and the lean fetch); never on a connection the worker fetches on
-    (`fetch_connections`: pausing it would stall the fetch). Other requests on the producer's
-    connection (a metadata update) may wait up to `max_hold_s` too.
-    """
-
-    __slots__ = ("fetch_connections", "held", "holds", "loop", "max_hold_s", "releases", "timer")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_hold_s: float) -> None:
-        self.loop = loop
-        self.max_hold_s = max_hold_s
-        #: The connections whose reading is paused here.
-        self.held: list[Any] = []
-        self.timer: asyncio.TimerHandle | None = None
-        #: Returns the connections the worker fetches on (never paused).
-        self.fetch_connections: Callable[[], Iterable[Any]] = tuple
-        #: Holds taken and releases that resumed reading (for tests and benchmarks).
-        self.holds = 0
-        self.releases = 0
-
-    @workaround(
-        relies_on={"aiokafka.conn:AIOKafkaConnection.connect": "179fa038c1706463",
-                   "aiokafka.conn:AIOKafkaConnection._read": "4020301d6ad40467",
-                   "aiokafka.conn:AIOKafkaConnection.close": "7772fd3aee39df02"},
-        issue=f"{NO_ISSUE} (a cost: aiokafka reads every answer as it comes)",
-        recheck="the connection still reads its answers through a StreamReader fed by the "
-                "transport of `_writer` (asyncio's: pause_reading/resume_reading stop and restart "
-                "reading the socket, the data waiting in the kernel's buffer), a reader task "
-                "that only awaits that StreamReader, and close() still sets `_writer` to None.")
-    def hold(self, conn: Any) -> None:
-        """Stop reading `conn` (a produce request was just written to it) until `release`."""
-        transport = conn._writer.transport
-        if not transport.is_reading() or any(conn is fetching for fetching in self.fetch_connections()):
-            return
-        transport.pause_reading()
-        self.held.append(conn)
-        self.holds += 1
-        if self.timer is None:
-            self.timer = self.loop.call_later(self.max_hold_s, self._expire)
-
-    def release(self) -> None:
-        """Read the held connections again: their answers are read in this wake-up."""
-        held = self.held
-        if not held:
-            return
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.held = []
-        self.releases += 1
-        for conn in held:
-            writer = conn._writer
-            if writer is not None:  # (closed meanwhile: nothing to read)
-                writer.transport.resume_reading()
-
-    def _expire(self) -> None:
-        self.timer = None
-        self.release()
 
 
 class ProduceAnswer:
@@ -700,28 +600,3 @@ class LeanAIOKafkaProducer(AIOKafkaProducer):  # type: ignore[misc]
             self.client, acks=sender._acks, txn_manager=sender._txn_manager,
             retry_backoff_ms=sender._retry_backoff * 1000, message_accumulator=sender._message_accumulator,
             request_timeout_ms=sender._request_timeout_ms)
-
-    @workaround(
-        relies_on={f"{_PRODUCER}.flush": "edecf0abd15dca1a",
-                   f"{_PRODUCER}.stop": "8ee7f0d1b6a5f671"},
-        issue=NO_ISSUE,
-        recheck="flush() still only waits for the accumulator's batches, and stop() still flushes "
-                "(the accumulator's close) before it stops the sender.")
-    async def flush(self) -> None:
-        """aiokafka's flush, the produce answers held unread read first (`ProduceAnswerHold`)."""
-        self.release_answers()
-        await super().flush()
-
-    async def stop(self) -> None:
-        """aiokafka's stop, no answer held from now on."""
-        hold = self._sender.answer_hold
-        self._sender.answer_hold = None
-        if hold is not None:
-            hold.release()
-        await super().stop()
-
-    def release_answers(self) -> None:
-        """Read the produce answers held unread now (something waits on deliveries)."""
-        hold = self._sender.answer_hold
-        if hold is not None:
-            hold.release()

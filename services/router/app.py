@@ -36,8 +36,7 @@ def build(kafka: KafkaSettings, state: StateSettings, settings: RouterSettings,
     # the linger only added a timer, a wake-up and its wait to every batch (docs/benchmarks.md).
     # Its fetches take the lean path: an empty round trip at about half aiokafka's CPU.
     app = make_app(settings.app_name, kafka, state.state_dir, consumer_in_worker_loop=True,
-                   lean_fetch=True, hold_produce_answers=settings.hold_produce_answers,
-                   producer_linger=ROUTER_PRODUCER_LINGER_S)
+                   lean_fetch=True, producer_linger=ROUTER_PRODUCER_LINGER_S)
     wire(app, Router(book, deadlines, emitters(settings.alert_deadlines(deadlines))), RouterMetrics(registry))
     return app
 

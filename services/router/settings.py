@@ -18,9 +18,6 @@ class RouterSettings(BaseSettings):
     # where Prometheus scrapes it): the metrics name agencies and jurisdictions.
     metrics_host: str = Field(default="127.0.0.1", description="Address the metrics server listens on.")
     app_name: str = "referral-router"
-    hold_produce_answers: bool = Field(
-        default=True, description="Read the router's produce answers when it wakes for a fetch answer, "
-                                  "not in a wake-up of their own (false: as they come).")
     log_level: str = Field(default="WARNING", description="faust's own log level (the router logs JSON).")
     # The alerts service reads the same file (REFERRAL_BUS_ALERTS_DEADLINES_FILE) for its re-sends
     # and escalations: one variable shortens an alert's deadlines on both sides of the topic.
