@@ -8,7 +8,14 @@ same run: `json.loads` + `json.dumps` of the same bytes. No broker.
 Each row routes N different events (new event ids, the rest as the demo's situation), `rounds`
 times, and keeps the best pass; the baseline is timed the same way, interleaved with it. As in
 the worker (`bus.faust_app.run_worker`), what is built before the first event is frozen out of
-the garbage collector. Prints a table, then one JSON object on the last line.
+the garbage collector.
+
+Then the same step for one event at a time, as a worker meets live traffic: the median µs of a
+clue's step right after the previous one (warm), and after the process slept 1 ms, 10 ms (the
+bus's fetch wait) and 100 ms (its idle wait) before it. A process that wakes finds its caches
+and branch predictors taken by others: on the 2-core VM of docs/benchmarks.md the same step costs
+~10× as much after 10 ms asleep as back to back, which no change to the step can remove.
+Prints a table, then one JSON object on the last line.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import argparse
 import datetime as dt
 import gc
 import json
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -66,6 +74,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=None, help="Events per row and pass (default 2,000).")
     parser.add_argument("--rounds", type=int, default=None, help="Passes per row, the best kept (default 7).")
+    parser.add_argument("--samples", type=int, default=100,
+                        help="Events per sleep of the after-sleep figures (default 100).")
     parser.add_argument("--quick", action="store_true", help="50 events, 1 pass: checks that the benchmark runs.")
     args = parser.parse_args()
     n = args.events or (50 if args.quick else 2000)
@@ -111,7 +121,37 @@ def main() -> None:
         result["goal"][name] = goal
     print(f"baseline: json.loads + json.dumps of the same bytes; best of {rounds} passes of {n} events; "
           f"started {started:%Y-%m-%d %H:%M %z}")
+    result["after_sleep"] = after_sleep(router, 5 if args.quick else args.samples)
     print_result(result)
+
+
+#: How long the process sleeps before each event of `after_sleep`, ms (0: warm, back to back).
+SLEEPS_MS = (0, 1, 10, 100)
+
+
+def after_sleep(router: Router, samples: int) -> dict[str, Any]:
+    """Median µs of one clue's step after the process slept each of `SLEEPS_MS`: for each, a run
+    of events each after that sleep (0: back to back), in two passes, the second in reverse order
+    (the machine's drift shared out); the ratio of each to the warm figure."""
+    index = next(index for name, index, _ in ROWS if name == "transport_clue_xx_city")
+    half = max(1, samples // 2)
+    raws = iter(messages_of(index, 2 * half * len(SLEEPS_MS) + 1))
+    router.handle(next(raws), HERE)
+    times: dict[int, list[float]] = {ms: [] for ms in SLEEPS_MS}
+    for order in (SLEEPS_MS, SLEEPS_MS[::-1]):
+        for ms in order:
+            for _ in range(half):
+                if ms:  # (sleep(0) would offer the CPU to others: not back to back)
+                    time.sleep(ms / 1000)
+                raw = next(raws)
+                t0 = time.perf_counter()
+                router.handle(raw, HERE)
+                times[ms].append((time.perf_counter() - t0) * 1e6)
+    us = {str(ms): round(statistics.median(t), 1) for ms, t in times.items()}
+    ratio = {ms: round(value / us["0"], 2) for ms, value in us.items()}
+    print(f"one clue's step after the process slept (median of {2 * half}): "
+          + ", ".join(f"{ms} ms: {us[ms]} µs ({ratio[ms]}×)" for ms in us))
+    return {"samples": 2 * half, "us": us, "ratio": ratio}
 
 
 if __name__ == "__main__":

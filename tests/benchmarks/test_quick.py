@@ -76,6 +76,7 @@ def test_the_step_benchmark_prints_each_situation_beside_its_baseline() -> None:
             "referrals_per_event", "goal"} <= result.keys()
     assert {"missing_child_xian", "transport_clue_xx_city"} <= result["us_per_event"].keys()
     assert result["us_per_event"].keys() == result["baseline_us_per_event"].keys() == result["ratio"].keys()
+    assert result["after_sleep"]["us"].keys() == result["after_sleep"]["ratio"].keys() == {"0", "1", "10", "100"}
 
 
 @pytest.mark.integration
