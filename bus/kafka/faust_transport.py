@@ -66,9 +66,9 @@ QUIET_AFTER_S = 0.25
 #: the records that end a quiet spell, 14 in 100 are followed by another quiet spell.
 #: `benchmarks/fetch_waits.py` (Poisson arrivals, a model of the fetch loop on Tansu): it costs a
 #: lone event ~8 empty polls (~2 ms of the worker's CPU; 1.4 % more polls at a record a minute);
-#: without it, at 20/s 1 record in 100 finds a worker quiet instead of 0.2 (the alert path's p99
-#: crosses two hops), at 10/s a hop's mean wait is 14.6 ms instead of 6.8, at 5/s 39.5 instead of
-#: 18.5.
+#: without it, at 20/s 1.1 records in 100 find a worker quiet instead of 0.23 (the alert path's
+#: p99 crosses two hops), at 10/s a hop's mean wait is 15.0 ms instead of 6.8, at 5/s 39.6
+#: instead of 18.6.
 LONE_QUIET_AFTER_S = 0.1
 #: The share of records that should find the worker quiet, and so wait on the idle wait at its
 #: hop, while traffic keeps its pace: the busy tail lasts as long as a gap between records that

@@ -40,8 +40,21 @@ def test_a_worker_that_never_goes_quiet_polls_at_the_bus_wait_after_its_first_re
     assert outcome.fetches_per_record == pytest.approx((1 + 191) / 3)
 
 
-def test_a_record_after_the_tail_finds_the_worker_quiet_again() -> None:
-    # Busy from 0.1 s to 0.35 s; the fetch sent then waits 100 ms.
-    outcome = fetch_loop([0.05, 0.36], FixedTail(0.25), busy_wait_s=0.01, idle_wait_s=0.1)
+@pytest.mark.parametrize("first", [0.05, 1.75, 2.45])
+def test_a_record_after_the_tail_finds_the_worker_quiet_again(first: float) -> None:
+    # Busy from the first answer for 25 fetches, 0.25 s exactly (not 26: sums of 0.1 and 0.01
+    # may fall a hair short); the fetch sent then waits 100 ms.
+    outcome = fetch_loop([first, first + 0.305], FixedTail(0.25), busy_wait_s=0.01, idle_wait_s=0.1)
     assert outcome.found_quiet_pct == 100
-    assert outcome.wait_mean_ms == pytest.approx((50 + 90) / 2)
+    assert outcome.wait_mean_ms == pytest.approx((50 + 95) / 2)
+
+
+def test_a_long_quiet_stretch_is_stepped_over_with_the_same_outcome() -> None:
+    # A record a day: the model jumps over the empty fetches between them, one per idle wait.
+    day = 86_400.0
+    outcome = fetch_loop([day + 0.05, 2 * day + 0.1], FixedTail(0.25), busy_wait_s=0.01, idle_wait_s=0.1)
+    assert outcome.found_quiet_pct == 100
+    assert outcome.wait_mean_ms == pytest.approx(50, abs=1e-3)
+    # 864,001 fetches to the first; 26 busy ones (25 + the one that finds the tail over) and the
+    # idle ones from 0.35 s after it to the second.
+    assert outcome.fetches_per_record == pytest.approx((864_001 + 25 + (day - 0.25) / 0.1) / 2, abs=1)
