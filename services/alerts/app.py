@@ -46,6 +46,7 @@ def run() -> None:
     registry = CollectorRegistry()
     app, _ = build(kafka, state, settings, registry)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
-    log.info("alerts_starting", bootstrap=kafka.bootstrap_servers, metrics_port=settings.metrics_port)
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    log.info("alerts_starting", bootstrap=kafka.bootstrap_servers,
+             metrics=f"{settings.metrics_host}:{settings.metrics_port}")
     run_worker(app, loglevel="WARNING")

@@ -19,6 +19,7 @@ class AlertsSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="REFERRAL_BUS_ALERTS_", frozen=True, extra="ignore")
 
+    metrics_host: str = Field(default="127.0.0.1", description="Address the metrics server listens on.")
     metrics_port: int = Field(default=9102, ge=0, le=65535, description="0 disables the metrics server.")
     app_name: str = "referral-alerts"
     deadlines_file: Path | None = None

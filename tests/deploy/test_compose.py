@@ -199,17 +199,17 @@ def test_metrics_listen_on_loopback_unless_compose_opens_them_to_prometheus() ->
     # Each service's metrics listener defaults to 127.0.0.1 (they name agencies and
     # jurisdictions); in Compose, Prometheus scrapes over the network, so every scraped service
     # opens its listener to the compose network, and none publishes it on the host.
+    from services.alerts.settings import AlertsSettings
     from services.broadcast.settings import BroadcastSettings
     from services.intake.settings import IntakeSettings
     from services.router.settings import RouterSettings
 
-    for settings in (RouterSettings(), BroadcastSettings(), IntakeSettings()):
+    for settings in (RouterSettings(), AlertsSettings(), BroadcastSettings(), IntakeSettings()):
         assert settings.metrics_host == "127.0.0.1", type(settings).__name__
     for job, spec in contract()["jobs"].items():
         svc = services()[spec["service"]]
         hosts = {v for k, v in svc["environment"].items() if k.endswith("_METRICS_HOST")}
-        if spec["service"] != "alerts":  # the alerts service still binds 0.0.0.0 itself
-            assert hosts == {"0.0.0.0"}, f"{job}: Prometheus cannot scrape a loopback listener"
+        assert hosts == {"0.0.0.0"}, f"{job}: Prometheus cannot scrape a loopback listener"
         published = {_published(p) for p in svc.get("ports", [])}
         assert str(spec["port"]) not in published, f"{job}: metrics published on the host"
 

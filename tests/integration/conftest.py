@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -166,3 +167,19 @@ def publish(kafka: KafkaSettings, payloads: list[bytes], topic: str = EVENTS.nam
 
 
 assert shutil.which(CLI) or Path(CLI).exists(), f"{CLI} not installed: run make test"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]  # noqa: SIM115
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]) if len(address) == 8 else f"[{address}]")
+    return found

@@ -18,7 +18,7 @@ import pytest
 
 from bus.local_broker import free_port
 from services.intake.demo import DEMO_TOKENS
-from tests.integration.conftest import Service, wait_for
+from tests.integration.conftest import Service, listening_addresses, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -110,21 +110,5 @@ def test_metrics_are_not_on_the_api_port_and_listen_on_loopback(intake: tuple[in
     port, metrics_port = intake
     assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404  # on main: served to anyone
     assert "referral_bus_intake_requests_total" in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
-    listening = _listening_addresses(metrics_port)
+    listening = listening_addresses(metrics_port)
     assert listening == {"127.0.0.1"}, listening
-
-
-def _listening_addresses(port: int) -> set[str]:
-    """Local addresses listening on `port` (from /proc/net/tcp and tcp6)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(table).read().splitlines()[1:]  # noqa: SIM115
-        except OSError:
-            continue
-        for line in lines:
-            local, state = line.split()[1], line.split()[3]
-            address, hex_port = local.rsplit(":", 1)
-            if state == "0A" and int(hex_port, 16) == port:
-                found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]) if len(address) == 8 else f"[{address}]")
-    return found
