@@ -14,7 +14,8 @@ Then the same step for one event at a time, as a worker meets live traffic: the 
 clue's step right after the previous one (warm), and after the process slept 1 ms, 10 ms (the
 bus's fetch wait) and 100 ms (its idle wait) before it. A process that wakes finds its caches
 and branch predictors taken by others: on the 2-core VM of docs/benchmarks.md the same step costs
-~10× as much after 10 ms asleep as back to back, which no change to the step can remove.
+~8× as much after 10 ms asleep as back to back (~11× after 100 ms), which no change to the step
+can remove.
 Prints a table, then one JSON object on the last line.
 """
 
