@@ -36,6 +36,7 @@ from topics.catalog import (
     current_agencies,
     gate_topics,
     referral_topic,
+    refusals_topic,
 )
 from topics.examples import examples
 
@@ -86,7 +87,8 @@ def _channel_id(name: str) -> str:
 
 def _key_schema(rule: str) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "string", "description": f"UTF-8 text, no quotes: {KEYS[rule]}."}  # type: ignore[index]
-    if rule not in ("event_id_else_position", "answered_id"):  # a refused message's key may be no UUID
+    if rule not in ("event_id_else_position", "answered_id", "refused_position"):  # a refused message's key
+        # may be no UUID
         schema["pattern"] = UUID_PATTERN
     return schema
 
@@ -195,7 +197,7 @@ def _channels() -> Iterable[tuple[str, TopicSpec, dict[str, Any]]]:
                                        "events.deadletter with its reason (agency_mismatch: reporter.agency is "
                                        "not the topic's agency; kind_not_permitted; event_id_conflict: another "
                                        "agency's event id, or the same id for another body; or the trust "
-                                       "boundary's reasons)."),
+                                       "boundary's reasons), and a RefusalNotice on agency.{agency}.refusals."),
         "parameters": {"agency": {**gate_parameter, "location": "$message.payload#/reporter/agency"}},
         "bindings": _kafka_channel(events), **_extensions(events)}
     yield "agency_answers", answers, {
@@ -203,9 +205,20 @@ def _channels() -> Iterable[tuple[str, TopicSpec, dict[str, Any]]]:
         "description": _describe_topic(answers, gate + " (to answers.referrals). Refused: a RefusedAnswer on "
                                        "answers.refused with its reason (agency_mismatch: agency is not the "
                                        "topic's agency; unknown_id; not_entitled; already_final; no_effect; "
-                                       "response_id_conflict; or the trust boundary's reasons)."),
+                                       "response_id_conflict; or the trust boundary's reasons), and a "
+                                       "RefusalNotice on agency.{agency}.refusals."),
         "parameters": {"agency": {**gate_parameter, "location": "$message.payload#/agency"}},
         "bindings": _kafka_channel(answers), **_extensions(answers)}
+    refusals = refusals_topic(agencies[0])
+    yield "agency_refusals", refusals, {
+        "address": "agency.{agency}.refusals", "title": "agency.{agency}.refusals",
+        "description": _describe_topic(refusals, " One topic per agency, read only by its principal "
+                                       "User:agency.<code>: a RefusalNotice for each message of its own two topics "
+                                       "above that the gate refused, with the reason and the failing fields the "
+                                       "intake's HTTP API would answer for the same JSON. The bus's own records "
+                                       "(events.deadletter, answers.refused) are on shared topics no agency reads."),
+        "parameters": {"agency": dict(gate_parameter)},
+        "bindings": _kafka_channel(refusals), **_extensions(refusals)}
     spec = broadcast_topic(BROADCAST_CHANNELS[0])
     yield "broadcast_channel", spec, {
         "address": "broadcast.{channel}", "title": "broadcast.{channel}",

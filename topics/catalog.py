@@ -3,7 +3,8 @@
 No service writes a topic name as a literal: it asks this module. Per-agency referral topic
 names come from `referral_topic(agency)`, and each agency's own way onto the bus over Kafka
 (`gate_topics(agency)`: `agency.<code>.events` and `agency.<code>.answers`, which only that
-agency's principal writes and the intake's gate reads and checks). The published contract (schemas/asyncapi.yaml and
+agency's principal writes and the intake's gate reads and checks; `refusals_topic(agency)`: what
+the gate refused of them, which only that agency reads). The published contract (schemas/asyncapi.yaml and
 docs/topics.md, `referral-bus contract export`) is generated from here and from the models.
 """
 
@@ -15,7 +16,7 @@ from typing import Literal
 from rules.catalog import catalog
 
 Key = Literal["event_id", "case_id", "case_id_else_event_id", "referral_id", "event_id_else_position",
-              "answered_id"]
+              "answered_id", "refused_position"]
 Cleanup = Literal["delete", "compact"]
 Participant = Literal["agency", "intake", "router", "alerts", "broadcast", "console", "desk", "operator",
                       "auditor", "channel"]
@@ -37,6 +38,8 @@ KEYS: dict[Key, str] = {
                               "`<topic>:<partition>:<offset>` of the refused message",
     "answered_id": "the id of the alert or referral the refused answer named (its UUID, or `sha256:` and 12 hex "
                    "digits of whatever else it wrote there), else its response_id in the same forms, else `-`",
+    "refused_position": "`<topic>:<partition>:<offset>` of the refused message on the agency's own topic (its "
+                        "topic, partition and offset fields): one key per refused message",
 }
 #: The fields each key rule reads, in order: the first one the message has is the key.
 KEY_FIELDS: dict[Key, tuple[str, ...]] = {
@@ -46,11 +49,14 @@ KEY_FIELDS: dict[Key, tuple[str, ...]] = {
     "referral_id": ("referral_id", "id"),
     "event_id_else_position": ("event_id",),
     "answered_id": ("referral_id", "response_id"),
+    "refused_position": ("topic", "partition", "offset"),
 }
 
 
 def key_of(key: Key, value: dict[str, object], position: str | None = None) -> bytes:
     """The key a message gets under a rule (`position`: `topic:partition:offset` of a refused one)."""
+    if key == "refused_position":
+        return ":".join(str(value[name]) for name in KEY_FIELDS[key]).encode()
     for name in KEY_FIELDS[key]:
         if value.get(name):
             return str(value[name]).encode()
@@ -222,8 +228,9 @@ def referral_topic(agency: str) -> TopicSpec:
 # `User:agency.<code>` may write: the topic, not the field, says who wrote a message. The intake's
 # gate (services/intake/gate.py) reads them and admits each message exactly as the HTTP API
 # admits the same body with that agency's token, onto `events.inbound` / `answers.referrals`;
-# it refuses the rest with a reason (`events.deadletter`, `answers.refused`). One partition:
-# an agency's messages are admitted in the order it wrote them.
+# it refuses the rest with a reason (`events.deadletter`, `answers.refused`), and tells the agency
+# why on a third topic of its own, `agency.<code>.refusals`, which only its principal reads. One
+# partition: an agency's messages are admitted in the order it wrote them.
 GATE_PARTITIONS = 1
 GATE_RETENTION_MS = 30 * DAY_MS
 
@@ -254,6 +261,24 @@ def gate_topics(agency: str) -> tuple[TopicSpec, TopicSpec]:
                               "gate admits them to answers.referrals.",
                   writers=("agency",), readers=("intake",)),
     )
+
+
+def refusals_topic_name(agency: str) -> str:
+    """`agency.<agency_code>.refusals`: what the gate refused of what one agency's own system wrote."""
+    return f"agency.{agency}.refusals"
+
+
+def refusals_topic(agency: str) -> TopicSpec:
+    """The agency's refusal notices: a `RefusalNotice` for each message of its own two gate topics the
+    gate refused, which only that agency reads (the shared records, `events.deadletter` and
+    `answers.refused`, are for operators and the console, and hold other agencies' refusals)."""
+    if agency not in catalog().agencies:
+        raise KeyError(f"unknown agency code {agency!r}")
+    return TopicSpec(refusals_topic_name(agency), "RefusalNotice", "refused_position", GATE_PARTITIONS,
+                     GATE_RETENTION_MS,
+                     description=f"Why the intake's gate refused an event or answer {agency}'s own system wrote on "
+                                 f"its own topics (ids, codes and field names only; read by {agency} alone).",
+                     writers=("intake",), readers=("agency",))
 
 
 def gate_agency(topic: str) -> str | None:
@@ -288,13 +313,14 @@ FIXED_TOPICS: tuple[TopicSpec, ...] = (
 
 
 def all_topics() -> tuple[TopicSpec, ...]:
-    """Every topic the bus needs: fixed ones, three per agency (current agencies: its referrals and
-    its two gate topics), one per channel."""
+    """Every topic the bus needs: fixed ones, four per agency (current agencies: its referrals, its
+    two gate topics and its refusal notices), one per channel."""
     agencies = current_agencies()
     return (
         *FIXED_TOPICS,
         *(referral_topic(a) for a in agencies),
         *(t for a in agencies for t in gate_topics(a)),
+        *(refusals_topic(a) for a in agencies),
         *(broadcast_topic(c) for c in BROADCAST_CHANNELS),
     )
 

@@ -35,6 +35,7 @@ from schemas.alerts import (
 from schemas.answers import AnswerRequest, RefusedAnswer
 from schemas.broadcast import BroadcastRefusal, CaseBroadcast, PublicChild, Release
 from schemas.events import parse_event_obj
+from schemas.notices import RefusalNotice
 from schemas.receipts import EventClaim, Receipt, RefusalField, RoutedTo, audit_record
 from schemas.referrals import DeadLetter
 
@@ -143,6 +144,17 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
         reason="invalid_answer", fields=(RefusalField(field="answer", reason="not one of the allowed values"),),
         received_at=AT + dt.timedelta(minutes=1), refused_at=AT + dt.timedelta(minutes=1, milliseconds=9),
         topic="answers.referrals", partition=3, offset=88)
+    event_notice = RefusalNotice(
+        message="event", reason="kind_not_permitted", event_id=str(uuid.uuid5(RUN, "school-reports-a-case-closed")),
+        fields=(RefusalField(field="kind", reason="not permitted for this agency"),),
+        topic="agency.education.events", partition=0, offset=312, received_at=AT + dt.timedelta(minutes=4),
+        refused_at=AT + dt.timedelta(minutes=4))
+    answer_notice = RefusalNotice(
+        message="answer", reason="agency_mismatch", response_id=str(uuid.uuid5(RUN, "answer-for-another")),
+        referral_id=str(lead.referral_id),
+        fields=(RefusalField(field="agency", reason="not the authenticated agency"),),
+        topic="agency.education.answers", partition=0, offset=57, received_at=AT + dt.timedelta(minutes=5),
+        refused_at=AT + dt.timedelta(minutes=5))
     early = ParkedAnswer(response=ack, received_at=AT + dt.timedelta(minutes=2),
                          parked_at=AT + dt.timedelta(minutes=2))
     return {
@@ -172,6 +184,8 @@ def examples() -> dict[str, list[tuple[str, Any]]]:
                            _json(not_entitled)),
                           ("not an answer: an unknown answer, and a response_id that is not a UUID",
                            _json(not_an_answer))],
+        "RefusalNotice": [("an event of a kind the agency may not publish", _json(event_notice)),
+                          ("an answer naming another agency than the topic's", _json(answer_notice))],
         "AnswerRequest": [("a rejection, posted with the agency's token", _json(AnswerRequest(
             response_id=uuid.uuid5(RUN, "reject-over-http"), answer="rejected", officer="desk 2",
             reason="Not ours: the square is in another district's area.")))],

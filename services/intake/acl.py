@@ -25,6 +25,7 @@ from topics.catalog import (
     current_agencies,
     gate_topics,
     referral_topic_name,
+    refusals_topic_name,
 )
 
 DEFAULT_PLAN = Path(__file__).resolve().parents[2] / "deploy" / "acl.yaml"
@@ -51,6 +52,8 @@ class Grant(BaseModel):
     all_broadcasts: bool = False
     own_gate_topics: bool = False
     all_gate_topics: bool = False
+    own_refusals: bool = False
+    all_refusals: bool = False
     group: str | None = None
     group_prefix: str | None = None
     ops: tuple[Operation, ...] = Field(min_length=1)
@@ -58,7 +61,8 @@ class Grant(BaseModel):
     @model_validator(mode="after")
     def _one_resource(self) -> Grant:
         forms = [self.topic is not None, self.own_referrals, self.all_referrals, self.all_broadcasts,
-                 self.own_gate_topics, self.all_gate_topics, self.group is not None, self.group_prefix is not None]
+                 self.own_gate_topics, self.all_gate_topics, self.own_refusals, self.all_refusals,
+                 self.group is not None, self.group_prefix is not None]
         if sum(forms) != 1:
             raise ValueError("each grant names exactly one resource")
         if self.topic is not None and not isinstance(getattr(topics, self.topic, None), TopicSpec):
@@ -80,8 +84,10 @@ class PrincipalPlan(BaseModel):
         templated = "{agency}" in self.principal
         if templated != self.for_each_agency:
             raise ValueError(f"{self.principal}: use {{agency}} exactly when for_each_agency is true")
-        if not self.for_each_agency and any(g.own_referrals or g.own_gate_topics for g in self.allow):
-            raise ValueError(f"{self.principal}: own_referrals and own_gate_topics need for_each_agency")
+        if not self.for_each_agency and any(g.own_referrals or g.own_gate_topics or g.own_refusals
+                                            for g in self.allow):
+            raise ValueError(f"{self.principal}: own_referrals, own_gate_topics and own_refusals need "
+                             "for_each_agency")
         if self.agencies and not self.for_each_agency:
             raise ValueError(f"{self.principal}: agencies needs for_each_agency")
         for pattern in self.agencies:
@@ -141,6 +147,11 @@ def _resources(grant: Grant, agency: str | None) -> list[tuple[Literal["topic", 
         return [("topic", t.name, "literal") for t in gate_topics(agency)]
     if grant.all_gate_topics:
         return [("topic", t.name, "literal") for a in current_agencies() for t in gate_topics(a)]
+    if grant.own_refusals:
+        assert agency is not None
+        return [("topic", refusals_topic_name(agency), "literal")]
+    if grant.all_refusals:
+        return [("topic", refusals_topic_name(a), "literal") for a in current_agencies()]
     if grant.group is not None:
         return [("group", sub(grant.group), "literal")]
     assert grant.group_prefix is not None

@@ -11,14 +11,18 @@ its own (`intake.claims`), the answer one it may give. Admitted messages are pub
 intake publishes them (same keys, claims, idempotency and audit line, whose detail is the gate
 topic). Refused events become a dead letter on `events.deadletter` (reason: the HTTP error code,
 e.g. `agency_mismatch`, `kind_not_permitted`, `event_id_conflict`, or the boundary's), refused
-answers a `RefusedAnswer` on `answers.refused`; ids and codes only, never what the sender wrote.
+answers a `RefusedAnswer` on `answers.refused`; and either a `RefusalNotice` on the agency's own
+`agency.<code>.refusals`, which only it reads (those shared topics are the operators' and the
+console's): ids and codes only, never what the sender wrote.
 
 At-least-once: the gate commits a message's offset only after what it decided is on the broker
-(the event and its claim and acceptance, or the refusal). A restart reads again from the last
-commit; the claims and the acceptances make the repeat a duplicate, not a second event (the
-acceptance is in this replica's store before the event's publish returns; another replica reads
-it from the claims topic). What the gate cannot decide now — the broker, or the alerts service's
-states, unavailable (the HTTP path's 503) — is read again after a pause, never refused.
+(the event and its claim and acceptance, or the refusal and its notice). A restart reads again
+from the last commit; the claims and the acceptances make the repeat a duplicate, not a second
+event (the acceptance is in this replica's store before the event's publish returns; another
+replica reads it from the claims topic). A refusal decided again is written again: its notice
+has the same key (the refused message's position) and the same content but its times. What
+the gate cannot decide now — the broker, or the alerts service's states, unavailable (the HTTP
+path's 503) — is read again after a pause, never refused.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ from bus.kafka.publisher import BrokerUnavailable
 from schemas.alerts import ReferralResponse
 from schemas.answers import REFUSAL_REASONS, AnswerRequest, RefusalReason
 from schemas.errors import FieldError
+from schemas.notices import RefusalNotice
 from services.intake.admission import IntakeContext, admit_answer, admit_event
 from services.intake.errors import IntakeError
+from services.intake.notices import answer_notice, event_notice
 from topics.catalog import (
     ANSWERS_REFUSED,
     DEAD_LETTERS,
@@ -52,6 +58,7 @@ from topics.catalog import (
     gate_events_topic_name,
     gate_topics,
     key_of,
+    refusals_topic_name,
 )
 
 log = structlog.get_logger("intake")
@@ -91,6 +98,9 @@ class Gate:
     def __init__(self, ctx: IntakeContext, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.ctx = ctx
         self._clock = clock
+        #: Refused messages whose shared record is on the broker but whose notice is not: decided
+        #: again (the notice failed), they do not get a second record.
+        self._recorded: set[Position] = set()
 
     async def handle(self, topic: str, partition: int, offset: int, raw: bytes | None) -> Outcome:
         """Decide one message and write what was decided. Never raises for what the message holds."""
@@ -111,9 +121,10 @@ class Gate:
             self.ctx.metrics.internal_errors.labels("gate").inc()
             try:
                 if message == "event":
-                    outcome = await self._dead(refusal, raw, position)
+                    outcome = await self._dead(agency, refusal, raw, position)
                 else:
-                    outcome = await self._refuse_answer(sniff(raw), "internal_error", refusal.fields, position)
+                    outcome = await self._refuse_answer(agency, sniff(raw), "internal_error", refusal.fields,
+                                                        position)
             except Exception:
                 outcome = Outcome("unavailable", retry=True)
         if not outcome.retry:
@@ -129,29 +140,32 @@ class Gate:
     async def _event(self, agency: str, position: Position, raw: bytes | None) -> Outcome:
         event = EVENT.decode(raw)
         if isinstance(event, Refusal):
-            return await self._dead(event, raw, position)
+            return await self._dead(agency, event, raw, position)
         assert raw is not None  # decoded
         try:
             admitted = await admit_event(self.ctx, Principal(agency, position.topic), event, raw, _ignore)
         except IntakeError as refused_:
             if refused_.status >= 500:
                 return Outcome(refused_.code, retry=True)
-            return await self._dead(Refusal(refused_.code, tuple(refused_.fields), event_id=str(event.event_id),
-                                            reporter_agency=event.reporter.agency), raw, position)
+            return await self._dead(agency, Refusal(refused_.code, tuple(refused_.fields),
+                                                    event_id=str(event.event_id),
+                                                    reporter_agency=event.reporter.agency), raw, position)
         return Outcome("duplicate" if admitted.repeat else "admitted")
 
-    async def _dead(self, refusal: Refusal, raw: bytes | None, position: Position) -> Outcome:
-        letter = dead_letter(refusal, raw, position, self._clock(), service="intake")
+    async def _dead(self, agency: str, refusal: Refusal, raw: bytes | None, position: Position) -> Outcome:
+        now = self._clock()
+        letter = dead_letter(refusal, raw, position, now, service="intake")
         key = key_of("event_id_else_position", {"event_id": letter.event_id},
                      position=f"{position.topic}:{position.partition}:{position.offset}")
-        await self.ctx.publisher.publish(DEAD_LETTERS.name, key, letter.model_dump_json().encode())
+        await self._record(position, DEAD_LETTERS.name, key, letter.model_dump_json().encode())
+        await self._notify(agency, position, event_notice(refusal, position, now))
         return Outcome(refusal.reason)
 
     async def _answer(self, agency: str, position: Position, raw: bytes | None) -> Outcome:
         response = ANSWER.decode(raw)
         if isinstance(response, Refusal):
             reason = _answer_reason(response.reason) if response.reason in REFUSAL_REASONS else "invalid_answer"
-            return await self._refuse_answer(sniff(raw), reason, response.fields, position)
+            return await self._refuse_answer(agency, sniff(raw), reason, response.fields, position)
         assert raw is not None  # decoded
         try:
             admitted = await admit_answer(self.ctx, Principal(agency, position.topic), _request(response),
@@ -160,16 +174,29 @@ class Gate:
         except IntakeError as refused_:
             if refused_.status >= 500:
                 return Outcome(refused_.code, retry=True)
-            return await self._refuse_answer(AnswerIds.of(response), _answer_reason(refused_.code),
+            return await self._refuse_answer(agency, AnswerIds.of(response), _answer_reason(refused_.code),
                                              tuple(refused_.fields), position)
         return Outcome("duplicate" if admitted.repeat else "admitted")
 
-    async def _refuse_answer(self, ids: AnswerIds, reason: RefusalReason, fields: tuple[FieldError, ...],
-                             position: Position) -> Outcome:
+    async def _refuse_answer(self, agency: str, ids: AnswerIds, reason: RefusalReason,
+                             fields: tuple[FieldError, ...], position: Position) -> Outcome:
         now = self._clock()
         record = refused(ids, reason, now, now, fields=fields, position=position)
-        await self.ctx.publisher.publish(ANSWERS_REFUSED.name, record.key, record.model_dump_json().encode())
+        await self._record(position, ANSWERS_REFUSED.name, record.key, record.model_dump_json().encode())
+        await self._notify(agency, position, answer_notice(ids, reason, fields, position, now))
         return Outcome(reason)
+
+    async def _record(self, position: Position, topic: str, key: bytes, value: bytes) -> None:
+        """Write a refusal's shared record, unless this gate already did for this message."""
+        if position not in self._recorded:
+            await self.ctx.publisher.publish(topic, key, value)
+            self._recorded.add(position)
+
+    async def _notify(self, agency: str, position: Position, notice: RefusalNotice) -> None:
+        """Tell the agency (the topic's, whatever the message named) why: after the shared record,
+        so that a notice never stands for a refusal the operators cannot see."""
+        await self.ctx.publisher.publish(refusals_topic_name(agency), notice.key, notice.model_dump_json().encode())
+        self._recorded.discard(position)
 
     async def run(self) -> None:
         """Read every agency's gate topics in the gate's consumer group; reconnects.

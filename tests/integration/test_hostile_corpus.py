@@ -30,6 +30,7 @@ from bus.local_broker import free_port
 from bus.settings import KafkaSettings
 from schemas.alerts import PoliceAlert, TrackedState, alert_id_for
 from schemas.answers import RefusedAnswer
+from schemas.notices import RefusalNotice
 from schemas.referrals import DeadLetter, Referral
 from services.intake.demo import DEMO_TOKENS
 from tests.hostile import (
@@ -64,6 +65,7 @@ from topics.catalog import (
     gate_answers_topic_name,
     gate_events_topic_name,
     referral_topic_name,
+    refusals_topic_name,
 )
 
 pytestmark = pytest.mark.integration
@@ -321,6 +323,19 @@ def test_hostile_messages_on_agencies_own_topics_stop_nothing_and_each_is_accoun
         assert MARK not in letter.model_dump_json(exclude={"original_b64", "original_prefix_b64"})
     for refusal in refusals.values():
         assert MARK not in refusal.model_dump_json()
+
+    # Each agency is told of each of its refusals, at the same position, with the same reason,
+    # on its own refusals topic; nothing it wrote comes back.
+    for agency, recorded in ((HOSPITAL, {p: d.reason for p, d in letters.items()}),
+                             (COMMAND_CENTRE, {p: r.reason for p, r in refusals.items()})):
+        def told(agency: str = agency, count: int = len(recorded)) -> list[RefusalNotice] | None:
+            notices = [RefusalNotice.model_validate_json(r.value) for r in records(kafka, refusals_topic_name(agency))]
+            return notices if len(notices) >= count else None
+
+        notices = wait_for(lambda: _safe_value(told), 60, f"{agency}'s notices")
+        assert {(n.partition, n.offset): n.reason for n in notices} == recorded, agency
+        assert len(notices) == len(recorded)
+        assert not any(MARK in n.model_dump_json() for n in notices)
 
 
 def test_an_agency_whose_messages_are_slow_to_decide_delays_no_other_agency(

@@ -36,10 +36,11 @@ from services.router.handling import Position, Router
 from services.router.outputs import emitters
 from tests.unit.intake.intake_fakes import HOSPITAL, FakePublisher, auth, body, hospital_event
 from topics import catalog as topics
-from topics.catalog import all_topics, gate_topics, referral_topic_name
+from topics.catalog import all_topics, gate_topics, referral_topic_name, refusals_topic_name
 
 REFERRALS = "referrals.*"  # stands for every current agency's referral topic
 GATES = "agency.*.events|answers"  # stands for every current agency's two gate topics
+NOTICES = "agency.*.refusals"  # stands for every current agency's refusals topic
 CHANNELS = "broadcast.<channel>"
 
 
@@ -58,7 +59,7 @@ NEEDS: dict[str, dict[str, set[str]]] = {
         # delivery/reader.py
         "Read": {topics.RECEIPTS.name, topics.INTAKE_CLAIMS.name, REFERRALS, topics.ALERT_STATES.name, GATES},
         "Write": {topics.EVENTS.name, topics.AUDIT.name, topics.INTAKE_CLAIMS.name, topics.ANSWERS.name,
-                  topics.DEAD_LETTERS.name, topics.ANSWERS_REFUSED.name},
+                  topics.DEAD_LETTERS.name, topics.ANSWERS_REFUSED.name, NOTICES},
     },
     "User:router": {  # services/router
         "Read": {topics.EVENTS.name},
@@ -102,9 +103,11 @@ def desk_needs(agency: str) -> dict[str, set[str]]:
 
 def agency_needs(agency: str) -> dict[str, set[str]]:
     """An agency's own system (`User:agency.<code>`): writes its own gate topics, nothing else; reads
-    its own referrals, and for police units and the joint office the alerts, escalations and cases
-    (the catalog's `agency` readers); the police also the refusals of their broadcast releases."""
-    needs = {"Read": {referral_topic_name(agency)}, "Write": {t.name for t in gate_topics(agency)}}
+    its own referrals and its own refusal notices, and for police units and the joint office the
+    alerts, escalations and cases (the catalog's `agency` readers); the police also the refusals of
+    their broadcast releases."""
+    needs = {"Read": {referral_topic_name(agency), refusals_topic_name(agency)},
+             "Write": {t.name for t in gate_topics(agency)}}
     if agency in police_units() or agency == "anti_trafficking_office":
         needs["Read"] |= {topics.POLICE_ALERTS.name, topics.ESCALATIONS.name, topics.CASES.name}
     if agency in police_units():
@@ -127,6 +130,9 @@ def granted(bindings: list[Binding], principal: str, operation: str) -> set[str]
     every_gate = {t.name for a in agencies() for t in gate_topics(a)}
     if every_gate <= names:
         names = (names - every_gate) | {GATES}
+    every_notices = {refusals_topic_name(a) for a in agencies()}
+    if every_notices <= names:
+        names = (names - every_notices) | {NOTICES}
     channels = {topics.broadcast_topic(c).name for c in topics.BROADCAST_CHANNELS}
     if channels <= names:
         names = (names - channels) | {CHANNELS}
@@ -138,7 +144,7 @@ def test_each_service_and_tool_gets_exactly_what_its_code_uses(bindings: list[Bi
     for operation in ("Read", "Write"):
         assert granted(bindings, principal, operation) == NEEDS[principal][operation], (principal, operation)
         for topic in NEEDS[principal][operation]:
-            if topic not in (REFERRALS, CHANNELS, GATES):
+            if topic not in (REFERRALS, CHANNELS, GATES, NOTICES):
                 assert topic in granted(bindings, principal, "Describe"), (principal, topic)
 
 
@@ -162,9 +168,9 @@ def test_each_agency_system_writes_its_own_gate_topics_only_and_reads_what_it_is
     # A police command centre's system gets the alert, its re-sends and escalations and the cases.
     assert {topics.POLICE_ALERTS.name, topics.ESCALATIONS.name, topics.CASES.name} <= granted(
         bindings, "User:agency.police.command_center", "Read")
-    # A hospital's does not: its own referrals only.
+    # A hospital's does not: its own referrals and its own refusal notices only.
     assert granted(bindings, "User:agency.health.designated_medical_institution", "Read") == {
-        "referrals.health.designated_medical_institution"}
+        "referrals.health.designated_medical_institution", "agency.health.designated_medical_institution.refusals"}
 
 
 def test_no_agency_principal_writes_the_bus_topics_or_another_agencys_gate_topics(bindings: list[Binding]) -> None:
@@ -190,6 +196,18 @@ def test_no_agency_principal_writes_the_bus_topics_or_another_agencys_gate_topic
             agency = b.principal.removeprefix("User:agency.")
             assert b.name == f"agency.{agency}.system"
             assert not any(f"agency.{other}.system".startswith(b.name) for other in agencies() if other != agency)
+
+
+def test_an_agencys_refusal_notices_are_read_by_that_agency_alone_and_written_by_the_gate_alone(
+        bindings: list[Binding]) -> None:
+    """A notice names the ids of a message an agency wrote: no other agency reads it (not even a
+    parent or sub-unit), and no agency can write one to make another believe it was refused."""
+    for agency in agencies():
+        name = refusals_topic_name(agency)
+        readers = {b.principal for b in bindings if b.name == name and b.operation == "Read"}
+        assert readers == {f"User:agency.{agency}"}, name
+        writers = {b.principal for b in bindings if b.name == name and b.operation == "Write"}
+        assert writers == {"User:intake"}, name
 
 
 def test_answers_are_written_only_by_the_bus_services_that_authenticate_who_answers(bindings: list[Binding]) -> None:
@@ -261,7 +279,8 @@ def test_the_intake_writes_what_the_plan_lets_it(bindings: list[Binding], tmp_pa
         r = client.post(f"/v1/referrals/{referral_id}/answers", content=b'{"answer": "acknowledged"}',
                         headers={"Content-Type": "application/json", **auth()})
         assert r.status_code == 202
-        # Its gate: an admitted event and answer, a refused event (a dead letter), a refused answer.
+        # Its gate: an admitted event and answer, a refused event (a dead letter), a refused answer,
+        # and a notice of each refusal on the agency's own refusals topic.
         gate = Gate(app.state.intake)
         hospital_events, hospital_answers = (t.name for t in gate_topics(HOSPITAL))
         for topic, raw in ((hospital_events, body(hospital_event())), (hospital_events, b"not json"),
@@ -271,7 +290,8 @@ def test_the_intake_writes_what_the_plan_lets_it(bindings: list[Binding], tmp_pa
     allowed = {b.name for b in bindings if b.principal == "User:intake" and b.operation == "Write"}
     written = {topic for topic, _, _ in publisher.sent}
     assert written <= allowed, written - allowed
-    assert {topics.ANSWERS.name, topics.DEAD_LETTERS.name, topics.ANSWERS_REFUSED.name} <= written
+    assert {topics.ANSWERS.name, topics.DEAD_LETTERS.name, topics.ANSWERS_REFUSED.name,
+            refusals_topic_name(HOSPITAL)} <= written
 
 
 def test_every_catalog_topic_has_a_writer_and_a_reader(bindings: list[Binding]) -> None:

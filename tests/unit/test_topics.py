@@ -21,8 +21,10 @@ from topics.catalog import (
     current_agencies,
     gate_agency,
     gate_topics,
+    key_of,
     referral_topic,
     referral_topic_name,
+    refusals_topic,
 )
 
 
@@ -78,6 +80,22 @@ def test_each_agency_has_its_own_gate_topics_which_only_it_writes() -> None:
     assert gate_agency("agency.police.command_center.referrals") is None
     with pytest.raises(KeyError, match="unknown agency code"):
         gate_topics("nasa")
+
+
+def test_each_agency_has_its_own_refusals_topic_which_only_it_reads_and_the_gate_does_not() -> None:
+    notices = refusals_topic("police.command_center")
+    assert (notices.name, notices.value, notices.key) == (
+        "agency.police.command_center.refusals", "RefusalNotice", "refused_position")
+    assert notices.writers == ("intake",) and notices.readers == ("agency",)
+    names = {t.name for t in all_topics()}
+    for agency in current_agencies():
+        assert refusals_topic(agency).name in names
+        assert gate_agency(refusals_topic(agency).name) is None  # the gate does not read its own notices
+    with pytest.raises(KeyError, match="unknown agency code"):
+        refusals_topic("nasa")
+    # One key per refused message: where it was.
+    value = {"topic": "agency.education.events", "partition": 0, "offset": 312, "event_id": "sha256:0123456789ab"}
+    assert key_of("refused_position", value) == b"agency.education.events:0:312"
     assert "agency" not in EVENTS.writers and "agency" not in ANSWERS.writers
 
 

@@ -161,6 +161,7 @@ def published() -> Published:
 
 SEND_EVENTS = "agency_send_agency_events"  # an agency's system writes its own events topic
 SEND_ANSWERS = "agency_send_agency_answers"  # and its own answers topic
+RECEIVE_REFUSALS = "agency_receive_agency_refusals"  # and reads why the gate refused any of them
 
 
 def hospital_report(published: Published, event_id: uuid.UUID, case_id: uuid.UUID | None) -> dict[str, Any]:
@@ -292,7 +293,7 @@ def test_an_agency_publishes_every_kind_reads_its_referrals_and_alerts_and_answe
     assert "gate_refused" not in intake.log, intake.log[-3000:]
 
 
-def test_an_agency_that_writes_another_agencys_name_on_its_own_topic_gets_a_dead_letter_and_nothing_is_routed(
+def test_an_agency_that_writes_another_agencys_name_on_its_own_topic_is_told_why_and_nothing_is_routed(
         broker: LocalBroker, spawn: Callable[..., Any], published: Published) -> None:
     spawn("router")
     spawn("intake", env={"REFERRAL_BUS_INTAKE_PORT": str(free_port())})
@@ -327,6 +328,36 @@ def test_an_agency_that_writes_another_agencys_name_on_its_own_topic_gets_a_dead
 
     seen = consume(bootstrap, [inbound, receipts], routed, timeout=120)
     assert not any(m["value"].get("event_id") == spoofed["event_id"] for m in seen)
+
+    # The hospital's system is told why on its own refusals topic (it cannot read the dead
+    # letters): the reason and the failing field as the HTTP API would answer, its own event id,
+    # and where the message was; and an answer it wrote that is not one, the same way.
+    bad_answer = {"response_id": str(uuid.uuid4()), "referral_id": str(uuid.uuid4()), "answer": "ACK"}
+    answers_topic = published.topic(SEND_ANSWERS, agency=HOSPITAL)
+    produce(producer, answers_topic, str(bad_answer["referral_id"]).encode(), bad_answer)
+    notices_topic = published.topic(RECEIVE_REFUSALS, agency=HOSPITAL)
+    assert notices_topic == f"agency.{HOSPITAL}.refusals"
+    centre_notices = published.topic(RECEIVE_REFUSALS, agency=COMMAND_CENTRE)
+
+    def told(seen: list[dict[str, Any]]) -> bool:
+        return any(m["value"].get("response_id") == bad_answer["response_id"] for m in seen)
+
+    notices = consume(bootstrap, [notices_topic, centre_notices], told)
+    assert {m["topic"] for m in notices} == {notices_topic}, "only the agency whose topic it was is told"
+    event_notice = next(m for m in notices if m["value"].get("event_id") == spoofed["event_id"])
+    answer_notice = next(m for m in notices if m["value"].get("response_id") == bad_answer["response_id"])
+    for notice in (event_notice, answer_notice):
+        published.check(RECEIVE_REFUSALS, notice["value"])
+        value = notice["value"]
+        assert notice["key"] == f"{value['topic']}:{value['partition']}:{value['offset']}".encode()
+    assert {k: event_notice["value"][k] for k in ("message", "reason", "fields", "topic", "offset")} == {
+        "message": "event", "reason": "agency_mismatch", "fields": letter["errors"], "topic": hospital_topic,
+        "offset": letter["offset"]}
+    assert {k: answer_notice["value"][k] for k in ("message", "reason", "referral_id", "topic")} == {
+        "message": "answer", "reason": "invalid_answer", "referral_id": bad_answer["referral_id"],
+        "topic": answers_topic}
+    assert [f["field"] for f in answer_notice["value"]["fields"]] == ["answer"]
+    assert "ACK" not in json.dumps(answer_notice["value"])
 
 
 def test_an_intake_killed_mid_stream_loses_no_event_and_publishes_none_twice(

@@ -19,9 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from bus.kafka.publisher import BrokerUnavailable
 from bus.settings import KafkaSettings, StateSettings
 from schemas.alerts import ReferralResponse
 from schemas.answers import RefusedAnswer
+from schemas.notices import RefusalNotice
 from schemas.receipts import AuditRecord
 from schemas.referrals import DeadLetter
 from services.intake import gate as gate_module
@@ -41,6 +43,8 @@ from topics.catalog import (
     INTAKE_CLAIMS,
     gate_answers_topic_name,
     gate_events_topic_name,
+    key_of,
+    refusals_topic_name,
 )
 
 CENTRE = "police.command_center"
@@ -75,6 +79,7 @@ class Intake:
         self.ctx: IntakeContext = app_of(self.client).state.intake
         self.gate = Gate(self.ctx)
         self.offset = 0
+        self.http_fields: list[dict[str, str]] = []
 
     def close(self) -> None:
         self.client.__exit__(None, None, None)
@@ -92,12 +97,19 @@ class Intake:
 
     def http_event(self, agency: str, raw: bytes) -> str:
         r = self.client.post("/v1/events", content=raw, headers={**JSON, **auth(agency)})
+        self.http_fields = r.json()["error"]["fields"] if r.status_code >= 400 else []
         return _outcome(r)
 
     def http_answer(self, agency: str, raw: bytes) -> str:
         referral_id = _referral_id_of(raw)
         r = self.client.post(f"/v1/referrals/{referral_id}/answers", content=raw, headers={**JSON, **auth(agency)})
+        self.http_fields = r.json()["error"]["fields"] if r.status_code >= 400 else []
         return _outcome(r)
+
+    def notices(self) -> list[tuple[str, bytes, RefusalNotice]]:
+        """(topic, key, notice) of every refusal notice written, to whichever agency."""
+        return [(t, k, RefusalNotice.model_validate_json(v)) for t, k, v in self.publisher.sent
+                if t.startswith("agency.") and t.endswith(".refusals")]
 
     def gate_count(self, agency: str, message: str, outcome: str) -> float:
         value = self.registry.get_sample_value("referral_bus_intake_gate_total",
@@ -168,12 +180,22 @@ def test_an_event_on_an_agencys_topic_is_admitted_or_refused_as_the_http_api_wou
         assert [(t, k, v) for t, k, v in intake.publisher.sent if t == EVENTS.name] == [
             (t, k, v) for t, k, v in twin.publisher.sent if t == EVENTS.name]
         assert intake.publisher.on(DEAD_LETTERS.name) == []
+        assert intake.notices() == []
     else:
         assert intake.publisher.on(EVENTS.name) == []
         (letter,) = [DeadLetter.model_validate_json(v) for v in intake.publisher.on(DEAD_LETTERS.name)]
         assert (letter.reason, letter.service, letter.topic) == (expected, "intake", gate_events_topic_name(agency))
         assert base64.b64decode(letter.original_b64) == raw
         assert "Zq9mark" not in letter.model_dump_json(exclude={"original_b64"})
+        # The agency whose topic it was (whatever the event named) is told why, as HTTP would say it.
+        ((topic, key, notice),) = intake.notices()
+        assert topic == refusals_topic_name(agency)
+        assert (notice.message, notice.reason, notice.event_id) == ("event", expected, letter.event_id)
+        assert [f.model_dump() for f in notice.fields] == letter.errors == twin.http_fields
+        assert (notice.topic, notice.partition, notice.offset) == (letter.topic, letter.partition, letter.offset)
+        assert key == key_of("refused_position", notice.model_dump(mode="json"))
+        assert notice.received_at == letter.received_at
+        assert "Zq9mark" not in notice.model_dump_json()
 
 
 def test_an_admitted_event_is_keyed_claimed_and_audited_as_the_intake_does(intake: Intake) -> None:
@@ -209,6 +231,43 @@ def test_a_message_read_again_after_a_restart_is_not_published_twice(intake: Int
     assert len(intake.publisher.on(EVENTS.name)) == 1
     assert [DeadLetter.model_validate_json(v).reason for v in intake.publisher.on(DEAD_LETTERS.name)] == [
         "event_id_conflict", "event_id_conflict"]
+    assert [(t, n.reason) for t, _, n in intake.notices()] == [
+        (refusals_topic_name(HOSPITAL), "event_id_conflict"), (refusals_topic_name("education"), "event_id_conflict")]
+
+
+def test_a_refusal_whose_notice_failed_is_decided_again_without_a_second_record(
+        intake: Intake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notice is written after the shared record; if the broker refuses the notice, the
+    message is read again, and the operators' record is not written twice."""
+    publish = intake.publisher.publish
+    failures = iter([True])
+
+    async def notice_fails_once(topic: str, key: bytes, value: bytes) -> Any:
+        if topic.endswith(".refusals") and next(failures, False):
+            raise BrokerUnavailable("KafkaTimeoutError")
+        return await publish(topic, key, value)
+
+    monkeypatch.setattr(intake.publisher, "publish", notice_fails_once)
+    topic = gate_events_topic_name(HOSPITAL)
+    assert asyncio.run(intake.gate.handle(topic, 0, 7, b"not json")).retry
+    assert len(intake.publisher.on(DEAD_LETTERS.name)) == 1 and intake.notices() == []
+    assert asyncio.run(intake.gate.handle(topic, 0, 7, b"not json")).outcome == "invalid_json"
+    assert len(intake.publisher.on(DEAD_LETTERS.name)) == 1 and len(intake.notices()) == 1
+    # The next refusal of the same message (a restart) is recorded again, as before.
+    assert asyncio.run(intake.gate.handle(topic, 0, 7, b"not json")).outcome == "invalid_json"
+    assert len(intake.publisher.on(DEAD_LETTERS.name)) == 2 and len(intake.notices()) == 2
+
+
+def test_a_refusal_decided_again_after_a_restart_repeats_its_notice_under_the_same_key(intake: Intake) -> None:
+    """The gate commits after the notice: a restart before the commit refuses the message again,
+    and the agency can tell the repeat by its key (the refused message's position)."""
+    topic = gate_events_topic_name(HOSPITAL)
+    for _ in range(2):
+        assert asyncio.run(intake.gate.handle(topic, 0, 41, b"not json")).outcome == "invalid_json"
+    first, again = intake.notices()
+    assert first[:2] == again[:2] == (refusals_topic_name(HOSPITAL), f"{topic}:0:41".encode())
+    times = {"received_at", "refused_at"}
+    assert first[2].model_dump(exclude=times) == again[2].model_dump(exclude=times)
 
 
 def test_an_event_id_another_agency_owns_through_http_is_refused_on_kafka(intake: Intake) -> None:
@@ -253,11 +312,20 @@ def test_an_answer_on_an_agencys_topic_is_admitted_or_refused_as_the_http_api_wo
         assert answer.model_dump(exclude={"responded_at"}) == http.model_dump(exclude={"responded_at"})
         assert answer.agency == agency
         assert intake.publisher.on(ANSWERS_REFUSED.name) == []
+        assert intake.notices() == []
     else:
         assert intake.publisher.on(ANSWERS.name) == []
         (refusal,) = [RefusedAnswer.model_validate_json(v) for v in intake.publisher.on(ANSWERS_REFUSED.name)]
         assert (refusal.reason, refusal.topic) == (expected, gate_answers_topic_name(agency))
         assert "Zq9mark" not in refusal.model_dump_json()
+        ((topic, _, notice),) = intake.notices()
+        assert topic == refusals_topic_name(agency)
+        assert (notice.message, notice.reason, notice.response_id, notice.referral_id) == (
+            "answer", expected, refusal.response_id, refusal.referral_id)
+        assert notice.fields == refusal.fields
+        assert [f.model_dump() for f in notice.fields] == twin.http_fields
+        assert (notice.topic, notice.offset) == (refusal.topic, refusal.offset)
+        assert "Zq9mark" not in notice.model_dump_json()
 
 
 def test_an_answer_read_again_is_published_once_and_a_reused_response_id_is_refused(intake: Intake) -> None:
@@ -300,6 +368,10 @@ def test_an_unexpected_error_is_one_refusal_and_the_gate_goes_on(intake: Intake,
     (refusal,) = [RefusedAnswer.model_validate_json(v) for v in intake.publisher.on(ANSWERS_REFUSED.name)]
     assert letter.reason == refusal.reason == "internal_error"
     assert "Zq9mark" not in letter.model_dump_json() + refusal.model_dump_json()
+    assert [(t, n.message, n.reason) for t, _, n in intake.notices()] == [
+        (refusals_topic_name(HOSPITAL), "event", "internal_error"), (refusals_topic_name(CENTRE), "answer",
+                                                                     "internal_error")]
+    assert "Zq9mark" not in "".join(n.model_dump_json() for _, _, n in intake.notices())
     assert intake.registry.get_sample_value("referral_bus_internal_errors_total", {"step": "gate"}) == 2
 
 
@@ -331,3 +403,7 @@ def test_whatever_a_sender_writes_is_one_outcome_with_a_reason_and_never_an_echo
              if topic_written == DEAD_LETTERS.name else RefusedAnswer.model_validate_json(value).model_dump_json())
     assert "Zq9mark" not in shown
     assert not any(t in (EVENTS.name, ANSWERS.name, INTAKE_CLAIMS.name) for t, _, _ in written)
+    notices = [(t, v) for t, _, v in written if t.endswith(".refusals")]
+    assert [t for t, _ in notices] == [refusals_topic_name(CENTRE if answers else HOSPITAL)]
+    notice = RefusalNotice.model_validate_json(notices[0][1])
+    assert notice.reason == outcome.outcome and "Zq9mark" not in notice.model_dump_json()

@@ -1,0 +1,34 @@
+"""The notices the gate sends an agency about the messages of its own it refused. Pure.
+
+Built from what the gate already recorded for operators (the `Refusal` of an event, the ids of an
+answer), so a notice can say no more than that record: codes, field names and ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bus.answer_refusals import AnswerIds
+from bus.boundary import Position, Refusal
+from schemas.errors import FieldError
+from schemas.notices import RefusalNotice
+from schemas.receipts import RefusalField
+
+
+def event_notice(refusal: Refusal, position: Position, at: dt.datetime) -> RefusalNotice:
+    """The notice of an event the gate refused (its dead letter's reason, fields and id)."""
+    return RefusalNotice(message="event", reason=refusal.reason, fields=_fields(refusal.fields),
+                         event_id=refusal.event_id, topic=position.topic, partition=position.partition,
+                         offset=position.offset, received_at=at, refused_at=at)
+
+
+def answer_notice(ids: AnswerIds, reason: str, fields: tuple[FieldError, ...], position: Position,
+                  at: dt.datetime) -> RefusalNotice:
+    """The notice of an answer the gate refused (its refused answer's reason, fields and ids)."""
+    return RefusalNotice(message="answer", reason=reason, fields=_fields(fields), response_id=ids.response_id,
+                         referral_id=ids.referral_id, topic=position.topic, partition=position.partition,
+                         offset=position.offset, received_at=at, refused_at=at)
+
+
+def _fields(fields: tuple[FieldError, ...]) -> tuple[RefusalField, ...]:
+    return tuple(RefusalField(field=f.field, reason=f.reason) for f in fields)
