@@ -125,10 +125,9 @@ def topics_create() -> None:
 @schemas_app.command("export")
 def schemas_export() -> None:
     """Write the published contract: the JSON Schemas, the AsyncAPI document, docs/topics.md."""
-    from bus.contract_cli import export_all
+    from bus.contract_cli import export
 
-    for path in export_all():
-        console.print(f"wrote {path}")
+    export()
 
 
 def broker(

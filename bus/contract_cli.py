@@ -18,9 +18,55 @@ err_console = Console(stderr=True)
 
 @app.command("export")
 def export() -> None:
-    """Write the JSON Schemas (schemas/json/), the AsyncAPI document and docs/topics.md."""
-    for path in export_all():
-        console.print(f"wrote {path}")
+    """Write the JSON Schemas (schemas/json/), the AsyncAPI document and docs/topics.md, and warn
+    when the contract's history (schemas/contract-history.yaml) does not record the contract."""
+    from topics.contract_history import HistoryError
+
+    try:
+        for path in export_all():
+            console.print(f"wrote {path}")
+        problems = history_problems()
+    except HistoryError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    for problem in problems:
+        err_console.print(f"warning: {problem}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("digest")
+def digest(
+    history: Annotated[Path | None, typer.Option(help="The history file (default: schemas/contract-history.yaml, "
+                                                      "whose last entry the document's version is).")] = None,
+) -> None:
+    """Print the digest of the contract as the code generates it, and say whether the last entry of
+    the contract's history records it. Exit 0: it does; 1: the history is behind (the entry to add
+    is printed); 2: the history cannot be read."""
+    from topics import asyncapi, contract_history
+
+    path = history or contract_history.HISTORY_PATH
+    sys.stdout.write(asyncapi.digest() + "\n")
+    try:
+        last = contract_history.load(path).current
+        problems = history_problems(path)
+    except contract_history.HistoryError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    for problem in problems:
+        err_console.print(problem, markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    err_console.print(f"the contract is version {last.version} ({last.date}) of {path.name}",
+                      markup=False, highlight=False)
+
+
+def history_problems(path: Path | None = None) -> list[str]:
+    """What keeps the contract's history from naming the contract the code generates now."""
+    from schemas.contract import published
+    from topics import asyncapi, contract_history
+
+    path = path or contract_history.HISTORY_PATH
+    return contract_history.problems(contract_history.load(path), asyncapi.digest(),
+                                     max(p.major for p in published().values()), path)
 
 
 def export_all() -> list[Path]:

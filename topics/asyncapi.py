@@ -4,7 +4,8 @@ Every channel (a topic, or a family of topics such as `referrals.{agency}`), its
 the JSON Schema it follows (a `$ref` to the file under schemas/json/), its key and partitioner,
 partitions, retention and cleanup, who writes and who reads it (one operation each), and
 examples. An outside system's engineer needs this file, the schemas beside it and
-docs/wire-format.md — not the Python code.
+docs/wire-format.md — not the Python code. Its `info.version` is the last entry of the
+contract's recorded history (topics/contract_history.py), which a test holds to the contract.
 
 `referral-bus contract export` writes it to schemas/asyncapi.yaml; a test fails when the file
 drifts from the code and when it is not valid AsyncAPI 3.0.
@@ -21,8 +22,9 @@ import yaml
 
 from rules.catalog import catalog
 from schemas.broadcast import CAP_CONTENT_TYPE, CAP_XSD
-from schemas.contract import DIALECT, JSON_CONTENT_TYPE, JSON_DIR, Published, published
+from schemas.contract import DIALECT, JSON_CONTENT_TYPE, JSON_DIR, Published, published, schemas
 from schemas.wire import UUID_PATTERN
+from topics import contract_history
 from topics.catalog import (
     BROADCAST_CHANNELS,
     CAP_XML,
@@ -230,8 +232,20 @@ def _channels() -> Iterable[tuple[str, TopicSpec, dict[str, Any]]]:
 _VERBS = {"send": "writes", "receive": "reads"}
 
 
-def document() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the whole bus."""
+def document(history: contract_history.ContractHistory | None = None) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of the whole bus, its version the last of the contract's history
+    (schemas/contract-history.yaml unless another is given)."""
+    doc = unversioned()
+    if history is None:
+        history = contract_history.load()
+    info = doc["info"]
+    doc["info"] = {"title": info.pop("title"), "version": history.current.version, **info,
+                   "x-changes": contract_history.changes(history)}
+    return doc
+
+
+def unversioned() -> dict[str, Any]:
+    """The document without what it takes from the contract's history (what the digest covers)."""
     pubs = published()
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -263,13 +277,14 @@ def document() -> dict[str, Any]:
         "id": "urn:referral-bus",
         "info": {
             "title": "referral-bus",
-            "version": _contract_version(pubs.values()),
             "description": (
                 "The Kafka contract of the referral and alert bus for anti-trafficking work: every topic, "
                 "its messages and their JSON Schemas, keys, partitioning, retention, and who writes and "
                 "reads it. Messages are UTF-8 JSON (broadcast channels: CAP 1.2 XML) with no headers "
                 "required; each JSON message carries `schema_version` (MAJOR.MINOR, absent = 1.0) and a "
-                "reader refuses a major version it does not know. Read docs/wire-format.md first."),
+                "reader refuses a major version it does not know. `info.version` is the version of the whole "
+                "contract (" + "; ".join(f"{part}: {when}" for part, when in contract_history.MOVES.items())
+                + "), and `info.x-changes` says what each version changed. Read docs/wire-format.md first."),
             "license": {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"},
             "x-partitioner": {
                 "algorithm": "murmur2 of the key's UTF-8 bytes, & 0x7fffffff, modulo the partition count "
@@ -291,10 +306,9 @@ def document() -> dict[str, Any]:
     }
 
 
-def _contract_version(pubs: Iterable[Published]) -> str:
-    """The document's version: the highest major of any schema, then the sum of their minors."""
-    versions = [p.version.split(".") for p in pubs]
-    return f"{max(int(v[0]) for v in versions)}.{sum(int(v[1]) for v in versions)}.0"
+def digest() -> str:
+    """The digest of the contract as the code generates it now (topics/contract_history.py)."""
+    return contract_history.digest(unversioned(), {f"{stem}.schema.json": s for stem, s in schemas().items()})
 
 
 def render(doc: dict[str, Any]) -> str:

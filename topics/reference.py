@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.contract import JSON_DIR, published
+from topics.contract_history import MOVES
 
 REFERENCE_PATH = JSON_DIR.parent.parent / "docs" / "topics.md"
 
@@ -90,6 +91,9 @@ def render(doc: dict[str, Any]) -> str:
         "(AsyncAPI 3.0) with one JSON Schema per message in [schemas/json/](../schemas/json/); how the",
         "messages are encoded, versioned and keyed is in [wire-format.md](wire-format.md).",
         "",
+        f"Contract version **{doc['info']['version']}** (what each version changed: "
+        "[below](#versions-of-the-contract)).",
+        "",
         "| topic | message | schema version | key | partitions | retention (days) | cleanup | writers | readers |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -145,6 +149,11 @@ def render(doc: dict[str, Any]) -> str:
             out += [f"Message: **{message['title']}** ({message['contentType']}). {message['description']}"]
             headers = ", ".join(f"`{h}`" for h in message["headers"]["required"])
             out += ["", f"Headers: {headers}."]
+    out += ["", "## Versions of the contract", "",
+            "The version outside systems pin (`info.version`) moves as follows:", ""]
+    out += [f"- {part}: {when}." for part, when in MOVES.items()]
+    out += ["", "Each version, newest first:", ""]
+    out += [f"- **{v['version']}** ({v['date']}): {v['changes']}" for v in doc["info"]["x-changes"]]
     return "\n".join(out) + "\n"
 
 

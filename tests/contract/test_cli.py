@@ -73,3 +73,34 @@ def test_check_reads_a_cap_channel_as_xml_against_the_published_xsd() -> None:
                 stdin=cap.replace("<status>Actual", "<status>Real"))
     assert wrong.returncode == 1
     assert "status" in json.loads(wrong.stdout)["errors"][0]["field"]
+
+
+def test_digest_prints_the_contract_s_digest_and_the_version_that_records_it() -> None:
+    from topics import asyncapi, contract_history
+
+    done = run("contract", "digest")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == asyncapi.digest() + "\n"
+    assert f"version {contract_history.load().current.version}" in done.stderr
+
+
+def test_digest_says_which_entry_to_add_when_the_history_is_behind(tmp_path: Path) -> None:
+    from topics import asyncapi
+
+    behind = tmp_path / "contract-history.yaml"
+    behind.write_text("versions:\n  - version: 1.4.2\n    date: 2026-12-07\n    changes: an older contract\n"
+                      f"    digest: sha256:{'0' * 64}\n", encoding="utf-8")
+    done = run("contract", "digest", "--history", str(behind))
+    assert done.returncode == 1
+    assert done.stdout == asyncapi.digest() + "\n"
+    assert f"digest: {asyncapi.digest()}" in done.stderr
+    assert "version: 2.0.0 | 1.5.0 | 1.4.3" in done.stderr and "MINOR (1.5.0): additions" in done.stderr
+
+
+def test_digest_names_what_is_wrong_in_a_history_it_cannot_read(tmp_path: Path) -> None:
+    broken = tmp_path / "contract-history.yaml"
+    broken.write_text("versions:\n  - version: '1.0'\n    date: 2026-12-07\n    changes: x\n"
+                      f"    digest: sha256:{'0' * 64}\n", encoding="utf-8")
+    done = run("contract", "digest", "--history", str(broken))
+    assert done.returncode == 2
+    assert "versions.0.version" in done.stderr
