@@ -30,6 +30,7 @@ from services.console.auth import Sessions, load_officers
 from services.console.metrics import ConsoleMetrics
 from services.console.reporting import FormConfig, IntakeGateway
 from services.console.routes import STATIC, ConsoleContext, ConsoleError, router
+from services.console.session_file import SessionFile
 from services.console.settings import ConsoleSettings
 
 log = structlog.get_logger("console")
@@ -54,10 +55,13 @@ def create_app(settings: ConsoleSettings, kafka: KafkaSettings, state: StateSett
                       retry_max_s=settings.retry_max_s)
     reader = BusReader(kafka, fanout, metrics, on_refusal=desk.refused)
     tokens = Credentials.load(settings.agency_credentials) if settings.agency_credentials.exists() else None
+    # Officers' sessions survive a restart; an unusable file leaves them in memory (session_file.py).
+    store = SessionFile.open(state.state_dir / "console" / "sessions.sqlite",
+                             lambda stage: metrics.session_file_errors.labels(stage).inc())
     ctx = ConsoleContext(
         settings=settings,
         sessions=Sessions(load_officers(settings.officers), tokens, ttl_s=settings.session_hours * 3600,
-                          idle_s=settings.idle_minutes * 60),
+                          idle_s=settings.idle_minutes * 60, store=store),
         reader=reader, fanout=fanout, desk=desk, closer=closer or KafkaPublisher(kafka, settings.publish_timeout_s),
         gateway=gateway or IntakeGateway(settings.intake_url), form=FormConfig.load(settings.form),
         metrics=metrics,
@@ -79,6 +83,7 @@ def create_app(settings: ConsoleSettings, kafka: KafkaSettings, state: StateSett
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await desk.close()
+            ctx.sessions.close()
             await ctx.closer.close()
             await ctx.gateway.close()
 

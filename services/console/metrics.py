@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 ANSWER_OUTCOMES = ("published", "queued", "refused")
 CLOSING_OUTCOMES = ("published", "unavailable")
 SIGN_IN_RESULTS = ("ok", "refused", "throttled")
+SESSION_FILE_STAGES = ("open", "use")
 
 
 class ConsoleMetrics:
@@ -32,6 +33,12 @@ class ConsoleMetrics:
             "referral_bus_console_case_closings",
             "Cases closed at a desk (the police's resolution): published on the bus, or not taken because "
             "the bus was unreachable (the officer is told to try again).", ["outcome"], registry=registry)
+        self.session_file_errors = Counter(
+            "referral_bus_console_session_file_errors",
+            "The officers' session file failed (when the console opened it, or in use later): from then on "
+            "sessions are kept in memory only, and a restart signs the desks out.", ["stage"], registry=registry)
+        for stage in SESSION_FILE_STAGES:
+            self.session_file_errors.labels(stage)
         for outcome in CLOSING_OUTCOMES:
             self.case_closings.labels(outcome)
         for outcome in ANSWER_OUTCOMES:

@@ -49,7 +49,7 @@ Setup = tuple[TestClient, ConsoleContext, Broker]
 def setup(tmp_path: Path) -> Iterator[Setup]:
     broker = Broker()
     app = create_app(ConsoleSettings(), KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=""),
-                     StateSettings(REFERRAL_BUS_STATE_DIR=tmp_path), registry=CollectorRegistry(), sink=Sink(),
+                     StateSettings(state_dir=tmp_path), registry=CollectorRegistry(), sink=Sink(),
                      closer=broker, read_bus=False)
     ctx: ConsoleContext = app.state.console
     ctx.reader.ready.set()

@@ -37,7 +37,7 @@ class Sink:
 def setup(tmp_path: Path) -> Iterator[tuple[TestClient, ConsoleContext, Sink]]:
     sink = Sink()
     app = create_app(ConsoleSettings(), KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=""),
-                     StateSettings(REFERRAL_BUS_STATE_DIR=tmp_path), registry=CollectorRegistry(), sink=sink,
+                     StateSettings(state_dir=tmp_path), registry=CollectorRegistry(), sink=sink,
                      read_bus=False)
     ctx: ConsoleContext = app.state.console
     ctx.reader.ready.set()
