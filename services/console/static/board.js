@@ -351,7 +351,8 @@ function connect() {
   source.onerror = () => {
     live.textContent = I18N.t("connecting");
     live.classList.remove("on");
-    // The browser reconnects by itself; a console restarted since has forgotten the session.
+    // The browser reconnects by itself; the session may have ended meanwhile (a restarted console
+    // keeps officers' sessions, not reporters').
     api("/api/me").then((r) => { if (r.status === 401) location.assign("/login?next=/board"); }).catch(() => {});
   };
 }
