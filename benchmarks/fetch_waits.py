@@ -31,8 +31,8 @@ from benchmarks.support import print_result
 from bus.kafka.faust_transport import LONE_QUIET_AFTER_S, QUIET_AFTER_S, BusyTail
 from bus.settings import KafkaSettings
 
-#: Model times are sums of floats: a tail of 0.25 s ends at the 25th fetch 10 ms apart, not the
-#: 26th because 25 additions of 0.01 fell a hair short.
+#: Model times are sums and products of floats: a tail of 0.25 s ends at the 25th fetch 10 ms
+#: apart, not the 26th because 25 additions (or 0.01 * 25) fell a hair short.
 _EPSILON_S = 1e-9
 
 #: Records per second: a county's few a minute, a city's, a province's, the alert goal's 20, 100.
@@ -40,6 +40,9 @@ RATES = (1 / 60, 0.1, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0)
 
 
 class Tail(Protocol):
+    """How long a worker keeps its short fetch wait after records: told of each fetch that brought
+    records (`records`), it says for how long after the last of them (`seconds`)."""
+
     def records(self, at: float, *, after_quiet: bool) -> None: ...
     def seconds(self) -> float: ...
 

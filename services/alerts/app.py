@@ -3,6 +3,9 @@ unanswered alerts, and keeps missing-child cases. Run it as one active worker (s
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import faust
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
@@ -49,4 +52,7 @@ def run() -> None:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     log.info("alerts_starting", bootstrap=kafka.bootstrap_servers,
              metrics=f"{settings.metrics_host}:{settings.metrics_port}")
-    run_worker(app, loglevel="WARNING")
+    # faust and aiokafka log through the standard library; structlog renders our own lines.
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(levelname)s %(name)s %(message)s")
+    run_worker(app, loglevel=settings.log_level)

@@ -22,6 +22,7 @@ class AlertsSettings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1", description="Address the metrics server listens on.")
     metrics_port: int = Field(default=9102, ge=0, le=65535, description="0 disables the metrics server.")
     app_name: str = "referral-alerts"
+    log_level: str = Field(default="WARNING", description="faust's and aiokafka's log level (the service logs JSON).")
     deadlines_file: Path | None = None
     cases_file: Path = CASES_FILE
     resends: int = Field(default=1, ge=0, le=10, description="Re-sends to the same receiver before escalating.")
