@@ -7,6 +7,10 @@ console read, so the agency that wrote the message would never learn of it. It r
 `RefusalNotice` on its own `agency.<code>.refusals` instead: where its message was, why it was
 refused, which fields failed and why — the same codes as the HTTP API's 4xx answer to the same
 JSON — and the ids it named. Ids, codes and times only: nothing it wrote is sent back.
+
+The alerts service writes one there too when it refuses an answer the gate or the intake had
+admitted (another desk answered first, the alert closed in between): the answer's position is
+then on `answers.referrals`, and its `response_id` says which of the agency's answers it was.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ class RefusalNotice(Message):
                                                                   "digest.")
     referral_id: ShownId | None = Field(default=None, description="The alert or referral the refused answer named, "
                                                                   "or a sha256: digest.")
-    topic: Str = Field(description="The agency's own topic the message was read from.")
+    topic: Str = Field(description="Where the message was read: the agency's own topic (the gate), or "
+                                   "answers.referrals (an admitted answer the alerts service refused).")
     partition: Int
     offset: Int
     received_at: Timestamp = Field(description="When the bus read the message (not the sender's clock).")

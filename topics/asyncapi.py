@@ -217,8 +217,11 @@ def _channels() -> Iterable[tuple[str, TopicSpec, dict[str, Any]]]:
         "description": _describe_topic(refusals, " One topic per agency, read only by its principal "
                                        "User:agency.<code>: a RefusalNotice for each message of its own two topics "
                                        "above that the gate refused, with the reason and the failing fields the "
-                                       "intake's HTTP API would answer for the same JSON. The bus's own records "
-                                       "(events.deadletter, answers.refused) are on shared topics no agency reads."),
+                                       "intake's HTTP API would answer for the same JSON, and for each of its "
+                                       "answers, however given, that the alerts service refused when it came to "
+                                       "apply it (already_final, no_effect, ...: another desk was first). The bus's "
+                                       "own records (events.deadletter, answers.refused) are on shared topics no "
+                                       "agency reads."),
         "parameters": {"agency": dict(gate_parameter)},
         "bindings": _kafka_channel(refusals), **_extensions(refusals)}
     spec = broadcast_topic(BROADCAST_CHANNELS[0])

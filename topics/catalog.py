@@ -229,7 +229,8 @@ def referral_topic(agency: str) -> TopicSpec:
 # gate (services/intake/gate.py) reads them and admits each message exactly as the HTTP API
 # admits the same body with that agency's token, onto `events.inbound` / `answers.referrals`;
 # it refuses the rest with a reason (`events.deadletter`, `answers.refused`), and tells the agency
-# why on a third topic of its own, `agency.<code>.refusals`, which only its principal reads. One
+# why on a third topic of its own, `agency.<code>.refusals`, which only its principal reads (the
+# alerts service tells it there too of an answer it could not apply). One
 # partition: an agency's messages are admitted in the order it wrote them.
 GATE_PARTITIONS = 1
 GATE_RETENTION_MS = 30 * DAY_MS
@@ -269,16 +270,18 @@ def refusals_topic_name(agency: str) -> str:
 
 
 def refusals_topic(agency: str) -> TopicSpec:
-    """The agency's refusal notices: a `RefusalNotice` for each message of its own two gate topics the
-    gate refused, which only that agency reads (the shared records, `events.deadletter` and
-    `answers.refused`, are for operators and the console, and hold other agencies' refusals)."""
+    """The agency's refusal notices, which only that agency reads (the shared records,
+    `events.deadletter` and `answers.refused`, are for operators and the console, and hold other
+    agencies' refusals): a `RefusalNotice` for each message of its own two gate topics the gate
+    refused, and for each of its answers the alerts service refused when it came to apply it."""
     if agency not in catalog().agencies:
         raise KeyError(f"unknown agency code {agency!r}")
     return TopicSpec(refusals_topic_name(agency), "RefusalNotice", "refused_position", GATE_PARTITIONS,
                      GATE_RETENTION_MS,
-                     description=f"Why the intake's gate refused an event or answer {agency}'s own system wrote on "
-                                 f"its own topics (ids, codes and field names only; read by {agency} alone).",
-                     writers=("intake",), readers=("agency",))
+                     description=f"Why the bus refused an event or answer of {agency}'s: the intake's gate, what "
+                                 f"its own system wrote on its own topics; the alerts service, an answer it could "
+                                 f"not apply (ids, codes and field names only; read by {agency} alone).",
+                     writers=("intake", "alerts"), readers=("agency",))
 
 
 def gate_agency(topic: str) -> str | None:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import structlog
 
 from bus.boundary import ANSWER, ESCALATION, EVENT, POLICE_ALERT, REFERRAL, Contract, Position, Refusal, fault
+from bus.refusal_notices import answer_notice
 from rules.catalog import CASE_RESOLVED, catalog
 from rules.deadlines import Deadlines
 from schemas.alerts import CaseChange, ParkedAnswer, ReferralResponse, TrackedState, dump
@@ -40,7 +41,15 @@ from services.alerts import lifecycle
 from services.alerts.indexes import Indexes
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.store import AlertStore, Sender
-from topics.catalog import ANSWERS_REFUSED, ESCALATIONS, POLICE_ALERTS, referral_topic_name
+from topics.catalog import (
+    ANSWERS,
+    ANSWERS_REFUSED,
+    ESCALATIONS,
+    POLICE_ALERTS,
+    current_agencies,
+    referral_topic_name,
+    refusals_topic_name,
+)
 
 log = structlog.get_logger("alerts")
 
@@ -85,6 +94,8 @@ class Handlers:
         self._inflight: dict[uuid.UUID, float] = {}
         #: When the oldest answer parked under each key was parked (its window ends first).
         self._parked_since: dict[str, dt.datetime] = {}
+        #: The agencies with a refusals topic (`topics create` makes one per current agency).
+        self._current_agencies = frozenset(current_agencies())
 
     # -- state and indexes -----------------------------------------------------------------------
 
@@ -278,7 +289,7 @@ class Handlers:
             return await self._park(str(primary.twin_id), response, at, now, position, for_twin=True)
         if reason is not None:
             return await self._refuse(answer_rules.AnswerIds.of(response), reason, at, now,  # type: ignore[arg-type]
-                                      position=position)
+                                      position=position, tell=response.agency)
         status = await self._apply(primary, twin, response, at)
         if primary.twin_id is not None and twin is None:
             self._put_parked(str(primary.twin_id), ParkedAnswer(response=response, received_at=at, parked_at=now,
@@ -354,7 +365,8 @@ class Handlers:
             if for_twin:
                 log.warning("parked_full", referral_id=key)
                 return "applied"
-            return await self._refuse(answer_rules.AnswerIds.of(response), "unknown_id", at, now, position=position)
+            return await self._refuse(answer_rules.AnswerIds.of(response), "unknown_id", at, now, position=position,
+                                      tell=response.agency)
         self._put_parked(key, ParkedAnswer(response=response, received_at=at, parked_at=now, for_twin=for_twin),
                          parked)
         if not for_twin:
@@ -397,11 +409,18 @@ class Handlers:
 
     async def _refuse(self, ids: answer_rules.AnswerIds, reason: RefusalReason, at: dt.datetime,
                       now: dt.datetime, *, fields: tuple[FieldError, ...] = (),
-                      position: Position | None = None) -> str:
+                      position: Position | None = None, tell: str | None = None) -> str:
         """An answer not applied: one record on the refused-answers topic (ids and codes only),
-        counted by reason, logged with its ids."""
+        counted by reason, logged with its ids. `tell`: the agency of an answer that was one, read
+        where it was just read on the answers topic, which only the bus's services write (the
+        intake and the console, each for the agency it authenticated): it reads why on its own
+        refusals topic too. An answer refused later (parked, then refused) has no position to
+        name and is not told."""
         record = answer_rules.refused(ids, reason, at, now, fields=fields, position=position)
         await self._send(ANSWERS_REFUSED.name, record.key, dump(record))
+        if tell in self._current_agencies and position is not None and position.topic == ANSWERS.name:
+            notice = answer_notice(ids, reason, fields, position, now)
+            await self._send(refusals_topic_name(tell), notice.key, dump(notice))
         self.metrics.answers_refused.labels(reason).inc()
         log.info("answer_refused", reason=reason, referral_id=ids.referral_id, response_id=ids.response_id,
                  agency=ids.agency)

@@ -43,13 +43,13 @@ from bus.boundary import ANSWER, EVENT, Position, Refusal, dead_letter, fault
 from bus.credentials import Principal
 from bus.kafka.clients import consumer as make_consumer
 from bus.kafka.publisher import BrokerUnavailable
+from bus.refusal_notices import answer_notice, event_notice
 from schemas.alerts import ReferralResponse
 from schemas.answers import REFUSAL_REASONS, AnswerRequest, RefusalReason
 from schemas.errors import FieldError
 from schemas.notices import RefusalNotice
 from services.intake.admission import IntakeContext, admit_answer, admit_event
 from services.intake.errors import IntakeError
-from services.intake.notices import answer_notice, event_notice
 from topics.catalog import (
     ANSWERS_REFUSED,
     DEAD_LETTERS,

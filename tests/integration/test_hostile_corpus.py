@@ -438,6 +438,26 @@ def test_hostile_answers_and_records_stop_nothing_and_each_answer_is_accounted_f
     except AssertionError:
         raise AssertionError(f"unaccounted: {sorted(set(expected) - set(accounted() or {}))}") from None
     assert outcome == expected
+    # An answer the service could read, refused as it read it, is told to the agency that gave it
+    # (the intake or the console authenticated it); what is no answer, and the answer to an id
+    # nobody sent (refused when its window ended), are not.
+    raw_of = dict(corpus)
+    told = {name for name, reason in expected.items() if reason in ("not_entitled", "already_final", "no_effect")}
+    agency_of = {name: str(sniffed(raw_of[name], "agency")) for name in told}
+    agencies = set(agency_of.values())
+    assert agencies == {"youth_league", COMMAND_CENTRE}
+
+    def notices_read() -> dict[tuple[int, int] | None, tuple[str, str]] | None:
+        found: dict[tuple[int, int] | None, tuple[str, str]] = {}
+        for agency in agencies:
+            for r in records(kafka, refusals_topic_name(agency)):
+                notice = RefusalNotice.model_validate_json(r.value)
+                assert notice.topic == ANSWERS.name and MARK not in notice.model_dump_json()
+                found[(notice.partition, notice.offset)] = (agency, notice.reason)
+        return found if len(found) >= len(told) else None
+
+    notices = wait_for(lambda: _safe_value(notices_read), 60, "the notices of the answers the alerts service refused")
+    assert notices == {at[name]: (agency_of[name], expected[name]) for name in told}
     refusals = [r for r in records(kafka, ANSWERS_REFUSED.name)]
     assert len(refusals) == sum(1 for v in expected.values() if v != "applied")  # one each, no more
     for r in refusals:

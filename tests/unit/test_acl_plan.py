@@ -70,7 +70,7 @@ NEEDS: dict[str, dict[str, set[str]]] = {
         "Read": {topics.EVENTS.name, topics.POLICE_ALERTS.name, REFERRALS, topics.ANSWERS.name,
                  topics.ESCALATIONS.name, topics.CASES.name, topics.ALERT_STATES.name, topics.ALERT_PARKED.name},
         "Write": {topics.POLICE_ALERTS.name, REFERRALS, topics.ESCALATIONS.name, topics.CASES.name,
-                  topics.ALERT_STATES.name, topics.ALERT_PARKED.name, topics.ANSWERS_REFUSED.name},
+                  topics.ALERT_STATES.name, topics.ALERT_PARKED.name, topics.ANSWERS_REFUSED.name, NOTICES},
     },
     "User:broadcast": {  # services/broadcast/agents.py
         "Read": {topics.EVENTS.name, topics.BROADCAST_STATE.name},
@@ -201,13 +201,14 @@ def test_no_agency_principal_writes_the_bus_topics_or_another_agencys_gate_topic
 def test_an_agencys_refusal_notices_are_read_by_that_agency_alone_and_written_by_the_gate_alone(
         bindings: list[Binding]) -> None:
     """A notice names the ids of a message an agency wrote: no other agency reads it (not even a
-    parent or sub-unit), and no agency can write one to make another believe it was refused."""
+    parent or sub-unit), and no agency can write one to make another believe it was refused: only
+    the intake's gate and the alerts service write them."""
     for agency in agencies():
         name = refusals_topic_name(agency)
         readers = {b.principal for b in bindings if b.name == name and b.operation == "Read"}
         assert readers == {f"User:agency.{agency}"}, name
         writers = {b.principal for b in bindings if b.name == name and b.operation == "Write"}
-        assert writers == {"User:intake"}, name
+        assert writers == {"User:intake", "User:alerts"}, name
 
 
 def test_answers_are_written_only_by_the_bus_services_that_authenticate_who_answers(bindings: list[Binding]) -> None:

@@ -86,7 +86,7 @@ def test_each_agency_has_its_own_refusals_topic_which_only_it_reads_and_the_gate
     notices = refusals_topic("police.command_center")
     assert (notices.name, notices.value, notices.key) == (
         "agency.police.command_center.refusals", "RefusalNotice", "refused_position")
-    assert notices.writers == ("intake",) and notices.readers == ("agency",)
+    assert notices.writers == ("intake", "alerts") and notices.readers == ("agency",)
     names = {t.name for t in all_topics()}
     for agency in current_agencies():
         assert refusals_topic(agency).name in names

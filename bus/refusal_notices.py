@@ -1,7 +1,9 @@
-"""The notices the gate sends an agency about the messages of its own it refused. Pure.
+"""The notices an agency reads about its own messages the bus refused (`agency.<code>.refusals`). Pure.
 
-Built from what the gate already recorded for operators (the `Refusal` of an event, the ids of an
-answer), so a notice can say no more than that record: codes, field names and ids.
+Shared by the intake's gate (an event or answer an agency wrote on its own topic) and the alerts
+service (an answer the gate or the intake admitted that it then could not apply). Built from what
+the bus already recorded for operators (the `Refusal` of an event, the ids of an answer), so a
+notice can say no more than that record: codes, field names and ids.
 """
 
 from __future__ import annotations
