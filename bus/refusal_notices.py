@@ -25,11 +25,12 @@ def event_notice(refusal: Refusal, position: Position, at: dt.datetime) -> Refus
 
 
 def answer_notice(ids: AnswerIds, reason: str, fields: tuple[FieldError, ...], position: Position,
-                  at: dt.datetime) -> RefusalNotice:
-    """The notice of an answer the gate refused (its refused answer's reason, fields and ids)."""
+                  received_at: dt.datetime, refused_at: dt.datetime) -> RefusalNotice:
+    """The notice of an answer the gate or the alerts service refused (its refused answer's
+    reason, fields, ids and times)."""
     return RefusalNotice(message="answer", reason=reason, fields=_fields(fields), response_id=ids.response_id,
                          referral_id=ids.referral_id, topic=position.topic, partition=position.partition,
-                         offset=position.offset, received_at=at, refused_at=at)
+                         offset=position.offset, received_at=received_at, refused_at=refused_at)
 
 
 def _fields(fields: tuple[FieldError, ...]) -> tuple[RefusalField, ...]:

@@ -419,7 +419,7 @@ class Handlers:
         record = answer_rules.refused(ids, reason, at, now, fields=fields, position=position)
         await self._send(ANSWERS_REFUSED.name, record.key, dump(record))
         if tell in self._current_agencies and position is not None and position.topic == ANSWERS.name:
-            notice = answer_notice(ids, reason, fields, position, now)
+            notice = answer_notice(ids, reason, fields, position, at, now)
             await self._send(refusals_topic_name(tell), notice.key, dump(notice))
         self.metrics.answers_refused.labels(reason).inc()
         log.info("answer_refused", reason=reason, referral_id=ids.referral_id, response_id=ids.response_id,

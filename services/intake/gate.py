@@ -11,8 +11,8 @@ its own (`intake.claims`), the answer one it may give. Admitted messages are pub
 intake publishes them (same keys, claims, idempotency and audit line, whose detail is the gate
 topic). Refused events become a dead letter on `events.deadletter` (reason: the HTTP error code,
 e.g. `agency_mismatch`, `kind_not_permitted`, `event_id_conflict`, or the boundary's), refused
-answers a `RefusedAnswer` on `answers.refused`; and either a `RefusalNotice` on the agency's own
-`agency.<code>.refusals`, which only it reads (those shared topics are the operators' and the
+answers a `RefusedAnswer` on `answers.refused`; and each also a `RefusalNotice` on the agency's
+own `agency.<code>.refusals`, which only it reads (those shared topics are the operators' and the
 console's): ids and codes only, never what the sender wrote.
 
 At-least-once: the gate commits a message's offset only after what it decided is on the broker
@@ -183,7 +183,7 @@ class Gate:
         now = self._clock()
         record = refused(ids, reason, now, now, fields=fields, position=position)
         await self._record(position, ANSWERS_REFUSED.name, record.key, record.model_dump_json().encode())
-        await self._notify(agency, position, answer_notice(ids, reason, fields, position, now))
+        await self._notify(agency, position, answer_notice(ids, reason, fields, position, now, now))
         return Outcome(reason)
 
     async def _record(self, position: Position, topic: str, key: bytes, value: bytes) -> None:

@@ -69,6 +69,9 @@ def test_an_answer_the_agency_may_not_give_is_told_to_that_agency(running: Servi
         "answer", "not_entitled", str(youth.response_id), str(lead_id))
     assert (notice.topic, notice.partition, notice.offset) == tuple(READ_AT)
     assert (record["topic"], record["offset"]) == (READ_AT.topic, READ_AT.offset)
+    # Dated as its record: when the bus received the answer, and when it was refused.
+    assert notice.received_at == RECEIVED
+    assert notice.model_dump(mode="json")["refused_at"] == record["refused_at"]
     assert key == key_of("refused_position", notice.model_dump(mode="json"))
 
 
