@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -9,8 +10,11 @@ from typing import Any
 import pytest
 
 from rules.deadlines import Deadlines
+from schemas.alerts import dump
 from schemas.events import Event, MissingChildReport, parse_event_obj
 from schemas.referrals import Citation, Referral, referral_id_for
+from services.alerts.handlers import Handlers
+from services.router.alert import police_alert
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
 
@@ -74,3 +78,15 @@ def referral(event: Event, agency: str, role: str = "lead", urgency: str = "imme
 @pytest.fixture
 def deadlines() -> Deadlines:
     return Deadlines.load()
+
+
+def tracked_alert(handlers: Handlers, agency: str = "police.command_center") -> tuple[uuid.UUID, uuid.UUID]:
+    """A missing child's alert and the command centre's lead referral, both tracked by `handlers`:
+    (alert id, lead referral id)."""
+    report = missing_child()
+    lead = referral(report, agency)
+    alert = police_alert(report, [lead], Deadlines.load())
+    assert alert is not None
+    asyncio.run(handlers.on_alert(dump(alert)))
+    asyncio.run(handlers.on_referral(dump(lead)))
+    return alert.alert_id, lead.referral_id

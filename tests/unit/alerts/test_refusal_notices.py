@@ -14,14 +14,12 @@ import uuid
 import pytest
 
 from bus.boundary import Position
-from rules.deadlines import Deadlines
 from schemas.alerts import ReferralResponse, dump
 from schemas.notices import RefusalNotice
-from services.router.alert import police_alert
 from topics import catalog as topics
 from topics.catalog import LEGACY_ANSWERS_TOPIC, key_of, refusals_topic_name
 
-from .conftest import T0, missing_child, referral
+from .conftest import T0, tracked_alert
 from .fakes import Service, service
 
 CENTRE = "police.command_center"
@@ -35,13 +33,7 @@ def running() -> Service:
 
 
 def _tracked_alert(running: Service) -> tuple[uuid.UUID, uuid.UUID]:
-    report = missing_child()
-    lead = referral(report, CENTRE)
-    alert = police_alert(report, [lead], Deadlines.load())
-    assert alert is not None
-    asyncio.run(running.handlers.on_alert(dump(alert)))
-    asyncio.run(running.handlers.on_referral(dump(lead)))
-    return alert.alert_id, lead.referral_id
+    return tracked_alert(running.handlers)
 
 
 def _answer(running: Service, raw: bytes, position: Position | None = READ_AT) -> str:

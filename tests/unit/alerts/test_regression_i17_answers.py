@@ -15,12 +15,10 @@ import uuid
 
 import pytest
 
-from rules.deadlines import Deadlines
 from schemas.alerts import ReferralResponse, dump
-from services.router.alert import police_alert
 from topics import catalog as topics
 
-from .conftest import T0, missing_child, referral
+from .conftest import T0, missing_child, referral, tracked_alert
 from .fakes import Service, service
 
 CENTRE = "police.command_center"
@@ -34,14 +32,7 @@ def running() -> Service:
 
 
 def _tracked_alert(running: Service) -> tuple[uuid.UUID, uuid.UUID]:
-    """A missing child's alert and the command centre's lead referral, both tracked."""
-    report = missing_child()
-    lead = referral(report, CENTRE)
-    alert = police_alert(report, [lead], Deadlines.load())
-    assert alert is not None
-    asyncio.run(running.handlers.on_alert(dump(alert)))
-    asyncio.run(running.handlers.on_referral(dump(lead)))
-    return alert.alert_id, lead.referral_id
+    return tracked_alert(running.handlers)
 
 
 def _answer(running: Service, raw: bytes, at: dt.datetime = RECEIVED) -> str:
